@@ -1,0 +1,69 @@
+/**
+ * How commands talk to the terminal: one Io object per run, so commands are
+ * testable in-process and nothing in src/ ever prints.
+ */
+import { VeloError } from '../src/errors.js';
+
+export interface Io {
+  stdout: NodeJS.WriteStream | NodeJS.WritableStream;
+  stderr: NodeJS.WriteStream | NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** stdout is a terminal and we are not in CI: progress may be drawn */
+  interactive: boolean;
+}
+
+export function processIo(): Io {
+  const env = process.env;
+  const ci = Boolean(env.CI) && env.CI !== 'false' && env.CI !== '0';
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env,
+    cwd: process.cwd(),
+    interactive: Boolean(process.stdout.isTTY) && !ci && env.TERM !== 'dumb',
+  };
+}
+
+export function out(io: Io, text: string): void {
+  io.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+export function err(io: Io, text: string): void {
+  io.stderr.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+export function json(io: Io, value: unknown): void {
+  io.stdout.write(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 2) + '\n');
+}
+
+/** Render an error as the one clear line (plus hint) users see; returns the exit code. */
+export function renderError(io: Io, e: unknown, asJson = false): number {
+  if (e instanceof VeloError) {
+    if (asJson) json(io, { error: { code: e.code, message: e.message, hint: e.hint } });
+    else {
+      err(io, `velo: ${e.message}`);
+      if (e.hint) err(io, `  hint: ${e.hint}`);
+    }
+    return e.exitCode;
+  }
+  const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  if (asJson) json(io, { error: { code: 'INTERNAL', message } });
+  else err(io, `velo: internal error: ${message}`);
+  return 70;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (Math.abs(v) >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v.toFixed(0) : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
+}
+
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}

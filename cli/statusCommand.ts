@@ -1,0 +1,44 @@
+/**
+ * velo status — what the store holds and what it saves.
+ */
+import { storeStatus } from '../src/store/status.js';
+import { flag, parse } from './args.js';
+import { config, openStore } from './context.js';
+import { formatBytes, json, out, type Io } from './io.js';
+
+const USAGE = `Usage: velo status [--json]
+
+Shows the store: objects and physical bytes, the logical bytes referenced by
+registered projects, the dedup ratio and bytes saved, and the projection
+methods in use. Figures come from counters the store keeps; velo verify
+recomputes them.`;
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const p = parse(argv, { json: { type: 'boolean' } }, USAGE);
+  if (p.help) return out(io, USAGE), 0;
+  const store = openStore(io);
+  try {
+    const s = storeStatus(store);
+    const cfg = config(io);
+    if (flag(p, 'json')) {
+      json(io, { ...s, configuredMethod: cfg.method, configuredProjection: cfg.projection });
+      return 0;
+    }
+    const lines = [
+      `store        ${s.home} (${s.digest})`,
+      `objects      ${s.objects} (${formatBytes(s.physicalBytes)} on disk)`,
+      `trees        ${s.trees} (${formatBytes(s.treeBytes)}), ${s.keys} package/snapshot keys`,
+      `projects     ${s.projects.length} registered, ${formatBytes(s.logicalBytes)} logical`,
+      `dedup        ${s.dedupRatio.toFixed(2)}x, ${formatBytes(s.bytesSaved)} saved`,
+      `projection   ${cfg.projection}, link method ${cfg.method}` +
+        (s.probes.length ? ` (auto chose ${[...new Set(s.probes.map((x) => x.method))].join(', ')})` : ''),
+    ];
+    for (const pr of s.projects) {
+      lines.push(`  ${pr.path} [${pr.ecosystem}] ${pr.files} files, ${formatBytes(pr.logicalBytes)}, ${pr.projection === 'mount' ? 'mount' : pr.method}`);
+    }
+    out(io, lines.join('\n'));
+    return 0;
+  } finally {
+    store.close();
+  }
+}

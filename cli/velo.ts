@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/**
+ * The velo command: dispatch to one module per command, loaded lazily so
+ * the fast paths (an unchanged project) load almost nothing.
+ */
+import { createRequire } from 'node:module';
+import { processIo, renderError, out, type Io } from './io.js';
+
+type Runner = (argv: string[], io: Io) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }> = {
+  store: { summary: 'store ingest|materialize|ls: the store\'s own verbs', load: async () => (await import('./storeCommand.js')).run },
+  status: { summary: 'what the store holds and saves', load: async () => (await import('./statusCommand.js')).run },
+  verify: { summary: 're-hash the store; --repair fixes what it can', load: async () => (await import('./verifyCommand.js')).run },
+  gc: { summary: 'delete what no registered project uses', load: async () => (await import('./gcCommand.js')).run },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `velo — dependency trees from a global content-addressed store
+
+Usage: velo <command> [args]   (velo <command> --help for details)
+
+Commands:
+${lines.join('\n')}
+
+Configuration: VELO_HOME (store, default ~/.local/share/velo), VELO_METHOD
+(auto|reflink|hardlink|copy), VELO_PROJECTION (link|mount), VELO_THREADS;
+or the same keys in ~/.config/velo/config.json.`;
+}
+
+function version(): string {
+  const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+  return pkg.version;
+}
+
+const MIN_NODE: [number, number] = [22, 22];
+
+function nodeTooOld(): boolean {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1]);
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (nodeTooOld()) {
+    io.stderr.write(`velo: Node ${process.versions.node} is too old; velo needs Node ^22.22 or >= 24.15 (see README: Setup)\n`);
+    return 69;
+  }
+  const asJson = rest.includes('--json');
+  try {
+    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      out(io, usage());
+      return cmd === undefined ? 2 : 0;
+    }
+    if (cmd === '--version' || cmd === '-v') {
+      out(io, version());
+      return 0;
+    }
+    const entry = COMMANDS[cmd];
+    if (!entry) {
+      io.stderr.write(`velo: unknown command "${cmd}"\n\n${usage()}\n`);
+      return 2;
+    }
+    return await (await entry.load())(rest, io);
+  } catch (e) {
+    return renderError(io, e, asJson);
+  }
+}
+
+const io = processIo();
+main(process.argv.slice(2), io).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.exitCode = renderError(io, e);
+  },
+);

@@ -1,0 +1,98 @@
+/**
+ * Put a store tree at a destination: built beside it, checked, swapped in.
+ * The old destination stays intact until the swap; on any error the staging
+ * directory is removed and the error thrown. Objects that fail the tamper
+ * check are quarantined and reported (CORRUPT_OBJECT) — never linked.
+ */
+import { chmodSync, utimesSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { VeloError } from '../errors.js';
+import type { LinkMethod } from '../config.js';
+import { loadNative } from '../native.js';
+import { quarantineObject } from '../store/commitObject.js';
+import { readTreeBuffer } from '../store/trees.js';
+import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
+import type { Store } from '../store/store.js';
+import { createStaging, recoverLeftovers, removeTree, swapIntoPlace } from './atomicSwap.js';
+import { layOutTree, type LinkFarmResult } from './linkFarm.js';
+import { resolveMethod, type ConcreteMethod } from './linkMethod.js';
+
+export interface MaterializeOptions {
+  method?: LinkMethod;
+  threads?: number;
+  /** delete the previous tree in a detached process (the CLI does) */
+  backgroundRemoval?: boolean;
+  /** called with the staging directory once the tree is laid out, before the swap */
+  beforeSwap?: (staging: string) => void | Promise<void>;
+  /** use the JavaScript linker even when the native addon is built */
+  noNative?: boolean;
+}
+
+export interface MaterializeResult extends Omit<LinkFarmResult, 'tampered'> {
+  method: ConcreteMethod;
+  engine: 'native' | 'js';
+  tree: string;
+  dest: string;
+  logicalBytes: number;
+}
+
+export class TamperedObjectsError extends VeloError {
+  readonly objects: { digest: string; exec: boolean; path: string }[];
+  constructor(objects: { digest: string; exec: boolean; path: string }[]) {
+    const list = objects.slice(0, 5).map((o) => o.path).join(', ');
+    super(
+      'CORRUPT_OBJECT',
+      `${objects.length} store object(s) were modified in place (through a hardlink) and have been quarantined: ${list}${objects.length > 5 ? ', …' : ''}`,
+      { hint: 'run the install again to re-fetch them, or velo verify --repair' },
+    );
+    this.objects = objects;
+  }
+}
+
+export async function materialize(store: Store, tree: string, destination: string, options: MaterializeOptions = {}): Promise<MaterializeResult> {
+  const dest = resolve(destination);
+  recoverLeftovers(dest);
+  const buf = readTreeBuffer(store, tree);
+  const parsed = parseTree(buf);
+  const method = resolveMethod(store, options.method ?? 'auto', dirname(dest));
+  const staging = createStaging(dest);
+  let laid: LinkFarmResult;
+  let engine: 'native' | 'js' = 'js';
+  try {
+    const native = options.noNative ? undefined : loadNative();
+    if (native) {
+      engine = 'native';
+      laid = await native.materialize(buf, join(store.home, 'objects'), staging, method, options.threads ?? 4);
+    } else {
+      laid = layOutTree(parsed, store.home, staging, method);
+    }
+    if (laid.tampered.length > 0) throw quarantineTampered(store, parsed.entries, laid.tampered);
+    chmodSync(staging, 0o755);
+    const root = parsed.entries[0]!;
+    if (parsed.hasMtimes && root.mtimeNs !== 0n) {
+      const t = Number(root.mtimeNs) / 1e9;
+      utimesSync(staging, t, t);
+    }
+    await options.beforeSwap?.(staging);
+  } catch (err) {
+    removeTree(staging);
+    throw err;
+  }
+  swapIntoPlace(staging, dest, { backgroundRemoval: options.backgroundRemoval ?? false });
+  const { tampered: _t, ...counts } = laid;
+  return { ...counts, method, engine, tree, dest, logicalBytes: parsed.logicalSize };
+}
+
+function quarantineTampered(store: Store, entries: ParsedEntry[], indices: number[]): TamperedObjectsError {
+  const seen = new Set<string>();
+  const objects: { digest: string; exec: boolean; path: string }[] = [];
+  for (const i of indices) {
+    const e = entries[i]!;
+    const id = e.digest + (e.exec ? 'x' : '');
+    if (seen.has(id)) continue;
+    seen.add(id);
+    quarantineObject(store, store.objectPath(e.digest, e.exec), e.digest, e.exec);
+    objects.push({ digest: e.digest, exec: e.exec, path: e.path });
+  }
+  return new TamperedObjectsError(objects);
+}

@@ -1,0 +1,123 @@
+/**
+ * `velo gc`: delete what no registered project references. Roots are the
+ * registered projects whose directories still exist: their trees and the
+ * package/snapshot keys they use. Everything reachable from a root tree is
+ * live; other keys, trees and objects go. gc holds the store's only "gc"
+ * lease, which it gets only while no install is running, and installs wait
+ * for it — so gc never deletes what a running install needs.
+ */
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { acquireLease } from './lock.js';
+import { addCounters } from './counters.js';
+import { readTreeBuffer } from './trees.js';
+import { parseTree } from './treeFormat.js';
+import { walkStoreDir } from './walkStore.js';
+import { writeTransaction } from './indexDb.js';
+import { cleanTmp } from './verify.js';
+import type { Store } from './store.js';
+
+export interface GcOptions {
+  dryRun?: boolean;
+  /** a project is gone when this says so (default: its directory no longer exists) */
+  projectExists?: (path: string, ecosystem: string) => boolean;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  projectsDropped: string[];
+  keysDeleted: number;
+  treesDeleted: number;
+  treeBytes: number;
+  objectsDeleted: number;
+  objectBytes: number;
+  liveObjects: number;
+}
+
+export function collectGarbage(store: Store, options: GcOptions = {}): GcReport {
+  const dryRun = options.dryRun === true;
+  const lease = dryRun ? undefined : acquireLease(store, 'gc');
+  try {
+    return sweep(store, dryRun, options.projectExists ?? ((path) => existsSync(path)));
+  } finally {
+    lease?.release();
+  }
+}
+
+function sweep(store: Store, dryRun: boolean, projectExists: (path: string, ecosystem: string) => boolean): GcReport {
+  const db = store.index;
+  const report: GcReport = { dryRun, projectsDropped: [], keysDeleted: 0, treesDeleted: 0, treeBytes: 0, objectsDeleted: 0, objectBytes: 0, liveObjects: 0 };
+  const projects = db.prepare('SELECT path, ecosystem, tree FROM projects').all() as { path: string; ecosystem: string; tree: string }[];
+  const liveTrees = new Set<string>();
+  const liveProjects: { path: string; ecosystem: string }[] = [];
+  for (const p of projects) {
+    if (!projectExists(p.path, p.ecosystem)) {
+      report.projectsDropped.push(`${p.path} (${p.ecosystem})`);
+      continue;
+    }
+    liveProjects.push(p);
+    liveTrees.add(p.tree);
+  }
+  const keys = db.prepare('SELECT name, tree FROM keys').all() as { name: string; tree: string }[];
+  const usedKeys = new Set<string>();
+  const keyStmt = db.prepare('SELECT key FROM project_keys WHERE path = ? AND ecosystem = ?');
+  for (const p of liveProjects) for (const row of keyStmt.all(p.path, p.ecosystem) as { key: string }[]) usedKeys.add(row.key);
+  const deadKeys: string[] = [];
+  for (const k of keys) {
+    if (usedKeys.has(k.name)) liveTrees.add(k.tree);
+    else deadKeys.push(k.name);
+  }
+  const liveObjects = new Set<string>();
+  for (const tree of liveTrees) {
+    let entries;
+    try {
+      entries = parseTree(readTreeBuffer(store, tree)).entries;
+    } catch {
+      continue; // a damaged tree keeps nothing alive; verify reports it
+    }
+    for (const e of entries) if (e.kind === 'file') liveObjects.add(e.digest + (e.exec ? 'x' : ''));
+  }
+  report.liveObjects = liveObjects.size;
+  for (const f of walkStoreDir(join(store.home, 'trees'))) {
+    if (f.malformed || liveTrees.has(f.digest)) continue;
+    report.treesDeleted++;
+    report.treeBytes += sizeOf(f.path);
+    if (!dryRun) unlinkSync(f.path);
+  }
+  for (const f of walkStoreDir(join(store.home, 'objects'))) {
+    if (f.malformed || liveObjects.has(f.digest + (f.exec ? 'x' : ''))) continue;
+    report.objectsDeleted++;
+    report.objectBytes += sizeOf(f.path);
+    if (!dryRun) unlinkSync(f.path);
+  }
+  report.keysDeleted = deadKeys.length;
+  if (!dryRun) {
+    writeTransaction(db, () => {
+      const delKey = db.prepare('DELETE FROM keys WHERE name = ?');
+      for (const name of deadKeys) delKey.run(name);
+      const delProject = db.prepare('DELETE FROM projects WHERE path = ? AND ecosystem = ?');
+      const delProjectKeys = db.prepare('DELETE FROM project_keys WHERE path = ? AND ecosystem = ?');
+      for (const p of projects) {
+        if (liveProjects.includes(p)) continue;
+        delProject.run(p.path, p.ecosystem);
+        delProjectKeys.run(p.path, p.ecosystem);
+      }
+      addCounters(store, {
+        objects: -report.objectsDeleted,
+        object_bytes: -report.objectBytes,
+        trees: -report.treesDeleted,
+        tree_bytes: -report.treeBytes,
+      });
+    });
+    cleanTmp(store);
+  }
+  return report;
+}
+
+function sizeOf(path: string): number {
+  try {
+    return lstatSync(path).size;
+  } catch {
+    return 0;
+  }
+}

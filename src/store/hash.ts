@@ -1,0 +1,55 @@
+/**
+ * Content digests. BLAKE3-256 through @napi-rs/blake-hash (native, ~3.4 GB/s
+ * here, vs 1.5 GB/s for node:crypto sha256 and 0.5 GB/s for WASM BLAKE3).
+ * The algorithm's name is recorded in store.json; DIGEST_ALGORITHM is what
+ * this build writes and the only one it reads.
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+interface Blake3Hasher {
+  update(input: Buffer | string): this;
+  digest(format: 'hex'): string;
+}
+interface BlakeHashModule {
+  blake3(input: Buffer | string): Buffer;
+  Blake3Hasher: new () => Blake3Hasher;
+}
+
+let mod: BlakeHashModule | undefined;
+function blake(): BlakeHashModule {
+  mod ??= require('@napi-rs/blake-hash') as BlakeHashModule;
+  return mod;
+}
+
+export const DIGEST_ALGORITHM = 'blake3-256';
+export const DIGEST_ALGORITHM_ID = 1;
+export const DIGEST_BYTES = 32;
+export const DIGEST_HEX_LENGTH = 64;
+
+export function hashBuffer(data: Buffer): string {
+  return blake().blake3(data).toString('hex');
+}
+
+export interface IncrementalHash {
+  update(chunk: Buffer): void;
+  digestHex(): string;
+}
+
+export function createHash(): IncrementalHash {
+  const h = new (blake().Blake3Hasher)();
+  return {
+    update(chunk) {
+      h.update(chunk);
+    },
+    digestHex() {
+      return h.digest('hex');
+    },
+  };
+}
+
+const HEX_DIGEST = /^[0-9a-f]{64}$/;
+export function isDigest(s: string): boolean {
+  return HEX_DIGEST.test(s);
+}

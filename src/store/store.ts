@@ -1,0 +1,118 @@
+/**
+ * The store: a directory of content-addressed objects and trees plus a
+ * SQLite index (docs/FORMAT.md). Opening creates the layout on first use and
+ * refuses a store written with a digest algorithm this build does not know.
+ */
+import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { VeloError, fsError } from '../errors.js';
+import { DIGEST_ALGORITHM } from './hash.js';
+import { objectPathIn, treePathIn, STORE_DIRS } from './layout.js';
+import { openIndex, type IndexDb } from './indexDb.js';
+import { defaultHome } from '../config.js';
+import { addCounters } from './counters.js';
+
+export const STORE_FORMAT = 1;
+
+export interface StoreMeta {
+  format: number;
+  digest: string;
+  created: string;
+}
+
+export class Store {
+  readonly home: string;
+  readonly meta: StoreMeta;
+  #index: IndexDb | undefined;
+  #prefixDirs = new Set<string>();
+
+  private constructor(home: string, meta: StoreMeta) {
+    this.home = home;
+    this.meta = meta;
+  }
+
+  static open(home: string = defaultHome()): Store {
+    const metaPath = join(home, 'store.json');
+    let meta: StoreMeta;
+    if (existsSync(metaPath)) {
+      meta = readMeta(metaPath);
+    } else {
+      try {
+        for (const dir of STORE_DIRS) mkdirSync(join(home, dir), { recursive: true });
+        meta = { format: STORE_FORMAT, digest: DIGEST_ALGORITHM, created: new Date().toISOString() };
+        const tmp = join(home, 'tmp', `store.json.${process.pid}.${randomBytes(4).toString('hex')}`);
+        writeFileSync(tmp, JSON.stringify(meta, null, 2) + '\n');
+        renameSync(tmp, metaPath);
+        meta = readMeta(metaPath);
+      } catch (err) {
+        throw fsError(err, `cannot create the store at ${home}`);
+      }
+    }
+    if (meta.digest !== DIGEST_ALGORITHM || meta.format !== STORE_FORMAT) {
+      throw new VeloError(
+        'STORE_FORMAT',
+        `the store at ${home} uses format ${meta.format} with ${meta.digest}; this velo reads format ${STORE_FORMAT} with ${DIGEST_ALGORITHM}`,
+        { hint: 'point VELO_HOME at another directory, or upgrade velo' },
+      );
+    }
+    return new Store(home, meta);
+  }
+
+  /** The SQLite index, opened on first use (the no-op paths never open it). */
+  get index(): IndexDb {
+    this.#index ??= openIndex(join(this.home, 'index.db'));
+    return this.#index;
+  }
+
+  objectPath(digest: string, exec: boolean): string {
+    return objectPathIn(this.home, digest, exec);
+  }
+
+  treePath(digest: string): string {
+    return treePathIn(this.home, digest);
+  }
+
+  tmpPath(label: string): string {
+    return join(this.home, 'tmp', `${label}.${process.pid}.${randomBytes(6).toString('hex')}`);
+  }
+
+  /** mkdir of objects/ab or trees/ab, remembered so it is done once per process */
+  ensurePrefixDir(kind: 'objects' | 'trees', digest: string): void {
+    const key = kind + digest.slice(0, 2);
+    if (this.#prefixDirs.has(key)) return;
+    mkdirSync(join(this.home, kind, digest.slice(0, 2)), { recursive: true });
+    this.#prefixDirs.add(key);
+  }
+
+  /** New objects are counted in memory and written to the index in one go. */
+  #pending = { objects: 0, object_bytes: 0 };
+
+  noteNewObject(size: number): void {
+    this.#pending.objects++;
+    this.#pending.object_bytes += size;
+  }
+
+  flushCounters(): void {
+    if (this.#pending.objects === 0 && this.#pending.object_bytes === 0) return;
+    const delta = this.#pending;
+    this.#pending = { objects: 0, object_bytes: 0 };
+    addCounters(this, delta);
+  }
+
+  close(): void {
+    if (this.#index || this.#pending.objects > 0) this.flushCounters();
+    this.#index?.close();
+    this.#index = undefined;
+  }
+}
+
+function readMeta(path: string): StoreMeta {
+  try {
+    const meta = JSON.parse(readFileSync(path, 'utf8')) as Partial<StoreMeta>;
+    if (typeof meta.format !== 'number' || typeof meta.digest !== 'string') throw new Error('missing format or digest');
+    return { format: meta.format, digest: meta.digest, created: String(meta.created ?? '') };
+  } catch (err) {
+    throw new VeloError('STORE_FORMAT', `${path} is not a velo store description: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * `velo verify`: re-hash every object and tree, check modes and mtimes, find
+ * trees whose objects are missing, and recompute the counters. With repair:
+ * damaged objects are quarantined, objects whose bytes are right but whose
+ * mode or mtime drifted are fixed, keys whose trees can no longer be
+ * materialized are dropped (the next install re-fetches those packages), and
+ * dead processes' temporary files are removed.
+ */
+import { chmodSync, createReadStream, lstatSync, readdirSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash, hashBuffer } from './hash.js';
+import { OBJECT_EXEC_MODE, OBJECT_MODE, OBJECT_MTIME_MS, OBJECT_MTIME_S } from './layout.js';
+import { quarantineObject } from './commitObject.js';
+import { parseTree } from './treeFormat.js';
+import { setCounters } from './counters.js';
+import { walkStoreDir } from './walkStore.js';
+import { processAlive } from './lock.js';
+import type { Store } from './store.js';
+
+export interface VerifyProblem {
+  kind: 'corrupt-object' | 'object-metadata' | 'malformed-name' | 'corrupt-tree' | 'missing-object' | 'broken-key' | 'broken-project';
+  path: string;
+  detail: string;
+  repaired: boolean;
+}
+
+export interface VerifyReport {
+  objects: number;
+  objectBytes: number;
+  trees: number;
+  treeBytes: number;
+  problems: VerifyProblem[];
+  repaired: number;
+  tmpRemoved: number;
+}
+
+export interface VerifyOptions {
+  repair?: boolean;
+  onProgress?: (done: number, what: string) => void;
+}
+
+async function hashFile(path: string, size: number): Promise<string> {
+  if (size <= 8 * 1024 * 1024) return hashBuffer(readFileSync(path));
+  const h = createHash();
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
+  return h.digestHex();
+}
+
+export async function verifyStore(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const repair = options.repair === true;
+  const report: VerifyReport = { objects: 0, objectBytes: 0, trees: 0, treeBytes: 0, problems: [], repaired: 0, tmpRemoved: 0 };
+  const problem = (p: VerifyProblem): void => {
+    report.problems.push(p);
+    if (p.repaired) report.repaired++;
+  };
+  const present = new Set<string>();
+  let done = 0;
+  for (const f of walkStoreDir(join(store.home, 'objects'))) {
+    options.onProgress?.(++done, 'objects');
+    if (f.malformed) {
+      problem({ kind: 'malformed-name', path: f.path, detail: 'not a store object name', repaired: false });
+      continue;
+    }
+    const st = lstatSync(f.path);
+    const actual = st.isFile() ? await hashFile(f.path, st.size) : '';
+    if (actual !== f.digest) {
+      let repaired = false;
+      if (repair) {
+        quarantineObject(store, f.path, f.digest, f.exec);
+        repaired = true;
+      }
+      problem({ kind: 'corrupt-object', path: f.path, detail: `content hashes to ${actual || '(not a file)'}`, repaired });
+      continue;
+    }
+    const wantMode = f.exec ? OBJECT_EXEC_MODE : OBJECT_MODE;
+    if ((st.mode & 0o7777) !== wantMode || st.mtimeMs !== OBJECT_MTIME_MS) {
+      let repaired = false;
+      if (repair) {
+        chmodSync(f.path, wantMode);
+        utimesSync(f.path, OBJECT_MTIME_S, OBJECT_MTIME_S);
+        repaired = true;
+      }
+      problem({ kind: 'object-metadata', path: f.path, detail: `mode ${(st.mode & 0o7777).toString(8)}, mtime ${new Date(st.mtimeMs).toISOString()}`, repaired });
+    }
+    present.add(f.digest + (f.exec ? 'x' : ''));
+    report.objects++;
+    report.objectBytes += st.size;
+  }
+  const brokenTrees = new Set<string>();
+  for (const f of walkStoreDir(join(store.home, 'trees'))) {
+    options.onProgress?.(++done, 'trees');
+    if (f.malformed) {
+      problem({ kind: 'malformed-name', path: f.path, detail: 'not a tree name', repaired: false });
+      continue;
+    }
+    const data = readFileSync(f.path);
+    let missing = 0;
+    try {
+      if (hashBuffer(data) !== f.digest) throw new Error('content does not match its name');
+      for (const e of parseTree(data).entries) {
+        if (e.kind === 'file' && !present.has(e.digest + (e.exec ? 'x' : ''))) missing++;
+      }
+    } catch (err) {
+      brokenTrees.add(f.digest);
+      if (repair) unlinkSync(f.path);
+      problem({ kind: 'corrupt-tree', path: f.path, detail: (err as Error).message, repaired: repair });
+      continue;
+    }
+    report.trees++;
+    report.treeBytes += data.length;
+    if (missing > 0) {
+      brokenTrees.add(f.digest);
+      problem({ kind: 'missing-object', path: f.path, detail: `${missing} file(s) refer to objects not in the store`, repaired: false });
+    }
+  }
+  for (const row of store.index.prepare('SELECT name, tree FROM keys').all() as { name: string; tree: string }[]) {
+    if (!brokenTrees.has(row.tree) && treeExists(store, row.tree)) continue;
+    if (repair) store.index.prepare('DELETE FROM keys WHERE name = ?').run(row.name);
+    problem({ kind: 'broken-key', path: row.name, detail: `tree ${row.tree} is damaged or missing; the next install re-creates it`, repaired: repair });
+  }
+  for (const row of store.index.prepare('SELECT path, ecosystem, tree FROM projects').all() as { path: string; ecosystem: string; tree: string }[]) {
+    if (!brokenTrees.has(row.tree) && treeExists(store, row.tree)) continue;
+    problem({ kind: 'broken-project', path: `${row.path} (${row.ecosystem})`, detail: `its tree ${row.tree} is damaged; run the install there again`, repaired: false });
+  }
+  report.tmpRemoved = cleanTmp(store);
+  setCounters(store, { objects: report.objects, object_bytes: report.objectBytes, trees: report.trees, tree_bytes: report.treeBytes });
+  return report;
+}
+
+function treeExists(store: Store, digest: string): boolean {
+  try {
+    lstatSync(store.treePath(digest));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const TMP_NAME = /\.(\d+)\.[0-9a-f]+$/;
+
+/** Remove temporary files whose writer process is gone. */
+export function cleanTmp(store: Store): number {
+  const dir = join(store.home, 'tmp');
+  let removed = 0;
+  for (const name of readdirSync(dir)) {
+    const m = TMP_NAME.exec(name);
+    if (m && processAlive(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed++;
+    } catch {
+      /* raced */
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,19 @@
+/**
+ * Once per test run: compile the TypeScript (tests that spawn the real
+ * `velo` binary run dist/) and build the native addon when it is missing.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from './paths.js';
+
+export default function setup(): void {
+  const root = repoRoot();
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], {
+    stdio: 'inherit',
+  });
+  const addon = join(root, 'native', 'build', 'velo_native.node');
+  if (!existsSync(addon) && existsSync(join(root, 'native', 'build.mjs'))) {
+    execFileSync(process.execPath, [join(root, 'native', 'build.mjs')], { stdio: 'inherit' });
+  }
+}
