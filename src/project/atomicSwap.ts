@@ -88,8 +88,12 @@ export function recoverLeftovers(dest: string): RecoverResult {
   return result;
 }
 
-/** Swap staging into dest; the old tree (if any) is deleted afterwards. */
-export function swapIntoPlace(staging: string, dest: string, options: { backgroundRemoval?: boolean } = {}): void {
+/**
+ * Swap staging into dest; the old tree (if any) is deleted afterwards, or,
+ * with keepOld, left aside and its path returned so the caller can roll
+ * back (restoreAside) or finish (removeTree).
+ */
+export function swapIntoPlace(staging: string, dest: string, options: { backgroundRemoval?: boolean; keepOld?: boolean } = {}): string | undefined {
   let old: string | undefined;
   try {
     try {
@@ -108,5 +112,19 @@ export function swapIntoPlace(staging: string, dest: string, options: { backgrou
   } catch (err) {
     throw fsError(err, `cannot swap the new tree into ${dest}`);
   }
+  if (old && options.keepOld) return old;
   if (old) removeTree(old, options.backgroundRemoval ?? false);
+  return undefined;
+}
+
+/** Undo a swap: the new tree at dest goes away and the old one (if any) comes back. */
+export function restoreAside(dest: string, aside: string | undefined): void {
+  const failed = sibling(dest, 'old');
+  try {
+    renameSync(dest, failed);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, `cannot roll back ${dest}`);
+  }
+  if (aside) renameSync(aside, dest);
+  removeTree(failed);
 }

@@ -59,8 +59,9 @@ export function layOutTree(tree: ParsedTree, storeHome: string, root: string, me
           r.tampered.push(e.index);
           continue;
         }
-        placeFile(obj, dest, method, e.exec, r);
-        if (tree.hasMtimes && method !== 'hardlink' && e.mtimeNs !== 0n) {
+        const fileMethod = e.private && method === 'hardlink' ? 'copy' : method;
+        placeFile(obj, dest, fileMethod, e.exec, r);
+        if (tree.hasMtimes && fileMethod !== 'hardlink' && e.mtimeNs !== 0n) {
           const t = nsToSeconds(e.mtimeNs);
           utimesSync(dest, t, t);
         }

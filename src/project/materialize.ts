@@ -26,6 +26,8 @@ export interface MaterializeOptions {
   beforeSwap?: (staging: string) => void | Promise<void>;
   /** use the JavaScript linker even when the native addon is built */
   noNative?: boolean;
+  /** leave the previous tree aside (result.aside) instead of deleting it, for a later rollback */
+  keepOld?: boolean;
 }
 
 export interface MaterializeResult extends Omit<LinkFarmResult, 'tampered'> {
@@ -34,6 +36,8 @@ export interface MaterializeResult extends Omit<LinkFarmResult, 'tampered'> {
   tree: string;
   dest: string;
   logicalBytes: number;
+  /** with keepOld: where the previous tree was put aside */
+  aside: string | undefined;
 }
 
 export class TamperedObjectsError extends VeloError {
@@ -78,9 +82,9 @@ export async function materialize(store: Store, tree: string, destination: strin
     removeTree(staging);
     throw err;
   }
-  swapIntoPlace(staging, dest, { backgroundRemoval: options.backgroundRemoval ?? false });
+  const aside = swapIntoPlace(staging, dest, { backgroundRemoval: options.backgroundRemoval ?? false, keepOld: options.keepOld ?? false });
   const { tampered: _t, ...counts } = laid;
-  return { ...counts, method, engine, tree, dest, logicalBytes: parsed.logicalSize };
+  return { ...counts, method, engine, tree, dest, logicalBytes: parsed.logicalSize, aside };
 }
 
 function quarantineTampered(store: Store, entries: ParsedEntry[], indices: number[]): TamperedObjectsError {

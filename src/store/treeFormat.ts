@@ -21,6 +21,9 @@ export interface TreeEntry {
   target?: string;
   /** nanoseconds since the epoch, used only when the tree carries mtimes */
   mtimeNs?: bigint;
+  /** files only: always materialized as a private copy (or reflink), never hardlinked,
+   *  because something will write into it (install scripts, cargo) */
+  private?: boolean;
 }
 
 /** An entry read back from a serialized tree. */
@@ -32,6 +35,7 @@ export interface ParsedEntry {
   path: string;
   kind: EntryKind;
   exec: boolean;
+  private: boolean;
   size: number;
   mtimeNs: bigint;
   digest: string;
@@ -55,6 +59,7 @@ const KIND_CODE: Record<EntryKind, number> = { dir: 1, file: 2, symlink: 3 };
 const CODE_KIND: Record<number, EntryKind> = { 1: 'dir', 2: 'file', 3: 'symlink' };
 const FLAG_MTIMES = 1;
 const FLAG_EXEC = 1;
+const FLAG_PRIVATE = 2;
 
 interface Node {
   name: Buffer;
@@ -154,7 +159,7 @@ export function serializeTree(entries: Iterable<TreeEntry>, options: SerializeOp
     const e = node.entry;
     const off = HEADER_SIZE + ENTRY_SIZE * i;
     head.writeUInt8(KIND_CODE[e.kind], off);
-    head.writeUInt8(e.kind === 'file' && e.exec ? FLAG_EXEC : 0, off + 1);
+    head.writeUInt8(e.kind === 'file' ? (e.exec ? FLAG_EXEC : 0) | (e.private ? FLAG_PRIVATE : 0) : 0, off + 1);
     head.writeUInt32LE(parentOf[i]!, off + 4);
     head.writeUInt32LE(stringLen, off + 8);
     head.writeUInt32LE(node.name.length, off + 12);
@@ -248,6 +253,7 @@ export function parseTree(buf: Buffer): ParsedTree {
       path,
       kind,
       exec: kind === 'file' && (buf.readUInt8(off + 1) & FLAG_EXEC) !== 0,
+      private: kind === 'file' && (buf.readUInt8(off + 1) & FLAG_PRIVATE) !== 0,
       size,
       mtimeNs: buf.readBigInt64LE(off + 24),
       digest,
@@ -259,8 +265,8 @@ export function parseTree(buf: Buffer): ParsedTree {
   return { version, hasMtimes: (flags & FLAG_MTIMES) !== 0, logicalSize, entries };
 }
 
-/** Turn parsed entries back into TreeEntry inputs (for grafting). */
-export function toTreeEntries(tree: ParsedTree, prefix = ''): TreeEntry[] {
+/** Turn parsed entries back into TreeEntry inputs (for grafting); `makePrivate` marks every file private. */
+export function toTreeEntries(tree: ParsedTree, prefix = '', makePrivate = false): TreeEntry[] {
   const out: TreeEntry[] = [];
   for (const e of tree.entries) {
     if (e.index === 0 && prefix === '') continue;
@@ -270,6 +276,7 @@ export function toTreeEntries(tree: ParsedTree, prefix = ''): TreeEntry[] {
       entry.exec = e.exec;
       entry.size = e.size;
       entry.digest = e.digest;
+      if (e.private || makePrivate) entry.private = true;
     } else if (e.kind === 'symlink') entry.target = e.target;
     if (tree.hasMtimes) entry.mtimeNs = e.mtimeNs;
     out.push(entry);

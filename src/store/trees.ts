@@ -78,12 +78,14 @@ export interface GraftPart {
   /** where the part's root goes, '/'-separated, '' for the root itself */
   prefix: string;
   tree: string;
+  /** materialize every file of this part by copy, never by hardlink */
+  private?: boolean;
 }
 
 /** Compose trees: each part placed at its prefix, plus extra entries. */
 export function graftTrees(store: Store, parts: GraftPart[], extra: TreeEntry[] = [], options?: SerializeOptions): string {
   const entries: TreeEntry[] = [];
-  for (const part of parts) entries.push(...toTreeEntries(readTree(store, part.tree), part.prefix));
+  for (const part of parts) entries.push(...toTreeEntries(readTree(store, part.tree), part.prefix, part.private === true));
   entries.push(...extra);
   return putTree(store, entries, options);
 }

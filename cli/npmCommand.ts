@@ -1,0 +1,222 @@
+/**
+ * velo npm <command> [args]: ci and install (and install <pkg>, uninstall,
+ * update, which let npm edit package.json and the lockfile first) go through
+ * the store; every other command is npm itself, same arguments, stdio and
+ * exit code.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { VeloError } from '../src/errors.js';
+import { LINK_METHODS, type LinkMethod } from '../src/config.js';
+import { isUpToDate } from '../src/npm/state.js';
+import { config } from './context.js';
+import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
+
+const USAGE = `Usage: velo npm <command> [args]
+
+Through the store:
+  velo npm ci [npm args]             install exactly the lockfile (fails when it is out of
+                                     sync with package.json, as npm ci does)
+  velo npm install [npm args]        install from the lockfile; npm resolves first
+                                     (npm install --package-lock-only) when it is missing or stale
+  velo npm install <pkg…>            npm adds the packages to package.json and the lockfile,
+  velo npm uninstall <pkg…>          velo installs the result
+  velo npm update [pkg…]
+
+Everything else (velo npm run, view, ls, publish, …) is npm itself.
+
+velo's own flags (the rest go to npm: --omit, --include, --ignore-scripts, --offline, …):
+  --json                 print a JSON summary on stdout
+  --method M             auto (default), reflink, hardlink, copy
+  --force                reinstall even when nothing changed
+  -h, --help             this help
+
+An unchanged project (same lockfile, package.json, .npmrc, npm_config_* environment,
+arguments, and node_modules as velo left it) is a no-op.`;
+
+const STORE_COMMANDS = new Set(['ci', 'clean-install', 'install', 'i', 'add', 'isntall', 'in', 'uninstall', 'remove', 'rm', 'un', 'unlink', 'update', 'up', 'upgrade']);
+const CI_ALIASES = new Set(['ci', 'clean-install', 'install-clean', 'ic']);
+const INSTALL_ALIASES = new Set(['install', 'i', 'add', 'isntall', 'in']);
+const UNINSTALL_ALIASES = new Set(['uninstall', 'remove', 'rm', 'un', 'unlink']);
+const UPDATE_ALIASES = new Set(['update', 'up', 'upgrade']);
+
+/** npm flags that take a value, so the value is not taken for a package name */
+const NPM_VALUE_FLAGS = new Set([
+  '--omit', '--include', '--registry', '--cache', '--prefix', '-C', '--userconfig', '--globalconfig', '--workspace', '-w',
+  '--install-strategy', '--loglevel', '--script-shell', '--tag', '--before', '--cpu', '--os', '--libc', '--fetch-timeout', '--fetch-retries',
+]);
+
+export interface SplitArgs {
+  velo: { json: boolean; method: LinkMethod | undefined; force: boolean; help: boolean };
+  npm: string[];
+  packages: string[];
+  prefix: string | undefined;
+}
+
+export function splitArgs(args: string[]): SplitArgs {
+  const velo: SplitArgs['velo'] = { json: false, method: undefined, force: false, help: false };
+  const npmArgs: string[] = [];
+  const packages: string[] = [];
+  let prefix: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    if (flag === '--json') velo.json = true;
+    else if (flag === '--force' && inline === undefined) velo.force = true;
+    else if (flag === '-h' || flag === '--help') velo.help = true;
+    else if (flag === '--method') {
+      const v = inline ?? args[++i];
+      if (!v || !LINK_METHODS.includes(v as LinkMethod)) throw new VeloError('USAGE', `--method must be one of ${LINK_METHODS.join(', ')}`);
+      velo.method = v as LinkMethod;
+    } else if (NPM_VALUE_FLAGS.has(flag)) {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw new VeloError('USAGE', `${flag} needs a value`);
+      if (flag === '--prefix' || flag === '-C') prefix = v;
+      npmArgs.push(`${flag}=${v}`);
+    } else if (a.startsWith('-')) npmArgs.push(a);
+    else packages.push(a);
+  }
+  return { velo, npm: npmArgs, packages, prefix };
+}
+
+/** npm's local prefix: the nearest directory with a package.json (or node_modules). */
+export function findProjectRoot(cwd: string): string {
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) || existsSync(join(dir, 'node_modules'))) return dir;
+    if (dirname(dir) === dir) return resolve(cwd);
+  }
+}
+
+function veloVersion(): string {
+  return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+}
+
+function passthrough(args: string[], io: Io): Promise<number> {
+  return new Promise((resolvePromise) => {
+    const child = spawn('npm', args, { stdio: 'inherit', env: io.env, cwd: io.cwd });
+    const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    child.on('error', (e) => {
+      err(io, `velo: cannot run npm: ${e.message}`);
+      resolvePromise(127);
+    });
+    child.on('close', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolvePromise(code ?? (signal ? 128 + 15 : 1));
+    });
+  });
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    out(io, USAGE);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (!STORE_COMMANDS.has(cmd) && !CI_ALIASES.has(cmd)) return passthrough(argv, io);
+  const split = splitArgs(rest);
+  if (split.velo.help) {
+    out(io, USAGE);
+    return 0;
+  }
+  const cfg = config(io);
+  const root = split.prefix ? resolve(io.cwd, split.prefix) : findProjectRoot(io.cwd);
+  const ci = CI_ALIASES.has(cmd);
+  const plainInstall = ci || (INSTALL_ALIASES.has(cmd) && split.packages.length === 0);
+  const mode = ci ? 'ci' : 'install';
+  // ci and install give the same tree from an in-sync lockfile, so they share the no-op fingerprint
+  const fingerprintArgs = [...split.npm, `method=${split.velo.method ?? cfg.method}`];
+  const version = veloVersion();
+
+  // the no-op path: nothing heavy is loaded before this
+  if (plainInstall && !split.velo.force) {
+    const state = isUpToDate(cfg.home, root, fingerprintArgs, io.env, version);
+    if (state) return upToDate(io, root, split, state.dirs);
+  }
+
+  let npmArgs = split.npm;
+  if (!plainInstall) {
+    // npm edits package.json and the lockfile; velo installs the result
+    const sub = UNINSTALL_ALIASES.has(cmd) ? 'uninstall' : UPDATE_ALIASES.has(cmd) ? 'update' : 'install';
+    const code = await passthrough([sub, '--package-lock-only', ...split.npm, ...split.packages], { ...io, cwd: root });
+    if (code !== 0) return code;
+    npmArgs = split.npm;
+  }
+
+  const { Store } = await import('../src/store/store.js');
+  const { npmInstall } = await import('../src/npm/install.js');
+  const store = Store.open(cfg.home);
+  const progress = io.interactive && !split.velo.json ? makeProgress(io) : undefined;
+  try {
+    const summary = await npmInstall({
+      root,
+      mode,
+      npmArgs,
+      fingerprintArgs,
+      store,
+      method: split.velo.method ?? cfg.method,
+      threads: cfg.threads,
+      veloVersion: version,
+      env: io.env,
+      scriptStdio: split.velo.json ? [0, 2, 2] : 'inherit',
+      progress: progress?.callbacks,
+    });
+    progress?.clear();
+    if (split.velo.json) json(io, { ...summary, noop: false });
+    else {
+      out(
+        io,
+        `velo: ${summary.packages} packages (${summary.fromStore} from store, ${summary.fetched} fetched` +
+          `${summary.built || summary.builtFromStore ? `, ${summary.built} built, ${summary.builtFromStore} built from store` : ''}); ` +
+          `${summary.files} files by ${summary.method} in ${formatMs(summary.ms)}` +
+          (summary.bytesSaved > 0 ? `, ${formatBytes(summary.bytesSaved)} not copied` : ''),
+      );
+    }
+    return 0;
+  } catch (e) {
+    progress?.clear();
+    throw e;
+  } finally {
+    store.close();
+  }
+}
+
+async function upToDate(io: Io, root: string, split: SplitArgs, dirs: Record<string, { tree: string }>): Promise<number> {
+  // npm ci runs the root project's own lifecycle scripts every time; so does velo
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const { ROOT_SCRIPTS } = await import('../src/npm/scripts.js');
+  const hasRootScripts = ROOT_SCRIPTS.some((s) => pkg.scripts?.[s]) && !split.npm.includes('--ignore-scripts');
+  let ran: string[] = [];
+  if (hasRootScripts) {
+    const { loadNpmConfig, locateNpm } = await import('../src/npm/userNpm.js');
+    const { runRootScripts } = await import('../src/npm/scripts.js');
+    const loaded = await loadNpmConfig(locateNpm(io.env), 'ci', split.npm, root);
+    ran = await runRootScripts(loaded, root, pkg, split.velo.json ? [0, 2, 2] : 'inherit');
+  }
+  if (split.velo.json) json(io, { root, noop: true, trees: dirs, rootScripts: ran });
+  else out(io, `velo: up to date (${Object.keys(dirs).join(', ')} unchanged)`);
+  return 0;
+}
+
+function makeProgress(io: Io): { callbacks: import('../src/npm/install.js').InstallProgress; clear: () => void } {
+  const stream = io.stderr as NodeJS.WriteStream;
+  let last = '';
+  const draw = (text: string): void => {
+    last = text;
+    stream.write(`\r\x1b[2K${text}`);
+  };
+  const t0 = performance.now();
+  return {
+    callbacks: {
+      phase: (phase, detail) => draw(`velo: ${phase}${detail ? ` (${detail})` : ''}… ${formatMs(performance.now() - t0)}`),
+      fetched: (done, total, bytes) => draw(`velo: fetched ${done}/${total} packages, ${formatBytes(bytes)}, ${formatMs(performance.now() - t0)}`),
+    },
+    clear: () => {
+      if (last) stream.write('\r\x1b[2K');
+    },
+  };
+}

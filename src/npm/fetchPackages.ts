@@ -1,0 +1,101 @@
+/**
+ * Fetch the packages the store lacks, with the user's npm's pacote and
+ * configuration (registries, scopes, auth, proxy, cafile, offline), and
+ * stream each tarball straight into the store. Integrity is verified by
+ * pacote as the bytes flow; a key is recorded only for a tarball that
+ * passed, so a failed or tampered download leaves nothing that names it.
+ */
+import { VeloError } from '../errors.js';
+import { setKey } from '../store/keys.js';
+import type { Store } from '../store/store.js';
+import { ingestTarball, type TarballIngest } from './ingestTarball.js';
+import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
+import type { PlannedPackage } from './plan.js';
+
+export interface FetchProgress {
+  onFetched?: (pkg: PlannedPackage, result: TarballIngest) => void;
+}
+
+export interface FetchedPackage {
+  pkg: PlannedPackage;
+  result: TarballIngest;
+}
+
+/** pacote spec for a planned package, as arborist's reify builds it */
+function specOf(pkg: PlannedPackage): string {
+  if (pkg.resolved && /^https?:/.test(pkg.resolved)) return `${pkg.name}@${pkg.resolved}`;
+  if (pkg.resolved) return pkg.resolved.startsWith('file:') || pkg.resolved.startsWith('git') ? `${pkg.name}@${pkg.resolved}` : pkg.resolved;
+  return `${pkg.name}@${pkg.version}`;
+}
+
+function describeFetchError(pkg: PlannedPackage, err: AnyRecord, offline: boolean): VeloError {
+  const id = `${pkg.name}@${pkg.version}`;
+  if (err instanceof VeloError) return err;
+  const code = String(err.code ?? '');
+  if (code === 'EINTEGRITY') {
+    return new VeloError('INTEGRITY', `${id}: the downloaded tarball does not match the lockfile's integrity (${pkg.integrity ?? 'none'})`, {
+      cause: err,
+      hint: 'the registry served different bytes than the lockfile recorded; nothing was installed',
+    });
+  }
+  if (code === 'ENOTCACHED' || (offline && /cache/i.test(String(err.message)))) {
+    return new VeloError('NETWORK', `${id} is not in the velo store, and --offline forbids fetching it`, { cause: err });
+  }
+  if (code === 'E404') return new VeloError('NOT_FOUND', `${id}: not found in the registry (404)`, { cause: err });
+  if (/^E\d{3}$/.test(code)) return new VeloError('NETWORK', `${id}: the registry answered ${code.slice(1)}`, { cause: err });
+  if (['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EAI_AGAIN', 'FETCH_ERROR', 'ERR_SOCKET_TIMEOUT'].includes(code) || err.type === 'request-timeout' || /network|timeout|socket/i.test(String(err.message))) {
+    return new VeloError('NETWORK', `${id}: cannot download it (${code || err.type || 'network error'}: ${err.message})`, { cause: err });
+  }
+  return new VeloError('TOOL_FAILED', `${id}: fetch failed: ${err.message ?? String(err)}`, { cause: err });
+}
+
+/** Run tasks with at most `limit` in flight; the first failure stops new starts. */
+async function runLimited<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await task(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  });
+  await Promise.all(workers);
+  if (failed !== undefined) throw failed;
+}
+
+export async function fetchPackages(
+  store: Store,
+  loaded: LoadedNpmConfig,
+  missing: PlannedPackage[],
+  progress: FetchProgress = {},
+): Promise<FetchedPackage[]> {
+  const pacote = npmLibrary(loaded.npm, 'pacote');
+  const { cache: _cache, ...flat } = loaded.flat; // read npm's cache, never write a second copy of the tarball into it
+  const offline = Boolean(flat.offline);
+  const out: FetchedPackage[] = [];
+  const concurrency = Number(process.env.VELO_FETCH_CONCURRENCY ?? 16);
+  await runLimited(missing, concurrency, async (pkg) => {
+    const bins = new Set(pkg.bins.values());
+    let result: TarballIngest | undefined;
+    try {
+      await pacote.tarball.stream(
+        specOf(pkg),
+        async (stream: NodeJS.ReadableStream) => {
+          result = await ingestTarball(store, stream as unknown as import('node:stream').Readable, { pkgid: `${pkg.name}@${pkg.version}`, bins });
+        },
+        { ...flat, resolved: pkg.resolved, integrity: pkg.integrity },
+      );
+    } catch (err) {
+      throw describeFetchError(pkg, err as AnyRecord, offline);
+    }
+    if (!result) throw new VeloError('TOOL_FAILED', `${pkg.name}@${pkg.version}: pacote returned no tarball`);
+    if (pkg.key) setKey(store, pkg.key, result.tree, { kind: 'npm', logicalBytes: result.bytes, files: result.files });
+    out.push({ pkg, result });
+    progress.onFetched?.(pkg, result);
+  });
+  return out;
+}

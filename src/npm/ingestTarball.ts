@@ -1,0 +1,177 @@
+/**
+ * Stream an npm package tarball straight into the store: every file entry
+ * becomes an object as it is read, and the package becomes a tree. Nothing
+ * is extracted to disk. The result is what pacote would extract and
+ * bin-links would fix up: the first path component stripped, links dropped,
+ * `.gitignore` renamed to `.npmignore` unless one was seen, package bins
+ * executable with a Unix shebang line.
+ *
+ * Unlike tar extraction, which skips or strips suspicious entries with a
+ * warning, a path with `..`, an absolute path, or a link pointing outside
+ * the package makes the whole package fail with UNSAFE_PATH: a registry
+ * tarball never contains them, so one that does is not installed.
+ */
+import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Parser, type ReadEntry } from 'tar';
+import { VeloError } from '../errors.js';
+import { ObjectWriter } from '../store/objectWriter.js';
+import { putTree } from '../store/trees.js';
+import type { TreeEntry } from '../store/treeFormat.js';
+import type { Store } from '../store/store.js';
+
+export interface TarballIngest {
+  tree: string;
+  files: number;
+  bytes: number;
+  newObjects: number;
+  newBytes: number;
+  /** true when the package root holds a binding.gyp */
+  hasBindingGyp: boolean;
+}
+
+export interface TarballOptions {
+  /** who this is, for messages: name@version */
+  pkgid: string;
+  /** package-relative paths of the package's bin targets (normalized) */
+  bins?: Set<string>;
+}
+
+const WINDOWS_SHEBANG = /^(#![^\n]+)\r\n/;
+
+function fixShebang(data: Buffer): Buffer {
+  if (data[0] !== 0x23 || data[1] !== 0x21) return data;
+  const head = data.subarray(0, 2048).toString('latin1');
+  const m = WINDOWS_SHEBANG.exec(head);
+  if (!m) return data;
+  const line = Buffer.from(m[1]!, 'latin1');
+  return Buffer.concat([line, Buffer.from('\n'), data.subarray(line.length + 2)]);
+}
+
+function unsafe(pkgid: string, what: string): VeloError {
+  return new VeloError('UNSAFE_PATH', `${pkgid}: the tarball contains ${what}; refusing to install it`);
+}
+
+/** Split an archive path into components, refusing absolute paths and `..`. */
+function components(raw: string, pkgid: string): string[] {
+  if (raw.startsWith('/') || /^[a-zA-Z]:/.test(raw) || raw.startsWith('\\')) throw unsafe(pkgid, `an absolute path (${JSON.stringify(raw)})`);
+  const parts = raw.split(/[\\/]+/).filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw unsafe(pkgid, `a path that leaves the package (${JSON.stringify(raw)})`);
+  return parts;
+}
+
+export function normalizeBinPath(p: string): string {
+  return posix.normalize(p.replace(/\\/g, '/')).replace(/^(\.\/)+/, '');
+}
+
+export function ingestTarball(store: Store, source: Readable, options: TarballOptions): Promise<TarballIngest> {
+  const { pkgid } = options;
+  const bins = options.bins ?? new Set<string>();
+  const files = new Map<string, TreeEntry>();
+  const dirs = new Set<string>();
+  const sawNpmignore = new Set<string>();
+  const result: TarballIngest = { tree: '', files: 0, bytes: 0, newObjects: 0, newBytes: 0, hasBindingGyp: false };
+  let failure: unknown;
+
+  return new Promise<TarballIngest>((resolve, reject) => {
+    let sourceEnded = false;
+    let parserEnded = false;
+    const fail = (err: unknown): void => {
+      if (failure) return;
+      failure = err;
+      source.unpipe?.(parser);
+      source.destroy?.();
+      reject(err);
+    };
+    const done = (): void => {
+      if (failure || !sourceEnded || !parserEnded) return;
+      try {
+        const entries: TreeEntry[] = [...dirs].map((path) => ({ path, kind: 'dir' as const }));
+        for (const e of files.values()) entries.push(e);
+        result.tree = putTree(store, entries);
+        result.files = files.size;
+        for (const e of files.values()) result.bytes += e.size ?? 0;
+        resolve(result);
+      } catch (err) {
+        reject(err);
+      }
+    };
+
+    const onEntry = (entry: ReadEntry): void => {
+      if (failure) return void entry.resume();
+      try {
+        const parts = components(entry.path, pkgid);
+        const type = entry.type;
+        if (type === 'SymbolicLink' || type === 'Link') {
+          // pacote drops links; one that points outside the package is an attack
+          const target = entry.linkpath ?? '';
+          const base = type === 'Link' ? [] : parts.slice(0, -1);
+          const resolved = posix.normalize(posix.join('/', ...base, target.replace(/\\/g, '/')));
+          if (target.startsWith('/') || /^[a-zA-Z]:/.test(target) || resolved === '/' || resolved.split('/').length < 3) {
+            if (type === 'Link' ? components(target, pkgid).length < 2 : resolved.split('/').filter(Boolean).length < 2 || target.startsWith('/')) {
+              throw unsafe(pkgid, `a ${type === 'Link' ? 'hard link' : 'symlink'} pointing outside the package (${entry.path} -> ${target})`);
+            }
+          }
+          entry.resume();
+          return;
+        }
+        const rel = parts.slice(1);
+        if (rel.length === 0) return void entry.resume();
+        let path = rel.join('/');
+        if (type === 'Directory' || type === 'GNUDumpDir') {
+          dirs.add(path);
+          return void entry.resume();
+        }
+        if (type !== 'File' && type !== 'OldFile' && type !== 'ContiguousFile') return void entry.resume();
+        const base = rel[rel.length - 1]!;
+        if (base === '.npmignore') sawNpmignore.add(path);
+        else if (base === '.gitignore') {
+          const renamed = path.replace(/\.gitignore$/, '.npmignore');
+          if (sawNpmignore.has(renamed)) return void entry.resume();
+          path = renamed;
+        }
+        if (path === 'binding.gyp') result.hasBindingGyp = true;
+        const isBin = bins.has(path);
+        const exec = ((entry.mode ?? 0o644) & 0o100) !== 0 || isBin;
+        const writer = new ObjectWriter(store, exec, entry.size);
+        entry.on('data', (chunk: Buffer) => {
+          if (failure) return;
+          try {
+            writer.update(chunk);
+          } catch (err) {
+            fail(err);
+          }
+        });
+        entry.on('end', () => {
+          if (failure) return void writer.abort();
+          try {
+            const added = writer.finish(isBin ? fixShebang : undefined);
+            if (added.created) {
+              result.newObjects++;
+              result.newBytes += added.size;
+            }
+            files.set(path, { path, kind: 'file', exec, size: added.size, digest: added.digest });
+          } catch (err) {
+            fail(err);
+          }
+        });
+      } catch (err) {
+        entry.resume();
+        fail(err);
+      }
+    };
+
+    const parser = new Parser({ onReadEntry: onEntry });
+    parser.on('error', (err: Error) => fail(new VeloError('BAD_INPUT', `${pkgid}: the tarball is damaged (${err.message})`, { cause: err })));
+    parser.on('end', () => {
+      parserEnded = true;
+      done();
+    });
+    source.on('error', (err: Error) => fail(err));
+    source.on('end', () => {
+      sourceEnded = true;
+      done();
+    });
+    source.pipe(parser as unknown as NodeJS.WritableStream);
+  }).finally(() => store.flushCounters());
+}

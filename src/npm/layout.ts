@@ -1,0 +1,70 @@
+/**
+ * Compose the tree of each node_modules directory from package trees: every
+ * package grafted at its location, workspace and file: links as relative
+ * symlinks, and `.bin` links next to each package's node_modules, as
+ * bin-links makes them. Packages whose scripts will run (or ran) are
+ * private: copied, never hardlinked, since their scripts write into them.
+ */
+import { posix } from 'node:path';
+import { graftTrees, type GraftPart } from '../store/trees.js';
+import type { TreeEntry } from '../store/treeFormat.js';
+import type { Store } from '../store/store.js';
+import { nodeModulesRootOf, type Plan, type PlannedLink, type PlannedPackage } from './plan.js';
+
+export interface PlacedPackage {
+  pkg: PlannedPackage;
+  tree: string;
+  private: boolean;
+}
+
+export interface NodeModulesTree {
+  /** relative to the project root, e.g. 'node_modules' */
+  dir: string;
+  tree: string;
+}
+
+/** The .bin directory bin-links uses for a package at `location` (relative to its node_modules root). */
+function binDirFor(relLocation: string): string {
+  // 'foo' → '.bin'; '@s/foo' → '.bin'; 'a/node_modules/b' → 'a/node_modules/.bin'
+  const parts = relLocation.split('/');
+  const nameLen = parts[parts.length - 2]?.startsWith('@') && parts.length >= 2 && (parts.length === 2 || parts[parts.length - 3] === 'node_modules') ? 2 : 1;
+  const parent = parts.slice(0, parts.length - nameLen).join('/');
+  return parent ? `${parent}/.bin` : '.bin';
+}
+
+function addBins(entries: Map<string, TreeEntry>, relLocation: string, bins: Map<string, string>): void {
+  if (bins.size === 0) return;
+  const binDir = binDirFor(relLocation);
+  for (const [name, path] of bins) {
+    const linkPath = `${binDir}/${name}`;
+    if (entries.has(linkPath)) continue; // the first package (by location) keeps the name
+    const target = posix.relative(binDir, `${relLocation}/${path}`);
+    entries.set(linkPath, { path: linkPath, kind: 'symlink', target });
+  }
+}
+
+export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPackage[]): NodeModulesTree[] {
+  const byDir = new Map<string, { parts: GraftPart[]; extra: Map<string, TreeEntry> }>();
+  const group = (location: string): { rel: string; g: { parts: GraftPart[]; extra: Map<string, TreeEntry> } } => {
+    const dir = nodeModulesRootOf(location);
+    let g = byDir.get(dir);
+    if (!g) byDir.set(dir, (g = { parts: [], extra: new Map() }));
+    return { rel: location.slice(dir.length + 1), g };
+  };
+  for (const dir of plan.nodeModulesDirs) group(`${dir}/x`);
+  for (const p of placed) {
+    const { rel, g } = group(p.pkg.location);
+    g.parts.push({ prefix: rel, tree: p.tree, private: p.private });
+    if (plan.binLinks) addBins(g.extra, rel, p.pkg.bins);
+  }
+  for (const link of plan.links as PlannedLink[]) {
+    const { rel, g } = group(link.location);
+    g.extra.set(rel, { path: rel, kind: 'symlink', target: link.target });
+    if (plan.binLinks) addBins(g.extra, rel, link.bins);
+  }
+  const out: NodeModulesTree[] = [];
+  for (const [dir, g] of [...byDir.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    out.push({ dir, tree: graftTrees(store, g.parts, [...g.extra.values()]) });
+  }
+  return out;
+}

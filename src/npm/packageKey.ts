@@ -1,0 +1,29 @@
+/**
+ * Package keys: the name under which a package's tree is stored. A registry
+ * tarball is named by its integrity (the lockfile's sha512 names exactly one
+ * set of bytes); a git dependency by its resolved URL when that pins a
+ * commit. Anything else (a remote tarball without integrity, a local file)
+ * has no stable name and is fetched every time.
+ *
+ * Built packages (install scripts ran) add what the build depends on:
+ * platform, arch, libc, the Node ABI, and the keys of the dependency
+ * closure the scripts could see.
+ */
+import { createHash } from 'node:crypto';
+
+export function packageKey(p: { integrity: string | undefined; resolved: string | undefined }): string | undefined {
+  if (p.integrity) return `npm:${p.integrity}`;
+  if (p.resolved && /^git\+.*#[0-9a-f]{40}$/.test(p.resolved)) return `npm-git:${p.resolved}`;
+  return undefined;
+}
+
+export function libcFamily(): string {
+  if (process.platform !== 'linux') return 'none';
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+export function builtKey(pristineKey: string, closureKeys: string[]): string {
+  const closure = createHash('sha256').update([...closureKeys].sort().join('\n')).digest('hex').slice(0, 32);
+  return `npm-built:${process.platform}-${process.arch}-${libcFamily()}-node-abi${process.versions.modules}:${closure}:${pristineKey}`;
+}

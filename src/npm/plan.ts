@@ -1,0 +1,231 @@
+/**
+ * Plan an install from the lockfile with the user's npm's arborist: the
+ * ideal tree npm ci would build (optional packages that cannot install on
+ * this platform are inert, omitted ones are left out), checked against the
+ * lockfile as `npm ci` checks it, turned into a list of packages (with their
+ * store keys) and links to place.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, posix, relative } from 'node:path';
+import { VeloError } from '../errors.js';
+import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
+import { normalizeBinPath } from './ingestTarball.js';
+import { packageKey } from './packageKey.js';
+
+export interface PlannedPackage {
+  location: string;
+  name: string;
+  version: string;
+  integrity: string | undefined;
+  resolved: string | undefined;
+  /** store key of the pristine package, undefined when it cannot be cached */
+  key: string | undefined;
+  /** bin name → package-relative path */
+  bins: Map<string, string>;
+  /** the lockfile says the package has install scripts (or a binding.gyp) */
+  hasInstallScript: boolean;
+  /** false when the user's allowScripts policy denies its scripts */
+  scriptsAllowed: boolean;
+  optional: boolean;
+  /** the arborist node, for running scripts */
+  node: AnyRecord;
+}
+
+export interface PlannedLink {
+  location: string;
+  /** symlink text, relative to the link's directory */
+  target: string;
+  bins: Map<string, string>;
+  node: AnyRecord;
+}
+
+export interface Plan {
+  root: string;
+  packages: PlannedPackage[];
+  links: PlannedLink[];
+  /** node_modules directories to materialize, relative to root ('node_modules', 'packages/a/node_modules') */
+  nodeModulesDirs: string[];
+  binLinks: boolean;
+  ignoreScripts: boolean;
+  arborist: AnyRecord;
+  idealTree: AnyRecord;
+}
+
+export type InstallMode = 'ci' | 'install';
+
+export function lockfilePath(root: string): string | undefined {
+  for (const name of ['npm-shrinkwrap.json', 'package-lock.json']) {
+    const p = join(root, name);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** Read the lockfile ourselves first, so a broken one gets a message naming it and the problem. */
+export function checkLockfileSyntax(root: string): string | undefined {
+  const path = lockfilePath(root);
+  if (!path) return undefined;
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new VeloError('LOCKFILE', `${path} is not valid JSON: ${(err as Error).message}`, {
+      hint: 'restore it from version control, or delete it and run velo npm install',
+    });
+  }
+  const lock = data as { lockfileVersion?: unknown; packages?: unknown };
+  if (typeof lock !== 'object' || lock === null || Array.isArray(lock)) throw new VeloError('LOCKFILE', `${path}: expected a JSON object`);
+  if (typeof lock.lockfileVersion !== 'number') throw new VeloError('LOCKFILE', `${path}: lockfileVersion is missing or not a number`);
+  if (lock.lockfileVersion < 2) {
+    throw new VeloError('LOCKFILE', `${path}: lockfileVersion ${lock.lockfileVersion} is not supported (velo reads v2 and v3)`, {
+      hint: 'run npm install once with npm 7 or newer to upgrade the lockfile',
+    });
+  }
+  if (typeof lock.packages !== 'object' || lock.packages === null) throw new VeloError('LOCKFILE', `${path}: the "packages" section is missing`);
+  for (const [loc, entry] of Object.entries(lock.packages as Record<string, unknown>)) {
+    if (typeof entry !== 'object' || entry === null) throw new VeloError('LOCKFILE', `${path}: packages[${JSON.stringify(loc)}] is not an object`);
+    const e = entry as { link?: boolean; version?: unknown };
+    if (loc.includes('node_modules/') && !e.link && typeof e.version !== 'string') {
+      throw new VeloError('LOCKFILE', `${path}: packages[${JSON.stringify(loc)}] has no version`);
+    }
+  }
+  return path;
+}
+
+function binsOf(pkg: AnyRecord | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  const bin = pkg?.bin;
+  if (!bin) return out;
+  if (typeof bin === 'string') {
+    const name = String(pkg?.name ?? '').replace(/^@[^/]+\//, '');
+    if (name) out.set(name, normalizeBinPath(bin));
+    return out;
+  }
+  if (typeof bin === 'object') {
+    for (const [k, v] of Object.entries(bin as Record<string, unknown>)) {
+      if (typeof v !== 'string') continue;
+      const name = posix.basename(k.replace(/\\/g, '/'));
+      if (!name || name === '.' || name === '..') continue;
+      out.set(name, normalizeBinPath(v));
+    }
+  }
+  return out;
+}
+
+/** The node_modules directory a location lives in, e.g. 'packages/a/node_modules' for 'packages/a/node_modules/x/node_modules/y'. */
+export function nodeModulesRootOf(location: string): string {
+  const i = location.indexOf('node_modules/');
+  if (i < 0) throw new VeloError('BAD_INPUT', `unexpected package location ${location}`);
+  return location.slice(0, i + 'node_modules'.length);
+}
+
+export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: InstallMode): Promise<Plan> {
+  const Arborist = npmLibrary(loaded.npm, '@npmcli/arborist');
+  const flat = loaded.flat;
+  const opts: AnyRecord = {
+    ...flat,
+    packageLock: true,
+    path: root,
+    save: false,
+    workspaces: flat.workspaces ?? [],
+    allowScripts: loaded.allowScripts,
+  };
+  if (flat.installStrategy === 'linked') {
+    throw new VeloError('BAD_INPUT', 'install-strategy=linked is not supported by velo yet; velo lays out node_modules as npm\'s default (hoisted) strategy does');
+  }
+  let virtualInventory: Map<string, AnyRecord>;
+  try {
+    const virtualArb = new Arborist(opts);
+    await virtualArb.loadVirtual();
+    virtualInventory = new Map(virtualArb.virtualTree.inventory);
+  } catch (err) {
+    throw new VeloError('LOCKFILE', `cannot read the lockfile in ${root}: ${(err as Error).message}`, { cause: err });
+  }
+  const arb = new Arborist(opts);
+  try {
+    await arb.buildIdealTree();
+  } catch (err) {
+    const e = err as AnyRecord;
+    if (e.code === 'ENOTCACHED' || e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'ETIMEDOUT') {
+      throw new VeloError('NETWORK', `cannot resolve ${e.pkgid ?? 'a dependency'}: ${e.message}`, { cause: err });
+    }
+    throw new VeloError('LOCKFILE', `cannot plan the install: ${e.message}`, { cause: err });
+  }
+  const ideal = arb.idealTree;
+  const errors = validateLockfile(virtualInventory, ideal.inventory);
+  if (errors.length > 0) {
+    throw new VeloError(
+      'LOCKFILE',
+      (mode === 'ci'
+        ? '`velo npm ci` can only install packages when your package.json and package-lock.json are in sync.'
+        : 'package.json and package-lock.json are out of sync.') + `\n${errors.join('\n')}`,
+      { hint: mode === 'ci' ? 'update your lockfile with velo npm install (or npm install)' : undefined },
+    );
+  }
+  const omit = new Set<string>(flat.omit ?? []);
+  const isScriptAllowed = loadScriptAllowed(loaded);
+  const packages: PlannedPackage[] = [];
+  const links: PlannedLink[] = [];
+  const dirs = new Set<string>();
+  for (const node of ideal.inventory.values() as Iterable<AnyRecord>) {
+    if (node.isProjectRoot || node.inert) continue;
+    if (typeof node.shouldOmit === 'function' && node.shouldOmit(omit)) continue;
+    if (node.inDepBundle) continue; // comes inside its bundler's tarball
+    if (!node.location.includes('node_modules/')) continue; // a workspace folder itself (fsChild), not installed
+    dirs.add(nodeModulesRootOf(node.location));
+    if (node.isLink) {
+      const linkDir = dirname(node.path);
+      links.push({ location: node.location, target: relative(linkDir, node.realpath), bins: binsOf(node.target?.package), node });
+      continue;
+    }
+    const integrity: string | undefined = node.integrity ?? undefined;
+    const resolved: string | undefined = node.resolved ?? undefined;
+    const denied = flat.dangerouslyAllowAllScripts ? false : isScriptAllowed?.(node, loaded.allowScripts) === false;
+    packages.push({
+      location: node.location,
+      name: node.packageName ?? node.name,
+      version: node.version,
+      integrity,
+      resolved,
+      key: packageKey({ integrity, resolved }),
+      bins: binsOf(node.package),
+      hasInstallScript: Boolean(node.hasInstallScript),
+      scriptsAllowed: !denied,
+      optional: Boolean(node.optional),
+      node,
+    });
+  }
+  packages.sort((a, b) => (a.location < b.location ? -1 : 1));
+  links.sort((a, b) => (a.location < b.location ? -1 : 1));
+  return {
+    root,
+    packages,
+    links,
+    nodeModulesDirs: [...dirs].sort(),
+    binLinks: flat.binLinks !== false,
+    ignoreScripts: Boolean(flat.ignoreScripts),
+    arborist: arb,
+    idealTree: ideal,
+  };
+}
+
+function validateLockfile(virtual: Map<string, AnyRecord>, ideal: Map<string, AnyRecord>): string[] {
+  const errors: string[] = [];
+  for (const [key, entry] of ideal.entries()) {
+    const lock = virtual.get(key);
+    if (!lock) errors.push(`Missing: ${entry.name}@${entry.version} from lock file`);
+    else if (entry.version !== lock.version) errors.push(`Invalid: lock file's ${lock.name}@${lock.version} does not satisfy ${entry.name}@${entry.version}`);
+  }
+  return errors;
+}
+
+function loadScriptAllowed(loaded: LoadedNpmConfig): ((node: AnyRecord, policy: AnyRecord | null) => boolean | null) | undefined {
+  try {
+    return npmLibrary<{ isScriptAllowed: (node: AnyRecord, policy: AnyRecord | null) => boolean | null }>(
+      loaded.npm,
+      '@npmcli/arborist/lib/script-allowed.js',
+    ).isScriptAllowed;
+  } catch {
+    return undefined; // an npm without an approval policy runs every script
+  }
+}

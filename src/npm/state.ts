@@ -1,0 +1,104 @@
+/**
+ * The no-op check: what velo last installed into a project, and whether
+ * anything that could change the result has changed since. It reads a few
+ * small files and stats a few directories; it loads no npm library and
+ * does not open the store, so an unchanged project costs milliseconds.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const STATE_VERSION = 1;
+
+/** Kept in the store (not in node_modules), so writing it does not touch what it describes. */
+export function statePath(home: string, root: string): string {
+  return join(home, 'state', `npm-${createHash('sha256').update(resolve(root)).digest('hex').slice(0, 32)}.json`);
+}
+
+export interface NpmState {
+  version: number;
+  /** hash of every input that decides the installed tree */
+  inputs: string;
+  /** node_modules dirs (relative) → tree digest, and the dir's inode and mtime once installed */
+  dirs: Record<string, { tree: string; ino: number; mtimeNs: string }>;
+  /** other package.json files that are inputs (workspaces) */
+  extraInputs: string[];
+  projection: string;
+}
+
+function readOr(path: string): Buffer | string {
+  try {
+    return readFileSync(path);
+  } catch {
+    return '<absent>';
+  }
+}
+
+/** Inputs: lockfile, package.json, .npmrc files, npm_config_* env, the arguments, platform and Node ABI. */
+export function inputsDigest(root: string, args: string[], extraInputs: string[], env: NodeJS.ProcessEnv, veloVersion: string): string {
+  const h = createHash('sha256');
+  const add = (label: string, data: Buffer | string): void => {
+    h.update(`${label}\0${data.length}\0`);
+    h.update(data);
+  };
+  add('velo', veloVersion);
+  add('platform', `${process.platform}-${process.arch}-${process.versions.modules}`);
+  add('args', JSON.stringify(args));
+  for (const name of ['npm-shrinkwrap.json', 'package-lock.json', 'package.json', '.npmrc']) add(name, readOr(join(root, name)));
+  add('userconfig', readOr(env.NPM_CONFIG_USERCONFIG ?? env.npm_config_userconfig ?? join(homedir(), '.npmrc')));
+  if (env.NPM_CONFIG_GLOBALCONFIG ?? env.npm_config_globalconfig) add('globalconfig', readOr((env.NPM_CONFIG_GLOBALCONFIG ?? env.npm_config_globalconfig)!));
+  const npmEnv = Object.keys(env)
+    .filter((k) => /^npm_config_/i.test(k))
+    .sort()
+    .map((k) => `${k}=${env[k]}`);
+  add('env', npmEnv.join('\n'));
+  add('projection', `${env.VELO_PROJECTION ?? ''}/${env.VELO_METHOD ?? ''}`);
+  for (const p of extraInputs) add(`extra:${p}`, readOr(resolve(root, p)));
+  return h.digest('hex');
+}
+
+export function readState(home: string, root: string): NpmState | undefined {
+  try {
+    const s = JSON.parse(readFileSync(statePath(home, root), 'utf8')) as NpmState;
+    return s.version === STATE_VERSION ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeState(home: string, root: string, state: Omit<NpmState, 'version'>): void {
+  const path = statePath(home, root);
+  mkdirSync(join(home, 'state'), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ version: STATE_VERSION, ...state }) + '\n');
+  renameSync(tmp, path);
+}
+
+export function dirStamp(path: string): { ino: number; mtimeNs: string } {
+  const st = statSync(path, { bigint: true });
+  return { ino: Number(st.ino), mtimeNs: st.mtimeNs.toString() };
+}
+
+export function clearState(home: string, root: string): void {
+  try {
+    writeFileSync(statePath(home, root), '{}');
+  } catch {
+    /* no state */
+  }
+}
+
+/** True when the project is exactly as velo left it for these inputs. */
+export function isUpToDate(home: string, root: string, args: string[], env: NodeJS.ProcessEnv, veloVersion: string): NpmState | undefined {
+  const state = readState(home, root);
+  if (!state) return undefined;
+  for (const [dir, rec] of Object.entries(state.dirs)) {
+    try {
+      const now = dirStamp(join(root, dir));
+      if (now.ino !== rec.ino || now.mtimeNs !== rec.mtimeNs) return undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return state.inputs === inputsDigest(root, args, state.extraInputs, env, veloVersion) ? state : undefined;
+}
