@@ -116,6 +116,7 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
   const userEnv = { ...o.env };
   o.progress?.phase?.('config');
   const loaded = await loadNpmConfig(locateNpm(o.env), o.mode, o.npmArgs, root);
+  process.env.npm_command = o.mode; // what npm exports to every script it runs
   let resolvedLockfile = false;
   if (o.mode === 'install' && (!lockfilePath(root) || loaded.positionals.length > 0)) {
     o.progress?.phase?.('resolve', 'npm install --package-lock-only');

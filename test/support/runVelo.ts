@@ -4,6 +4,17 @@
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { veloBin } from './paths.js';
 
+/**
+ * The environment a user's shell would give velo: the test runner's own,
+ * minus what \`npm test\`/npx leak into it (npm_config_* from the developer's
+ * ~/.npmrc, npm_command, INIT_CWD), plus the test's settings.
+ */
+export function veloEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== 'INIT_CWD') base[k] = v;
+  return { ...base, CI: '1', ...env };
+}
+
 export interface VeloRun {
   code: number;
   stdout: string;
@@ -12,7 +23,7 @@ export interface VeloRun {
 
 export function velo(args: string[], env: NodeJS.ProcessEnv, cwd?: string): VeloRun {
   const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [veloBin(), ...args], {
-    env: { ...process.env, CI: '1', ...env },
+    env: veloEnv(env),
     cwd,
     encoding: 'utf8',
     timeout: 300_000,
@@ -22,7 +33,7 @@ export function velo(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Velo
 
 export function veloAsync(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<VeloRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [veloBin(), ...args], { env: { ...process.env, CI: '1', ...env }, cwd });
+    const child = spawn(process.execPath, [veloBin(), ...args], { env: veloEnv(env), cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
