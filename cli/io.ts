@@ -2,7 +2,7 @@
  * How commands talk to the terminal: one Io object per run, so commands are
  * testable in-process and nothing in src/ ever prints.
  */
-import { VeloError } from '../src/errors.js';
+import { VeloError, toVeloError } from '../src/errors.js';
 
 export interface Io {
   stdout: NodeJS.WriteStream | NodeJS.WritableStream;
@@ -38,7 +38,8 @@ export function json(io: Io, value: unknown): void {
 }
 
 /** Render an error as the one clear line (plus hint) users see; returns the exit code. */
-export function renderError(io: Io, e: unknown, asJson = false): number {
+export function renderError(io: Io, raw: unknown, asJson = false): number {
+  const e = toVeloError(raw) ?? raw;
   if (e instanceof VeloError) {
     if (asJson) json(io, { error: { code: e.code, message: e.message, hint: e.hint } });
     else {

@@ -93,9 +93,9 @@ function veloVersion(): string {
   return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 }
 
-function passthrough(args: string[], io: Io): Promise<number> {
+function passthrough(args: string[], io: Io, stdoutToStderr = false): Promise<number> {
   return new Promise((resolvePromise) => {
-    const child = spawn('npm', args, { stdio: 'inherit', env: io.env, cwd: io.cwd });
+    const child = spawn('npm', args, { stdio: stdoutToStderr ? ['inherit', 2, 2] : 'inherit', env: io.env, cwd: io.cwd });
     const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
@@ -142,7 +142,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (!plainInstall) {
     // npm edits package.json and the lockfile; velo installs the result
     const sub = UNINSTALL_ALIASES.has(cmd) ? 'uninstall' : UPDATE_ALIASES.has(cmd) ? 'update' : 'install';
-    const code = await passthrough([sub, '--package-lock-only', ...split.npm, ...split.packages], { ...io, cwd: root });
+    const code = await passthrough([sub, '--package-lock-only', ...split.npm, ...split.packages], { ...io, cwd: root }, split.velo.json);
     if (code !== 0) return code;
     npmArgs = split.npm;
   }

@@ -79,3 +79,21 @@ export function fsError(err: unknown, what: string): VeloError {
   if (code === 'ENOENT') return new VeloError('NOT_FOUND', `${what}: ${detail}`, { cause: err });
   return new VeloError('IO', `${what}: ${detail}`, { cause: err });
 }
+
+/**
+ * Errors that reach the top without being typed (SQLite's, a stray errno):
+ * give them the code and message a user can act on.
+ */
+export function toVeloError(err: unknown): VeloError | undefined {
+  if (err instanceof VeloError) return err;
+  const e = err as { code?: string; errcode?: number; message?: string };
+  if (e?.code === 'ERR_SQLITE_ERROR') {
+    if (e.errcode === 13 || /disk is full/.test(String(e.message))) {
+      return new VeloError('NO_SPACE', `the store's index cannot grow: the disk is full (ENOSPC)`, { cause: err });
+    }
+    if (e.errcode === 5 || e.errcode === 6) return new VeloError('LOCKED', `the store's index is locked by another process: ${e.message}`, { cause: err });
+    return new VeloError('STORE_FORMAT', `the store's index failed: ${e.message}`, { cause: err });
+  }
+  if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') return fsError(err, 'write failed');
+  return undefined;
+}

@@ -74,8 +74,13 @@ export async function fetchPackages(
   progress: FetchProgress = {},
 ): Promise<FetchedPackage[]> {
   const pacote = npmLibrary(loaded.npm, 'pacote');
-  const { cache: _cache, ...flat } = loaded.flat; // read npm's cache, never write a second copy of the tarball into it
-  const offline = Boolean(flat.offline);
+  // Online, pacote gets no cache directory: it still reads npm's default cache
+  // but never writes a second copy of a tarball there (velo's store is the
+  // copy). Offline, npm's configured cache is the only other place a package
+  // may come from, and nothing is written anyway.
+  const offline = Boolean(loaded.flat.offline);
+  const { cache: _cache, ...online } = loaded.flat;
+  const flat = offline ? loaded.flat : online;
   const out: FetchedPackage[] = [];
   const concurrency = Number(process.env.VELO_FETCH_CONCURRENCY ?? 16);
   await runLimited(missing, concurrency, async (pkg) => {

@@ -60,6 +60,19 @@ function components(raw: string, pkgid: string): string[] {
   return parts;
 }
 
+/** Does a link entry (path already stripped of the package folder) point outside the package? */
+function linkEscapes(type: 'SymbolicLink' | 'Link', relPath: string[], linkpath: string, pkgid: string): boolean {
+  const target = linkpath.replace(/\\/g, '/');
+  if (target === '' || target.startsWith('/') || /^[a-zA-Z]:/.test(target)) return true;
+  if (type === 'Link') {
+    // a hard link names another archive member: it must stay inside the package folder
+    const parts = components(target, pkgid);
+    return parts.length < 2;
+  }
+  const resolved = posix.normalize(posix.join(...(relPath.length > 1 ? relPath.slice(0, -1) : ['.']), target));
+  return resolved === '..' || resolved.startsWith('../');
+}
+
 export function normalizeBinPath(p: string): string {
   return posix.normalize(p.replace(/\\/g, '/')).replace(/^(\.\/)+/, '');
 }
@@ -104,13 +117,8 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         const type = entry.type;
         if (type === 'SymbolicLink' || type === 'Link') {
           // pacote drops links; one that points outside the package is an attack
-          const target = entry.linkpath ?? '';
-          const base = type === 'Link' ? [] : parts.slice(0, -1);
-          const resolved = posix.normalize(posix.join('/', ...base, target.replace(/\\/g, '/')));
-          if (target.startsWith('/') || /^[a-zA-Z]:/.test(target) || resolved === '/' || resolved.split('/').length < 3) {
-            if (type === 'Link' ? components(target, pkgid).length < 2 : resolved.split('/').filter(Boolean).length < 2 || target.startsWith('/')) {
-              throw unsafe(pkgid, `a ${type === 'Link' ? 'hard link' : 'symlink'} pointing outside the package (${entry.path} -> ${target})`);
-            }
+          if (linkEscapes(type, parts.slice(1), entry.linkpath ?? '', pkgid)) {
+            throw unsafe(pkgid, `a ${type === 'Link' ? 'hard link' : 'symlink'} pointing outside the package (${entry.path} -> ${entry.linkpath ?? ''})`);
           }
           entry.resume();
           return;

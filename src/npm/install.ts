@@ -72,9 +72,10 @@ function hasBindingGypInTree(store: Store, tree: string): boolean {
 }
 
 /** Let the user's npm resolve: `npm install --package-lock-only [args]`. */
-function resolveWithNpm(loaded: LoadedNpmConfig, root: string, command: string, args: string[], env: NodeJS.ProcessEnv): void {
+function resolveWithNpm(loaded: LoadedNpmConfig, root: string, command: string, args: string[], env: NodeJS.ProcessEnv, quiet: boolean): void {
   const [exe, ...pre] = loaded.npm.command;
-  const r = spawnSync(exe!, [...pre, command, '--package-lock-only', ...args], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  // with --json, velo's stdout is the summary alone: npm's report goes to stderr
+  const r = spawnSync(exe!, [...pre, command, '--package-lock-only', ...args], { cwd: root, env, stdio: ['ignore', quiet ? 2 : 'inherit', 'inherit'] });
   if (r.error) throw new VeloError('TOOL_FAILED', `cannot run npm: ${r.error.message}`);
   if (r.status !== 0) throw new VeloError('TOOL_FAILED', `npm ${command} --package-lock-only failed (exit ${r.status})`, { exitCode: r.status ?? 1 });
 }
@@ -120,7 +121,7 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
   let resolvedLockfile = false;
   if (o.mode === 'install' && (!lockfilePath(root) || loaded.positionals.length > 0)) {
     o.progress?.phase?.('resolve', 'npm install --package-lock-only');
-    resolveWithNpm(loaded, root, 'install', o.npmArgs, o.env);
+    resolveWithNpm(loaded, root, 'install', o.npmArgs, userEnv, o.scriptStdio !== 'inherit');
     resolvedLockfile = true;
   }
   if (!checkLockfileSyntax(root)) {
@@ -133,7 +134,7 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
   } catch (err) {
     if (o.mode !== 'install' || resolvedLockfile || !(err instanceof VeloError) || err.code !== 'LOCKFILE' || !/out of sync/.test(err.message)) throw err;
     o.progress?.phase?.('resolve', 'npm install --package-lock-only');
-    resolveWithNpm(loaded, root, 'install', o.npmArgs, o.env);
+    resolveWithNpm(loaded, root, 'install', o.npmArgs, userEnv, o.scriptStdio !== 'inherit');
     resolvedLockfile = true;
     plan = await planInstall(root, loaded, o.mode);
   }
