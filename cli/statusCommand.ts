@@ -2,6 +2,7 @@
  * velo status — what the store holds and what it saves.
  */
 import { storeStatus } from '../src/store/status.js';
+import { summarizeSnapshots } from '../src/cargo/snapshots.js';
 import { flag, parse } from './args.js';
 import { config, openStore } from './context.js';
 import { formatBytes, json, out, type Io } from './io.js';
@@ -19,9 +20,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const store = openStore(io);
   try {
     const s = storeStatus(store);
+    const cargo = summarizeSnapshots(store);
     const cfg = config(io);
     if (flag(p, 'json')) {
-      json(io, { ...s, configuredMethod: cfg.method, configuredProjection: cfg.projection });
+      json(io, { ...s, cargoSnapshots: cargo, configuredMethod: cfg.method, configuredProjection: cfg.projection });
       return 0;
     }
     const lines = [
@@ -30,6 +32,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       `trees        ${s.trees} (${formatBytes(s.treeBytes)}), ${s.keys} package/snapshot keys`,
       `projects     ${s.projects.length} registered, ${formatBytes(s.logicalBytes)} logical`,
       `dedup        ${s.dedupRatio.toFixed(2)}x, ${formatBytes(s.bytesSaved)} saved`,
+      `cargo        ${cargo.snapshots} target snapshot(s) of ${cargo.projects} project(s): ${formatBytes(cargo.logicalBytes)} of targets in ${formatBytes(cargo.uniqueBytes)} of distinct contents`,
       `projection   ${cfg.projection}, link method ${cfg.method}` +
         (s.probes.length ? ` (auto chose ${[...new Set(s.probes.map((x) => x.method))].join(', ')})` : ''),
     ];

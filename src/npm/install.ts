@@ -4,13 +4,14 @@
  * trees, swap it in atomically, run install scripts as npm would, and keep
  * what they built. On any failure the previous node_modules is put back.
  */
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { VeloError } from '../errors.js';
 import type { LinkMethod } from '../config.js';
 import type { Store } from '../store/store.js';
-import { getKeys, registerProject, setKey } from '../store/keys.js';
+import { deleteKey, getKeys, registerProject, setKey } from '../store/keys.js';
+import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import { acquireLease } from '../store/lock.js';
 import { ingestDir } from '../store/addFilesFromDir.js';
 import { readTree } from '../store/trees.js';
@@ -20,9 +21,10 @@ import { fetchPackages } from './fetchPackages.js';
 import { composeNodeModules, type PlacedPackage } from './layout.js';
 import { checkLockfileSyntax, lockfilePath, planInstall, type InstallMode, type Plan, type PlannedPackage } from './plan.js';
 import { builtKey } from './packageKey.js';
-import { packagesNeedingScripts, runDependencyScripts, runRootScripts } from './scripts.js';
+import { ROOT_SCRIPTS, packagesNeedingScripts, runDependencyScripts, runRootScripts } from './scripts.js';
 import { dirStamp, inputsDigest, writeState, clearState } from './state.js';
-import { loadNpmConfig, locateNpm, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
+import { loadNpmConfig, locateNpm, type AnyRecord, type LoadedNpmConfig, type UserNpm } from './userNpm.js';
+import { hashExtraInputs, loadManifest, projectKey, saveManifest, type ProjectManifest } from './projectCache.js';
 
 export type Phase = 'config' | 'resolve' | 'plan' | 'fetch' | 'link' | 'scripts' | 'done';
 
@@ -64,6 +66,8 @@ export interface InstallSummary {
   engine: string;
   rootScripts: string[];
   resolvedLockfile: boolean;
+  /** laid out from a recorded whole-project manifest, without planning */
+  fromProjectCache: boolean;
   ms: number;
 }
 
@@ -113,10 +117,191 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
   const t0 = performance.now();
   const root = resolve(o.root);
   // npm's config loading exports npm_config_* into process.env (as npm does for
-  // scripts); the no-op fingerprint must see the environment the user gave us
+  // scripts); fingerprints must see the environment the user gave us
   const userEnv = { ...o.env };
+  const npm = locateNpm(o.env);
+  const versions = `${o.veloVersion}/npm-${npm.version}`;
+  const manifest = loadManifest(o.store, projectKey(root, o.fingerprintArgs, userEnv, versions), root);
+  if (manifest) {
+    try {
+      return await installFromManifest(o, root, npm, manifest, userEnv, versions, t0);
+    } catch (err) {
+      // a damaged or collected tree: plan from the lockfile instead
+      if (!(err instanceof VeloError) || !['CORRUPT_OBJECT', 'NOT_FOUND', 'CORRUPT_TREE'].includes(err.code)) throw err;
+    }
+  }
+  try {
+    return await installFromLockfile(o, root, npm, userEnv, versions, t0);
+  } catch (err) {
+    if (!(err instanceof TamperedObjectsError)) throw err;
+    // objects edited in place were quarantined: forget the keys that named
+    // them, so the retry fetches those packages afresh
+    forgetKeysUsing(o.store, err.objects.map((x) => x.digest));
+    return installFromLockfile(o, root, npm, userEnv, versions, t0);
+  }
+}
+
+function forgetKeysUsing(store: Store, digests: string[]): void {
+  const bad = new Set(digests);
+  for (const row of store.index.prepare("SELECT name, tree FROM keys WHERE kind IN ('npm', 'npm-built', 'npm-project')").all() as { name: string; tree: string }[]) {
+    try {
+      if (readTree(store, row.tree).entries.some((e) => e.kind === 'file' && bad.has(e.digest))) deleteKey(store, row.name);
+    } catch {
+      deleteKey(store, row.name);
+    }
+  }
+}
+
+/** Lay node_modules out from a recorded manifest: no npm libraries, no planning. */
+async function installFromManifest(
+  o: InstallOptions,
+  root: string,
+  npm: UserNpm,
+  m: ProjectManifest,
+  userEnv: NodeJS.ProcessEnv,
+  versions: string,
+  t0: number,
+): Promise<InstallSummary> {
+  const store = o.store;
+  const lease = acquireLease(store, 'install');
+  const asides: { dest: string; aside: string | undefined }[] = [];
+  try {
+    clearState(store.home, root);
+    o.progress?.phase?.('link');
+    const results: { dir: string; r: MaterializeResult }[] = [];
+    for (const [dir, tree] of Object.entries(m.dirs)) {
+      const dest = join(root, dir);
+      const r = await materialize(store, tree, dest, { method: o.method, threads: o.threads, keepOld: true });
+      asides.push({ dest, aside: r.aside });
+      results.push({ dir, r });
+    }
+    const hidden = join(root, 'node_modules', '.package-lock.json');
+    copyFileSync(store.objectPath(m.hiddenLockfile, false), hidden);
+    chmodSync(hidden, 0o644);
+    return await finish(o, root, npm, {
+      t0,
+      userEnv,
+      versions,
+      asides,
+      results,
+      keys: m.keys,
+      extraInputs: Object.keys(m.extraInputs),
+      packages: m.packages,
+      fetched: 0,
+      fetchedBytes: 0,
+      built: 0,
+      builtFromStore: 0,
+      privateBytes: 0,
+      resolvedLockfile: false,
+      fromProjectCache: true,
+      loaded: undefined,
+    });
+  } catch (err) {
+    rollBack(asides);
+    throw err;
+  } finally {
+    lease.release();
+    store.flushCounters();
+  }
+}
+
+function rollBack(asides: { dest: string; aside: string | undefined }[]): void {
+  for (const a of asides.reverse()) {
+    try {
+      restoreAside(a.dest, a.aside);
+    } catch {
+      /* best effort; recoverLeftovers finishes it next run */
+    }
+  }
+  asides.length = 0;
+}
+
+interface FinishInput {
+  t0: number;
+  userEnv: NodeJS.ProcessEnv;
+  versions: string;
+  asides: { dest: string; aside: string | undefined }[];
+  results: { dir: string; r: MaterializeResult }[];
+  keys: string[];
+  extraInputs: string[];
+  packages: number;
+  fetched: number;
+  fetchedBytes: number;
+  built: number;
+  builtFromStore: number;
+  privateBytes: number;
+  resolvedLockfile: boolean;
+  fromProjectCache: boolean;
+  loaded: LoadedNpmConfig | undefined;
+}
+
+/** Common end of both paths: drop the old trees, register, root scripts, no-op state. */
+async function finish(o: InstallOptions, root: string, npm: UserNpm, f: FinishInput): Promise<InstallSummary> {
+  const store = o.store;
+  for (const a of f.asides) if (a.aside) removeTree(a.aside, true);
+  f.asides.length = 0;
+  let files = 0;
+  let bytes = 0;
+  let linked = 0;
+  for (const [i, { dir, r }] of f.results.entries()) {
+    files += r.files;
+    bytes += r.bytes;
+    linked += r.linked + r.reflinked;
+    registerProject(store, {
+      path: join(root, dir),
+      ecosystem: 'npm',
+      tree: r.tree,
+      method: r.method,
+      projection: 'link',
+      logicalBytes: r.logicalBytes,
+      files: r.files,
+      packages: f.packages,
+      keys: i === 0 ? f.keys : [],
+    });
+  }
+  const pkgJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as AnyRecord;
+  const wantsRootScripts = ROOT_SCRIPTS.some((e) => pkgJson.scripts?.[e]);
+  const loaded = f.loaded ?? (wantsRootScripts ? await loadNpmConfig(npm, o.mode, o.npmArgs, root) : undefined);
+  const rootScripts = loaded ? await runRootScripts(loaded, root, pkgJson, o.scriptStdio) : [];
+  writeState(store.home, root, {
+    inputs: inputsDigest(root, o.fingerprintArgs, f.extraInputs, f.userEnv, o.veloVersion),
+    dirs: Object.fromEntries(f.results.map(({ dir, r }) => [dir, { tree: r.tree, ...dirStamp(join(root, dir)) }])),
+    extraInputs: f.extraInputs,
+    projection: 'link',
+  });
+  const method = f.results[0]?.r.method ?? 'none';
+  o.progress?.phase?.('done');
+  return {
+    root,
+    packages: f.packages,
+    fromStore: f.packages - f.fetched,
+    fetched: f.fetched,
+    fetchedBytes: f.fetchedBytes,
+    built: f.built,
+    builtFromStore: f.builtFromStore,
+    filesLinked: linked,
+    files,
+    bytes,
+    bytesSaved: method === 'copy' ? 0 : Math.max(0, bytes - f.privateBytes),
+    method,
+    engine: f.results[0]?.r.engine ?? 'none',
+    rootScripts,
+    resolvedLockfile: f.resolvedLockfile,
+    fromProjectCache: f.fromProjectCache,
+    ms: Math.round(performance.now() - f.t0),
+  };
+}
+
+async function installFromLockfile(
+  o: InstallOptions,
+  root: string,
+  npm: UserNpm,
+  userEnv: NodeJS.ProcessEnv,
+  versions: string,
+  t0: number,
+): Promise<InstallSummary> {
   o.progress?.phase?.('config');
-  const loaded = await loadNpmConfig(locateNpm(o.env), o.mode, o.npmArgs, root);
+  const loaded = await loadNpmConfig(npm, o.mode, o.npmArgs, root);
   process.env.npm_command = o.mode; // what npm exports to every script it runs
   let resolvedLockfile = false;
   if (o.mode === 'install' && (!lockfilePath(root) || loaded.positionals.length > 0)) {
@@ -176,28 +361,21 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
 
     o.progress?.phase?.('link');
     const trees = composeNodeModules(store, plan, placed);
-    const results: MaterializeResult[] = [];
+    const results: { dir: string; r: MaterializeResult }[] = [];
     for (const t of trees) {
       const dest = join(root, t.dir);
-      let r: MaterializeResult;
-      try {
-        r = await materialize(store, t.tree, dest, { method: o.method, threads: o.threads, keepOld: true });
-      } catch (err) {
-        if (err instanceof TamperedObjectsError) {
-          throw new VeloError('CORRUPT_OBJECT', `${err.message}; run the install again to re-fetch the affected packages`, { cause: err });
-        }
-        throw err;
-      }
+      const r = await materialize(store, t.tree, dest, { method: o.method, threads: o.threads, keepOld: true });
       asides.push({ dest, aside: r.aside });
-      results.push(r);
+      results.push({ dir: t.dir, r });
     }
     const omitSet = new Set<string>(loaded.flat.omit ?? []);
     const omitted = new Set<AnyRecord>(
       ([...plan.idealTree.inventory.values()] as AnyRecord[]).filter((n) => typeof n.shouldOmit === 'function' && n.shouldOmit(omitSet)),
     );
+    let failedOptional: PlannedPackage[] = [];
     if (toBuild.length > 0) {
       o.progress?.phase?.('scripts', `${toBuild.length} packages`);
-      const failedOptional = await runDependencyScripts(plan, toBuild);
+      failedOptional = await runDependencyScripts(plan, toBuild);
       for (const p of toBuild) {
         const bk = builtKeys.get(p);
         if (!bk || failedOptional.includes(p)) continue;
@@ -206,72 +384,49 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
       }
     }
     await saveHiddenLockfile(plan, omitted);
-    for (const a of asides) if (a.aside) removeTree(a.aside, true);
-    asides.length = 0;
-
     const usedKeys = [...new Set([...plan.packages.map((p) => p.key).filter((k): k is string => Boolean(k)), ...builtKeys.values()])];
-    let files = 0;
-    let bytes = 0;
-    let linked = 0;
     let privateBytes = 0;
     for (const p of placed) if (p.private) privateBytes += readTree(store, p.tree).logicalSize;
-    for (const [i, r] of results.entries()) {
-      files += r.files;
-      bytes += r.bytes;
-      linked += r.linked + r.reflinked;
-      registerProject(store, {
-        path: join(root, trees[i]!.dir),
-        ecosystem: 'npm',
-        tree: r.tree,
-        method: r.method,
-        projection: 'link',
-        logicalBytes: r.logicalBytes,
-        files: r.files,
+    const extraInputs = plan.links.map((l) => relative(root, join(l.node.realpath, 'package.json'))).filter((p) => !p.startsWith('..'));
+    // record the whole result for the next project with the same inputs; not when
+    // an optional package failed (its scripts may pass elsewhere), a package has no
+    // stable key, or a link points outside the project
+    const linksInside = plan.links.every((l) => !relative(root, l.node.realpath).startsWith('..'));
+    if (failedOptional.length === 0 && linksInside && plan.packages.every((p) => p.key)) {
+      const hidden = writeBufferToStore(store, readFileSync(join(root, 'node_modules', '.package-lock.json')), false);
+      const pkey = projectKey(root, o.fingerprintArgs, userEnv, versions);
+      saveManifest(store, pkey, {
+        dirs: Object.fromEntries(results.map(({ dir, r }) => [dir, r.tree])),
+        hiddenLockfile: hidden.digest,
+        keys: usedKeys,
+        extraInputs: hashExtraInputs(root, extraInputs),
         packages: plan.packages.length,
-        keys: i === 0 ? usedKeys : [],
       });
+      usedKeys.push(pkey);
     }
-    const pkgJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as AnyRecord;
-    const rootScripts = await runRootScripts(loaded, root, pkgJson, o.scriptStdio);
-    const extraInputs = plan.links.map((l) => join(l.node.realpath, 'package.json')).filter((p) => p.startsWith(root));
-    writeState(store.home, root, {
-      inputs: inputsDigest(root, o.fingerprintArgs, extraInputs, userEnv, o.veloVersion),
-      dirs: Object.fromEntries(trees.map((t) => [t.dir, { tree: t.tree, ...dirStamp(join(root, t.dir)) }])),
+    return await finish(o, root, npm, {
+      t0,
+      userEnv,
+      versions,
+      asides,
+      results,
+      keys: usedKeys,
       extraInputs,
-      projection: 'link',
-    });
-    const method = results[0]?.method ?? 'none';
-    o.progress?.phase?.('done');
-    return {
-      root,
       packages: plan.packages.length,
-      fromStore: plan.packages.length - missing.length,
       fetched: missing.length,
       fetchedBytes,
       built: toBuild.length,
       builtFromStore: scripted.length - toBuild.length,
-      filesLinked: linked,
-      files,
-      bytes,
-      bytesSaved: method === 'copy' ? 0 : Math.max(0, bytes - privateBytes),
-      method,
-      engine: results[0]?.engine ?? 'none',
-      rootScripts,
+      privateBytes,
       resolvedLockfile,
-      ms: Math.round(performance.now() - t0),
-    };
+      fromProjectCache: false,
+      loaded,
+    });
   } catch (err) {
-    for (const a of asides.reverse()) {
-      try {
-        restoreAside(a.dest, a.aside);
-      } catch {
-        /* best effort; recoverLeftovers finishes it next run */
-      }
-    }
+    rollBack(asides);
     throw err;
   } finally {
     lease.release();
     store.flushCounters();
   }
 }
-

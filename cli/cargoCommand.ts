@@ -1,0 +1,111 @@
+/**
+ * velo cargo <build|check|clippy|run|test> [cargo args] — the real cargo,
+ * with target/ restored from the store before it and stored after it.
+ *
+ * Only light modules are imported up front: an unchanged target dir (the
+ * no-op path) reads a state file, hashes Cargo.lock, asks rustc -vV and
+ * starts cargo. The store, materialize and the freshness check load only
+ * when something is to be restored or stored.
+ */
+import { loadConfig } from '../src/config.js';
+import { parseCargoArgs } from '../src/cargo/cargoArgs.js';
+import { isNoOp, planCargoRun, type CargoPlan } from '../src/cargo/plan.js';
+import { spawnCargo } from '../src/cargo/spawnCargo.js';
+import { err, formatBytes, formatMs, out, renderError, type Io } from './io.js';
+
+const USAGE = `Usage: velo cargo <build|check|clippy|run|test> [cargo args] [--force] [--velo-incremental]
+
+Runs the real cargo with the same arguments, output and exit code. Before it,
+a missing target dir (or one velo made for an older Cargo.lock, toolchain or
+set of flags) is restored from the newest snapshot in the store for this
+build: Cargo.lock, rustc -vV, profile, --target, features, RUSTFLAGS. After
+a successful run the target dir is stored as a new snapshot (incremental/
+left out); a failed run stores nothing. Other cargo subcommands run as they
+are.
+
+  --force              replace a target dir velo did not make, or one that
+                       changed since velo last saw it
+  --velo-incremental   keep incremental/ in the snapshot
+
+See docs/CARGO.md for how restored targets are kept honest with cargo.`;
+
+function short(digest: string): string {
+  return digest.slice(0, 12);
+}
+
+function say(io: Io, plan: CargoPlan | undefined, text: string): void {
+  if (plan?.inv.quiet) return;
+  err(io, `velo: ${text}`);
+}
+
+/** Run cargo; a signal sent to velo goes on to cargo, and velo waits for it. */
+async function runRealCargo(args: string[], cwd: string, io: Io): Promise<number> {
+  const running = spawnCargo(args, { cwd, env: io.env, stdio: { stdout: io.stdout, stderr: io.stderr } });
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const forward = (sig: NodeJS.Signals): void => {
+    running.child.kill(sig);
+  };
+  for (const s of signals) process.on(s, forward);
+  try {
+    return await running.exit;
+  } finally {
+    for (const s of signals) process.off(s, forward);
+  }
+}
+
+export async function runCargo(args: string[], io: Io): Promise<number> {
+  if (args.length === 0 || (args.length === 1 && ['--help', '-h', 'help'].includes(args[0]!))) {
+    out(io, USAGE);
+    return args.length === 0 ? 2 : 0;
+  }
+  let plan: CargoPlan | undefined;
+  try {
+    const inv = parseCargoArgs(args);
+    if (!inv.snapshotSubcommand) return await runRealCargo(inv.cargoArgs, io.cwd, io);
+    plan = await planCargoRun(args, io.cwd, io.env);
+    const cfg = loadConfig(io.env);
+    if (!isNoOp(plan)) {
+      const { prepareTarget } = await import('../src/cargo/prepareTarget.js');
+      const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method });
+      if (prep.action === 'restored') {
+        const r = prep.restore;
+        const rebuild = r.freshness.invalidated.length;
+        say(
+          io,
+          plan,
+          `restored ${plan.location.targetDir} from snapshot ${short(prep.snapshot.tree)} ` +
+            `(${r.files} files, ${formatBytes(r.bytes)}, ${r.method}) in ${formatMs(r.ms)}` +
+            (rebuild > 0 ? `; ${rebuild} unit(s) changed since and will rebuild` : ''),
+        );
+      }
+    }
+  } catch (e) {
+    return renderError(io, e);
+  }
+  const code = await runRealCargo(plan.inv.cargoArgs, io.cwd, io).catch((e: unknown) => renderError(io, e));
+  try {
+    // a no-op build: nothing to store, and nothing heavy to load
+    if (code === 0 && (await import('../src/cargo/unchangedTarget.js')).targetUnchanged(plan)) return code;
+    const cfg = loadConfig(io.env);
+    const { recordTarget } = await import('../src/cargo/recordTarget.js');
+    const rec = await recordTarget(plan, code, { home: cfg.home, method: cfg.method });
+    if (rec.action === 'stored') {
+      const r = rec.result;
+      say(
+        io,
+        plan,
+        `stored ${plan.location.targetDir} as snapshot ${short(rec.snapshot.tree)} ` +
+          `(${r.files} files, ${formatBytes(r.logicalBytes)}; ${r.newObjects} new objects, ${formatBytes(r.newBytes)}) in ${formatMs(rec.ms)}`,
+      );
+    } else if (rec.action === 'none' && rec.reason === 'separate-build-dir') {
+      say(io, plan, 'not stored: this project uses a separate build dir (build.build-dir), which velo cargo does not snapshot');
+    }
+  } catch (e) {
+    err(io, `velo: warning: the build is done, but its target dir was not stored:`);
+    renderError(io, e);
+  }
+  return code;
+}
+
+/** The same entry point under the name every cli/*Command.ts exports. */
+export const run = runCargo;

@@ -1,0 +1,44 @@
+/* addon.c — registration of velo's native addon (Node-API version 8).
+ *
+ * Exports (see native/README.md for the full contract):
+ *
+ *   materialize(treeBuffer: Uint8Array, objectsDir: string, destDir: string,
+ *               method: 'hardlink' | 'copy' | 'reflink', threads?: number)
+ *     → Promise<{ files, dirs, symlinks, linked, reflinked, copied, fallbacks,
+ *                 bytes: number, tampered: number[] }>
+ *     Rejects with Error{code: 'CORRUPT_TREE'} for a corrupt tree, or
+ *     Error{code: '<ERRNO NAME>', errno, syscall, path} for a filesystem error.
+ *
+ *   mount(treePath: string, objectsDir: string, mountpoint: string,
+ *         opts?: { threads?: number, allowOther?: boolean, debug?: boolean,
+ *                  onExit?: () => void })
+ *     → MountHandle (an object with .mountpoint; keeps the process alive)
+ *     Throws Error{code: 'CORRUPT_TREE' | 'FUSE_UNAVAILABLE' |
+ *                  'FUSE_MOUNT_FAILED' | '<ERRNO NAME>'}.
+ *
+ *   unmount(handle: MountHandle) → boolean (false when it was not mounted)
+ *
+ *   version: string, fuseVersion: string
+ */
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+
+#include "js_api.h"
+
+static napi_value make_string(napi_env env, const char *s) {
+    napi_value v;
+    napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+    return v;
+}
+
+NAPI_MODULE_INIT() {
+    napi_property_descriptor props[] = {
+        { "materialize", NULL, js_materialize, NULL, NULL, NULL, napi_enumerable, NULL },
+        { "mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL },
+        { "unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL },
+        { "version", NULL, NULL, NULL, NULL, make_string(env, "1"), napi_enumerable, NULL },
+        { "fuseVersion", NULL, NULL, NULL, NULL, make_string(env, fuse_pkgversion()), napi_enumerable, NULL },
+    };
+    if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+    return exports;
+}

@@ -1,0 +1,320 @@
+/* fuse_server.c — session lifecycle for one mounted tree.
+ *
+ * We run our own worker loop (fuse_session_receive_buf/process_buf) rather
+ * than fuse_session_loop_mt so that unmount can stop the workers even while
+ * files on the mount are open: a blocked read of /dev/fuse is interrupted by
+ * a real-time signal sent to each worker (its handler does nothing; the
+ * workers block every other signal, which stay Node's business). */
+#define _GNU_SOURCE
+#include "fuse_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errname.h"
+#include "fuse_fs.h"
+
+struct vfuse {
+    vfs fs;
+    void *map;
+    size_t map_len;
+    struct fuse_session *se;
+    int mounted;
+    int nthreads;
+    pthread_t *threads;
+    atomic_int *exited;
+    atomic_int running;
+    atomic_int stopping;
+    int stopped;
+    vfuse_exit_cb on_exit;
+    void *arg;
+    struct vfuse *next_live; /* in the list of servers still mounted */
+};
+
+/* ---- servers still mounted, unmounted at exit() ------------------------- *
+ * process.exit() does not run Node's env cleanup hooks on the main thread,
+ * but it does call exit(): an atexit handler detaches what is still mounted,
+ * so a server that exits leaves no dead mount behind. */
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+static vfuse *live;
+
+static void unmount_live_at_exit(void) {
+    pthread_mutex_lock(&live_lock);
+    for (vfuse *m = live; m; m = m->next_live) {
+        if (m->stopped) continue;
+        atomic_store(&m->stopping, 1);
+        m->stopped = 1;
+        fuse_session_exit(m->se);
+        fuse_session_unmount(m->se);
+        m->mounted = 0;
+    }
+    live = NULL;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void register_atexit(void) { atexit(unmount_live_at_exit); }
+
+static void add_live(vfuse *m) {
+    pthread_once(&live_once, register_atexit);
+    pthread_mutex_lock(&live_lock);
+    m->next_live = live;
+    live = m;
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* Takes m out of the list (when it is there). */
+static void remove_live(vfuse *m) {
+    pthread_mutex_lock(&live_lock);
+    for (vfuse **p = &live; *p; p = &(*p)->next_live)
+        if (*p == m) { *p = m->next_live; break; }
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* ---- libfuse's log: keep the last error for our error messages --------- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_log[512];
+static atomic_int log_debug;
+
+static void capture_log(enum fuse_log_level level, const char *fmt, va_list ap) {
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (atomic_load(&log_debug)) fputs(line, stderr);
+    if (level > FUSE_LOG_ERR) return;
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+    pthread_mutex_lock(&log_lock);
+    snprintf(last_log, sizeof last_log, "%s", line);
+    pthread_mutex_unlock(&log_lock);
+}
+
+static void take_log(char *out, size_t len) {
+    pthread_mutex_lock(&log_lock);
+    snprintf(out, len, "%s", last_log);
+    last_log[0] = '\0';
+    pthread_mutex_unlock(&log_lock);
+}
+
+/* ---- the wake-up signal ------------------------------------------------ */
+
+static void on_wake(int sig) { (void)sig; }
+
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static int wake_sig;
+
+static void install_wake(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_wake; /* no SA_RESTART: the blocked read returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    wake_sig = SIGRTMIN + 5;
+    sigaction(wake_sig, &sa, NULL);
+}
+
+static int wake_signal(void) {
+    pthread_once(&wake_once, install_wake);
+    return wake_sig;
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+typedef struct worker_arg { vfuse *m; int k; } worker_arg;
+
+static void *worker_main(void *p) {
+    worker_arg wa = *(worker_arg *)p;
+    free(p);
+    vfuse *m = wa.m;
+    struct fuse_buf buf;
+    memset(&buf, 0, sizeof buf);
+    while (!fuse_session_exited(m->se) && !atomic_load(&m->stopping)) {
+        int res = fuse_session_receive_buf(m->se, &buf);
+        if (res == -EINTR || res == -EAGAIN) continue;
+        if (res <= 0) break;
+        fuse_session_process_buf(m->se, &buf);
+    }
+    free(buf.mem);
+    fuse_session_exit(m->se);
+    atomic_store(&m->exited[wa.k], 1);
+    if (atomic_fetch_sub(&m->running, 1) == 1 && !atomic_load(&m->stopping) && m->on_exit) m->on_exit(m->arg);
+    return NULL;
+}
+
+static int start_workers(vfuse *m) {
+    sigset_t all, old;
+    int sig = wake_signal();
+    m->threads = calloc((size_t)m->nthreads, sizeof *m->threads);
+    m->exited = calloc((size_t)m->nthreads, sizeof *m->exited);
+    if (!m->threads || !m->exited) return ENOMEM;
+    sigfillset(&all);
+    sigdelset(&all, sig);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the workers */
+    int started = 0, rc = 0;
+    atomic_store(&m->running, m->nthreads);
+    for (; started < m->nthreads; started++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa) { rc = ENOMEM; break; }
+        *wa = (worker_arg){ m, started };
+        if ((rc = pthread_create(&m->threads[started], NULL, worker_main, wa)) != 0) { free(wa); break; }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started < m->nthreads) {
+        /* account for the threads that never started, then stop the rest */
+        for (int k = started; k < m->nthreads; k++) atomic_store(&m->exited[k], 1);
+        atomic_fetch_sub(&m->running, m->nthreads - started);
+        m->nthreads = started;
+    }
+    return rc;
+}
+
+static void stop_workers(vfuse *m) {
+    int sig = wake_signal();
+    struct timespec pause = { 0, 2 * 1000 * 1000 };
+    fuse_session_exit(m->se);
+    while (atomic_load(&m->running) > 0) {
+        for (int k = 0; k < m->nthreads; k++)
+            if (!atomic_load(&m->exited[k])) pthread_kill(m->threads[k], sig);
+        nanosleep(&pause, NULL);
+    }
+    for (int k = 0; k < m->nthreads; k++) pthread_join(m->threads[k], NULL);
+    m->nthreads = 0;
+}
+
+/* ---- start / stop ------------------------------------------------------ */
+
+static void set_error(vfuse_error *e, const char *code, int err, const char *fmt, va_list ap) {
+    e->code = code ? code : velo_errname(err);
+    e->err = err;
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+}
+
+/* Fills *e, frees m, returns NULL. */
+static vfuse *fail(vfuse *m, vfuse_error *e, const char *code, int err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(e, code, err, fmt, ap);
+    va_end(ap);
+    vfuse_free(m);
+    return NULL;
+}
+
+/* Fills *e, returns -1. */
+static int fail_rc(vfuse_error *e, const char *code, int err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(e, code, err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fail_errno(vfuse_error *e, int err, const char *syscall, const char *path) {
+    return fail_rc(e, NULL, err, "%s: %s, %s '%s'", velo_errname(err), strerror(err), syscall, path);
+}
+
+static int map_tree(vfuse *m, const char *tree_path, vfuse_error *e) {
+    struct stat st;
+    char why[256];
+    int fd = open(tree_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail_errno(e, errno, "open", tree_path);
+    if (fstat(fd, &st) != 0) { int err = errno; close(fd); return fail_errno(e, err, "stat", tree_path); }
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+        close(fd);
+        return fail_rc(e, "CORRUPT_TREE", 0, "corrupt tree: '%s' is empty or not a file", tree_path);
+    }
+    m->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    int err = errno;
+    close(fd);
+    if (m->map == MAP_FAILED) { m->map = NULL; return fail_errno(e, err, "mmap", tree_path); }
+    m->map_len = (size_t)st.st_size;
+    if (vtree_open(&m->fs.tree, m->map, m->map_len, why, sizeof why) != 0)
+        return fail_rc(e, "CORRUPT_TREE", 0, "%s (%s)", why, tree_path);
+    return 0;
+}
+
+static struct fuse_session *new_session(vfuse *m, const vfuse_opts *o) {
+    char mopts[128];
+    snprintf(mopts, sizeof mopts, "ro,default_permissions,fsname=velo,subtype=velo%s", o->allow_other ? ",allow_other" : "");
+    char *argv[] = { "velo", "-o", mopts, o->debug ? "-d" : NULL, NULL };
+    struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
+    struct fuse_session *se = fuse_session_new(&args, vfs_ops(), sizeof(struct fuse_lowlevel_ops), &m->fs);
+    fuse_opt_free_args(&args);
+    return se;
+}
+
+vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *mountpoint,
+                   const vfuse_opts *o, vfuse_exit_cb on_exit, void *arg, vfuse_error *e) {
+    char why[512];
+    struct stat st;
+    vfuse *m = calloc(1, sizeof *m);
+    if (!m) return fail(NULL, e, NULL, ENOMEM, "ENOMEM: out of memory");
+    m->fs.objfd = -1;
+    m->on_exit = on_exit;
+    m->arg = arg;
+    m->nthreads = o->threads < 1 ? 1 : o->threads;
+    if (map_tree(m, tree_path, e) != 0) { vfuse_free(m); return NULL; }
+    m->fs.objfd = open(objects_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (m->fs.objfd < 0) { fail_errno(e, errno, "open", objects_dir); vfuse_free(m); return NULL; }
+    if (vfs_init_nlink(&m->fs) != 0) return fail(m, e, NULL, ENOMEM, "ENOMEM: out of memory");
+    m->fs.uid = getuid();
+    m->fs.gid = getgid();
+    if (stat(mountpoint, &st) != 0) { fail_errno(e, errno, "stat", mountpoint); vfuse_free(m); return NULL; }
+    if (!S_ISDIR(st.st_mode)) return fail(m, e, NULL, ENOTDIR, "ENOTDIR: not a directory, mount '%s'", mountpoint);
+    int probe = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (probe < 0) {
+        int err = errno;
+        return fail(m, e, "FUSE_UNAVAILABLE", err, "FUSE is not available: cannot open /dev/fuse (%s: %s)", velo_errname(err), strerror(err));
+    }
+    close(probe);
+    atomic_store(&log_debug, o->debug);
+    fuse_set_log_func(capture_log);
+    m->se = new_session(m, o);
+    if (!m->se) { take_log(why, sizeof why); return fail(m, e, "FUSE_MOUNT_FAILED", 0, "cannot create a FUSE session: %s", why); }
+    if (fuse_session_mount(m->se, mountpoint) != 0) {
+        take_log(why, sizeof why);
+        return fail(m, e, "FUSE_MOUNT_FAILED", 0, "cannot mount on '%s': %s", mountpoint, why[0] ? why : "fuse_session_mount failed");
+    }
+    m->mounted = 1;
+    add_live(m);
+    int rc = start_workers(m);
+    if (rc != 0) { fail_errno(e, rc, "pthread_create", mountpoint); vfuse_free(m); return NULL; }
+    return m;
+}
+
+void vfuse_stop(vfuse *m) {
+    if (!m) return;
+    remove_live(m);
+    if (m->stopped) return;
+    m->stopped = 1;
+    atomic_store(&m->stopping, 1);
+    if (m->se) {
+        if (m->threads) stop_workers(m);
+        /* closes /dev/fuse (aborting the connection for files still open),
+         * then detaches the mount (umount2 MNT_DETACH) */
+        if (m->mounted) fuse_session_unmount(m->se);
+        m->mounted = 0;
+    }
+}
+
+void vfuse_free(vfuse *m) {
+    if (!m) return;
+    vfuse_stop(m);
+    if (m->se) fuse_session_destroy(m->se);
+    if (m->fs.objfd >= 0) close(m->fs.objfd);
+    if (m->map) munmap(m->map, m->map_len);
+    free(m->fs.nlink);
+    free(m->threads);
+    free((void *)m->exited);
+    free(m);
+}

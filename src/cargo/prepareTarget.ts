@@ -1,0 +1,104 @@
+/**
+ * Before cargo runs (when the no-op test in plan.ts did not settle it):
+ * decide whether to restore a snapshot into the target dir, and do it.
+ *
+ * - no target dir: restore the newest snapshot under the key, if any;
+ * - a target dir velo did not make: left alone; if a snapshot would be
+ *   restored, refused unless --force (nothing of the user's is replaced);
+ * - velo's target dir under another key (Cargo.lock, toolchain or flags
+ *   changed): restore when the store has a newer snapshot under the new key
+ *   — after checking the dir is exactly as velo last left it (else refused
+ *   unless --force);
+ * - velo's target dir under the same key: left to cargo (it is already a
+ *   descendant of a snapshot under this key).
+ */
+import type { LinkMethod } from '../config.js';
+import { VeloError } from '../errors.js';
+import { withLease } from '../store/lock.js';
+import { Store } from '../store/store.js';
+import { isNoOp, isTargetPresent, readLock, type CargoPlan } from './plan.js';
+import { restoreTarget, type RestoreResult } from './restoreTarget.js';
+import { keyMaterial, lockDigest, snapshotKey } from './snapshotKey.js';
+import { bestSnapshot, useSnapshot, type SnapshotInfo } from './snapshots.js';
+import { readTargetState } from './targetState.js';
+import { targetSignature, walkTarget } from './targetWalk.js';
+import { cargoCommand, statBits } from './toolchain.js';
+import { join } from 'node:path';
+import { cargoMetadata } from './workspace.js';
+
+export type PrepareOutcome =
+  | { action: 'none'; reason: 'no-snapshot' | 'same-key' | 'newer-target' | 'already-restored' | 'metadata-failed' }
+  | { action: 'restored'; snapshot: SnapshotInfo; restore: RestoreResult; replaced: boolean };
+
+/** Ask cargo where the workspace and target dir really are, and re-key if the guess was wrong. */
+export async function confirmLocation(plan: CargoPlan): Promise<boolean> {
+  let meta;
+  try {
+    meta = await cargoMetadata({
+      cwd: plan.cwd,
+      env: plan.env,
+      cargo: cargoCommand(plan.env),
+      toolchain: plan.inv.toolchain,
+      manifestPath: plan.inv.manifestPath,
+      noDeps: true,
+    });
+  } catch {
+    return false;
+  }
+  const rootChanged = meta.workspaceRoot !== plan.location.root;
+  if (!plan.location.targetDirExplicit && meta.targetDirectory !== plan.location.targetDir) {
+    plan.location.targetDir = meta.targetDirectory;
+    plan.state = readTargetState(meta.targetDirectory);
+    plan.targetPresent = isTargetPresent(meta.targetDirectory);
+  }
+  if (rootChanged) {
+    plan.location.root = meta.workspaceRoot;
+    plan.key = snapshotKey(plan.inv, lockDigest(readLock(meta.workspaceRoot)), plan.rustc.verbose, plan.env);
+    plan.keyMaterial = keyMaterial(plan.inv, statBits(join(meta.workspaceRoot, 'Cargo.lock')), plan.rustc.verbose, plan.env);
+  }
+  return true;
+}
+
+export async function prepareTarget(plan: CargoPlan, options: { home: string; method: LinkMethod }): Promise<PrepareOutcome> {
+  if (!(await confirmLocation(plan))) return { action: 'none', reason: 'metadata-failed' };
+  if (isNoOp(plan)) return { action: 'none', reason: 'same-key' };
+  const { targetDir, root } = plan.location;
+  const store = Store.open(options.home);
+  try {
+    return await withLease(store, 'install', async () => {
+      const best = bestSnapshot(store, plan.key.id, root);
+      if (!best) return { action: 'none', reason: 'no-snapshot' } as const;
+      const state = plan.state;
+      if (plan.targetPresent) {
+        if (!plan.inv.force) {
+          if (!state) {
+            throw new VeloError('REFUSED', `${targetDir} was not made by velo; velo will not replace it with the stored snapshot`, {
+              hint: 'run again with --force to replace it (or remove it, or keep it: plain cargo works as before)',
+            });
+          }
+          if (state.snapshot === best.tree) return { action: 'none', reason: 'already-restored' } as const;
+          if (state.key === plan.key.id) return { action: 'none', reason: 'same-key' } as const;
+          if (best.created <= state.snapshotCreated) return { action: 'none', reason: 'newer-target' } as const;
+          const now = targetSignature(walkTarget(targetDir, { incremental: false }));
+          if (now !== state.signature) {
+            throw new VeloError('REFUSED', `${targetDir} has changed since velo last restored or stored it; velo will not replace it`, {
+              hint: 'run again with --force to replace it with the stored snapshot for this build',
+            });
+          }
+        }
+      }
+      const restore = await restoreTarget(store, {
+        snapshot: best,
+        targetDir,
+        projectRoot: root,
+        method: options.method,
+        rustc: { stamp: plan.rustcStamp, verbose: plan.rustc.verbose },
+        keyMaterial: best.key === plan.key.id ? plan.keyMaterial : undefined,
+      });
+      useSnapshot(store, root, best, restore.method);
+      return { action: 'restored', snapshot: best, restore, replaced: plan.targetPresent } as const;
+    });
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,282 @@
+// The native addon's FUSE server: a real mount of a real tree, compared with
+// a materialized copy of the same tree.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync, chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync,
+  readFileSync, readlinkSync, readSync, rmSync, statfsSync, unlinkSync, utimesSync, writeFileSync,
+} from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeModulesEntries, objectPath, writeObjects, OBJECT_MTIME_S } from '../native/test-support/syntheticTree.mjs';
+import { writeTree } from '../native/test-support/treeWriter.mjs';
+
+const repo = join(import.meta.dirname, '..');
+const addonPath = join(repo, 'native', 'build', 'velo_native.node');
+
+interface MountHandle { mountpoint: string }
+interface Addon {
+  materialize(tree: Uint8Array, objectsDir: string, destDir: string, method: string, threads?: number): Promise<{ files: number }>;
+  mount(treePath: string, objectsDir: string, mountpoint: string,
+    opts?: { threads?: number; allowOther?: boolean; debug?: boolean; onExit?: () => void }): MountHandle;
+  unmount(handle: MountHandle): boolean;
+}
+interface Entry { path: string; kind: 'dir' | 'file' | 'symlink'; exec?: boolean; size?: number; digest?: string; data?: Buffer }
+
+let addon: Addon;
+let base: string;
+let objects: string;
+let treeFile: string;
+let entries: Entry[];
+let copy: string;
+let mnt: string;
+let handle: MountHandle | undefined;
+
+const isMounted = (dir: string): boolean =>
+  readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);
+
+function freshMountpoint(name: string): string {
+  const d = join(base, name);
+  mkdirSync(d);
+  return d;
+}
+
+/** Every path under root with what a user sees of it (sorted, root excluded). */
+function snapshot(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const p = join(root, r);
+      const st = lstatSync(p, { bigint: true });
+      const mode = (st.mode & 0o7777n).toString(8);
+      if (st.isDirectory()) {
+        out.set(r, `dir ${mode} nlink=${st.nlink} mtime=${st.mtimeNs}`);
+        walk(r);
+      } else if (st.isSymbolicLink()) {
+        out.set(r, `symlink -> ${readlinkSync(p)} mtime=${st.mtimeNs}`);
+      } else {
+        const sha = createHash('sha256').update(readFileSync(p)).digest('hex');
+        out.set(r, `file ${mode} nlink=${st.nlink} size=${st.size} mtime=${st.mtimeNs} sha=${sha}`);
+      }
+    }
+  };
+  walk('');
+  return out;
+}
+
+beforeAll(async () => {
+  if (!existsSync(addonPath)) {
+    const r = spawnSync(process.execPath, [join(repo, 'native', 'build.mjs')], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`native build failed: ${r.stderr}`);
+  }
+  addon = createRequire(import.meta.url)(addonPath) as Addon;
+  base = mkdtempSync(join(tmpdir(), 'velo-native-fuse-'));
+  objects = join(base, 'objects');
+  mkdirSync(objects);
+  entries = nodeModulesEntries({ packages: 60, mtimes: true }) as Entry[];
+  writeObjects(objects, entries);
+  const tree = writeTree(entries, { mtimes: true });
+  treeFile = join(base, 'tree');
+  writeFileSync(treeFile, tree);
+  copy = freshMountpoint('copy');
+  await addon.materialize(tree, objects, copy, 'copy', 2);
+  mnt = freshMountpoint('mnt');
+  handle = addon.mount(treeFile, objects, mnt, { threads: 4 });
+});
+
+afterAll(() => {
+  if (handle) addon.unmount(handle);
+  if (base) {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const dir = line.split(' ')[4];
+      if (dir?.startsWith(base)) spawnSync('umount', ['-l', dir]);
+    }
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+describe('a mounted tree', () => {
+  it('is mounted read-only as fuse.velo', () => {
+    const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt)!;
+    expect(line).toMatch(/ - fuse\.velo velo /);
+    expect(line.split(' ')[5]).toMatch(/^ro\b/);
+  });
+
+  it('looks exactly like a materialized copy: listing, modes, nlink, sizes, mtimes, bytes, symlinks', () => {
+    const mounted = snapshot(mnt);
+    const copied = snapshot(copy);
+    expect(mounted.size).toBe(entries.length - 1);
+    expect([...mounted.keys()]).toEqual([...copied.keys()]);
+    for (const [path, seen] of mounted) expect(`${path}: ${seen}`).toBe(`${path}: ${copied.get(path)}`);
+    expect(lstatSync(mnt, { bigint: true }).mtimeNs).toBe(lstatSync(copy, { bigint: true }).mtimeNs);
+  });
+
+  it('answers lookups of missing names with ENOENT and reports statfs', () => {
+    expect(() => lstatSync(join(mnt, 'node_modules', 'no-such-package'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => lstatSync(join(mnt, 'node_modules', 'pkg-1', 'index.js', 'x'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
+    const fs = statfsSync(mnt);
+    expect(fs.files).toBe(entries.length);
+    expect(fs.bavail).toBe(0);
+  });
+
+  it('refuses every write with EROFS', () => {
+    const file = join(mnt, 'node_modules', 'pkg-1', 'index.js');
+    const erofs = expect.objectContaining({ code: 'EROFS' });
+    expect(() => writeFileSync(join(mnt, 'new.txt'), 'x')).toThrow(erofs);
+    expect(() => openSync(file, 'r+')).toThrow(erofs);
+    expect(() => mkdirSync(join(mnt, 'd'))).toThrow(erofs);
+    expect(() => unlinkSync(file)).toThrow(erofs);
+    expect(() => chmodSync(file, 0o777)).toThrow(erofs);
+    expect(() => utimesSync(file, 1, 1)).toThrow(erofs);
+  });
+
+  it('serves many parallel readers the right bytes', async () => {
+    const files = entries.filter((e) => e.kind === 'file');
+    const reads = await Promise.all(files.map((e) => readFile(join(mnt, e.path))));
+    reads.forEach((buf, k) => expect(buf.equals(files[k]!.data!)).toBe(true));
+    const digest = (dir: string) =>
+      new Promise<string>((resolve, reject) => {
+        const p = spawn('sh', ['-c', 'find . -type f | sort | xargs cat | sha256sum'], { cwd: dir });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d));
+        p.on('error', reject);
+        p.on('close', () => resolve(out.split(' ')[0]!));
+      });
+    const want = await digest(copy);
+    const got = await Promise.all(Array.from({ length: 8 }, () => digest(mnt)));
+    expect(got).toEqual(Array(8).fill(want));
+  }, 30_000);
+
+  it('lets node require packages from it', () => {
+    const script = `
+      const names = require('fs').readdirSync(process.argv[1]).filter((n) => n.startsWith('pkg-'));
+      let sum = 0;
+      for (const n of names) sum += require(process.argv[1] + '/' + n).lib;
+      console.log(names.length, sum, require(process.argv[1] + '/@scope10/pkg-10').name);`;
+    const out = execFileSync(process.execPath, ['-e', script, join(mnt, 'node_modules')], { encoding: 'utf8' });
+    const pkgs = Array.from({ length: 60 }, (_, p) => p).filter((p) => p % 10 !== 0);
+    expect(out.trim()).toBe(`${pkgs.length} ${pkgs.reduce((s, p) => s + p * 100, 0)} @scope10/pkg-10`);
+    const cli = execFileSync(join(mnt, 'node_modules', '.bin', 'cli-5'), { encoding: 'utf8' });
+    expect(cli.trim()).toBe('pkg-5');
+  });
+
+  it('carries a writable kernel overlay whose writes never reach the store', () => {
+    const [upper, work, merged] = ['upper', 'work', 'merged'].map((d) => freshMountpoint(`ovl-${d}`));
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${mnt},upperdir=${upper},workdir=${work}`, merged!]);
+    try {
+      const readme = entries.find((e) => e.path === 'node_modules/pkg-1/README.md')!;
+      appendFileSync(join(merged!, readme.path), 'edited');
+      writeFileSync(join(merged!, 'node_modules/.cache'), 'new');
+      rmSync(join(merged!, 'node_modules/pkg-2/LICENSE'));
+      chmodSync(join(merged!, 'node_modules/pkg-3/index.js'), 0o600);
+      expect(readFileSync(join(merged!, readme.path), 'utf8').endsWith('edited')).toBe(true);
+      expect(existsSync(join(merged!, 'node_modules/pkg-2/LICENSE'))).toBe(false);
+      expect(readFileSync(join(upper!, readme.path), 'utf8').endsWith('edited')).toBe(true);
+      expect(readFileSync(join(upper!, 'node_modules/.cache'), 'utf8')).toBe('new');
+      expect(readFileSync(objectPath(objects, readme)).equals(readme.data!)).toBe(true);
+      expect(readFileSync(join(mnt, readme.path)).equals(readme.data!)).toBe(true);
+      expect(existsSync(join(mnt, 'node_modules/pkg-2/LICENSE'))).toBe(true);
+    } finally {
+      execFileSync('umount', [merged!]);
+    }
+  });
+});
+
+describe('the object guard on a mount', () => {
+  it('refuses to serve an object edited in place (EIO)', () => {
+    const own = join(base, 'objects-guard');
+    mkdirSync(own);
+    const local = nodeModulesEntries({ packages: 2 }) as Entry[];
+    writeObjects(own, local);
+    writeFileSync(join(base, 'tree-guard'), writeTree(local));
+    const victim = local.find((e) => e.path === 'node_modules/pkg-1/README.md')!;
+    utimesSync(objectPath(own, victim), OBJECT_MTIME_S + 1, OBJECT_MTIME_S + 1);
+    const mp = freshMountpoint('mnt-guard');
+    const h = addon.mount(join(base, 'tree-guard'), own, mp);
+    try {
+      expect(() => readFileSync(join(mp, victim.path))).toThrow(expect.objectContaining({ code: 'EIO' }));
+      expect(readFileSync(join(mp, 'node_modules/pkg-1/index.js'), 'utf8')).toContain('pkg-1');
+    } finally {
+      addon.unmount(h);
+    }
+  });
+});
+
+describe('unmounting', () => {
+  it('unmounts while a file is open; the open file then fails cleanly (ENOTCONN)', () => {
+    const mp = freshMountpoint('mnt-open');
+    const h = addon.mount(treeFile, objects, mp);
+    const fd = openSync(join(mp, 'node_modules/pkg-1/lib/f1.js'), 'r');
+    const dirFd = openSync(join(mp, 'node_modules/pkg-2'), 'r');
+    try {
+      expect(isMounted(mp)).toBe(true);
+      expect(addon.unmount(h)).toBe(true);
+      expect(isMounted(mp)).toBe(false);
+      expect(addon.unmount(h)).toBe(false);
+      let outcome: string;
+      try {
+        readSync(fd, Buffer.alloc(16), 0, 16, 0);
+        outcome = 'read';
+      } catch (e) {
+        outcome = (e as { code: string }).code;
+      }
+      expect(['read', 'ENOTCONN']).toContain(outcome);
+    } finally {
+      // close() releases the descriptor; on a dead connection it may say ENOTCONN
+      for (const d of [fd, dirFd]) {
+        try {
+          closeSync(d);
+        } catch (e) {
+          expect((e as { code: string }).code).toBe('ENOTCONN');
+        }
+      }
+    }
+  });
+
+  it('keeps a server process alive until an outside umount, then calls onExit and lets it exit', async () => {
+    const mp = freshMountpoint('mnt-server');
+    const script = `
+      const addon = require(${JSON.stringify(addonPath)});
+      addon.mount(process.argv[1], process.argv[2], process.argv[3], { onExit: () => console.log('onExit') });
+      console.log('ready');`;
+    const child = spawn(process.execPath, ['-e', script, treeFile, objects, mp], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => ((out += d), out.includes('ready') && resolve())));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(child.exitCode).toBe(null);
+    expect(readFileSync(join(mp, 'node_modules/pkg-1/index.js'), 'utf8')).toContain('pkg-1');
+    execFileSync('umount', [mp]);
+    expect(await exited).toBe(0);
+    expect(out).toContain('onExit');
+    expect(isMounted(mp)).toBe(false);
+  }, 20_000);
+
+  it('unmounts when the process exits with process.exit()', () => {
+    const mp = freshMountpoint('mnt-exit');
+    const script = `
+      const addon = require(${JSON.stringify(addonPath)});
+      addon.mount(process.argv[1], process.argv[2], process.argv[3]);
+      require('fs').readFileSync(process.argv[3] + '/node_modules/pkg-1/index.js');
+      process.exit(0);`;
+    execFileSync(process.execPath, ['-e', script, treeFile, objects, mp], { timeout: 10_000 });
+    expect(isMounted(mp)).toBe(false);
+  });
+});
+
+describe('mount errors', () => {
+  it('rejects a corrupt tree, a missing mountpoint and missing objects', () => {
+    const bad = join(base, 'tree-bad');
+    writeFileSync(bad, readFileSync(treeFile).subarray(0, 100));
+    const mp = freshMountpoint('mnt-err');
+    expect(() => addon.mount(bad, objects, mp)).toThrow(expect.objectContaining({ code: 'CORRUPT_TREE' }));
+    expect(() => addon.mount(treeFile, objects, join(base, 'absent'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => addon.mount(treeFile, join(base, 'absent'), mp)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => addon.mount(join(base, 'absent'), objects, mp)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(isMounted(mp)).toBe(false);
+  });
+});
