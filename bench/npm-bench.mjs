@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// velo npm ci beside its peers on a real 1207-package lockfile (bench/npm-1207),
+// in one run, medians of N, node_modules removed between runs:
+//   npm ci --offline (warm npm cache), pnpm install --offline --frozen-lockfile
+//   (warm store), bun install --frozen-lockfile (warm cache), velo npm ci with an
+//   empty store, with a warm store, the no-op; npm ci with an empty cache (the
+//   peer of velo's empty store); disk used by five copies under npm vs velo.
+// Usage: node bench/npm-bench.mjs [--runs N] [--cold-runs M] [--work DIR] [--skip-peers]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { peerTools } from './lib/peers.mjs';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '5' }, 'cold-runs': { type: 'string', default: '2' }, work: { type: 'string' }, 'skip-peers': { type: 'boolean' } },
+});
+const runs = Number(values.runs);
+const coldRuns = Number(values['cold-runs']);
+const work = values.work ?? join(repo, 'bench', 'work', 'npm');
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+const velo = join(repo, 'bin', 'velo');
+const src = join(repo, 'bench', 'npm-1207');
+const env = { ...process.env, CI: '1', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+for (const k of Object.keys(env)) if (/^npm_config_(nodedir|userconfig)$/i.test(k)) delete env[k];
+
+function project(name) {
+  const d = join(work, name);
+  rmSync(d, { recursive: true, force: true });
+  mkdirSync(d, { recursive: true });
+  cpSync(join(src, 'package.json'), join(d, 'package.json'));
+  cpSync(join(src, 'package-lock.json'), join(d, 'package-lock.json'));
+  return d;
+}
+function time(cmd, args, opts) {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...opts });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  return ms;
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const results = [];
+function measure(label, n, before, run) {
+  const samples = [];
+  for (let i = 0; i < n; i++) {
+    before?.(i);
+    samples.push(run(i));
+  }
+  results.push({ label, median: median(samples), samples });
+  console.log(`${label.padEnd(58)} median ${median(samples).toFixed(0).padStart(7)} ms  [${samples.map((s) => s.toFixed(0)).join(', ')}]`);
+}
+const rmNm = (d) => rmSync(join(d, 'node_modules'), { recursive: true, force: true });
+
+// baseline: node start-up, for the no-op comparison
+measure('node -e 0', runs, null, () => time(process.execPath, ['-e', '0'], { env }));
+
+// npm
+const npmCache = join(work, 'npm-cache');
+const pNpm = project('npm');
+time('npm', ['ci', '--ignore-scripts', '--cache', npmCache], { cwd: pNpm, env }); // warm the cache
+measure('npm ci --offline (warm npm cache)', runs, () => rmNm(pNpm), () => time('npm', ['ci', '--offline', '--ignore-scripts', '--cache', npmCache], { cwd: pNpm, env }));
+measure('npm ci (empty npm cache)', coldRuns, (i) => { rmNm(pNpm); rmSync(join(work, `npm-cold-${i}`), { recursive: true, force: true }); },
+  (i) => time('npm', ['ci', '--ignore-scripts', '--cache', join(work, `npm-cold-${i}`)], { cwd: pNpm, env }));
+
+// peers
+if (!values['skip-peers']) {
+  const tools = peerTools(repo);
+  const pPnpm = project('pnpm');
+  const pnpmStore = join(work, 'pnpm-store');
+  time(tools.pnpm, ['import'], { cwd: pPnpm, env });
+  time(tools.pnpm, ['install', '--frozen-lockfile', '--ignore-scripts', '--store-dir', pnpmStore], { cwd: pPnpm, env });
+  measure('pnpm install --offline --frozen-lockfile (warm store)', runs, () => rmNm(pPnpm),
+    () => time(tools.pnpm, ['install', '--offline', '--frozen-lockfile', '--ignore-scripts', '--store-dir', pnpmStore], { cwd: pPnpm, env }));
+  const pBun = project('bun');
+  const bunCache = join(work, 'bun-cache');
+  const benv = { ...env, BUN_INSTALL_CACHE_DIR: bunCache };
+  time(tools.bun, ['install', '--ignore-scripts'], { cwd: pBun, env: benv });
+  measure('bun install --frozen-lockfile (warm cache)', runs, () => rmNm(pBun), () => time(tools.bun, ['install', '--frozen-lockfile', '--ignore-scripts'], { cwd: pBun, env: benv }));
+}
+
+// velo
+const pVelo = project('velo');
+measure('velo npm ci (empty store)', coldRuns, (i) => { rmNm(pVelo); rmSync(join(work, `velo-cold-${i}`), { recursive: true, force: true }); },
+  (i) => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo, env: { ...env, VELO_HOME: join(work, `velo-cold-${i}`) } }));
+const home = join(work, 'velo-store');
+const venv = { ...env, VELO_HOME: home };
+time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo, env: venv });
+const pVelo2 = project('velo2');
+measure('velo npm ci (warm store, another project)', runs, () => rmNm(pVelo2), () => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo2, env: venv }));
+measure('velo npm ci (no-op: nothing changed)', runs, null, () => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo2, env: venv }));
+
+// disk: five copies
+const du = (paths) => Number(execFileSync('du', ['-sbc', ...paths], { encoding: 'utf8' }).trim().split('\n').pop().split('\t')[0]);
+const npmCopies = [];
+for (let i = 0; i < 5; i++) {
+  const d = project(`five-npm-${i}`);
+  time('npm', ['ci', '--offline', '--ignore-scripts', '--cache', npmCache], { cwd: d, env });
+  npmCopies.push(join(d, 'node_modules'));
+}
+const veloCopies = [];
+for (let i = 0; i < 5; i++) {
+  const d = project(`five-velo-${i}`);
+  time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: d, env: venv });
+  veloCopies.push(join(d, 'node_modules'));
+}
+const oneNpm = du([npmCopies[0]]);
+const fiveNpm = du(npmCopies);
+const fiveVelo = du([...veloCopies, join(home, 'objects')]);
+
+const get = (label) => results.find((r) => r.label.startsWith(label))?.median;
+const warm = get('velo npm ci (warm');
+console.log('\n| case | median ms | ratio to velo warm |\n|---|---|---|');
+for (const r of results) console.log(`| ${r.label} | ${r.median.toFixed(0)} | ${(r.median / warm).toFixed(2)} |`);
+console.log(`\nno-op minus node -e 0: ${(get('velo npm ci (no-op') - get('node -e 0')).toFixed(0)} ms`);
+console.log(`velo empty store / npm ci empty cache: ${(get('velo npm ci (empty') / get('npm ci (empty')).toFixed(2)}`);
+console.log(`\ndisk: one npm node_modules ${(oneNpm / 1e6).toFixed(0)} MB; five npm copies ${(fiveNpm / 1e6).toFixed(0)} MB (${(fiveNpm / oneNpm).toFixed(2)}x); five velo projects + store ${(fiveVelo / 1e6).toFixed(0)} MB (${(fiveVelo / oneNpm).toFixed(2)}x)`);
