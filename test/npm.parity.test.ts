@@ -27,8 +27,8 @@ afterAll(async () => {
   await registry?.stop();
 });
 
-async function project(name: string): Promise<PreparedProject> {
-  const p = await prepareProject(name, registry);
+async function project(name: string, npmrc?: Record<string, string | number | boolean>): Promise<PreparedProject> {
+  const p = await prepareProject(name, registry, npmrc ? { npmrc } : {});
   cleanups.push(p.cleanup);
   return p;
 }
@@ -76,6 +76,41 @@ describe('velo npm ci lays out what npm ci lays out', () => {
       expect(dry.stdout + dry.stderr).toMatch(/up to date/);
     });
   }
+});
+
+describe('lockfile variants', () => {
+  for (const [label, npmrc] of [
+    ['a lockfile without resolved fields (omit-lockfile-registry-resolved)', { 'omit-lockfile-registry-resolved': true }],
+    ['a v2 lockfile', { 'lockfile-version': 2 }],
+  ] as const) {
+    it(label, async () => {
+      const p = await project('conflicts', npmrc);
+      const lock = JSON.parse(readFileSync(join(p.dir, 'package-lock.json'), 'utf8')) as { lockfileVersion: number; packages: Record<string, { resolved?: string }> };
+      if ('lockfile-version' in npmrc) expect(lock.lockfileVersion).toBe(2);
+      else expect(Object.values(lock.packages).some((e) => e.resolved)).toBe(false);
+      assertNpmOk(await p.npm(['ci']), 'npm ci');
+      const expected = snapshot(p.dir);
+      rmSync(join(p.dir, 'node_modules'), { recursive: true, force: true });
+      const r = await veloAsync(['npm', 'ci'], veloEnv(p, tmp()), p.dir);
+      expect(r.code, r.stderr).toBe(0);
+      expect(snapshot(p.dir)).toEqual(expected);
+    });
+  }
+
+  it('--omit=optional and --include=optional', async () => {
+    const p = await project('optional');
+    assertNpmOk(await p.npm(['ci', '--omit=optional']), 'npm ci --omit=optional');
+    const expected = snapshot(p.dir);
+    rmSync(join(p.dir, 'node_modules'), { recursive: true, force: true });
+    const storeHome = tmp();
+    const r = await veloAsync(['npm', 'ci', '--omit=optional'], veloEnv(p, storeHome), p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(snapshot(p.dir)).toEqual(expected);
+    const withOptional = await veloAsync(['npm', 'ci', '--omit=optional', '--include=optional', '--json'], veloEnv(p, storeHome), p.dir);
+    expect(withOptional.code, withOptional.stderr).toBe(0);
+    expect(JSON.parse(withOptional.stdout)).toMatchObject({ noop: false });
+    expect(Object.keys(snapshot(p.dir)).length).toBeGreaterThan(Object.keys(expected).length);
+  });
 });
 
 describe('the store', () => {
