@@ -148,6 +148,27 @@ describe('tamper guard', () => {
   });
 });
 
+describe('verify --repair', () => {
+  it('restores a damaged object from an intact copy in a registered project', async () => {
+    const dir = tmp();
+    const src = join(dir, 'src');
+    makeFiles(src, 5, 'restore');
+    const env = { VELO_HOME: join(dir, 'store') };
+    const tree = velo(['store', 'ingest', src], env).stdout.trim();
+    expect(velo(['store', 'materialize', tree, join(dir, 'copied'), '--method', 'copy'], env).code).toBe(0);
+    expect(velo(['store', 'materialize', tree, join(dir, 'linked'), '--method', 'hardlink'], env).code).toBe(0);
+    writeFileSync(join(dir, 'linked/d2/f2.js'), 'damaged in place\n', { flag: 'r+' });
+    const r = velo(['verify', '--repair', '--json'], env);
+    expect(r.code, r.stdout).toBe(0);
+    const report = JSON.parse(r.stdout) as { problems: { kind: string; detail: string; repaired: boolean }[] };
+    expect(report.problems.some((p) => p.kind === 'corrupt-object' && /restored from an intact copy/.test(p.detail))).toBe(true);
+    expect(report.problems.every((p) => p.repaired)).toBe(true);
+    expect(velo(['verify'], env).code).toBe(0);
+    expect(velo(['store', 'materialize', tree, join(dir, 'again'), '--method', 'hardlink'], env).code).toBe(0);
+    expect(asObject(describeDir(join(dir, 'again')))).toEqual(asObject(describeDir(src)));
+  });
+});
+
 describe('gc', () => {
   it('deletes only what no registered project references', async () => {
     const dir = tmp();

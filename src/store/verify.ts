@@ -3,8 +3,9 @@
  * trees whose objects are missing, and recompute the counters. With repair:
  * damaged objects are quarantined, objects whose bytes are right but whose
  * mode or mtime drifted are fixed, keys whose trees can no longer be
- * materialized are dropped (the next install re-fetches those packages), and
- * dead processes' temporary files are removed.
+ * materialized are dropped (the next install re-fetches those packages), a
+ * damaged object is restored from an intact copy in a registered project
+ * when there is one, and dead processes' temporary files are removed.
  */
 import { chmodSync, createReadStream, lstatSync, readdirSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { quarantineObject } from './commitObject.js';
 import { parseTree } from './treeFormat.js';
 import { setCounters } from './counters.js';
 import { walkStoreDir } from './walkStore.js';
+import { addFile } from './addFile.js';
 import { processAlive } from './lock.js';
 import type { Store } from './store.js';
 
@@ -54,6 +56,7 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
     if (p.repaired) report.repaired++;
   };
   const present = new Set<string>();
+  const damaged = new Map<string, { digest: string; exec: boolean }>();
   let done = 0;
   for (const f of walkStoreDir(join(store.home, 'objects'))) {
     options.onProgress?.(++done, 'objects');
@@ -67,6 +70,7 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
       let repaired = false;
       if (repair) {
         quarantineObject(store, f.path, f.digest, f.exec);
+        damaged.set(f.digest + (f.exec ? 'x' : ''), { digest: f.digest, exec: f.exec });
         repaired = true;
       }
       problem({ kind: 'corrupt-object', path: f.path, detail: `content hashes to ${actual || '(not a file)'}`, repaired });
@@ -85,6 +89,14 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
     present.add(f.digest + (f.exec ? 'x' : ''));
     report.objects++;
     report.objectBytes += st.size;
+  }
+  if (damaged.size > 0) {
+    for (const id of await restoreFromProjects(store, damaged)) {
+      present.add(id);
+      report.objects++;
+      report.objectBytes += lstatSync(store.objectPath(id.slice(0, 64), id.endsWith('x'))).size;
+      problem({ kind: 'corrupt-object', path: store.objectPath(id.slice(0, 64), id.endsWith('x')), detail: 'restored from an intact copy in a registered project', repaired: true });
+    }
   }
   const brokenTrees = new Set<string>();
   for (const f of walkStoreDir(join(store.home, 'trees'))) {
@@ -125,6 +137,40 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
   report.tmpRemoved = cleanTmp(store);
   setCounters(store, { objects: report.objects, object_bytes: report.objectBytes, trees: report.trees, tree_bytes: report.treeBytes });
   return report;
+}
+
+/**
+ * Look for intact copies of damaged objects in registered projects (files
+ * laid out by copy or reflink are not the object itself) and put them back.
+ * Returns the object ids (digest + 'x' when executable) restored.
+ */
+async function restoreFromProjects(store: Store, damaged: Map<string, { digest: string; exec: boolean }>): Promise<string[]> {
+  const restored: string[] = [];
+  const rows = store.index.prepare('SELECT path, tree FROM projects').all() as { path: string; tree: string }[];
+  for (const row of rows) {
+    if (damaged.size === 0) break;
+    let entries;
+    try {
+      entries = parseTree(readFileSync(store.treePath(row.tree))).entries;
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const id = e.digest + (e.exec ? 'x' : '');
+      if (e.kind !== 'file' || !damaged.has(id)) continue;
+      const candidate = join(row.path, e.path);
+      try {
+        if (lstatSync(candidate).size !== e.size || (await hashFile(candidate, e.size)) !== e.digest) continue;
+        await addFile(store, candidate, e.exec, e.size);
+        damaged.delete(id);
+        restored.push(id);
+      } catch {
+        /* not there or unreadable: try the next copy */
+      }
+    }
+  }
+  store.flushCounters();
+  return restored;
 }
 
 function treeExists(store: Store, digest: string): boolean {
