@@ -11,6 +11,7 @@ import { startRegistry, type Registry } from './support/registry.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { veloAsync } from './support/runVelo.js';
 import { tempDirs } from './support/tmp.js';
+import { repoRoot } from './support/paths.js';
 
 let registry: Registry;
 const tmp = tempDirs('velo-npm-store-');
@@ -110,6 +111,42 @@ describe('lockfile variants', () => {
     expect(withOptional.code, withOptional.stderr).toBe(0);
     expect(JSON.parse(withOptional.stdout)).toMatchObject({ noop: false });
     expect(Object.keys(snapshot(p.dir)).length).toBeGreaterThan(Object.keys(expected).length);
+  });
+});
+
+describe('install scripts', () => {
+  it("the user's allowScripts policy: a denied package's scripts do not run, as with npm", async () => {
+    const fixture = join(repoRoot(), 'fixtures/npm-projects/scripts');
+    const pkg = JSON.parse(readFileSync(join(fixture, 'package.json'), 'utf8')) as Record<string, unknown>;
+    const p = await prepareProject(
+      {
+        name: 'scripts-denied',
+        packageJson: { ...pkg, allowScripts: { 'velo-fx-scripted': false } },
+        files: { 'root-lifecycle.js': readFileSync(join(fixture, 'root-lifecycle.js'), 'utf8') },
+      },
+      registry,
+    );
+    cleanups.push(p.cleanup);
+    assertNpmOk(await p.npm(['ci']), 'npm ci');
+    const expected = snapshot(p.dir);
+    expect(expected['velo-fx-scripted/built.txt']).toBeUndefined();
+    const npmRoot = readFileSync(join(p.dir, 'root-lifecycle.txt'), 'utf8');
+    rmSync(join(p.dir, 'node_modules'), { recursive: true, force: true });
+    rmSync(join(p.dir, 'root-lifecycle.txt'));
+    const r = await veloAsync(['npm', 'ci', '--json'], veloEnv(p, tmp()), p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(snapshot(p.dir)).toEqual(expected);
+    // the root project's own scripts are never subject to the policy, and ran in npm's order
+    expect(readFileSync(join(p.dir, 'root-lifecycle.txt'), 'utf8')).toBe(npmRoot);
+  });
+
+  it('--ignore-scripts runs nothing, not even the root project\'s scripts', async () => {
+    const p = await project('scripts');
+    const r = await veloAsync(['npm', 'ci', '--ignore-scripts', '--json'], veloEnv(p, tmp()), p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ built: 0, rootScripts: [] });
+    expect(existsSync(join(p.dir, 'node_modules/velo-fx-scripted/built.txt'))).toBe(false);
+    expect(existsSync(join(p.dir, 'root-lifecycle.txt'))).toBe(false);
   });
 });
 
