@@ -168,13 +168,7 @@ async function installFromManifest(
   try {
     clearState(store.home, root);
     o.progress?.phase?.('link');
-    const results: { dir: string; r: MaterializeResult }[] = [];
-    for (const [dir, tree] of Object.entries(m.dirs)) {
-      const dest = join(root, dir);
-      const r = await materialize(store, tree, dest, { method: o.method, threads: o.threads, keepOld: true });
-      asides.push({ dest, aside: r.aside });
-      results.push({ dir, r });
-    }
+    const results = await materializeDirs(o, root, Object.entries(m.dirs), asides);
     const hidden = join(root, 'node_modules', '.package-lock.json');
     copyFileSync(store.objectPath(m.hiddenLockfile, false), hidden);
     chmodSync(hidden, 0o644);
@@ -203,6 +197,23 @@ async function installFromManifest(
     lease.release();
     store.flushCounters();
   }
+}
+
+/** Materialize each node_modules dir, keeping the old trees aside (recorded in asides) for a rollback. */
+async function materializeDirs(
+  o: InstallOptions,
+  root: string,
+  dirs: [dir: string, tree: string][],
+  asides: { dest: string; aside: string | undefined }[],
+): Promise<{ dir: string; r: MaterializeResult }[]> {
+  const results: { dir: string; r: MaterializeResult }[] = [];
+  for (const [dir, tree] of dirs) {
+    const dest = join(root, dir);
+    const r = await materialize(o.store, tree, dest, { method: o.method, threads: o.threads, keepOld: true });
+    asides.push({ dest, aside: r.aside });
+    results.push({ dir, r });
+  }
+  return results;
 }
 
 function rollBack(asides: { dest: string; aside: string | undefined }[]): void {
@@ -361,13 +372,7 @@ async function installFromLockfile(
 
     o.progress?.phase?.('link');
     const trees = composeNodeModules(store, plan, placed);
-    const results: { dir: string; r: MaterializeResult }[] = [];
-    for (const t of trees) {
-      const dest = join(root, t.dir);
-      const r = await materialize(store, t.tree, dest, { method: o.method, threads: o.threads, keepOld: true });
-      asides.push({ dest, aside: r.aside });
-      results.push({ dir: t.dir, r });
-    }
+    const results = await materializeDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides);
     const omitSet = new Set<string>(loaded.flat.omit ?? []);
     const omitted = new Set<AnyRecord>(
       ([...plan.idealTree.inventory.values()] as AnyRecord[]).filter((n) => typeof n.shouldOmit === 'function' && n.shouldOmit(omitSet)),
