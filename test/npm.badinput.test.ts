@@ -2,6 +2,7 @@
 // node_modules stays exactly as it was, and the store stays consistent
 // (velo verify finds nothing wrong). Real registry on loopback, real npm.
 import { spawn, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +10,8 @@ import { prepareProject, type PreparedProject } from './support/npmProject.js';
 import { startRegistry, type Registry } from './support/registry.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { velo, veloAsync, veloEnv } from './support/runVelo.js';
-import { veloBin } from './support/paths.js';
+import { repoRoot, veloBin } from './support/paths.js';
+import { buildTarball } from './support/craftedTarballs.js';
 import { tempDirs } from './support/tmp.js';
 
 let registry: Registry;
@@ -176,6 +178,30 @@ describe('bad input', () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(Object.keys(nm(p))).toContain('velo-fx-devtool');
     storeIsSound(home);
+  });
+
+  it('killed while install scripts run: the next run puts the previous node_modules back', async () => {
+    const { p, home } = await installed();
+    const script = "require('fs').writeFileSync('started', ''); setTimeout(() => {}, 60000)";
+    await registry.publishTarball(
+      { name: 'velo-fx-slow-script', version: '1.0.0', scripts: { postinstall: `node -e "${script}"` } },
+      buildTarball([
+        { path: 'package/package.json', content: JSON.stringify({ name: 'velo-fx-slow-script', version: '1.0.0', scripts: { postinstall: `node -e "${script}"` } }) },
+        { path: 'package/index.js', content: 'module.exports = 1;\n' },
+      ]),
+    );
+    addDependency(p, 'velo-fx-slow-script');
+    const before = nm(p);
+    const child = spawn(process.execPath, [veloBin(), 'npm', 'ci'], { cwd: p.dir, env: veloEnv(env(p, home)), stdio: 'ignore', detached: true });
+    const started = join(p.dir, 'node_modules/velo-fx-slow-script/started');
+    for (let i = 0; i < 400 && !existsSync(started); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(started)).toBe(true);
+    process.kill(-child.pid!, 'SIGKILL'); // velo and the script it runs
+    await new Promise((r) => child.on('close', r));
+    const { recoverInterruptedInstall } = (await import(join(repoRoot(), 'dist/src/npm/install.js'))) as typeof import('../src/npm/install.js');
+    expect(recoverInterruptedInstall(home, p.dir)).toBe(true);
+    expect(nm(p)).toEqual(before);
+    expect(recoverInterruptedInstall(home, p.dir)).toBe(false);
   });
 
   it('the disk filling up: a clear error, the previous node_modules intact', async () => {

@@ -22,7 +22,8 @@ import { composeNodeModules, type PlacedPackage } from './layout.js';
 import { checkLockfileSyntax, lockfilePath, planInstall, type InstallMode, type Plan, type PlannedPackage } from './plan.js';
 import { builtKey } from './packageKey.js';
 import { ROOT_SCRIPTS, packagesNeedingScripts, runDependencyScripts, runRootScripts } from './scripts.js';
-import { dirStamp, inputsDigest, writeState, clearState } from './state.js';
+import { clearPending, clearState, dirStamp, inputsDigest, takeDeadPending, writePending, writeState } from './state.js';
+import { processAlive } from '../store/lock.js';
 import { loadNpmConfig, locateNpm, type AnyRecord, type LoadedNpmConfig, type UserNpm } from './userNpm.js';
 import { hashExtraInputs, loadManifest, projectKey, saveManifest, type ProjectManifest } from './projectCache.js';
 
@@ -119,6 +120,7 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
   // npm's config loading exports npm_config_* into process.env (as npm does for
   // scripts); fingerprints must see the environment the user gave us
   const userEnv = { ...o.env };
+  recoverInterruptedInstall(o.store.home, root);
   const npm = locateNpm(o.env);
   const versions = `${o.veloVersion}/npm-${npm.version}`;
   const manifest = loadManifest(o.store, projectKey(root, o.fingerprintArgs, userEnv, versions), root);
@@ -139,6 +141,14 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
     forgetKeysUsing(o.store, err.objects.map((x) => x.digest));
     return installFromLockfile(o, root, npm, userEnv, versions, t0);
   }
+}
+
+/** A killed install's half-finished swap: put the previous trees back. True when it did. */
+export function recoverInterruptedInstall(home: string, root: string): boolean {
+  const dead = takeDeadPending(home, root, processAlive);
+  if (!dead) return false;
+  rollBack(dead.asides);
+  return true;
 }
 
 function forgetKeysUsing(store: Store, digests: string[]): void {
@@ -169,6 +179,7 @@ async function installFromManifest(
     clearState(store.home, root);
     o.progress?.phase?.('link');
     const results = await materializeDirs(o, root, Object.entries(m.dirs), asides);
+    writePending(store.home, root, asides);
     const hidden = join(root, 'node_modules', '.package-lock.json');
     copyFileSync(store.objectPath(m.hiddenLockfile, false), hidden);
     chmodSync(hidden, 0o644);
@@ -192,6 +203,7 @@ async function installFromManifest(
     });
   } catch (err) {
     rollBack(asides);
+    clearPending(store.home, root);
     throw err;
   } finally {
     lease.release();
@@ -249,6 +261,7 @@ interface FinishInput {
 /** Common end of both paths: drop the old trees, register, root scripts, no-op state. */
 async function finish(o: InstallOptions, root: string, npm: UserNpm, f: FinishInput): Promise<InstallSummary> {
   const store = o.store;
+  clearPending(store.home, root);
   for (const a of f.asides) if (a.aside) removeTree(a.aside, true);
   f.asides.length = 0;
   let files = 0;
@@ -373,6 +386,7 @@ async function installFromLockfile(
     o.progress?.phase?.('link');
     const trees = composeNodeModules(store, plan, placed);
     const results = await materializeDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides);
+    writePending(store.home, root, asides);
     const omitSet = new Set<string>(loaded.flat.omit ?? []);
     const omitted = new Set<AnyRecord>(
       ([...plan.idealTree.inventory.values()] as AnyRecord[]).filter((n) => typeof n.shouldOmit === 'function' && n.shouldOmit(omitSet)),
@@ -429,6 +443,7 @@ async function installFromLockfile(
     });
   } catch (err) {
     rollBack(asides);
+    clearPending(store.home, root);
     throw err;
   } finally {
     lease.release();

@@ -5,7 +5,7 @@
  * does not open the store, so an unchanged project costs milliseconds.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -101,4 +101,47 @@ export function isUpToDate(home: string, root: string, args: string[], env: Node
     }
   }
   return state.inputs === inputsDigest(root, args, state.extraInputs, env, veloVersion) ? state : undefined;
+}
+
+/**
+ * An install between its swap and its end (scripts running, hidden lockfile
+ * not yet written) keeps the previous trees aside. It records them here, so
+ * that if it is killed the next run puts them back: the user's previous
+ * node_modules, not a half-built new one.
+ */
+export interface PendingSwap {
+  pid: number;
+  asides: { dest: string; aside: string | undefined }[];
+}
+
+function pendingPath(home: string, root: string): string {
+  return statePath(home, root).replace(/npm-([0-9a-f]+)\.json$/, 'npm-$1.pending.json');
+}
+
+export function writePending(home: string, root: string, asides: PendingSwap['asides']): void {
+  mkdirSync(join(home, 'state'), { recursive: true });
+  const path = pendingPath(home, root);
+  writeFileSync(`${path}.tmp`, JSON.stringify({ pid: process.pid, asides } satisfies PendingSwap));
+  renameSync(`${path}.tmp`, path);
+}
+
+export function clearPending(home: string, root: string): void {
+  try {
+    unlinkSync(pendingPath(home, root));
+  } catch {
+    /* none */
+  }
+}
+
+/** The swaps a dead install left unfinished, to be rolled back (and forgotten). */
+export function takeDeadPending(home: string, root: string, alive: (pid: number) => boolean): PendingSwap | undefined {
+  let p: PendingSwap;
+  try {
+    p = JSON.parse(readFileSync(pendingPath(home, root), 'utf8')) as PendingSwap;
+  } catch {
+    return undefined;
+  }
+  if (alive(p.pid)) return undefined;
+  clearPending(home, root);
+  return p;
 }
