@@ -1,0 +1,108 @@
+/**
+ * velo uv sync [uv sync arguments] — the project's .venv, assembled from the
+ * store. The no-op check runs first and loads nothing heavy; everything else
+ * is imported only when there is work to do.
+ */
+import { VeloError } from '../src/errors.js';
+import { checkNoop } from '../src/uv/noop.js';
+import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
+
+const USAGE = `Usage: velo uv sync [uv sync arguments] [--json]
+
+Syncs the project environment like \`uv sync\`, with every distribution taken
+from velo's store: uv resolves and owns uv.lock, velo installs. Distributions
+not in the store yet are installed by uv once, checked against their RECORD,
+compiled to bytecode once, and stored; every later environment that needs
+them (any project, any tool) gets them linked, bytecode included.
+
+Takes uv sync's arguments: --locked, --frozen, --offline, --no-dev, --group,
+--extra, --all-extras, --python, --package, --no-install-project, … .
+--dry-run and --check are answered by uv directly. Not supported: --active,
+--inexact (velo's environments are always exact), --script,
+--python-platform. --compile-bytecode and --link-mode are accepted and
+ignored (bytecode is always there; VELO_METHOD chooses the link method).
+
+  --json   print a JSON summary
+
+uv is $VELO_UV, else <velo>/.tools/uv/bin/uv (scripts/install-uv.sh), else
+uv on PATH.`;
+
+export async function runUv(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    out(io, USAGE);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== 'sync') throw new VeloError('USAGE', `unknown uv command "${sub}" (velo wraps uv sync)\n\n${USAGE}`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    out(io, USAGE);
+    return 0;
+  }
+  const checked = checkNoop(rest, io.cwd, io.env);
+  if (checked.state && !checked.args.delegate) {
+    const s = checked.state;
+    if (checked.args.json) {
+      json(io, { noop: true, envDir: s.envDir, projectDir: s.projectDir, python: s.python, distributions: s.distributions, tree: s.tree });
+    } else {
+      out(io, `velo: ${s.envDir} is up to date (${s.distributions} distributions, Python ${s.python})`);
+    }
+    return 0;
+  }
+  return syncWithStore(rest, io, checked);
+}
+
+async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof checkNoop>): Promise<number> {
+  const [{ uvSync }, { config }, { Store }] = await Promise.all([
+    import('../src/uv/uvSync.js'),
+    import('./context.js'),
+    import('../src/store/store.js'),
+  ]);
+  const cfg = config(io);
+  const tty = io.interactive && !checked.args.json;
+  let drawn = false;
+  const pause = Number(io.env.VELO_TEST_PAUSE_BEFORE_SWAP_MS ?? 0);
+  const r = await uvSync({
+    argv,
+    cwd: io.cwd,
+    env: io.env,
+    openStore: () => Store.open(cfg.home),
+    method: cfg.method,
+    threads: cfg.threads,
+    checked,
+    backgroundRemoval: true,
+    ...(pause > 0 ? { pauseBeforeSwapMs: pause } : {}),
+    onProgress: (p) => {
+      if (tty) {
+        io.stderr.write(`\r\x1b[K${p.phase}: ${p.message}`);
+        drawn = true;
+      } else if (pause > 0) {
+        err(io, `${p.phase}: ${p.message}`);
+      }
+    },
+  });
+  if (drawn) io.stderr.write('\r\x1b[K');
+  if (r.delegated) {
+    io.stdout.write(r.delegated.stdout);
+    io.stderr.write(r.delegated.stderr);
+    return r.delegated.code;
+  }
+  if (checked.args.json) {
+    json(io, r);
+    return 0;
+  }
+  if (r.noop) {
+    out(io, `velo: ${r.envDir} is up to date (${r.distributions} distributions, Python ${r.python})`);
+    return 0;
+  }
+  const parts = [`${r.distributions} distributions (${r.fromStore} from the store, ${r.ingested} installed by uv and stored)`];
+  if (r.local > 0) parts.push(`${r.local} local`);
+  out(
+    io,
+    `velo: ${r.envDir} ready with Python ${r.python}: ${parts.join(', ')}; ${r.files} files by ${r.method}` +
+      `${r.newObjects > 0 ? `, ${r.newObjects} new objects (${formatBytes(r.newBytes)})` : ''} in ${formatMs(r.durationMs)}`,
+  );
+  for (const c of r.conflicts.slice(0, 5)) err(io, `velo: warning: two distributions install ${c}; the first one was kept`);
+  return 0;
+}
+
+export const run = runUv;

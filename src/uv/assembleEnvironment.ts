@@ -1,0 +1,198 @@
+/**
+ * Put an environment together: the shared files of every stored
+ * distribution become one tree (projected by materialize), and everything
+ * that names this environment is written per environment, inside the
+ * staging directory before the swap:
+ *  - launchers with this environment's shebang, RECORD with their hashes,
+ *    INSTALLER / REQUESTED / direct_url.json,
+ *  - the distributions uv installed from local sources (the project's own
+ *    editable install, path and git dependencies), copied,
+ *  - the venv itself as uv created it (pyvenv.cfg, activate scripts, the
+ *    python symlinks), with the scratch location replaced by this one.
+ */
+import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { VeloError, fsError } from '../errors.js';
+import type { TreeEntry } from '../store/treeFormat.js';
+import type { InstalledDistribution } from './installedDistribution.js';
+import { parseRecord, serializeRecord, withUpdatedRows } from './record.js';
+import { withShebang } from './shebang.js';
+import type { StoredDistribution } from './storedDistribution.js';
+
+export interface PerEnvFile {
+  rel: string;
+  kind: 'file' | 'symlink' | 'dir';
+  data?: Buffer;
+  target?: string;
+  mode: number;
+}
+
+export interface EnvironmentPlan {
+  /** projected from the store */
+  shared: TreeEntry[];
+  /** written into the staging directory */
+  perEnv: PerEnvFile[];
+  /** paths two distributions both install (the first one wins, as listed) */
+  conflicts: string[];
+}
+
+export interface PlanInput {
+  /** the environment's final location */
+  envDir: string;
+  stored: StoredDistribution[];
+  /** distributions from local sources, read from the scratch environment */
+  local: InstalledDistribution[];
+  /** .pyc files compiled for the local distributions: rel → file */
+  localPycs: Map<string, string>;
+  scratchDir: string;
+  /** paths (relative to scratchDir) that belong to distributions, not to the venv itself */
+  claimed: Set<string>;
+}
+
+function replaceAll(data: Buffer, from: Buffer, to: Buffer): Buffer {
+  let at = data.indexOf(from);
+  if (at < 0) return data;
+  const parts: Buffer[] = [];
+  let start = 0;
+  while (at >= 0) {
+    parts.push(data.subarray(start, at), to);
+    start = at + from.length;
+    at = data.indexOf(from, start);
+  }
+  parts.push(data.subarray(start));
+  return Buffer.concat(parts);
+}
+
+/** Characters that the activate scripts' quoting would need to escape. */
+const UNSAFE_ENV_PATH = /['"\\$`\n\r]/;
+
+/**
+ * velo replaces the environment directory whole: refuse one that is not a
+ * virtual environment (UV_PROJECT_ENVIRONMENT=/usr/local, a typo'd path).
+ */
+export function checkEnvTarget(envDir: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(envDir);
+  } catch {
+    return; // not there yet: velo creates it
+  }
+  if (entries.length > 0 && !entries.includes('pyvenv.cfg')) {
+    throw new VeloError('REFUSED', `${envDir} exists and is not a virtual environment (no pyvenv.cfg); velo replaces the environment directory whole`, {
+      hint: 'point UV_PROJECT_ENVIRONMENT at a virtual environment, or at a new directory',
+    });
+  }
+}
+
+export function checkEnvPath(envDir: string): void {
+  if (UNSAFE_ENV_PATH.test(envDir)) {
+    throw new VeloError('REFUSED', `velo cannot build an environment at ${JSON.stringify(envDir)}: the path contains quotes, backslashes, $ or backticks`, {
+      hint: 'set UV_PROJECT_ENVIRONMENT to a plainer path, or use uv sync directly',
+    });
+  }
+}
+
+function recordFor(recordText: string, launchers: Map<string, Buffer>, rel: string): PerEnvFile {
+  const rows = withUpdatedRows(parseRecord(recordText), launchers);
+  return { rel, kind: 'file', data: Buffer.from(serializeRecord(rows)), mode: 0o644 };
+}
+
+export function planEnvironment(input: PlanInput): EnvironmentPlan {
+  const python = join(input.envDir, 'bin', 'python');
+  const plan: EnvironmentPlan = { shared: [], perEnv: [], conflicts: [] };
+  const taken = new Set<string>();
+  const take = (rel: string): boolean => {
+    if (taken.has(rel)) {
+      plan.conflicts.push(rel);
+      return false;
+    }
+    taken.add(rel);
+    return true;
+  };
+
+  for (const d of input.stored) {
+    for (const e of d.shared) if (take(e.path)) plan.shared.push(e);
+    const launcherData = new Map<string, Buffer>();
+    for (const l of d.launchers) {
+      const data = withShebang(l.body, python);
+      launcherData.set(l.recordPath, data);
+      if (take(l.rel)) plan.perEnv.push({ rel: l.rel, kind: 'file', data, mode: l.exec ? 0o755 : 0o644 });
+    }
+    for (const p of d.perEnv) if (take(p.rel)) plan.perEnv.push({ rel: p.rel, kind: 'file', data: p.data, mode: p.exec ? 0o755 : 0o644 });
+    if (take(d.manifest.recordRel)) plan.perEnv.push(recordFor(d.recordText, launcherData, d.manifest.recordRel));
+  }
+
+  for (const d of input.local) {
+    const launcherData = new Map<string, Buffer>();
+    for (const f of d.files) {
+      if (!take(f.rel)) continue;
+      const mode = f.exec ? 0o755 : 0o644;
+      if (f.role === 'launcher') {
+        const data = withShebang(f.body!, python);
+        launcherData.set(f.recordPath, data);
+        plan.perEnv.push({ rel: f.rel, kind: 'file', data, mode });
+      } else {
+        plan.perEnv.push({ rel: f.rel, kind: 'file', data: readFileSync(f.abs), mode });
+      }
+    }
+    if (take(d.recordRel)) plan.perEnv.push(recordFor(d.recordText, launcherData, d.recordRel));
+  }
+  for (const [rel, abs] of input.localPycs) {
+    if (take(rel)) plan.perEnv.push({ rel, kind: 'file', data: readFileSync(abs), mode: 0o644 });
+  }
+
+  // the venv itself: everything in the scratch environment no distribution claims
+  const from = Buffer.from(input.scratchDir);
+  const to = Buffer.from(input.envDir);
+  const walk = (relDir: string): void => {
+    const abs = relDir === '' ? input.scratchDir : join(input.scratchDir, relDir);
+    for (const d of readdirSync(abs, { withFileTypes: true })) {
+      const rel = relDir === '' ? d.name : `${relDir}/${d.name}`;
+      if (input.claimed.has(rel) || taken.has(rel) || d.name === '__pycache__') continue;
+      const childAbs = join(abs, d.name);
+      const st = lstatSync(childAbs);
+      if (d.isDirectory()) {
+        plan.perEnv.push({ rel, kind: 'dir', mode: st.mode & 0o777 });
+        walk(rel);
+      } else if (d.isSymbolicLink()) {
+        const target = readlinkSync(childAbs);
+        plan.perEnv.push({ rel, kind: 'symlink', target: target.split(input.scratchDir).join(input.envDir), mode: 0o777 });
+        taken.add(rel);
+      } else if (d.isFile()) {
+        plan.perEnv.push({ rel, kind: 'file', data: replaceAll(readFileSync(childAbs), from, to), mode: st.mode & 0o777 });
+        taken.add(rel);
+      }
+    }
+  };
+  walk('');
+  return plan;
+}
+
+/**
+ * Write the per-environment files into the staging directory. `projected`
+ * names the paths the link farm put there: those are unlinked first, never
+ * written through (they are the store's objects).
+ */
+export function writePerEnvFiles(staging: string, files: PerEnvFile[], projected: ReadonlySet<string> = new Set()): void {
+  const made = new Set<string>();
+  const ensureDir = (dir: string): void => {
+    if (made.has(dir)) return;
+    mkdirSync(dir, { recursive: true });
+    made.add(dir);
+  };
+  for (const f of files) {
+    const path = join(staging, f.rel);
+    try {
+      if (f.kind === 'dir') {
+        ensureDir(path);
+        continue;
+      }
+      ensureDir(dirname(path));
+      if (projected.has(f.rel)) unlinkSync(path);
+      if (f.kind === 'symlink') symlinkSync(f.target!, path);
+      else writeFileSync(path, f.data!, { flag: 'wx', mode: f.mode });
+    } catch (err) {
+      throw fsError(err, `cannot write ${path}`);
+    }
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * velo uv sync against real uv, a real python and a PEP 503 index on
+ * loopback: parity with `uv sync`, uv agreeing the environment is in sync,
+ * bytecode compiled once and used, reuse across projects with no download,
+ * the no-op path and --offline.
+ */
+import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  buildFixtureWheels,
+  copyProject,
+  ensureUv,
+  runPython,
+  runUvCli,
+  settle,
+  startIndex,
+  systemPython,
+  uvTestEnv,
+  veloUv,
+  type PyIndex,
+} from '../fixtures/uv/harness.js';
+import { tempDirs } from './support/tmp.js';
+
+const tmp = tempDirs('velo-uv-sync-');
+let root: string;
+let python: string;
+let index: PyIndex;
+let veloHome: string;
+
+function env(cacheName: string): NodeJS.ProcessEnv {
+  return uvTestEnv({ indexUrl: index.url, cacheDir: join(root, 'caches', cacheName), veloHome, python });
+}
+
+function sync(project: string, cache: string, args: string[] = []): Record<string, unknown> {
+  const r = veloUv(['sync', '--json', ...args], env(cache), project);
+  expect(r.stderr + r.stdout, `velo uv sync in ${project}`).not.toMatch(/^velo: (?!.*ready)/m);
+  expect(r.code, r.stderr + r.stdout).toBe(0);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+function lock(project: string, cache: string): void {
+  const r = runUvCli(['lock'], env(cache), project);
+  expect(r.code, r.stderr).toBe(0);
+}
+
+/** Every file under dir (relative paths), skipping __pycache__ and the given names. */
+function listFiles(dir: string, skip: (rel: string) => boolean = () => false): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const d of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      if (d.name === '__pycache__' || skip(r)) continue;
+      if (d.isDirectory()) walk(r);
+      else out.push(r);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+const SITE = 'lib/python3.11/site-packages';
+
+/** Check every RECORD in an environment: files exist and match their hashes. */
+const VERIFY_RECORDS = `
+import base64, csv, hashlib, json, os, sys, sysconfig
+sp = sysconfig.get_path("purelib")
+bad, count = [], 0
+for d in sorted(os.listdir(sp)):
+    if not d.endswith(".dist-info"):
+        continue
+    with open(os.path.join(sp, d, "RECORD"), newline="") as f:
+        for row in csv.reader(f):
+            path, h = row[0], row[1]
+            full = os.path.normpath(os.path.join(sp, path))
+            if not os.path.isfile(full):
+                bad.append("missing " + path); continue
+            if h:
+                algo, want = h.split("=", 1)
+                got = base64.urlsafe_b64encode(hashlib.new(algo, open(full, "rb").read()).digest()).rstrip(b"=").decode()
+                if got != want:
+                    bad.append("hash " + path)
+            count += 1
+print(json.dumps({"bad": bad, "count": count}))
+`;
+
+beforeAll(async () => {
+  ensureUv();
+  root = tmp();
+  python = systemPython();
+  veloHome = join(root, 'store');
+  const wheels = join(root, 'wheels');
+  buildFixtureWheels(wheels, uvTestEnv({ indexUrl: 'http://127.0.0.1:9/simple', cacheDir: join(root, 'caches', 'build'), veloHome, python }));
+  index = await startIndex(wheels);
+});
+
+afterAll(async () => {
+  await index?.stop();
+  await settle(root); // replaced environments are deleted in the background
+});
+
+describe('velo uv sync', () => {
+  let velo1: string; // app-one, synced by velo
+  let uv1: string; // app-one, synced by uv
+
+  test('builds the same environment as uv sync, and uv agrees it is in sync', () => {
+    velo1 = copyProject('app-one', join(root, 'velo'));
+    uv1 = copyProject('app-one', join(root, 'uv'));
+    lock(velo1, 'lock1');
+    cpSync(join(velo1, 'uv.lock'), join(uv1, 'uv.lock'));
+
+    const u = runUvCli(['sync', '--locked'], env('uv-only'), uv1);
+    expect(u.code, u.stderr).toBe(0);
+    const s = sync(velo1, 'velo1', ['--locked']);
+    expect(s).toMatchObject({ noop: false, distributions: 4, fromStore: 0, ingested: 4, local: 1, python: expect.stringMatching(/^3\.11\./) });
+
+    const uvEnv = join(uv1, '.venv');
+    const veloEnv = join(velo1, '.venv');
+    // the project's own editable install records mtimes of the project's files (uv_cache.json)
+    const skip = (rel: string): boolean => rel === '.velo-state' || rel.endsWith('app_one-0.1.0.dist-info/uv_cache.json');
+    const uvFiles = listFiles(uvEnv, skip);
+    expect(listFiles(veloEnv, skip)).toEqual(uvFiles);
+    const relocate = (b: Buffer): string => b.toString('latin1').split(uv1).join(velo1);
+    for (const rel of uvFiles) {
+      const a = lstatSync(join(uvEnv, rel));
+      const b = lstatSync(join(veloEnv, rel));
+      expect(b.isSymbolicLink(), rel).toBe(a.isSymbolicLink());
+      if (a.isSymbolicLink()) continue;
+      const mine = readFileSync(join(veloEnv, rel)).toString('latin1');
+      if (rel.endsWith('.dist-info/RECORD')) {
+        // same rows; a row's hash may only differ where the file names its environment or project
+        // (launchers, direct_url.json: their bytes are compared above, their hashes checked below)
+        const rows = (t: string): string[][] => t.trim().split('\n').map((l) => l.split(','));
+        const theirRows = rows(readFileSync(join(uvEnv, rel)).toString('latin1'));
+        const myRows = rows(mine);
+        expect(myRows.map((r) => r[0]), rel).toEqual(theirRows.map((r) => r[0]));
+        const distDir = join(uvEnv, rel, '..', '..');
+        for (const [i, row] of theirRows.entries()) {
+          const file = readFileSync(join(distDir, row[0]!)).toString('latin1');
+          if (file.includes(uv1) || row[0]!.endsWith('uv_cache.json')) continue;
+          expect(myRows[i], `${rel}: ${row[0]}`).toEqual(row);
+        }
+      } else {
+        expect(mine, rel).toBe(relocate(readFileSync(join(uvEnv, rel))));
+      }
+      expect((b.mode & 0o111) !== 0, `exec bit of ${rel}`).toBe((a.mode & 0o111) !== 0);
+    }
+
+    // every RECORD is valid
+    const records = runPython(join(veloEnv, 'bin', 'python'), VERIFY_RECORDS, env('velo1'), velo1);
+    expect(records.code, records.stderr).toBe(0);
+    expect(JSON.parse(records.stdout)).toMatchObject({ bad: [] });
+
+    // uv: nothing to do, nothing broken, and uv run works
+    const before = statSync(join(veloEnv, SITE), { bigint: true }).mtimeNs;
+    const again = runUvCli(['sync', '--locked'], env('velo1'), velo1);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/Checked 5 packages/);
+    expect(again.stderr).not.toMatch(/Installed|Uninstalled|Built|Prepared/);
+    expect(statSync(join(veloEnv, SITE), { bigint: true }).mtimeNs).toBe(before);
+    const check = runUvCli(['pip', 'check', '--python', join(veloEnv, 'bin', 'python')], env('velo1'), velo1);
+    expect(check.code, check.stderr + check.stdout).toBe(0);
+    expect(check.stdout + check.stderr).toMatch(/All installed packages are compatible/);
+    const run = runUvCli(['run', '--locked', 'python', '-c', 'import app_one, velo_app, velo_greet, velo_data, velo_speedups; print(velo_speedups.add_all(2, 3))'], env('velo1'), velo1);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.trim()).toBe('5');
+    expect(run.stderr).not.toMatch(/Installed|Uninstalled/);
+
+    // launchers and the rewritten .data script run with this environment's python
+    const app = spawnSync(join(veloEnv, 'bin', 'app-one'), { encoding: 'utf8', env: env('velo1') });
+    expect(app.status, app.stderr).toBe(0);
+    expect(app.stdout).toBe('hello, app\nalpha 1\nbeta 2\nsum 6\n');
+    const tool = spawnSync(join(veloEnv, 'bin', 'velo-data-tool'), { encoding: 'utf8', env: env('velo1') });
+    expect(tool.status, tool.stderr).toBe(0);
+    expect(tool.stdout).toBe('alpha 1\nbeta 2\n');
+    expect(readFileSync(join(veloEnv, 'bin', 'velo-greet'), 'utf8').split('\n')[0]).toBe(`#!${veloEnv}/bin/python`);
+
+    // shared files come from the store; per-environment files are this environment's own
+    expect(lstatSync(join(veloEnv, SITE, 'velo_greet', 'cli.py')).nlink).toBeGreaterThan(1);
+    expect(lstatSync(join(veloEnv, 'bin', 'velo-greet')).nlink).toBe(1);
+    expect(lstatSync(join(veloEnv, SITE, 'velo_greet-1.0.0.dist-info', 'RECORD')).nlink).toBe(1);
+    expect(lstatSync(join(veloEnv, SITE, 'velo_greet-1.0.0.dist-info', 'INSTALLER')).nlink).toBe(1);
+  });
+
+  test('ships hash-based bytecode, compiled once, that python uses without recompiling', () => {
+    const veloEnv = join(velo1, '.venv');
+    const pyc = join(veloEnv, SITE, 'velo_greet', '__pycache__', 'cli.cpython-311.pyc');
+    const header = readFileSync(pyc);
+    expect(header.readUInt32LE(4), 'PEP 552 flags: hash-based, checked').toBe(0b11);
+    const source = readFileSync(join(veloEnv, SITE, 'velo_greet', 'cli.py'));
+    // every .py of every stored distribution has its .pyc
+    for (const pkg of ['velo_greet', 'velo_data', 'velo_app', 'velo_speedups']) {
+      for (const f of readdirSync(join(veloEnv, SITE, pkg)).filter((n) => n.endsWith('.py'))) {
+        expect(existsSync(join(veloEnv, SITE, pkg, '__pycache__', f.replace(/\.py$/, '.cpython-311.pyc'))), `${pkg}/${f}`).toBe(true);
+      }
+    }
+    const pycsBefore = listFiles(veloEnv).length;
+    const v = spawnSync(join(veloEnv, 'bin', 'python'), ['-v', '-c', 'import velo_greet.cli, velo_data, velo_app, velo_speedups'], { encoding: 'utf8', env: env('velo1') });
+    expect(v.status, v.stderr).toBe(0);
+    for (const mod of ['velo_greet/__pycache__/cli', 'velo_data/__pycache__/__init__', 'velo_speedups/__pycache__/__init__']) {
+      expect(v.stderr).toContain(`# code object from '${join(veloEnv, SITE, mod)}.cpython-311.pyc'`);
+    }
+    expect(v.stderr).not.toMatch(/# wrote /);
+    expect(listFiles(veloEnv).length).toBe(pycsBefore);
+
+    // an edited source is never served stale bytecode: the hash check catches it
+    const cli = join(veloEnv, SITE, 'velo_greet', 'cli.py');
+    unlinkSync(cli); // as editors do: a new file, not a write through the store's hardlink
+    writeFileSync(cli, source.toString().replace('print(greet(name))', 'print("edited", greet(name))'));
+    const edited = spawnSync(join(veloEnv, 'bin', 'velo-greet'), ['x'], { encoding: 'utf8', env: env('velo1') });
+    expect(edited.stdout).toBe('edited hello, x\n');
+  });
+
+  test('is a no-op when nothing changed, and repairs what changed underneath it', () => {
+    const veloEnv = join(velo1, '.venv');
+    const greet = (): string => spawnSync(join(veloEnv, 'bin', 'velo-greet'), ['x'], { encoding: 'utf8', env: env('velo1') }).stdout;
+    // a file replaced inside a package: like uv sync, the no-op check does not open packages …
+    expect(sync(velo1, 'velo1', ['--locked'])).toMatchObject({ noop: true, distributions: 4 });
+    expect(greet()).toBe('edited hello, x\n');
+    // … and --reinstall re-links every distribution from the store
+    expect(sync(velo1, 'velo1', ['--locked', '--reinstall'])).toMatchObject({ noop: false, fromStore: 4, ingested: 0 });
+    expect(greet()).toBe('hello, x\n');
+    expect(sync(velo1, 'velo1', ['--locked'])).toMatchObject({ noop: true });
+
+    // a file edited in place, through the hardlink, changes the store object itself: the next
+    // install that needs it notices, quarantines it and fetches that distribution again
+    const cli = join(veloEnv, SITE, 'velo_greet', 'cli.py');
+    chmodSync(cli, 0o644);
+    writeFileSync(cli, readFileSync(cli, 'utf8').replace('print(greet(name))', 'print("tampered", greet(name))'));
+    const healed = sync(velo1, 'velo1', ['--locked', '--reinstall']);
+    expect(healed).toMatchObject({ noop: false, repaired: 1, retried: true, ingested: 1, fromStore: 3 });
+    expect(greet()).toBe('hello, x\n');
+
+    // a package removed behind velo's back is put back
+    const rm = runUvCli(['pip', 'uninstall', '--python', join(veloEnv, 'bin', 'python'), 'velo-data'], env('velo1'), velo1);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(sync(velo1, 'velo1', ['--locked'])).toMatchObject({ noop: false, fromStore: 4 });
+    expect(existsSync(join(veloEnv, SITE, 'velo_data', 'table.txt'))).toBe(true);
+
+    // touching pyproject.toml is a change uv watches (it rebuilds the editable install): so does velo
+    const t = new Date(Date.now() + 5000);
+    utimesSync(join(velo1, 'pyproject.toml'), t, t);
+    expect(sync(velo1, 'velo1', ['--locked'])).toMatchObject({ noop: false });
+    const after = runUvCli(['sync', '--locked'], env('velo1'), velo1);
+    expect(after.stderr).not.toMatch(/Installed|Uninstalled/);
+
+    // different arguments are a different environment
+    expect(sync(velo1, 'velo1', ['--locked', '--no-install-project'])).toMatchObject({ noop: false, local: 0 });
+    expect(existsSync(join(veloEnv, SITE, 'app_one.pth'))).toBe(false);
+    expect(sync(velo1, 'velo1', ['--locked'])).toMatchObject({ noop: false, local: 1 });
+    expect(sync(velo1, 'velo1', ['--locked'])).toMatchObject({ noop: true });
+  });
+
+  // How long the no-op takes beside `node -e 0` is bench/noop-bench.mjs's job;
+  // this test checks that an unchanged env is left exactly as it is.
+  test('an unchanged env is a no-op that touches nothing', () => {
+    const site = statSync(join(velo1, '.venv', SITE));
+    const state = readFileSync(join(velo1, '.venv', '.velo-state'));
+    const r = veloUv(['sync', '--locked', '--json'], env('velo1'), velo1);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ noop: true });
+    expect(statSync(join(velo1, '.venv', SITE)).mtimeMs).toBe(site.mtimeMs);
+    expect(readFileSync(join(velo1, '.venv', '.velo-state')).equals(state)).toBe(true);
+  });
+
+  test('a second project takes every distribution from the store, with no download', async () => {
+    const two = copyProject('app-two', join(root, 'velo'));
+    lock(two, 'lock2');
+    await index.clear();
+    const s = sync(two, 'fresh-two', ['--locked']); // an empty uv cache: anything uv installed would be downloaded
+    expect(s).toMatchObject({ distributions: 3, fromStore: 3, ingested: 0, local: 0, newObjects: 0 });
+    expect(await index.downloads()).toEqual([]);
+    const imp = runPython(join(two, '.venv', 'bin', 'python'), 'import velo_greet, velo_data, velo_speedups; print(velo_speedups.add_all(4, 5))', env('fresh-two'), two);
+    expect(imp.stdout.trim()).toBe('9');
+    // one copy on disk for both projects
+    const a = statSync(join(velo1, '.venv', SITE, 'velo_speedups', '__init__.py'));
+    const b = statSync(join(two, '.venv', SITE, 'velo_speedups', '__init__.py'));
+    expect(b.ino).toBe(a.ino);
+    const again = runUvCli(['sync', '--locked'], env('fresh-two'), two);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/Checked 3 packages/);
+  });
+
+  test('--offline works when the store has everything', async () => {
+    const three = copyProject('app-one', join(root, 'offline'));
+    cpSync(join(velo1, 'uv.lock'), join(three, 'uv.lock'));
+    await index.clear();
+    const s = sync(three, 'fresh-offline', ['--offline', '--locked']);
+    expect(s).toMatchObject({ distributions: 4, fromStore: 4, ingested: 0, local: 1 });
+    expect(await index.requests()).toEqual([]);
+    const run = spawnSync(join(three, '.venv', 'bin', 'app-one'), { encoding: 'utf8', env: env('fresh-offline') });
+    expect(run.stdout).toContain('sum 6');
+  });
+});
+
