@@ -12,6 +12,7 @@ import { VeloError } from '../src/errors.js';
 import { LINK_METHODS, type LinkMethod } from '../src/config.js';
 import { isUpToDate } from '../src/npm/state.js';
 import { config } from './context.js';
+import { createProgress, npmInstallProgress } from '../src/ui/progress.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
 
 const USAGE = `Usage: velo npm <command> [args]
@@ -150,7 +151,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { Store } = await import('../src/store/store.js');
   const { npmInstall } = await import('../src/npm/install.js');
   const store = Store.open(cfg.home);
-  const progress = io.interactive && !split.velo.json ? makeProgress(io) : undefined;
+  const progress = split.velo.json ? undefined : createProgress(io);
   try {
     const summary = await npmInstall({
       root,
@@ -163,9 +164,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       veloVersion: version,
       env: io.env,
       scriptStdio: split.velo.json ? [0, 2, 2] : 'inherit',
-      progress: progress?.callbacks,
+      ...(progress?.active ? { progress: npmInstallProgress(progress) } : {}),
     });
-    progress?.clear();
+    progress?.done();
     if (split.velo.json) json(io, { ...summary, noop: false });
     else {
       out(
@@ -178,7 +179,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     return 0;
   } catch (e) {
-    progress?.clear();
+    progress?.done();
     throw e;
   } finally {
     store.close();
@@ -200,23 +201,4 @@ async function upToDate(io: Io, root: string, split: SplitArgs, dirs: Record<str
   if (split.velo.json) json(io, { root, noop: true, trees: dirs, rootScripts: ran });
   else out(io, `velo: up to date (${Object.keys(dirs).join(', ')} unchanged)`);
   return 0;
-}
-
-function makeProgress(io: Io): { callbacks: import('../src/npm/install.js').InstallProgress; clear: () => void } {
-  const stream = io.stderr as NodeJS.WriteStream;
-  let last = '';
-  const draw = (text: string): void => {
-    last = text;
-    stream.write(`\r\x1b[2K${text}`);
-  };
-  const t0 = performance.now();
-  return {
-    callbacks: {
-      phase: (phase, detail) => draw(`velo: ${phase}${detail ? ` (${detail})` : ''}… ${formatMs(performance.now() - t0)}`),
-      fetched: (done, total, bytes) => draw(`velo: fetched ${done}/${total} packages, ${formatBytes(bytes)}, ${formatMs(performance.now() - t0)}`),
-    },
-    clear: () => {
-      if (last) stream.write('\r\x1b[2K');
-    },
-  };
 }

@@ -16,6 +16,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }>
   status: { summary: 'what the store holds and saves', load: async () => (await import('./statusCommand.js')).run },
   verify: { summary: 're-hash the store; --repair fixes what it can', load: async () => (await import('./verifyCommand.js')).run },
   gc: { summary: 'delete what no registered project uses', load: async () => (await import('./gcCommand.js')).run },
+  init: { summary: 'set a project up: detect its ecosystems, write velo.json, register it', load: async () => (await import('./initCommand.js')).run },
+  run: { summary: 'bring dependencies up to date, then run a command in the project environment', load: async () => (await import('./runCommand.js')).run },
+  dashboard: { summary: 'what the store holds and saves, live on the terminal (--json too)', load: async () => (await import('./dashboardCommand.js')).run },
 };
 
 function usage(): string {

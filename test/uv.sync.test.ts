@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   buildFixtureWheels,
   copyProject,
+  REPO_ROOT,
   ensureUv,
   runPython,
   runUvCli,
@@ -262,6 +263,19 @@ describe('velo uv sync', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ noop: true });
     expect(statSync(join(velo1, '.venv', SITE)).mtimeMs).toBe(site.mtimeMs);
     expect(readFileSync(join(velo1, '.venv', '.velo-state')).equals(state)).toBe(true);
+  });
+
+  test('velo run syncs the env first, then runs the command inside it', () => {
+    const proj = copyProject('app-one', join(root, 'run'));
+    lock(proj, 'run');
+    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'cli', 'velo.js'), 'run', 'python', '-c', 'import sys, velo_greet; print(sys.prefix)'], {
+      env: env('run'),
+      cwd: proj,
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(join(proj, '.venv'));
+    expect(existsSync(join(proj, '.venv', '.velo-state'))).toBe(true);
   });
 
   test('a second project takes every distribution from the store, with no download', async () => {

@@ -9,7 +9,8 @@
  * manifest without loading npm's libraries or planning anything.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { objectLooksIntact } from '../store/commitObject.js';
 import { resolve } from 'node:path';
 import { getKey, setKey } from '../store/keys.js';
 import { putTree, readTree } from '../store/trees.js';
@@ -49,7 +50,12 @@ export function hashExtraInputs(root: string, rels: string[]): Record<string, st
 export function saveManifest(store: Store, key: string, m: Omit<ProjectManifest, 'version'>): void {
   const obj = writeBufferToStore(store, Buffer.from(JSON.stringify({ version: 1, ...m })), false);
   store.flushCounters();
-  const tree = putTree(store, [{ path: 'manifest.json', kind: 'file', size: obj.size, digest: obj.digest }]);
+  // the hidden lockfile is an entry of the tree too, so gc keeps its object alive
+  const hidden = readFileSync(store.objectPath(m.hiddenLockfile, false));
+  const tree = putTree(store, [
+    { path: 'manifest.json', kind: 'file', size: obj.size, digest: obj.digest },
+    { path: 'package-lock.json', kind: 'file', size: hidden.length, digest: m.hiddenLockfile },
+  ]);
   setKey(store, key, tree, { kind: 'npm-project', files: 1, logicalBytes: obj.size });
 }
 
@@ -62,6 +68,7 @@ export function loadManifest(store: Store, key: string, root: string): ProjectMa
     if (!entry) return undefined;
     const m = JSON.parse(readFileSync(store.objectPath(entry.digest, false), 'utf8')) as ProjectManifest;
     if (m.version !== 1) return undefined;
+    if (!objectLooksIntact(store.objectPath(m.hiddenLockfile, false), statSync(store.objectPath(m.hiddenLockfile, false)).size)) return undefined;
     for (const [rel, digest] of Object.entries(m.extraInputs)) if (sha256(resolve(root, rel)) !== digest) return undefined;
     return m;
   } catch {

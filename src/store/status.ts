@@ -28,7 +28,8 @@ export interface StoreStatus {
 
 export function storeStatus(store: Store): StoreStatus {
   const c = readCounters(store);
-  const projects = listProjects(store);
+  // `velo init` registers a project before anything is installed: not a tree to count
+  const projects = listProjects(store).filter((p) => p.ecosystem !== 'init');
   const logical = projects.reduce((sum, p) => sum + p.logicalBytes, 0);
   const methods: Record<string, number> = {};
   for (const p of projects) {
