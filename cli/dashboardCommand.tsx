@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { flag, parse } from './args.js';
-import { openStore } from './context.js';
+import { openStore } from './storeContext.js';
 import { json, out, type Io } from './io.js';
 import { enableCompileCache } from 'node:module';
 import { cachedSharing, loadOverview, loadReport } from '../src/ui/dashboardModel.js';

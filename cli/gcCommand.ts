@@ -5,7 +5,7 @@ import { collectGarbage } from '../src/store/gc.js';
 import { dropSnapshots } from '../src/cargo/snapshots.js';
 import { VeloError } from '../src/errors.js';
 import { flag, parse } from './args.js';
-import { openStore } from './context.js';
+import { openStore } from './storeContext.js';
 import { formatBytes, json, out, type Io } from './io.js';
 
 const USAGE = `Usage: velo gc [--dry-run] [--keep N] [--json]

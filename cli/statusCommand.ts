@@ -4,7 +4,8 @@
 import { storeStatus } from '../src/store/status.js';
 import { summarizeSnapshots } from '../src/cargo/snapshots.js';
 import { flag, parse } from './args.js';
-import { config, openStore } from './context.js';
+import { config } from './context.js';
+import { openStore } from './storeContext.js';
 import { formatBytes, json, out, type Io } from './io.js';
 
 const USAGE = `Usage: velo status [--json]

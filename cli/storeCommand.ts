@@ -10,7 +10,8 @@ import { registerProject } from '../src/store/keys.js';
 import { withLease } from '../src/store/lock.js';
 import { materialize } from '../src/project/materialize.js';
 import { flag, need, parse, str } from './args.js';
-import { config, openStore } from './context.js';
+import { config } from './context.js';
+import { openStore } from './storeContext.js';
 import { formatBytes, formatMs, json, out, type Io } from './io.js';
 
 const USAGE = `Usage: velo store <command>

@@ -3,7 +3,7 @@
  */
 import { verifyStore } from '../src/store/verify.js';
 import { flag, parse } from './args.js';
-import { openStore } from './context.js';
+import { openStore } from './storeContext.js';
 import { formatBytes, json, out, err, type Io } from './io.js';
 import { withLease } from '../src/store/lock.js';
 

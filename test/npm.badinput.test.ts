@@ -95,7 +95,7 @@ describe('bad input', () => {
     await registry.setFailure({ mode: 'tamper', on: 'tarball' });
     const r = await veloAsync(['npm', 'ci'], env(p, home), p.dir);
     expect(r.code, r.stderr).toBe(6);
-    expect(r.stderr).toMatch(/velo-fx-devtool@1\.0\.0: the downloaded tarball does not match the lockfile's integrity/);
+    expect(r.stderr).toMatch(/velo-fx-(devtool|host)@1\.0\.0: the downloaded tarball does not match the lockfile's integrity/);
     expect(nm(p)).toEqual(before);
     storeIsSound(home);
     await registry.setFailure(null);
@@ -117,9 +117,9 @@ describe('bad input', () => {
   }
 
   for (const [mode, code, message] of [
-    [{ mode: 'status', status: 404 }, 3, /velo-fx-devtool@1\.0\.0: not found in the registry \(404\)/],
-    [{ mode: 'status', status: 500 }, 12, /velo-fx-devtool@1\.0\.0: the registry answered 500/],
-    [{ mode: 'hang' }, 12, /velo-fx-devtool@1\.0\.0: cannot download it/],
+    [{ mode: 'status', status: 404 }, 3, /velo-fx-(devtool|host)@1\.0\.0: not found in the registry \(404\)/],
+    [{ mode: 'status', status: 500 }, 12, /velo-fx-(devtool|host)@1\.0\.0: the registry answered 500/],
+    [{ mode: 'hang' }, 12, /velo-fx-(devtool|host)@1\.0\.0: cannot download it/],
   ] as const) {
     it(`the registry ${'status' in mode ? `answering ${mode.status}` : 'not answering'}`, async () => {
       const { p, home } = await installed();
@@ -141,7 +141,7 @@ describe('bad input', () => {
     const before = nm(p);
     const r = await veloAsync(['npm', 'ci', '--offline'], { ...env(p, home), NPM_CONFIG_CACHE: join(home, 'empty-npm-cache') }, p.dir);
     expect(r.code, r.stderr).toBe(12);
-    expect(r.stderr).toMatch(/velo-fx-devtool@1\.0\.0 is not in the velo store, and --offline forbids fetching it/);
+    expect(r.stderr).toMatch(/velo-fx-(devtool|host)@1\.0\.0 is not in the velo store, and --offline forbids fetching it/);
     expect(nm(p)).toEqual(before);
   });
 

@@ -22,7 +22,7 @@ import { composeNodeModules, type PlacedPackage } from './layout.js';
 import { checkLockfileSyntax, lockfilePath, planInstall, type InstallMode, type Plan, type PlannedPackage } from './plan.js';
 import { builtKey } from './packageKey.js';
 import { ROOT_SCRIPTS, packagesNeedingScripts, runDependencyScripts, runRootScripts } from './scripts.js';
-import { clearPending, clearState, dirStamp, inputsDigest, takeDeadPending, writePending, writeState } from './state.js';
+import { clearPending, clearState, dirStamp, inputStamps, inputsDigest, takeDeadPending, writePending, writeState } from './state.js';
 import { processAlive } from '../store/lock.js';
 import { loadNpmConfig, locateNpm, type AnyRecord, type LoadedNpmConfig, type UserNpm } from './userNpm.js';
 import { hashExtraInputs, loadManifest, projectKey, saveManifest, type ProjectManifest } from './projectCache.js';
@@ -289,6 +289,7 @@ async function finish(o: InstallOptions, root: string, npm: UserNpm, f: FinishIn
   const rootScripts = loaded ? await runRootScripts(loaded, root, pkgJson, o.scriptStdio) : [];
   writeState(store.home, root, {
     inputs: inputsDigest(root, o.fingerprintArgs, f.extraInputs, f.userEnv, o.veloVersion),
+    stamps: inputStamps(root, o.fingerprintArgs, f.extraInputs, f.userEnv, o.veloVersion),
     dirs: Object.fromEntries(f.results.map(({ dir, r }) => [dir, { tree: r.tree, ...dirStamp(join(root, dir)) }])),
     extraInputs: f.extraInputs,
     projection: 'link',

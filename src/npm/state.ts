@@ -4,16 +4,21 @@
  * small files and stats a few directories; it loads no npm library and
  * does not open the store, so an unchanged project costs milliseconds.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const STATE_VERSION = 1;
 
+/** node:crypto, loaded only when a digest is needed (the no-op check usually needs none). */
+function crypto(): typeof import('node:crypto') {
+  return process.getBuiltinModule('node:crypto');
+}
+
 /** Kept in the store (not in node_modules), so writing it does not touch what it describes. */
 export function statePath(home: string, root: string): string {
-  return join(home, 'state', `npm-${createHash('sha256').update(resolve(root)).digest('hex').slice(0, 32)}.json`);
+  // the path itself names the file: no hash needed to find it
+  return join(home, 'state', `npm-${encodeURIComponent(resolve(root)).replace(/%/g, '_')}.json`);
 }
 
 export interface NpmState {
@@ -25,6 +30,8 @@ export interface NpmState {
   /** other package.json files that are inputs (workspaces) */
   extraInputs: string[];
   projection: string;
+  /** cheap stand-in for `inputs`: size, mtime and inode of each input file, and the arguments and environment as text */
+  stamps?: string;
 }
 
 function readOr(path: string): Buffer | string {
@@ -37,7 +44,7 @@ function readOr(path: string): Buffer | string {
 
 /** Inputs: lockfile, package.json, .npmrc files, npm_config_* env, the arguments, platform and Node ABI. */
 export function inputsDigest(root: string, args: string[], extraInputs: string[], env: NodeJS.ProcessEnv, veloVersion: string): string {
-  const h = createHash('sha256');
+  const h = crypto().createHash('sha256');
   const add = (label: string, data: Buffer | string): void => {
     h.update(`${label}\0${data.length}\0`);
     h.update(data);
@@ -88,6 +95,27 @@ export function clearState(home: string, root: string): void {
   }
 }
 
+const INPUT_FILES = ['npm-shrinkwrap.json', 'package-lock.json', 'package.json', '.npmrc'];
+
+/** Stat stamps of the inputs plus the arguments and environment as text: equal stamps mean equal inputs. */
+export function inputStamps(root: string, args: string[], extraInputs: string[], env: NodeJS.ProcessEnv, veloVersion: string): string {
+  const files = [
+    ...INPUT_FILES.map((n) => join(root, n)),
+    env.NPM_CONFIG_USERCONFIG ?? env.npm_config_userconfig ?? join(homedir(), '.npmrc'),
+    ...(env.NPM_CONFIG_GLOBALCONFIG ?? env.npm_config_globalconfig ? [(env.NPM_CONFIG_GLOBALCONFIG ?? env.npm_config_globalconfig)!] : []),
+    ...extraInputs.map((p) => resolve(root, p)),
+  ];
+  const stats = files.map((f) => {
+    const st = statSync(f, { bigint: true, throwIfNoEntry: false });
+    return st ? `${st.size}:${st.mtimeNs}:${st.ino}` : '-';
+  });
+  const npmEnv = Object.keys(env)
+    .filter((k) => /^npm_config_/i.test(k))
+    .sort()
+    .map((k) => `${k}=${env[k]}`);
+  return JSON.stringify([veloVersion, process.platform, process.arch, process.versions.modules, args, npmEnv, env.VELO_PROJECTION ?? '', env.VELO_METHOD ?? '', stats]);
+}
+
 /** True when the project is exactly as velo left it for these inputs. */
 export function isUpToDate(home: string, root: string, args: string[], env: NodeJS.ProcessEnv, veloVersion: string): NpmState | undefined {
   const state = readState(home, root);
@@ -100,6 +128,8 @@ export function isUpToDate(home: string, root: string, args: string[], env: Node
       return undefined;
     }
   }
+  // stamps equal: nothing was even touched; else the contents decide (a touched, unchanged file is still a no-op)
+  if (state.stamps !== undefined && state.stamps === inputStamps(root, args, state.extraInputs, env, veloVersion)) return state;
   return state.inputs === inputsDigest(root, args, state.extraInputs, env, veloVersion) ? state : undefined;
 }
 
@@ -115,7 +145,7 @@ export interface PendingSwap {
 }
 
 function pendingPath(home: string, root: string): string {
-  return statePath(home, root).replace(/npm-([0-9a-f]+)\.json$/, 'npm-$1.pending.json');
+  return statePath(home, root).replace(/\.json$/, '.pending.json');
 }
 
 export function writePending(home: string, root: string, asides: PendingSwap['asides']): void {
@@ -139,6 +169,10 @@ export function takeDeadPending(home: string, root: string, alive: (pid: number)
   try {
     p = JSON.parse(readFileSync(pendingPath(home, root), 'utf8')) as PendingSwap;
   } catch {
+    return undefined;
+  }
+  if (typeof p.pid !== 'number' || !Array.isArray(p.asides)) {
+    clearPending(home, root);
     return undefined;
   }
   if (alive(p.pid)) return undefined;
