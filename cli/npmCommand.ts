@@ -130,7 +130,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const plainInstall = ci || (INSTALL_ALIASES.has(cmd) && split.packages.length === 0);
   const mode = ci ? 'ci' : 'install';
   // ci and install give the same tree from an in-sync lockfile, so they share the no-op fingerprint
-  const fingerprintArgs = [...split.npm, `method=${split.velo.method ?? cfg.method}`];
+  // --prefix picks the project, it does not change what is installed
+  const fingerprintArgs = [...split.npm.filter((a) => !/^(--prefix|-C)=/.test(a)), `method=${split.velo.method ?? cfg.method}`];
   const version = veloVersion();
 
   // the no-op path: nothing heavy is loaded before this
