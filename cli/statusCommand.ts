@@ -3,6 +3,7 @@
  */
 import { storeStatus } from '../src/store/status.js';
 import { summarizeSnapshots } from '../src/cargo/snapshots.js';
+import { listMounts } from '../src/project/mount.js';
 import { flag, parse } from './args.js';
 import { config } from './context.js';
 import { openStore } from './storeContext.js';
@@ -11,9 +12,10 @@ import { formatBytes, json, out, type Io } from './io.js';
 const USAGE = `Usage: velo status [--json]
 
 Shows the store: objects and physical bytes, the logical bytes referenced by
-registered projects, the dedup ratio and bytes saved, and the projection
-methods in use. Figures come from counters the store keeps; velo verify
-recomputes them.`;
+registered projects, the dedup ratio and bytes saved, the projection
+methods in use, and velo's mounts with what their writable (upper) layers
+hold. Figures come from counters the store keeps; velo verify recomputes
+them.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const p = parse(argv, { json: { type: 'boolean' } }, USAGE);
@@ -23,8 +25,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const s = storeStatus(store);
     const cargo = summarizeSnapshots(store);
     const cfg = config(io);
+    const mounts = listMounts(store);
     if (flag(p, 'json')) {
-      json(io, { ...s, cargoSnapshots: cargo, configuredMethod: cfg.method, configuredProjection: cfg.projection });
+      json(io, { ...s, cargoSnapshots: cargo, mounts, configuredMethod: cfg.method, configuredProjection: cfg.projection });
       return 0;
     }
     const lines = [
@@ -39,6 +42,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
     ];
     for (const pr of s.projects) {
       lines.push(`  ${pr.path} [${pr.ecosystem}] ${pr.files} files, ${formatBytes(pr.logicalBytes)}, ${pr.projection === 'mount' ? 'mount' : pr.method}`);
+    }
+    if (mounts.length > 0) {
+      const stale = mounts.filter((m) => m.state === 'stale').length;
+      lines.push(`mounts       ${mounts.length}${stale ? ` (${stale} stale: velo mounts repairs them)` : ''}`);
+      for (const m of mounts) {
+        const u = m.upperSummary;
+        const upper = u ? `upper ${u.files} file(s) written (${formatBytes(u.bytes)}), ${u.deleted} deleted` : 'read-only';
+        lines.push(`  ${m.dest} ${m.method}, ${m.state === 'mounted' ? `pid ${m.pid}` : 'stale'}: ${upper}${u?.paths.length ? ` — ${u.paths.slice(0, 3).join(', ')}${u.files + u.deleted > 3 ? ', …' : ''}` : ''}`);
+      }
     }
     out(io, lines.join('\n'));
     return 0;

@@ -22,6 +22,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }>
   gc: { summary: 'delete what no registered project uses', load: async () => (await import('./gcCommand.js')).run },
   init: { summary: 'set a project up: detect its ecosystems, write velo.json, register it', load: async () => (await import('./initCommand.js')).run },
   run: { summary: 'bring dependencies up to date, then run a command in the project environment', load: async () => (await import('./runCommand.js')).run },
+  mount: { summary: 'mount a tree or a project\'s tree at a directory (FUSE view + writable overlay)', load: async () => (await import('./mountCommand.js')).runMount },
+  umount: { summary: 'unmount what velo mounted (--all: everything)', load: async () => (await import('./mountCommand.js')).runUmount },
+  mounts: { summary: 'list velo\'s mounts; repairs stale ones', load: async () => (await import('./mountCommand.js')).runMounts },
   dashboard: { summary: 'what the store holds and saves, live on the terminal (--json too)', load: async () => (await import('./dashboardCommand.js')).run },
 };
 

@@ -20,14 +20,33 @@ export interface NativeMaterializeResult {
   bytes: number;
 }
 
+/** What mount() returns; pass it to unmount(). */
 export interface NativeMountHandle {
-  readonly mountpoint?: string;
+  readonly mountpoint: string;
+}
+
+export interface NativeMountOptions {
+  /** FUSE worker threads (default 2 × CPUs, within 4..16; at most 64) */
+  threads?: number;
+  /** mount option allow_other */
+  allowOther?: boolean;
+  /** libfuse debug output on stderr */
+  debug?: boolean;
+  /** called on the JS thread when the mount ends from outside (umount, connection abort) */
+  onExit?: () => void;
 }
 
 export interface NativeAddon {
   materialize(tree: Buffer, objectsDir: string, dest: string, method: 'hardlink' | 'copy' | 'reflink', threads: number): Promise<NativeMaterializeResult>;
-  mount?(treePath: string, objectsDir: string, mountpoint: string, opts: { threads?: number; allowOther?: boolean; debug?: boolean }): NativeMountHandle;
-  unmount?(handle: NativeMountHandle): void;
+  /**
+   * Serve a tree file read-only over FUSE at an existing directory; returns once mounted.
+   * Throws with code FUSE_UNAVAILABLE, FUSE_MOUNT_FAILED, CORRUPT_TREE or an errno name.
+   */
+  mount?(treePath: string, objectsDir: string, mountpoint: string, opts?: NativeMountOptions): NativeMountHandle;
+  /** Stop serving and lazily detach; false when it was no longer mounted. */
+  unmount?(handle: NativeMountHandle): boolean;
+  version?: string;
+  fuseVersion?: string;
 }
 
 /** The repository root: two levels above dist/src/native.js or src/native.ts. */

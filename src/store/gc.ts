@@ -47,11 +47,13 @@ export function collectGarbage(store: Store, options: GcOptions = {}): GcReport 
 function sweep(store: Store, dryRun: boolean, projectExists: (path: string, ecosystem: string) => boolean): GcReport {
   const db = store.index;
   const report: GcReport = { dryRun, projectsDropped: [], keysDeleted: 0, treesDeleted: 0, treeBytes: 0, objectsDeleted: 0, objectBytes: 0, liveObjects: 0 };
-  const projects = db.prepare('SELECT path, ecosystem, tree FROM projects').all() as { path: string; ecosystem: string; tree: string }[];
+  const projects = db.prepare('SELECT path, ecosystem, tree, projection FROM projects').all() as { path: string; ecosystem: string; tree: string; projection: string }[];
   const liveTrees = new Set<string>();
   const liveProjects: { path: string; ecosystem: string }[] = [];
   for (const p of projects) {
-    if (!projectExists(p.path, p.ecosystem)) {
+    // a mount whose server died answers ENOTCONN: it still exists (velo mounts repairs it);
+    // only velo umount ends a mounted project
+    if (p.projection !== 'mount' && !projectExists(p.path, p.ecosystem)) {
       report.projectsDropped.push(`${p.path} (${p.ecosystem})`);
       continue;
     }

@@ -1,0 +1,391 @@
+/**
+ * The mount projection: a store tree shown at a directory without a file
+ * being linked. A read-only FUSE view of the tree (the native addon, served
+ * by one small detached process per mount, mountServer.ts) is the lower
+ * layer of a kernel overlayfs whose upper layer takes every write, so the
+ * store is never writable through a mount:
+ *
+ *   $VELO_HOME/mounts/<id>/lower   the FUSE view (private)
+ *   $VELO_HOME/mounts/<id>/upper   writes, copy-ups, whiteouts  ┐ or under
+ *   $VELO_HOME/mounts/<id>/work    overlayfs' scratch           ┘ options.upperBase/<id>/
+ *   <dest>                         overlay(lower, upper)
+ *
+ * Where overlayfs cannot be mounted (not root), the FUSE view itself is
+ * mounted at <dest>, read-only (method 'fuse-ro'). Where FUSE is
+ * unavailable, mountProjection throws FUSE_UNAVAILABLE and the caller links
+ * instead.
+ *
+ * What was at <dest> is replaced (mountAttach.ts says how): a directory
+ * (a link farm) is covered by the new mount in one mount(2) and then
+ * deleted; an earlier velo mount is swapped for the new one by two moves
+ * about a millisecond apart. The same tree already mounted and healthy is
+ * left alone.
+ *
+ * Every entry point first repairs stale mounts (a killed server leaves
+ * "Transport endpoint is not connected"): the dead mounts are detached
+ * lazily and the recorded tree mounted again over the same upper layer.
+ */
+import { existsSync, lstatSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { VeloError, fsError } from '../errors.js';
+import { nativeAddonPath } from '../native.js';
+import { registerProject, unregisterProject } from '../store/keys.js';
+import { acquireLease } from '../store/lock.js';
+import { defaultHome } from '../config.js';
+import { Store } from '../store/store.js';
+import { readTreeBuffer } from '../store/trees.js';
+import { recoverLeftovers } from './atomicSwap.js';
+import { OverlayFailed, ensureDir, isEmptyDir, mountOverlayReplacing, mountReadOnlyReplacing, tearDown } from './mountAttach.js';
+import { requireFuse } from './mountAvailability.js';
+import { checkMount, type MountHealth } from './mountHealth.js';
+import { checkOverlayPath, detachTop, removeEmptyDir } from './mountKernel.js';
+import { spawnServer, type PendingServer } from './mountProcess.js';
+import { listRecords, mountDir, newMountId, readServerInfo, recordsFor, removeMountDir, withMountLock, writeRecord, type MountMethod, type MountRecord } from './mountRecords.js';
+import { repairLocked, type RepairReport } from './mountRepair.js';
+import { isOverlayOn, isVeloFuse, readMountTable, topMountAt, type MountEntry } from './mountTable.js';
+import { summarizeUpper, type UpperSummary } from './mountUpper.js';
+
+export type { MountMethod } from './mountRecords.js';
+
+export interface MountOptions {
+  /** put the writable layer in <upperBase>/<id>/{upper,work} instead of $VELO_HOME/mounts/<id>/ (same filesystem for both) */
+  upperBase?: string;
+  /** the project registration (gc root) this mount makes; default 'mount' */
+  ecosystem?: string;
+  /** package/snapshot keys the project uses (kept alive by gc), passed to registerProject */
+  keys?: string[];
+  packages?: number;
+  /** false: the read-only FUSE view at dest, no overlay (writes fail with EROFS) */
+  overlay?: boolean;
+  /** FUSE worker threads (default: the addon's, 2 × CPUs within 4..16) */
+  threads?: number;
+  /** delete a replaced link farm in a detached process (the CLI does) */
+  backgroundRemoval?: boolean;
+}
+
+export interface MountResult {
+  dest: string;
+  tree: string;
+  /** the server process serving the mount */
+  pid: number;
+  /** the overlay's upper layer; undefined for 'fuse-ro' */
+  upper: string | undefined;
+  method: MountMethod;
+  id: string;
+  /** why the mount is read-only (method 'fuse-ro') */
+  readOnlyReason: string | undefined;
+  /** the same tree was already mounted there and healthy: nothing was done */
+  reused: boolean;
+  /** what was at dest before: nothing (or an empty dir), a directory (link farm), a velo mount */
+  replaced: 'nothing' | 'directory' | 'mount';
+  files: number;
+  logicalBytes: number;
+  /** stale mounts repaired first */
+  repaired: RepairReport[];
+  ms: number;
+}
+
+export type { RepairReport } from './mountRepair.js';
+export { repairStaleMounts } from './mountRepair.js';
+export { fuseUnavailableReason } from './mountAvailability.js';
+
+export interface MountStatus {
+  id: string;
+  dest: string;
+  tree: string;
+  method: MountMethod;
+  state: 'mounted' | 'stale';
+  reason: string | undefined;
+  pid: number | undefined;
+  started: number | undefined;
+  created: number;
+  ecosystem: string;
+  files: number;
+  logicalBytes: number;
+  upper: string | undefined;
+  /** what the upper layer holds (undefined for fuse-ro) */
+  upperSummary: UpperSummary | undefined;
+}
+
+export interface UnmountResult {
+  dest: string;
+  id: string;
+  tree: string;
+  method: MountMethod;
+  /** the server that was stopped (undefined: it was already gone) */
+  pid: number | undefined;
+  /** the upper layer that was deleted with the mount */
+  upper: string | undefined;
+}
+
+// ---- helpers --------------------------------------------------------------
+
+/** File count from a tree's entries (kind byte 2), without parsing names. */
+function countFiles(buf: Buffer): number {
+  const n = buf.readUInt32LE(16);
+  let files = 0;
+  for (let i = 0, off = 32; i < n; i++, off += 64) if (buf[off] === 2) files++;
+  return files;
+}
+
+/** dest must be a directory (or missing); returns what is there. */
+function inspectDest(dest: string): 'missing' | 'dir' {
+  try {
+    const st = lstatSync(dest);
+    if (st.isSymbolicLink()) throw new VeloError('REFUSED', `${dest} is a symbolic link; velo mounts only on a directory`);
+    if (!st.isDirectory()) throw new VeloError('REFUSED', `${dest} is not a directory; velo will not replace it with a mount`);
+    return 'dir';
+  } catch (err) {
+    if (err instanceof VeloError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'missing';
+    if (code === 'ENOTCONN') return 'dir'; // a dead mount: repair detached ours; a foreign one is refused below
+    throw fsError(err, `cannot inspect ${dest}`);
+  }
+}
+
+function healthyRecords(home: string, dest: string): { record: MountRecord; health: MountHealth }[] {
+  const table = readMountTable();
+  return recordsFor(home, dest)
+    .map((record) => ({ record, health: checkMount(record, table) }))
+    .filter((x) => x.health.state === 'mounted');
+}
+
+// ---- mount ----------------------------------------------------------------
+
+/**
+ * Mount `tree` at `dest` (see the top of this file). Throws
+ * FUSE_UNAVAILABLE (fall back to linking), NOT_FOUND (unknown tree),
+ * REFUSED (dest is a file, a symlink, or someone else's mount point).
+ */
+export async function mountProjection(store: Store, tree: string, destination: string, options: MountOptions = {}): Promise<MountResult> {
+  const t0 = performance.now();
+  const dest = resolve(destination);
+  const buf = readTreeBuffer(store, tree);
+  const files = countFiles(buf);
+  const logicalBytes = Number(buf.readBigUInt64LE(24));
+  requireFuse();
+  // Node's start-up is most of a mount's cost: start the server now, unless the tree is already mounted there
+  const mountedHint = recordsFor(store.home, dest).some((r) => r.tree === tree && checkMount(r).state === 'mounted');
+  let pending: PendingServer | undefined = mountedHint ? undefined : spawnServer(store.home);
+  const lease = acquireLease(store, 'install');
+  try {
+    return await withMountLock(store.home, async () => {
+      const repaired = await repairLocked(store, dest);
+      const current = healthyRecords(store.home, dest);
+      const wantOverlay = options.overlay !== false;
+      const isRoot = process.getuid?.() === 0;
+      const desired: MountMethod = wantOverlay && isRoot ? 'overlay' : 'fuse-ro';
+      const same = current.find((c) => c.record.tree === tree && c.record.method === desired);
+      const register = (record: MountRecord): void =>
+        registerProject(store, {
+          path: dest,
+          ecosystem: record.ecosystem,
+          tree,
+          method: record.method,
+          projection: 'mount',
+          logicalBytes,
+          files,
+          ...(options.keys ? { keys: options.keys } : {}),
+          ...(options.packages !== undefined ? { packages: options.packages } : {}),
+        });
+      if (same && current.length === 1) {
+        if (options.ecosystem && options.ecosystem !== same.record.ecosystem) {
+          same.record.ecosystem = options.ecosystem;
+          writeRecord(same.record);
+        }
+        register(same.record);
+        return result(same.record, same.health.pid!, { reused: true, replaced: 'mount', repaired, t0, readOnlyReason: undefined });
+      }
+      const old = current.map((c) => c.record);
+      const top = topMountAt(dest);
+      if (top && !old.some((r) => (r.method === 'overlay' ? isOverlayOn(top, r.fuseAt) : isVeloFuse(top)))) {
+        throw new VeloError('REFUSED', `${dest} is a mount point (${top.fsType}) that velo did not make; unmount it first`);
+      }
+      const existed = inspectDest(dest) === 'dir';
+      if (!existed) recoverLeftovers(dest);
+      ensureDir(dest, 'the mount point');
+      const replaced: MountResult['replaced'] = old.length > 0 ? 'mount' : isEmptyDir(dest) ? 'nothing' : 'directory';
+
+      const id = newMountId(dest);
+      const dir = mountDir(store.home, id);
+      const upperRoot = options.upperBase ? join(resolve(options.upperBase), id) : dir;
+      let readOnlyReason: string | undefined;
+      let method: MountMethod = 'overlay';
+      if (!wantOverlay) {
+        method = 'fuse-ro';
+        readOnlyReason = 'asked for a read-only mount';
+      } else if (!isRoot) {
+        method = 'fuse-ro';
+        readOnlyReason = 'overlayfs needs root here; the mount is read-only (writes fail with EROFS)';
+      }
+      const record: MountRecord = {
+        version: 1,
+        id,
+        home: store.home,
+        dest,
+        tree,
+        method,
+        fuseAt: method === 'overlay' ? join(dir, 'lower') : dest,
+        upper: join(upperRoot, 'upper'),
+        work: join(upperRoot, 'work'),
+        addon: nativeAddonPath(),
+        threads: options.threads ?? 0,
+        ecosystem: options.ecosystem ?? old[0]?.ecosystem ?? 'mount',
+        files,
+        logicalBytes,
+        created: Date.now(),
+      };
+      if (method === 'overlay') for (const p of [record.fuseAt, record.upper, record.work]) checkOverlayPath(p);
+      ensureDir(dir, 'the mount directory');
+
+      let pid: number;
+      try {
+        const server = pending;
+        pending = undefined; // handed over: start() lets it go whatever happens
+        if (method === 'overlay') pid = await mountOverlayReplacing(record, old, options.backgroundRemoval ?? false, server);
+        else pid = await mountReadOnlyReplacing(record, old, options.backgroundRemoval ?? false, server);
+      } catch (err) {
+        if (method === 'overlay' && err instanceof OverlayFailed) {
+          // overlayfs refused (a kernel without it, a container): serve the view read-only instead
+          removeMountDir(record);
+          record.method = 'fuse-ro';
+          record.fuseAt = dest;
+          readOnlyReason = `overlayfs could not be mounted (${(err as Error).message}); the mount is read-only`;
+          ensureDir(dir, 'the mount directory');
+          try {
+            pid = await mountReadOnlyReplacing(record, old, options.backgroundRemoval ?? false, undefined);
+          } catch (err2) {
+            removeMountDir(record);
+            throw err2;
+          }
+        } else {
+          removeMountDir(record);
+          if (!existed) removeEmptyDir(dest);
+          throw err;
+        }
+      }
+      register(record);
+      return result(record, pid, { reused: false, replaced, repaired, t0, readOnlyReason });
+    });
+  } finally {
+    pending?.abort();
+    lease.release();
+  }
+}
+
+function result(
+  record: MountRecord,
+  pid: number,
+  x: { reused: boolean; replaced: MountResult['replaced']; repaired: RepairReport[]; t0: number; readOnlyReason: string | undefined },
+): MountResult {
+  return {
+    dest: record.dest,
+    tree: record.tree,
+    pid,
+    upper: record.method === 'overlay' ? record.upper : undefined,
+    method: record.method,
+    id: record.id,
+    readOnlyReason: x.readOnlyReason ?? (record.method === 'fuse-ro' ? 'read-only mount' : undefined),
+    reused: x.reused,
+    replaced: x.replaced,
+    files: record.files,
+    logicalBytes: record.logicalBytes,
+    repaired: x.repaired,
+    ms: performance.now() - x.t0,
+  };
+}
+
+// ---- unmount --------------------------------------------------------------
+
+/** The store a mount at dest belongs to, from its overlay's lower layer ($VELO_HOME/mounts/<id>/lower). */
+function homeOfMount(dest: string): string | undefined {
+  const top = topMountAt(dest);
+  if (top?.fsType !== 'overlay') return undefined;
+  const lower = /lowerdir=([^,]+)/.exec(top.superOptions)?.[1];
+  if (!lower || !lower.endsWith('/lower')) return undefined;
+  return dirname(dirname(dirname(lower)));
+}
+
+export interface UnmountOptions {
+  /** the store the mount belongs to (default: found from the mount itself, else $VELO_HOME) */
+  store?: Store;
+}
+
+/**
+ * Unmount what velo mounted at dest: its server is stopped (it detaches the
+ * overlay and its FUSE view), the upper layer is deleted and the project
+ * registration dropped. dest is left as an empty directory. Throws
+ * NOT_FOUND when velo has nothing mounted there.
+ */
+export async function unmountProjection(destination: string, options: UnmountOptions = {}): Promise<UnmountResult> {
+  const dest = resolve(destination);
+  const home = options.store?.home ?? homeOfMount(dest) ?? defaultHome();
+  const own = options.store === undefined && existsSync(join(home, 'store.json')) ? Store.open(home) : options.store;
+  try {
+    return withMountLock(home, () => {
+      const records = recordsFor(home, dest);
+      if (records.length === 0) {
+        const top = topMountAt(dest);
+        if (top && (isVeloFuse(top) || (top.fsType === 'overlay' && top.source === 'velo'))) {
+          detachTop(dest, isVeloFuse(top));
+          return { dest, id: '', tree: '', method: isVeloFuse(top) ? 'fuse-ro' : 'overlay', pid: undefined, upper: undefined } satisfies UnmountResult;
+        }
+        throw new VeloError('NOT_FOUND', `nothing velo mounted is at ${dest}`);
+      }
+      let last: UnmountResult | undefined;
+      for (const record of records) {
+        const pid = tearDown(record);
+        if (own) unregisterProject(own, dest, record.ecosystem);
+        last = { dest, id: record.id, tree: record.tree, method: record.method, pid, upper: record.method === 'overlay' ? record.upper : undefined };
+      }
+      return last!;
+    });
+  } finally {
+    if (own && own !== options.store) own.close();
+  }
+}
+
+/** Unmount every mount of the store. */
+export async function unmountAll(store: Store): Promise<UnmountResult[]> {
+  const dests = [...new Set(listRecords(store.home).map((r) => r.dest))];
+  const out: UnmountResult[] = [];
+  for (const dest of dests) out.push(await unmountProjection(dest, { store }));
+  return out;
+}
+
+// ---- list -----------------------------------------------------------------
+
+/** The velo mount at dest (healthy or stale), if there is one: callers that would link into dest unmount it first. */
+export function mountAt(store: Store, destination: string): MountStatus | undefined {
+  const dest = resolve(destination);
+  const record = recordsFor(store.home, dest).at(-1);
+  return record ? statusOf(record, readMountTable()) : undefined;
+}
+
+/** What the store has mounted: from which tree, served by which process, what the upper layer holds. Changes nothing. */
+export function listMounts(store: Store): MountStatus[] {
+  const table = readMountTable();
+  return listRecords(store.home).map((record) => statusOf(record, table));
+}
+
+function statusOf(record: MountRecord, table: MountEntry[]): MountStatus {
+  const health = checkMount(record, table);
+  const overlay = record.method === 'overlay';
+  return {
+    id: record.id,
+    dest: record.dest,
+    tree: record.tree,
+    method: record.method,
+    state: health.state,
+    reason: health.reason,
+    pid: health.pid,
+    started: health.pid !== undefined ? readServerInfo(record)?.started : undefined,
+    created: record.created,
+    ecosystem: record.ecosystem,
+    files: record.files,
+    logicalBytes: record.logicalBytes,
+    upper: overlay ? record.upper : undefined,
+    upperSummary: overlay ? summarizeUpper(record.upper) : undefined,
+  };
+}

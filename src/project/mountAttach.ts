@@ -1,0 +1,196 @@
+/**
+ * Putting a recorded mount in place and taking it away: starting its
+ * server, mounting its overlay over whatever directory is at dest, and
+ * replacing an earlier mount there.
+ *
+ * Replacing what is at dest:
+ *  - a directory (a link farm): the new overlay is stacked on top of it —
+ *    the switch is one mount(2) — and the covered contents are then moved
+ *    aside through a descriptor opened before the mount (/proc/self/fd/N
+ *    does not cross into the mount) and deleted;
+ *  - an earlier velo overlay: the new one is mounted complete at a staging
+ *    directory, then two mount(MS_MOVE) calls from one shell park the old
+ *    one and put the new one at dest (dest shows its bare directory only
+ *    between them: about a millisecond); the old server then unmounts,
+ *    deletes its layers and exits in the background (SIGUSR2). Unmounting
+ *    the old one instead would leave dest bare for the kernel's RCU grace
+ *    period, up to a second on a busy VM. Where mounts cannot be moved
+ *    (shared propagation), the old one is detached and the new one mounted;
+ *  - a read-only (fuse-ro) mount: its server unmounts it first, then the
+ *    new one is mounted (the view's unmount goes by path, so nothing may
+ *    be stacked on it).
+ */
+import { closeSync, mkdirSync, openSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { VeloError, fsError } from '../errors.js';
+import { removeTree } from './atomicSwap.js';
+import { fromServerError } from './mountAvailability.js';
+import { detachMount, detachTop, mountOverlay, moveCoveredAside, moveMount, swapMounts } from './mountKernel.js';
+import { livePid, retireServer, startServer, stopServer, type PendingServer } from './mountProcess.js';
+import { mountDir, removeMountDir, writeRecord, type MountRecord } from './mountRecords.js';
+import { isOverlayOn, readMountTable, topMountAt } from './mountTable.js';
+
+export function isEmptyDir(path: string): boolean {
+  try {
+    return readdirSync(path).length === 0;
+  } catch {
+    return true;
+  }
+}
+
+export function ensureDir(path: string, what: string): void {
+  try {
+    mkdirSync(path, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    throw fsError(err, `cannot create ${what} ${path}`);
+  }
+}
+
+/**
+ * Mount a recorded mount's overlay at its dest, stacked on whatever
+ * directory is there; the covered contents are moved aside and deleted.
+ */
+function attachOverlay(record: MountRecord, backgroundRemoval: boolean): void {
+  const fd = isEmptyDir(record.dest) ? undefined : openSync(record.dest, 'r');
+  try {
+    const r = mountOverlay(record.fuseAt, record.upper, record.work, record.dest);
+    if (!r.ok) throw new VeloError('IO', `cannot mount the overlay at ${record.dest}: ${r.message}`);
+    if (fd !== undefined) {
+      const aside = moveCoveredAside(fd, record.dest);
+      if (aside) removeTree(aside, backgroundRemoval);
+    }
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Start a record's server and mount its overlay (when it has one). Returns the server's pid. */
+export async function bringUp(record: MountRecord, backgroundRemoval: boolean, coverFd?: number, pending?: PendingServer): Promise<number> {
+  ensureDir(record.fuseAt, 'the mount point');
+  if (record.method === 'overlay') {
+    ensureDir(record.upper, 'the overlay upper layer');
+    ensureDir(record.work, 'the overlay work directory');
+  }
+  writeRecord(record);
+  let pid: number;
+  try {
+    pid = (await (pending ? pending.start(record) : startServer(record))).pid;
+  } catch (err) {
+    throw fromServerError(err, record.dest);
+  }
+  if (record.method === 'overlay') {
+    try {
+      attachOverlay(record, backgroundRemoval);
+    } catch (err) {
+      stopServer(pid);
+      detachMount(record.dest, record.fuseAt, record.method);
+      throw err;
+    }
+  } else if (coverFd !== undefined) {
+    const aside = moveCoveredAside(coverFd, record.dest);
+    if (aside) removeTree(aside, backgroundRemoval);
+  }
+  return pid;
+}
+
+/** Stop a mount for good: its server, whatever it left mounted, its directory and upper layer. */
+export function tearDown(record: MountRecord): number | undefined {
+  const pid = livePid(record);
+  if (pid !== undefined) stopServer(pid);
+  detachMount(record.dest, record.fuseAt, record.method);
+  removeMountDir(record);
+  return pid;
+}
+
+/** overlayfs refused to mount (a kernel without it, a container): the caller falls back to a read-only view */
+export class OverlayFailed extends Error {}
+
+/**
+ * Overlay method. The new FUSE view is up before anything at dest changes;
+ * an old velo mount is then detached and the new overlay mounted right
+ * after; a directory is covered by the new overlay and emptied.
+ */
+export async function mountOverlayReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean, pending: PendingServer | undefined): Promise<number> {
+  ensureDir(record.fuseAt, 'the mount point');
+  ensureDir(record.upper, 'the overlay upper layer');
+  ensureDir(record.work, 'the overlay work directory');
+  writeRecord(record);
+  let pid: number;
+  try {
+    pid = (await (pending ? pending.start(record) : startServer(record))).pid;
+  } catch (err) {
+    throw fromServerError(err, record.dest);
+  }
+  const fail = (err: unknown): never => {
+    stopServer(pid);
+    detachMount(record.dest, record.fuseAt, record.method);
+    throw err;
+  };
+  // an old read-only mount sits directly at dest: it goes first (its server unmounts it)
+  for (const o of old.filter((r) => r.method === 'fuse-ro')) tearDown(o);
+  const oldOverlays = old.filter((r) => r.method === 'overlay');
+  if (oldOverlays.length > 0) {
+    switchOverlays(record, oldOverlays[oldOverlays.length - 1]!, fail);
+    // the old servers unmount their overlays (now parked) and FUSE views and delete their layers in the background
+    for (const o of oldOverlays) if (!retireServer(o)) tearDown(o);
+    return pid;
+  }
+  try {
+    attachOverlay(record, backgroundRemoval);
+  } catch (err) {
+    if (err instanceof VeloError && err.code === 'IO' && /cannot mount the overlay/.test(err.message)) {
+      stopServer(pid);
+      detachMount(record.dest, record.fuseAt, record.method);
+      throw new OverlayFailed(err.message.replace(/^cannot mount the overlay at [^:]*: /, ''));
+    }
+    fail(err);
+  }
+  return pid;
+}
+
+/**
+ * Replace the old overlay at dest with the new one. The new overlay is
+ * mounted complete at a staging directory; then the old one is moved off
+ * dest (to <old mount dir>/parked) and the new one moved onto it: two
+ * mount(MS_MOVE) calls, so dest shows its bare directory only between them
+ * (unmounting instead would leave it bare for the kernel's RCU wait, which
+ * takes up to a second on a busy VM). Where mounts cannot be moved (shared
+ * propagation), the old overlay is detached and the new one mounted in place.
+ */
+function switchOverlays(record: MountRecord, old: MountRecord, fail: (err: unknown) => never): void {
+  const dest = record.dest;
+  const staging = join(mountDir(record.home, record.id), 'merged');
+  const parked = join(mountDir(old.home, old.id), 'parked');
+  ensureDir(staging, 'the staging mount point');
+  ensureDir(parked, 'the parking mount point');
+  const ready = mountOverlay(record.fuseAt, record.upper, record.work, staging);
+  if (ready.ok) {
+    const swap = swapMounts(dest, parked, staging);
+    const table = readMountTable();
+    if (isOverlayOn(topMountAt(dest, table), record.fuseAt)) return;
+    if (isOverlayOn(topMountAt(parked, table), old.fuseAt)) {
+      moveMount(parked, dest); // the second move failed: put the old one back
+      detachTop(staging, false);
+      fail(new VeloError('IO', `cannot move the new overlay onto ${dest}: ${swap.message}`));
+    }
+    detachTop(staging, false);
+  }
+  // no moving here: detach the old overlay, mount the new one in its place
+  detachTop(dest, false);
+  const r = mountOverlay(record.fuseAt, record.upper, record.work, dest);
+  if (!r.ok) {
+    mountOverlay(old.fuseAt, old.upper, old.work, dest); // put the old one back
+    fail(new VeloError('IO', `cannot mount the overlay at ${dest}: ${r.message}`));
+  }
+}
+
+/** Read-only method: the FUSE view itself at dest; an old mount there is stopped first. */
+export async function mountReadOnlyReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean, pending: PendingServer | undefined): Promise<number> {
+  for (const o of old) tearDown(o);
+  const fd = isEmptyDir(record.dest) ? undefined : openSync(record.dest, 'r');
+  try {
+    return await bringUp(record, backgroundRemoval, fd, pending);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

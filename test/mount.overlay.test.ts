@@ -1,0 +1,192 @@
+// Writes through a mount: they land in the mount's upper layer, never in the
+// store, and create/overwrite/delete/rename/chmod behave exactly as on a
+// kernel overlayfs over a plain directory with the same contents.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync, chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync,
+  symlinkSync, truncateSync, writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ingestDir } from '../src/store/addFilesFromDir.js';
+import { hashBuffer } from '../src/store/hash.js';
+import { OBJECT_MTIME_S } from '../src/store/layout.js';
+import { Store } from '../src/store/store.js';
+import { readTree } from '../src/store/trees.js';
+import { materialize } from '../src/project/materialize.js';
+import { listMounts, mountProjection, unmountAll, type MountResult } from '../src/project/mount.js';
+import { summarizeUpper } from '../src/project/mountUpper.js';
+import { readMountTable } from '../src/project/mountTable.js';
+import { veloEnv } from './support/runVelo.js';
+import { veloBin } from './support/paths.js';
+
+let base: string;
+let store: Store;
+let tree: string;
+let mounted: MountResult;
+/** a kernel overlay over a plain copy of the same tree: the reference */
+let ref: { lower: string; upper: string; work: string; merged: string };
+
+function makeFixture(root: string): void {
+  const w = (rel: string, data: string): void => {
+    mkdirSync(join(root, rel, '..'), { recursive: true });
+    writeFileSync(join(root, rel), data);
+  };
+  w('node_modules/a/package.json', '{"name":"a"}');
+  w('node_modules/a/index.js', 'module.exports = "a";\n');
+  w('node_modules/a/README.md', '# a\n');
+  w('node_modules/b/index.js', 'module.exports = "b";\n');
+  w('node_modules/b/lib/one.js', 'one\n');
+  w('node_modules/b/lib/two.js', 'two\n');
+  w('node_modules/c/index.js', 'c\n');
+  w('node_modules/c/deep/er/file.txt', 'deep\n');
+  w('bin/run.sh', '#!/bin/sh\necho run\n');
+  chmodSync(join(root, 'bin/run.sh'), 0o755);
+  w('same-as-a.js', 'module.exports = "a";\n');
+  symlinkSync('node_modules/a', join(root, 'link-to-a'));
+}
+
+/** what a user sees: kind, mode, size, bytes, link target (no times: the writes happen at different instants) */
+function snapshot(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(rel ? join(root, rel) : root).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const p = join(root, r);
+      const st = lstatSync(p);
+      const mode = (st.mode & 0o7777).toString(8);
+      if (st.isDirectory()) {
+        out[r] = `dir ${mode}`;
+        walk(r);
+      } else if (st.isSymbolicLink()) out[r] = `symlink -> ${readlinkSync(p)}`;
+      else out[r] = `file ${mode} nlink=${st.nlink} size=${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`;
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** The same sequence of edits, with the outcome of each (ok or the errno code). */
+function edits(root: string): Record<string, string> {
+  const outcome: Record<string, string> = {};
+  const step = (name: string, fn: () => void): void => {
+    try {
+      fn();
+      outcome[name] = 'ok';
+    } catch (err) {
+      outcome[name] = (err as NodeJS.ErrnoException).code ?? String(err);
+    }
+  };
+  step('create a file', () => writeFileSync(join(root, 'node_modules/.cache'), 'cache\n'));
+  step('create a dir tree', () => mkdirSync(join(root, 'node_modules/new/sub'), { recursive: true }));
+  step('create a symlink', () => symlinkSync('../a', join(root, 'node_modules/new/link')));
+  step('overwrite a file', () => writeFileSync(join(root, 'node_modules/a/index.js'), 'module.exports = "A";\n'));
+  step('append to a file', () => appendFileSync(join(root, 'node_modules/a/README.md'), 'more\n'));
+  step('truncate a file', () => truncateSync(join(root, 'node_modules/b/lib/one.js'), 1));
+  step('delete a file', () => rmSync(join(root, 'node_modules/b/lib/two.js')));
+  step('delete a dir tree', () => rmSync(join(root, 'node_modules/c'), { recursive: true }));
+  step('rename a file', () => renameSync(join(root, 'node_modules/b/index.js'), join(root, 'node_modules/b/main.js')));
+  step('rename a lower dir (rename(2))', () => renameSync(join(root, 'node_modules/a'), join(root, 'node_modules/a2')));
+  step('rename a new dir', () => renameSync(join(root, 'node_modules/new'), join(root, 'node_modules/new2')));
+  step('mv a lower dir (mv copies on EXDEV)', () => execFileSync('mv', [join(root, 'node_modules/b/lib'), join(root, 'node_modules/b/lib2')]));
+  step('chmod a file', () => chmodSync(join(root, 'same-as-a.js'), 0o600));
+  step('chmod +x a file', () => chmodSync(join(root, 'node_modules/b/lib2/one.js'), 0o755));
+  step('replace a symlink', () => {
+    rmSync(join(root, 'link-to-a'));
+    symlinkSync('bin', join(root, 'link-to-a'));
+  });
+  step('recreate a deleted file', () => writeFileSync(join(root, 'node_modules/b/lib2/two.js'), 'two again\n'));
+  return outcome;
+}
+
+function cleanupMounts(): void {
+  for (const m of readMountTable().reverse()) {
+    if (!m.mountPoint.startsWith(base)) continue;
+    execFileSync('sh', ['-c', `fusermount3 -uz '${m.mountPoint}' 2>/dev/null || umount -l '${m.mountPoint}'`]);
+  }
+}
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), 'velo-mount-overlay-'));
+  store = Store.open(join(base, 'home'));
+  const src = join(base, 'src');
+  makeFixture(src);
+  tree = (await ingestDir(store, src, { mtimes: true })).tree;
+  ref = { lower: join(base, 'ref-lower'), upper: join(base, 'ref-upper'), work: join(base, 'ref-work'), merged: join(base, 'ref-merged') };
+  await materialize(store, tree, ref.lower, { method: 'copy' });
+  for (const d of [ref.upper, ref.work, ref.merged]) mkdirSync(d);
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o',
+    `lowerdir=${ref.lower},upperdir=${ref.upper},workdir=${ref.work},index=off,xino=off,redirect_dir=off,metacopy=off`, ref.merged]);
+  mounted = await mountProjection(store, tree, join(base, 'dest'));
+});
+
+afterAll(async () => {
+  try {
+    if (store) await unmountAll(store);
+  } finally {
+    if (base) {
+      cleanupMounts();
+      store?.close();
+      rmSync(base, { recursive: true, force: true });
+    }
+  }
+});
+
+describe('writing through a mount', () => {
+  let outcomes: { velo: Record<string, string>; ref: Record<string, string> };
+
+  beforeAll(() => {
+    outcomes = { velo: edits(mounted.dest), ref: edits(ref.merged) };
+  });
+
+  it('create, overwrite, delete, rename and chmod behave as on overlayfs over a plain directory', () => {
+    expect(outcomes.velo).toEqual(outcomes.ref);
+    // overlayfs without redirect_dir: rename(2) of a lower directory is EXDEV (mv then copies)
+    expect(outcomes.velo['rename a lower dir (rename(2))']).toBe('EXDEV');
+    expect(Object.entries(outcomes.velo).filter(([k, v]) => v !== 'ok' && k !== 'rename a lower dir (rename(2))')).toEqual([]);
+    expect(snapshot(mounted.dest)).toEqual(snapshot(ref.merged));
+  });
+
+  it('puts every change in the upper layer, as overlayfs does', () => {
+    const velo = summarizeUpper(mounted.upper!, 1000);
+    const plain = summarizeUpper(ref.upper, 1000);
+    expect(velo).toEqual(plain);
+    expect(velo.deleted).toBeGreaterThan(0);
+    expect(velo.paths).toContain('node_modules/.cache');
+    expect(readFileSync(join(mounted.upper!, 'node_modules/a/index.js'), 'utf8')).toBe('module.exports = "A";\n');
+  });
+
+  it('never writes to the store: every object re-hashes to its name with its mode and mtime, and the FUSE view is unchanged', () => {
+    const t = readTree(store, tree);
+    let checked = 0;
+    for (const e of t.entries) {
+      if (e.kind !== 'file') continue;
+      const path = store.objectPath(e.digest, e.exec);
+      expect(hashBuffer(readFileSync(path))).toBe(e.digest);
+      const st = statSync(path);
+      expect(st.mode & 0o777).toBe(e.exec ? 0o555 : 0o444);
+      expect(Math.floor(st.mtimeMs / 1000)).toBe(OBJECT_MTIME_S);
+      checked++;
+    }
+    expect(checked).toBe(10);
+    const lower = join(store.home, 'mounts', mounted.id, 'lower');
+    expect(snapshot(lower)).toEqual(snapshot(ref.lower));
+  });
+
+  it('shows what the upper layer holds in listMounts and velo status', () => {
+    const [m] = listMounts(store);
+    expect(m!.upperSummary!.files).toBeGreaterThan(5);
+    expect(m!.upperSummary!.deleted).toBeGreaterThan(0);
+    const r = execFileSync(process.execPath, [veloBin(), 'status'], { env: veloEnv({ VELO_HOME: store.home }), encoding: 'utf8' });
+    expect(r).toMatch(new RegExp(`mounts +1\\n +${mounted.dest} overlay, pid ${mounted.pid}: upper \\d+ file\\(s\\) written \\([^)]*\\), \\d+ deleted — `));
+    const j = JSON.parse(execFileSync(process.execPath, [veloBin(), 'status', '--json'], { env: veloEnv({ VELO_HOME: store.home }), encoding: 'utf8' })) as {
+      mounts: { dest: string; upperSummary: { files: number } }[];
+      methods: Record<string, number>;
+    };
+    expect(j.mounts[0]!.dest).toBe(mounted.dest);
+    expect(j.mounts[0]!.upperSummary.files).toBe(m!.upperSummary!.files);
+    expect(j.methods.mount).toBe(1);
+  });
+});
