@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { VeloError } from '../src/errors.js';
-import { LINK_METHODS, type LinkMethod } from '../src/config.js';
+import { LINK_METHODS, PROJECTIONS, type LinkMethod, type Projection } from '../src/config.js';
 import { isUpToDate } from '../src/npm/state.js';
 import { config } from './context.js';
 import { createProgress, npmInstallProgress } from '../src/ui/progress.js';
@@ -31,6 +31,9 @@ Everything else (velo npm run, view, ls, publish, …) is npm itself.
 velo's own flags (the rest go to npm: --omit, --include, --ignore-scripts, --offline, …):
   --json                 print a JSON summary on stdout
   --method M             auto (default), reflink, hardlink, copy
+  --projection P         link (default: a link farm) or mount (a FUSE view of the
+                         store with a writable overlay; falls back to link, saying
+                         why, where FUSE is unavailable or scripts must run)
   --force                reinstall even when nothing changed
   -h, --help             this help
 
@@ -50,14 +53,14 @@ const NPM_VALUE_FLAGS = new Set([
 ]);
 
 export interface SplitArgs {
-  velo: { json: boolean; method: LinkMethod | undefined; force: boolean; help: boolean };
+  velo: { json: boolean; method: LinkMethod | undefined; projection: Projection | undefined; force: boolean; help: boolean };
   npm: string[];
   packages: string[];
   prefix: string | undefined;
 }
 
 export function splitArgs(args: string[]): SplitArgs {
-  const velo: SplitArgs['velo'] = { json: false, method: undefined, force: false, help: false };
+  const velo: SplitArgs['velo'] = { json: false, method: undefined, projection: undefined, force: false, help: false };
   const npmArgs: string[] = [];
   const packages: string[] = [];
   let prefix: string | undefined;
@@ -71,6 +74,10 @@ export function splitArgs(args: string[]): SplitArgs {
       const v = inline ?? args[++i];
       if (!v || !LINK_METHODS.includes(v as LinkMethod)) throw new VeloError('USAGE', `--method must be one of ${LINK_METHODS.join(', ')}`);
       velo.method = v as LinkMethod;
+    } else if (flag === '--projection') {
+      const v = inline ?? args[++i];
+      if (!v || !PROJECTIONS.includes(v as Projection)) throw new VeloError('USAGE', `--projection must be one of ${PROJECTIONS.join(', ')}`);
+      velo.projection = v as Projection;
     } else if (NPM_VALUE_FLAGS.has(flag)) {
       const v = inline ?? args[++i];
       if (v === undefined) throw new VeloError('USAGE', `${flag} needs a value`);
@@ -131,7 +138,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const mode = ci ? 'ci' : 'install';
   // ci and install give the same tree from an in-sync lockfile, so they share the no-op fingerprint
   // --prefix picks the project, it does not change what is installed
-  const fingerprintArgs = [...split.npm.filter((a) => !/^(--prefix|-C)=/.test(a)), `method=${split.velo.method ?? cfg.method}`];
+  const projection = split.velo.projection ?? cfg.projection;
+  const fingerprintArgs = [...split.npm.filter((a) => !/^(--prefix|-C)=/.test(a)), `method=${split.velo.method ?? cfg.method}`, `projection=${projection}`];
   const version = veloVersion();
 
   // the no-op path: nothing heavy is loaded before this
@@ -161,6 +169,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       fingerprintArgs,
       store,
       method: split.velo.method ?? cfg.method,
+      projection,
       threads: cfg.threads,
       veloVersion: version,
       env: io.env,
@@ -174,9 +183,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
         io,
         `velo: ${summary.packages} packages (${summary.fromStore} from store, ${summary.fetched} fetched` +
           `${summary.built || summary.builtFromStore ? `, ${summary.built} built, ${summary.builtFromStore} built from store` : ''}); ` +
-          `${summary.files} files by ${summary.method} in ${formatMs(summary.ms)}` +
+          (summary.projection === 'mount' ? `mounted ${summary.files} files (${summary.method})` : `${summary.files} files by ${summary.method}`) +
+          ` in ${formatMs(summary.ms)}` +
           (summary.bytesSaved > 0 ? `, ${formatBytes(summary.bytesSaved)} not copied` : ''),
       );
+      if (summary.projectionNote) err(io, `velo: projection mount: ${summary.projectionNote}`);
     }
     return 0;
   } catch (e) {

@@ -101,7 +101,7 @@ function note(io: Io, quiet: boolean, text: string): void {
 
 /** `velo npm ci`'s fingerprint arguments with no npm flags: the same no-op state as that command. */
 export function npmFingerprintArgs(cfg: VeloConfig): string[] {
-  return [`method=${cfg.method}`];
+  return [`method=${cfg.method}`, `projection=${cfg.projection}`];
 }
 
 /**
@@ -133,6 +133,7 @@ async function bringNpmUpToDate(root: string, cfg: VeloConfig, io: Io, quiet: bo
       fingerprintArgs,
       store,
       method: cfg.method,
+      projection: cfg.projection,
       threads: cfg.threads,
       veloVersion: version,
       env: io.env,
@@ -144,8 +145,9 @@ async function bringNpmUpToDate(root: string, cfg: VeloConfig, io: Io, quiet: bo
     return (
       `npm: ${s.packages} packages (${s.fromStore} from store, ${s.fetched} fetched` +
       `${s.built || s.builtFromStore ? `, ${s.built} built, ${s.builtFromStore} built from store` : ''}), ` +
-      `${s.files} files by ${s.method} in ${formatMs(s.ms)}` +
-      (s.bytesSaved > 0 ? `, ${formatBytes(s.bytesSaved)} not copied` : '')
+      `${s.files} files ${s.projection === 'mount' ? 'mounted' : `by ${s.method}`} in ${formatMs(s.ms)}` +
+      (s.bytesSaved > 0 ? `, ${formatBytes(s.bytesSaved)} not copied` : '') +
+      (s.projectionNote ? `; projection mount: ${s.projectionNote}` : '')
     );
   } finally {
     progress?.done();
@@ -236,7 +238,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const said = await bringNpmUpToDate(root, cfg, io, parsed.quiet);
       if (said) {
         note(io, parsed.quiet, said);
-        if (cfg.projection === 'mount') note(io, parsed.quiet, 'projection "mount" is not available for npm yet: node_modules was linked');
+
       }
     }
     if (ecosystems.includes('uv')) {

@@ -3,13 +3,13 @@
 // paths, bytes, exec bits and symlinks, file by file. Each project runs both
 // installs in the same directory (npm first, then velo), so absolute paths a
 // build writes are the same too.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareProject, assertNpmOk, type PreparedProject } from './support/npmProject.js';
 import { startRegistry, type Registry } from './support/registry.js';
 import { asObject, describeDir } from './support/treeCompare.js';
-import { veloAsync } from './support/runVelo.js';
+import { velo, veloAsync } from './support/runVelo.js';
 import { tempDirs } from './support/tmp.js';
 import { repoRoot } from './support/paths.js';
 
@@ -147,6 +147,40 @@ describe('install scripts', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ built: 0, rootScripts: [] });
     expect(existsSync(join(p.dir, 'node_modules/velo-fx-scripted/built.txt'))).toBe(false);
     expect(existsSync(join(p.dir, 'root-lifecycle.txt'))).toBe(false);
+  });
+});
+
+describe('--projection mount', () => {
+  it('node_modules as a FUSE view with a writable overlay, equal to the link farm; and back to links', async () => {
+    const p = await project('basic');
+    const storeHome = tmp();
+    const linked = await veloAsync(['npm', 'ci'], veloEnv(p, storeHome), p.dir);
+    expect(linked.code, linked.stderr).toBe(0);
+    const expected = snapshot(p.dir);
+    try {
+      const r = await veloAsync(['npm', 'ci', '--projection', 'mount', '--json'], veloEnv(p, storeHome), p.dir);
+      expect(r.code, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout) as { projection: string; projectionNote?: string };
+      expect(summary.projection).toBe('mount');
+      expect(summary.projectionNote).toBeUndefined();
+      const mounts = readFileSync('/proc/self/mounts', 'utf8');
+      expect(mounts).toContain(` ${join(p.dir, 'node_modules')} overlay `);
+      expect(snapshot(p.dir)).toEqual(expected);
+      const ls = await p.npm(['ls', '--all']);
+      expect(ls.code, ls.stdout + ls.stderr).toBe(0);
+      // writes land in the overlay, the store stays as it was
+      writeFileSync(join(p.dir, 'node_modules/velo-fx-leaf/index.js'), 'module.exports = "edited";\n');
+      expect(velo(['verify'], { VELO_HOME: storeHome }).code).toBe(0);
+      const noop = await veloAsync(['npm', 'ci', '--projection', 'mount', '--json'], veloEnv(p, storeHome), p.dir);
+      expect(JSON.parse(noop.stdout)).toMatchObject({ noop: true });
+      const back = await veloAsync(['npm', 'ci', '--projection', 'link', '--json'], veloEnv(p, storeHome), p.dir);
+      expect(back.code, back.stderr).toBe(0);
+      expect(JSON.parse(back.stdout)).toMatchObject({ projection: 'link' });
+      expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(` ${join(p.dir, 'node_modules')} `);
+      expect(snapshot(p.dir)).toEqual(expected);
+    } finally {
+      velo(['umount', '--all'], { VELO_HOME: storeHome });
+    }
   });
 });
 

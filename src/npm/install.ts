@@ -8,7 +8,7 @@ import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { VeloError } from '../errors.js';
-import type { LinkMethod } from '../config.js';
+import type { LinkMethod, Projection } from '../config.js';
 import type { Store } from '../store/store.js';
 import { deleteKey, getKeys, registerProject, setKey } from '../store/keys.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
@@ -43,6 +43,8 @@ export interface InstallOptions {
   fingerprintArgs: string[];
   store: Store;
   method: LinkMethod;
+  /** link farm (default) or a FUSE mount with a writable overlay */
+  projection?: Projection;
   threads: number;
   veloVersion: string;
   env: NodeJS.ProcessEnv;
@@ -69,6 +71,9 @@ export interface InstallSummary {
   resolvedLockfile: boolean;
   /** laid out from a recorded whole-project manifest, without planning */
   fromProjectCache: boolean;
+  projection: Projection;
+  /** why the projection asked for was not used, when it was not */
+  projectionNote: string | undefined;
   ms: number;
 }
 
@@ -178,17 +183,20 @@ async function installFromManifest(
   try {
     clearState(store.home, root);
     o.progress?.phase?.('link');
-    const results = await materializeDirs(o, root, Object.entries(m.dirs), asides);
+    const { results, note } = await projectDirs(o, root, Object.entries(m.dirs), asides, true);
     writePending(store.home, root, asides);
     const hidden = join(root, 'node_modules', '.package-lock.json');
-    copyFileSync(store.objectPath(m.hiddenLockfile, false), hidden);
-    chmodSync(hidden, 0o644);
+    writeHiddenLockfile(() => {
+      copyFileSync(store.objectPath(m.hiddenLockfile, false), hidden);
+      chmodSync(hidden, 0o644);
+    });
     return await finish(o, root, npm, {
       t0,
       userEnv,
       versions,
       asides,
       results,
+      projectionNote: note,
       keys: m.keys,
       extraInputs: Object.keys(m.extraInputs),
       packages: m.packages,
@@ -211,21 +219,68 @@ async function installFromManifest(
   }
 }
 
-/** Materialize each node_modules dir, keeping the old trees aside (recorded in asides) for a rollback. */
-async function materializeDirs(
+/** One node_modules dir as it was laid out. */
+interface ProjectedDir {
+  dir: string;
+  tree: string;
+  projection: Projection;
+  method: string;
+  engine: string;
+  files: number;
+  bytes: number;
+  linked: number;
+  logicalBytes: number;
+}
+
+/**
+ * Put each node_modules dir in place: mounted (FUSE view + overlay) when the
+ * projection is "mount" and nothing needs building in it, else materialized
+ * with the old trees kept aside (recorded in asides) for a rollback.
+ */
+async function projectDirs(
   o: InstallOptions,
   root: string,
   dirs: [dir: string, tree: string][],
   asides: { dest: string; aside: string | undefined }[],
-): Promise<{ dir: string; r: MaterializeResult }[]> {
-  const results: { dir: string; r: MaterializeResult }[] = [];
+  mountable: boolean,
+): Promise<{ results: ProjectedDir[]; note: string | undefined }> {
+  let note: string | undefined;
+  const mounts = await import('../project/mount.js');
+  if (o.projection === 'mount') {
+    if (!mountable) note = 'packages whose install scripts must run need a writable tree: node_modules was linked this time';
+    else {
+      try {
+        const results: ProjectedDir[] = [];
+        for (const [dir, tree] of dirs) {
+          const m = await mounts.mountProjection(o.store, tree, join(root, dir), { ecosystem: 'npm' });
+          results.push({ dir, tree, projection: 'mount', method: m.method, engine: 'fuse', files: m.files, bytes: m.logicalBytes, linked: 0, logicalBytes: m.logicalBytes });
+        }
+        return { results, note };
+      } catch (err) {
+        if (!(err instanceof VeloError) || err.code !== 'FUSE_UNAVAILABLE') throw err;
+        note = `${err.message}: node_modules was linked instead`;
+      }
+    }
+  }
+  const results: ProjectedDir[] = [];
   for (const [dir, tree] of dirs) {
     const dest = join(root, dir);
+    // a velo mount there goes first: a link farm cannot be renamed over a mount point
+    if (mounts.mountAt(o.store, dest)) await mounts.unmountProjection(dest, { store: o.store });
     const r = await materialize(o.store, tree, dest, { method: o.method, threads: o.threads, keepOld: true });
     asides.push({ dest, aside: r.aside });
-    results.push({ dir, r });
+    results.push({ dir, tree, projection: 'link', method: r.method, engine: r.engine, files: r.files, bytes: r.bytes, linked: r.linked + r.reflinked, logicalBytes: r.logicalBytes });
   }
-  return results;
+  return { results, note };
+}
+
+/** Write node_modules/.package-lock.json — except on a read-only mount, where npm reads the tree itself. */
+function writeHiddenLockfile(write: () => void): void {
+  try {
+    write();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EROFS') throw err;
+  }
 }
 
 function rollBack(asides: { dest: string; aside: string | undefined }[]): void {
@@ -244,7 +299,8 @@ interface FinishInput {
   userEnv: NodeJS.ProcessEnv;
   versions: string;
   asides: { dest: string; aside: string | undefined }[];
-  results: { dir: string; r: MaterializeResult }[];
+  results: ProjectedDir[];
+  projectionNote: string | undefined;
   keys: string[];
   extraInputs: string[];
   packages: number;
@@ -267,16 +323,16 @@ async function finish(o: InstallOptions, root: string, npm: UserNpm, f: FinishIn
   let files = 0;
   let bytes = 0;
   let linked = 0;
-  for (const [i, { dir, r }] of f.results.entries()) {
+  for (const [i, r] of f.results.entries()) {
     files += r.files;
     bytes += r.bytes;
-    linked += r.linked + r.reflinked;
+    linked += r.linked;
     registerProject(store, {
-      path: join(root, dir),
+      path: join(root, r.dir),
       ecosystem: 'npm',
       tree: r.tree,
       method: r.method,
-      projection: 'link',
+      projection: r.projection,
       logicalBytes: r.logicalBytes,
       files: r.files,
       packages: f.packages,
@@ -290,11 +346,11 @@ async function finish(o: InstallOptions, root: string, npm: UserNpm, f: FinishIn
   writeState(store.home, root, {
     inputs: inputsDigest(root, o.fingerprintArgs, f.extraInputs, f.userEnv, o.veloVersion),
     stamps: inputStamps(root, o.fingerprintArgs, f.extraInputs, f.userEnv, o.veloVersion),
-    dirs: Object.fromEntries(f.results.map(({ dir, r }) => [dir, { tree: r.tree, ...dirStamp(join(root, dir)) }])),
+    dirs: Object.fromEntries(f.results.map((r) => [r.dir, { tree: r.tree, ...dirStamp(join(root, r.dir)) }])),
     extraInputs: f.extraInputs,
-    projection: 'link',
+    projection: f.results[0]?.projection ?? 'link',
   });
-  const method = f.results[0]?.r.method ?? 'none';
+  const method = f.results[0]?.method ?? 'none';
   o.progress?.phase?.('done');
   return {
     root,
@@ -309,10 +365,12 @@ async function finish(o: InstallOptions, root: string, npm: UserNpm, f: FinishIn
     bytes,
     bytesSaved: method === 'copy' ? 0 : Math.max(0, bytes - f.privateBytes),
     method,
-    engine: f.results[0]?.r.engine ?? 'none',
+    engine: f.results[0]?.engine ?? 'none',
     rootScripts,
     resolvedLockfile: f.resolvedLockfile,
     fromProjectCache: f.fromProjectCache,
+    projection: f.results[0]?.projection ?? 'link',
+    projectionNote: f.projectionNote,
     ms: Math.round(performance.now() - f.t0),
   };
 }
@@ -386,7 +444,7 @@ async function installFromLockfile(
 
     o.progress?.phase?.('link');
     const trees = composeNodeModules(store, plan, placed);
-    const results = await materializeDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides);
+    const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, toBuild.length === 0);
     writePending(store.home, root, asides);
     const omitSet = new Set<string>(loaded.flat.omit ?? []);
     const omitted = new Set<AnyRecord>(
@@ -403,7 +461,9 @@ async function installFromLockfile(
         setKey(store, bk, built.tree, { kind: 'npm-built', logicalBytes: built.bytes, files: built.files });
       }
     }
-    await saveHiddenLockfile(plan, omitted);
+    await saveHiddenLockfile(plan, omitted).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EROFS') throw err;
+    });
     const usedKeys = [...new Set([...plan.packages.map((p) => p.key).filter((k): k is string => Boolean(k)), ...builtKeys.values()])];
     let privateBytes = 0;
     for (const p of placed) if (p.private) privateBytes += readTree(store, p.tree).logicalSize;
@@ -416,7 +476,7 @@ async function installFromLockfile(
       const hidden = writeBufferToStore(store, readFileSync(join(root, 'node_modules', '.package-lock.json')), false);
       const pkey = projectKey(root, o.fingerprintArgs, userEnv, versions);
       saveManifest(store, pkey, {
-        dirs: Object.fromEntries(results.map(({ dir, r }) => [dir, r.tree])),
+        dirs: Object.fromEntries(results.map((r) => [r.dir, r.tree])),
         hiddenLockfile: hidden.digest,
         keys: usedKeys,
         extraInputs: hashExtraInputs(root, extraInputs),
@@ -430,6 +490,7 @@ async function installFromLockfile(
       versions,
       asides,
       results,
+      projectionNote: note,
       keys: usedKeys,
       extraInputs,
       packages: plan.packages.length,
