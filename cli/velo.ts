@@ -24,7 +24,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }>
   run: { summary: 'bring dependencies up to date, then run a command in the project environment', load: async () => (await import('./runCommand.js')).run },
   mount: { summary: 'mount a tree or a project\'s tree at a directory (FUSE view + writable overlay)', load: async () => (await import('./mountCommand.js')).runMount },
   umount: { summary: 'unmount what velo mounted (--all: everything)', load: async () => (await import('./mountCommand.js')).runUmount },
-  mounts: { summary: 'list velo\'s mounts; repairs stale ones', load: async () => (await import('./mountCommand.js')).runMounts },
+  mounts: { summary: 'list mounts; repair stale ones', load: async () => (await import('./mountCommand.js')).runMounts },
   dashboard: { summary: 'what the store holds and saves, live on the terminal (--json too)', load: async () => (await import('./dashboardCommand.js')).run },
 };
 
