@@ -1,0 +1,368 @@
+#!/usr/bin/env node
+// velo cargo build on a real crate with 100+ dependencies (tokei 15.0.0 from
+// crates.io: 131 crates compiled besides itself on Linux), in one run:
+//   - cold `cargo build` in fresh clones (empty target, CARGO_HOME warm),
+//   - `velo cargo build` in a fresh clone with an empty store (makes the snapshot),
+//   - `velo cargo build` in fresh clones with the snapshot in the store,
+//   - a no-change rebuild: `cargo build` / `velo cargo build` again in a built clone,
+//   - disk used by three clones' target dirs with and without velo.
+// Two projects ("variants"), each cloned by copying its sources (new mtimes,
+// like a git clone) to another path:
+//   app    — a small binary crate that uses tokei's library: tokei and its
+//            131 dependencies are registry crates, the app is the only path crate;
+//   source — tokei 15.0.0's own published package (its .crate from crates.io,
+//            with the Cargo.lock it ships) built as the project itself.
+// Both lockfiles derive from the Cargo.lock tokei ships, so every clone and
+// every run resolves the same versions. Downloads (`cargo fetch`) happen
+// first and are not timed; timed builds run with CARGO_NET_OFFLINE=true.
+// Usage: node bench/cargo-bench.mjs [--runs N] [--cold-runs M] [--variants app,source] [--work DIR]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    'cold-runs': { type: 'string', default: '3' },
+    variants: { type: 'string', default: 'app,source' },
+    work: { type: 'string' },
+  },
+});
+const RUNS = Number(values.runs);
+const COLD_RUNS = Number(values['cold-runs']);
+const VARIANTS = values.variants.split(',').filter(Boolean);
+const WORK = values.work ?? join(repo, 'bench', 'work', 'cargo');
+const VELO = join(repo, 'dist', 'cli', 'velo.js');
+const RESULTS = join(dirname(WORK), `${basename(WORK)}-results.json`);
+const CRATE = { name: 'tokei', version: '15.0.0' };
+if (!existsSync(VELO)) throw new Error(`build velo first (npx tsc -p tsconfig.json): ${VELO} is missing`);
+if (COLD_RUNS < 3 && COLD_RUNS !== 0) console.warn('note: fewer than 3 cold runs: the disk comparison needs three cargo-built clones');
+
+// cargo and velo see only what changes nothing they build
+const SCRUB = /^(CARGO_TARGET_DIR|CARGO_BUILD_.*|CARGO_PROFILE_.*|CARGO_ENCODED_RUSTFLAGS|RUSTFLAGS|RUSTC|RUSTC_WRAPPER|RUSTC_WORKSPACE_WRAPPER|CARGO_INCREMENTAL|CARGO|VELO_.*)$/;
+const baseEnv = {};
+for (const [k, v] of Object.entries(process.env)) if (!SCRUB.test(k)) baseEnv[k] = v;
+Object.assign(baseEnv, { CARGO_TERM_COLOR: 'never', CI: '1' });
+const offlineEnv = { ...baseEnv, CARGO_NET_OFFLINE: 'true' };
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+const mb = (b) => `${(b / 1e6).toFixed(0)} MB`;
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+
+function sh(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { encoding: 'utf8', env: baseEnv, maxBuffer: 64 * 1024 * 1024, ...opts });
+}
+
+/** Run a command with stdout/stderr to log files; its wall time, and its output read back. */
+let logSeq = 0;
+function timed(label, cmd, args, cwd, env) {
+  const logs = join(WORK, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const base = join(logs, `${String(++logSeq).padStart(3, '0')}-${label.replace(/[^a-z0-9]+/gi, '_')}`);
+  const out = openSync(`${base}.out`, 'w');
+  const err = openSync(`${base}.err`, 'w');
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { cwd, env, stdio: ['ignore', out, err] });
+  const ms = performance.now() - t0;
+  closeSync(out);
+  closeSync(err);
+  const stdout = readFileSync(`${base}.out`, 'utf8');
+  const stderr = readFileSync(`${base}.err`, 'utf8');
+  if (r.status !== 0) throw new Error(`${label}: ${cmd} ${args.join(' ')} in ${cwd} failed (${r.status ?? r.signal}); see ${base}.err\n${stderr.slice(-3000)}`);
+  return { ms, stdout, stderr, units: units(stdout) };
+}
+
+/** compiler-artifact messages of --message-format=json: how many units, how many cargo took as fresh, which it rebuilt. */
+function units(stdout) {
+  let total = 0;
+  let fresh = 0;
+  const rebuilt = [];
+  let scriptsRun = 0;
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const m = JSON.parse(line);
+    if (m.reason === 'compiler-artifact') {
+      total++;
+      if (m.fresh) fresh++;
+      else rebuilt.push(`${m.target.name}(${m.target.kind.join(',')})`);
+    } else if (m.reason === 'build-script-executed') scriptsRun++;
+  }
+  return { total, fresh, rebuilt, buildScriptsReported: scriptsRun };
+}
+
+/** velo's own lines on stderr: restore and store times. */
+function veloLines(stderr) {
+  return stderr.split('\n').filter((l) => l.startsWith('velo:'));
+}
+function veloSeconds(stderr, word) {
+  const l = veloLines(stderr).find((x) => x.startsWith(`velo: ${word} `));
+  const m = l && /\) in ([\d.]+) (ms|s)\b/.exec(l);
+  return m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : undefined;
+}
+
+function duBytes(paths) {
+  // one du for all paths: a file hardlinked into several of them is counted once
+  const out = sh('du', ['-sbc', ...paths]);
+  const lines = out.trim().split('\n');
+  const per = {};
+  for (const l of lines.slice(0, -1)) {
+    const [n, p] = l.split('\t');
+    per[p] = Number(n);
+  }
+  return { total: Number(lines.at(-1).split('\t')[0]), per };
+}
+
+function isMountPoint(path) {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]);
+  return mounts.includes(path);
+}
+
+// --- sources --------------------------------------------------------------------
+function registryCrateFile() {
+  const cache = join(baseEnv.CARGO_HOME ?? join(process.env.HOME, '.cargo'), 'registry', 'cache');
+  for (const d of existsSync(cache) ? readdirSync(cache) : []) {
+    const f = join(cache, d, `${CRATE.name}-${CRATE.version}.crate`);
+    if (existsSync(f)) return f;
+  }
+  return undefined;
+}
+
+const APP_TOML = `[package]
+name = "tokei-app"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+tokei = "=${CRATE.version}"
+`;
+const APP_MAIN = `// Count the lines of code under the given directories with tokei's library.
+use tokei::{Config, Languages};
+
+fn main() {
+    let paths: Vec<String> = std::env::args().skip(1).collect();
+    let paths = if paths.is_empty() { vec![".".to_string()] } else { paths };
+    let mut languages = Languages::new();
+    languages.get_statistics(&paths, &[], &Config::default());
+    for (kind, language) in languages.iter() {
+        if !language.is_empty() {
+            println!("{:<16} {:>8} files {:>10} code", kind.name(), language.reports.len(), language.code);
+        }
+    }
+}
+`;
+
+/** The pristine project of a variant at WORK/<variant>/src, with its Cargo.lock, and its crates fetched. */
+function prepareSource(variant) {
+  const dir = join(WORK, variant, 'src');
+  const marker = join(WORK, variant, 'src.ready');
+  if (existsSync(marker) && existsSync(join(dir, 'Cargo.lock'))) return dir;
+  rmSync(join(WORK, variant), { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  // tokei's .crate in the cargo cache: a throwaway project that depends on it downloads it
+  if (!registryCrateFile()) {
+    const seed = join(WORK, 'seed');
+    rmSync(seed, { recursive: true, force: true });
+    mkdirSync(join(seed, 'src'), { recursive: true });
+    writeFileSync(join(seed, 'Cargo.toml'), APP_TOML.replace('tokei-app', 'tokei-seed'));
+    writeFileSync(join(seed, 'src', 'main.rs'), 'fn main() {}\n');
+    sh('cargo', ['fetch'], { cwd: seed, stdio: ['ignore', 'ignore', 'inherit'] });
+    rmSync(seed, { recursive: true, force: true });
+  }
+  const crateFile = registryCrateFile();
+  if (!crateFile) throw new Error(`${CRATE.name}-${CRATE.version}.crate is not in the cargo cache after cargo fetch`);
+  const unpacked = join(WORK, variant, 'unpacked');
+  mkdirSync(unpacked, { recursive: true });
+  sh('tar', ['xzf', crateFile, '-C', unpacked]);
+  const pkg = join(unpacked, `${CRATE.name}-${CRATE.version}`);
+  if (variant === 'source') {
+    cpSync(pkg, dir, { recursive: true });
+  } else if (variant === 'app') {
+    writeFileSync(join(dir, 'Cargo.toml'), APP_TOML);
+    mkdirSync(join(dir, 'src'));
+    writeFileSync(join(dir, 'src', 'main.rs'), APP_MAIN);
+    // start from tokei's own lockfile: cargo adds the app and drops what it does not use,
+    // keeping every locked version
+    cpSync(join(pkg, 'Cargo.lock'), join(dir, 'Cargo.lock'));
+    sh('cargo', ['metadata', '--format-version', '1'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  } else throw new Error(`unknown variant ${variant} (app, source)`);
+  rmSync(unpacked, { recursive: true, force: true });
+  sh('cargo', ['fetch', '--locked'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(marker, new Date().toISOString() + '\n');
+  return dir;
+}
+
+function clone(src, dest) {
+  rmSync(dest, { recursive: true, force: true });
+  cpSync(src, dest, { recursive: true, filter: (p) => p !== join(src, 'target') }); // new mtimes, like a checkout
+  return dest;
+}
+
+function countCompiled(dir) {
+  const out = sh('cargo', ['tree', '--locked', '--offline', '--prefix', 'none', '-e', 'normal,build'], { cwd: dir });
+  return new Set(out.split('\n').filter(Boolean).map((l) => l.replace(/ \(\*\)$/, '').replace(/ \(proc-macro\)/, ''))).size;
+}
+
+// --- one variant ------------------------------------------------------------------
+function benchVariant(variant) {
+  const src = prepareSource(variant);
+  const vdir = join(WORK, variant);
+  const home = join(vdir, 'velo-home');
+  const veloEnv = { ...offlineEnv, VELO_HOME: home };
+  const build = ['build', '--locked', '--message-format=json'];
+  const cargoCmd = `cargo ${build.join(' ')}`;
+  const veloCmd = `velo cargo ${build.join(' ')}`;
+  const r = {
+    variant,
+    packagesInLock: (readFileSync(join(src, 'Cargo.lock'), 'utf8').match(/^\[\[package\]\]$/gm) ?? []).length,
+    cratesCompiled: countCompiled(src),
+    commands: { cargo: cargoCmd, velo: veloCmd },
+    load: { start: load() },
+    timings: {},
+  };
+  console.log(`\n== ${variant}: ${r.cratesCompiled} crates compiled (${r.packagesInLock} packages in Cargo.lock); load ${r.load.start}`);
+  const report = (label, xs, extra = '') =>
+    console.log(`${label.padEnd(62)} median ${fmt(median(xs)).padStart(8)}  [${xs.map(fmt).join(', ')}]${extra}`);
+
+  // cold cargo build, fresh clones
+  const cold = [];
+  let coldUnits;
+  for (let i = 1; i <= COLD_RUNS; i++) {
+    const c = clone(src, join(vdir, `cold-${i}`));
+    const t = timed(`${variant}-cold-${i}`, 'cargo', build, c, offlineEnv);
+    cold.push(t.ms);
+    coldUnits = t.units;
+    if (i > 3) rmSync(c, { recursive: true, force: true });
+  }
+  r.timings.cold = { label: `${cargoCmd}, fresh clone, empty target (CARGO_HOME warm)`, median: median(cold), samples: cold, units: coldUnits };
+  report('cold cargo build', cold, `  (${coldUnits.total} units)`);
+  r.load.afterCold = load();
+
+  // velo with an empty store: the first clone builds and stores the snapshot
+  rmSync(home, { recursive: true, force: true });
+  const seed = clone(src, join(vdir, 'velo-0'));
+  const first = timed(`${variant}-velo-empty-store`, process.execPath, [VELO, 'cargo', ...build], seed, veloEnv);
+  r.timings.veloEmptyStore = { label: `${veloCmd}, fresh clone, empty store (builds, then stores the snapshot)`, ms: first.ms, storeMs: veloSeconds(first.stderr, 'stored'), velo: veloLines(first.stderr) };
+  report('velo cargo build, empty store', [first.ms], `  (store ${fmt(r.timings.veloEmptyStore.storeMs ?? NaN)})`);
+
+  // velo with the snapshot in the store: fresh clones
+  const restored = [];
+  const restoreMs = [];
+  const storeAfter = [];
+  let lastUnits;
+  const rebuiltSeen = new Set();
+  for (let i = 1; i <= RUNS; i++) {
+    const c = clone(src, join(vdir, `velo-${i}`));
+    const t = timed(`${variant}-velo-restored-${i}`, process.execPath, [VELO, 'cargo', ...build], c, veloEnv);
+    restored.push(t.ms);
+    restoreMs.push(veloSeconds(t.stderr, 'restored') ?? NaN);
+    storeAfter.push(veloSeconds(t.stderr, 'stored') ?? 0);
+    lastUnits = t.units;
+    for (const u of t.units.rebuilt) rebuiltSeen.add(u);
+    if (!veloLines(t.stderr).some((l) => l.startsWith('velo: restored '))) throw new Error(`velo did not restore in ${c}:\n${t.stderr.slice(-2000)}`);
+    if (i > 2) rmSync(c, { recursive: true, force: true });
+    r.timings.veloLines = veloLines(t.stderr);
+  }
+  r.timings.restored = {
+    label: `${veloCmd}, fresh clone, snapshot in the store`,
+    median: median(restored),
+    samples: restored,
+    restoreMedian: median(restoreMs),
+    restoreSamples: restoreMs,
+    storeAfterMedian: median(storeAfter),
+    storeAfterSamples: storeAfter,
+    units: lastUnits,
+    rebuiltAcrossRuns: [...rebuiltSeen],
+  };
+  report('velo cargo build, fresh clone, snapshot in store', restored,
+    `  (restore ${fmt(median(restoreMs))}, store after ${fmt(median(storeAfter))}; ${lastUnits.fresh}/${lastUnits.total} units fresh; rebuilt: ${[...rebuiltSeen].join(' ') || 'none'})`);
+  r.ratioColdOverRestored = median(cold) / median(restored);
+  console.log(`  cold / restored: ${r.ratioColdOverRestored.toFixed(1)}x (target: at least 10x)`);
+  r.load.afterRestored = load();
+
+  // no-change rebuild in a built clone
+  const noCargo = [];
+  const noVelo = [];
+  const cold1 = join(vdir, 'cold-1');
+  const velo1 = join(vdir, 'velo-1');
+  let noVeloUnits;
+  for (let i = 1; i <= RUNS; i++) {
+    noCargo.push(timed(`${variant}-noop-cargo-${i}`, 'cargo', build, cold1, offlineEnv).ms);
+    const t = timed(`${variant}-noop-velo-${i}`, process.execPath, [VELO, 'cargo', ...build], velo1, veloEnv);
+    noVelo.push(t.ms);
+    noVeloUnits = t.units;
+    if (veloLines(t.stderr).length > 0) console.log(`  note: velo said on a no-change rebuild: ${veloLines(t.stderr).join(' | ')}`);
+  }
+  r.timings.noopCargo = { label: `${cargoCmd} again in a built clone`, median: median(noCargo), samples: noCargo };
+  r.timings.noopVelo = { label: `${veloCmd} again in a built (restored) clone`, median: median(noVelo), samples: noVelo, units: noVeloUnits };
+  report('no-change rebuild: cargo build', noCargo);
+  report('no-change rebuild: velo cargo build', noVelo, `  (${noVeloUnits.fresh}/${noVeloUnits.total} units fresh)`);
+
+  // disk: three clones' target dirs
+  const cargoTargets = [1, 2, 3].map((i) => join(vdir, `cold-${i}`, 'target')).filter((p) => existsSync(p));
+  const veloTargets = [0, 1, 2].map((i) => join(vdir, `velo-${i}`, 'target')).filter((p) => existsSync(p));
+  const withoutVelo = duBytes(cargoTargets);
+  const withVelo = duBytes([...veloTargets, join(home, 'objects')]);
+  const store = duBytes([home]);
+  const incremental = duBytes(cargoTargets.map((t) => join(t, 'debug', 'incremental')).filter((p) => existsSync(p)));
+  const oneTarget = withoutVelo.per[cargoTargets[0]];
+  r.disk = {
+    method: 'copy (ext4: no reflink; velo never hardlinks target files)',
+    cargoTargets: withoutVelo,
+    veloTargetsPlusObjects: withVelo,
+    storeTotal: store.total,
+    incrementalInCargoTargets: incremental.total,
+    oneTarget,
+    ratioWithoutVelo: withoutVelo.total / oneTarget,
+    ratioWithVelo: withVelo.total / oneTarget,
+  };
+  console.log(`disk, three clones' targets without velo: ${mb(withoutVelo.total)} (${r.disk.ratioWithoutVelo.toFixed(2)}x one target of ${mb(oneTarget)})`);
+  console.log(`disk, three clones' targets with velo + store objects: ${mb(withVelo.total)} (${r.disk.ratioWithVelo.toFixed(2)}x; objects ${mb(withVelo.per[join(home, 'objects')])}, whole store ${mb(store.total)}) — copy projection, ext4 has no reflink`);
+
+  // mount projection for target dirs, if velo cargo has it
+  const m = clone(src, join(vdir, 'velo-mount'));
+  let mount;
+  try {
+    const t = timed(`${variant}-velo-mount`, process.execPath, [VELO, 'cargo', ...build], m, { ...veloEnv, VELO_PROJECTION: 'mount' });
+    const mounted = isMountPoint(join(m, 'target'));
+    mount = { mounted, ms: t.ms, velo: veloLines(t.stderr) };
+    if (mounted) {
+      mount.disk = duBytes([join(m, 'target')]).total;
+      sh('fusermount3', ['-u', join(m, 'target')]);
+    }
+  } catch (e) {
+    mount = { mounted: false, error: String(e.message).split('\n')[0] };
+  }
+  r.mount = mount;
+  console.log(`VELO_PROJECTION=mount: ${mount.mounted ? `target mounted, ${fmt(mount.ms)}` : `not used for cargo targets (${mount.error ?? `target is a plain directory; ${fmt(mount.ms)}: ${mount.velo.join(' | ')}`})`}`);
+  rmSync(m, { recursive: true, force: true });
+  r.load.end = load();
+  return r;
+}
+
+// --- main -------------------------------------------------------------------------------
+mkdirSync(WORK, { recursive: true });
+rmSync(join(WORK, 'logs'), { recursive: true, force: true });
+const results = {
+  date: new Date().toISOString(),
+  machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${sh('findmnt', ['-no', 'FSTYPE,SOURCE', '-T', WORK]).trim().replace(/\s+/, ' on ')}`,
+  cargo: sh('cargo', ['--version']).trim(),
+  rustc: sh('rustc', ['--version']).trim(),
+  node: process.version,
+  veloCommit: sh('git', ['rev-parse', '--short', 'HEAD'], { cwd: repo }).trim(),
+  runs: RUNS,
+  coldRuns: COLD_RUNS,
+  crate: `${CRATE.name} ${CRATE.version}`,
+  variants: [],
+};
+console.log(`${results.date}  ${results.machine}\n${results.cargo}; ${results.rustc}; node ${results.node}; velo ${results.veloCommit}; load ${load()}`);
+for (const v of VARIANTS) {
+  results.variants.push(benchVariant(v));
+  writeFileSync(RESULTS, JSON.stringify(results, null, 2) + '\n');
+}
+console.log(`\nresults: ${RESULTS}`);

@@ -1,0 +1,162 @@
+/**
+ * A small pool of worker threads that put files in the store
+ * (ingestWorker.ts). One pool per thread count per process, started on
+ * first use and reused by every later ingest; idle workers do not keep the
+ * process alive and are stopped after a while.
+ *
+ * Batches are pulled, not pushed: each worker has at most two batches in
+ * flight, and the next batch goes to whichever worker finishes first, so a
+ * worker that drew a few multi-MB files does not hold the ingest up.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { VeloError, type VeloErrorCode } from '../errors.js';
+
+export interface BatchRequest {
+  id: number;
+  /** the store's home directory */
+  home: string;
+  mtimes: boolean;
+  /** absolute paths of regular files */
+  paths: string[];
+}
+
+export interface BatchReply {
+  id: number;
+  /** one per file done, in order; fewer than paths when `error` is set */
+  digests: string[];
+  sizes: number[];
+  /** bit 0: executable, bit 1: this worker created the object */
+  flags: number[];
+  mtimes: bigint[] | undefined;
+  /** the first failure; the files after it were not looked at */
+  error?: { code: VeloErrorCode; message: string; hint?: string | undefined };
+}
+
+interface Task {
+  req: BatchRequest;
+  /** checked just before the batch is sent: true drops it (resolved with nothing done) */
+  skip: (() => boolean) | undefined;
+  resolve: (reply: BatchReply) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  inFlight: Map<number, Task>;
+}
+
+const MAX_IN_FLIGHT = 2;
+const IDLE_STOP_MS = 10_000;
+
+/** The compiled worker beside this module, or under dist/ when running from the TypeScript sources (tests). */
+function workerScript(): URL | undefined {
+  const here = fileURLToPath(import.meta.url);
+  const beside = join(dirname(here), 'ingestWorker.js');
+  if (here.endsWith('.js')) return existsSync(beside) ? pathToFileURL(beside) : undefined;
+  const compiled = join(dirname(here), '..', '..', 'dist', 'src', 'store', 'ingestWorker.js');
+  return existsSync(compiled) ? pathToFileURL(compiled) : undefined;
+}
+
+export class IngestPool {
+  readonly size: number;
+  readonly #script: URL;
+  #slots: Slot[] = [];
+  #queue: Task[] = [];
+  #nextId = 1;
+  #idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(size: number, script: URL) {
+    this.size = size;
+    this.#script = script;
+  }
+
+  /** true while workers are running (started by an earlier ingest) */
+  get warm(): boolean {
+    return this.#slots.length > 0;
+  }
+
+  run(req: Omit<BatchRequest, 'id'>, skip?: () => boolean): Promise<BatchReply> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ req: { ...req, id: this.#nextId++ }, skip, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#idleTimer) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+    }
+    while (this.#slots.length < this.size && this.#queue.length > 0) this.#spawn();
+    for (;;) {
+      const task = this.#queue[0];
+      if (!task) break;
+      if (task.skip?.()) {
+        this.#queue.shift();
+        task.resolve({ id: task.req.id, digests: [], sizes: [], flags: [], mtimes: undefined });
+        continue;
+      }
+      let best: Slot | undefined;
+      for (const s of this.#slots) if (s.inFlight.size < MAX_IN_FLIGHT && (!best || s.inFlight.size < best.inFlight.size)) best = s;
+      if (!best) break;
+      this.#queue.shift();
+      if (best.inFlight.size === 0) best.worker.ref();
+      best.inFlight.set(task.req.id, task);
+      best.worker.postMessage(task.req);
+    }
+    if (this.#queue.length === 0 && this.#slots.every((s) => s.inFlight.size === 0) && this.#slots.length > 0) {
+      this.#idleTimer = setTimeout(() => this.stop(), IDLE_STOP_MS);
+      this.#idleTimer.unref();
+    }
+  }
+
+  #spawn(): void {
+    const worker = new Worker(this.#script, { name: 'velo-ingest' });
+    const slot: Slot = { worker, inFlight: new Map() };
+    worker.unref();
+    worker.on('message', (reply: BatchReply) => {
+      const task = slot.inFlight.get(reply.id);
+      if (!task) return;
+      slot.inFlight.delete(reply.id);
+      if (slot.inFlight.size === 0) worker.unref();
+      task.resolve(reply);
+      this.#pump();
+    });
+    const fail = (why: string): void => {
+      this.#slots = this.#slots.filter((s) => s !== slot);
+      const tasks = [...slot.inFlight.values()];
+      slot.inFlight.clear();
+      for (const t of tasks) t.reject(new VeloError('IO', `an ingest worker thread failed: ${why}`));
+      if (this.#queue.length > 0) this.#pump();
+    };
+    worker.on('error', (err) => fail(err.message));
+    worker.on('exit', (code) => {
+      if (this.#slots.includes(slot)) fail(`it exited with code ${code}`);
+    });
+    this.#slots.push(slot);
+  }
+
+  /** Stop the workers (only ever called when none has work). */
+  stop(): void {
+    const slots = this.#slots;
+    this.#slots = [];
+    for (const s of slots) void s.worker.terminate();
+  }
+}
+
+const pools = new Map<number, IngestPool>();
+
+/** The process's pool of `threads` workers; undefined when the compiled worker is not there. */
+export function ingestPool(threads: number): IngestPool | undefined {
+  let pool = pools.get(threads);
+  if (!pool) {
+    const script = workerScript();
+    if (!script) return undefined;
+    pool = new IngestPool(threads, script);
+    pools.set(threads, pool);
+  }
+  return pool;
+}
