@@ -153,6 +153,23 @@ export async function loadReport(store: Store): Promise<DashboardReport> {
   return toReport(o, d, sharing);
 }
 
+/** One row per project, as the report and the interactive table show it. */
+export function projectRows(o: Overview, sharing: SharingStats | undefined): DashboardReport['projects'] {
+  return o.projects.map((g) => ({
+    path: g.root,
+    ecosystems: g.ecosystems,
+    initialized: g.initialized,
+    packages: g.packages,
+    logicalBytes: g.logicalBytes,
+    uniqueBytes: sharing?.projects[g.root]?.uniqueBytes ?? null,
+    sharedBytes: sharing?.projects[g.root]?.sharedBytes ?? null,
+    projection: g.projection,
+    methods: g.methods,
+    lastUsed: new Date(g.lastUsed).toISOString(),
+    exists: g.exists,
+  }));
+}
+
 export function toReport(o: Overview, d: IndexDetails, sharing: SharingStats | undefined): DashboardReport {
   return {
     store: {
@@ -167,19 +184,7 @@ export function toReport(o: Overview, d: IndexDetails, sharing: SharingStats | u
       dedupRatio: o.dedupRatio,
       bytesSaved: o.bytesSaved,
     },
-    projects: o.projects.map((g) => ({
-      path: g.root,
-      ecosystems: g.ecosystems,
-      initialized: g.initialized,
-      packages: g.packages,
-      logicalBytes: g.logicalBytes,
-      uniqueBytes: sharing?.projects[g.root]?.uniqueBytes ?? null,
-      sharedBytes: sharing?.projects[g.root]?.sharedBytes ?? null,
-      projection: g.projection,
-      methods: g.methods,
-      lastUsed: new Date(g.lastUsed).toISOString(),
-      exists: g.exists,
-    })),
+    projects: projectRows(o, sharing),
     ecosystems: d.ecosystems,
     mostShared: d.mostShared,
     gc: sharing ? estimateGc(o, sharing) : null,

@@ -9,7 +9,7 @@
  * In narrow terminals columns drop by priority and labels shorten.
  */
 import type { ProjectGroup, SharingStats } from '../store/projectStats.js';
-import { estimateGc, type IndexDetails, type Overview } from './dashboardModel.js';
+import { estimateGc, projectRows, type IndexDetails, type Overview } from './dashboardModel.js';
 import { projectColumns, type ProjectRow } from './staticReport.js';
 import {
   clipEnd,
@@ -109,21 +109,6 @@ export function listLength(s: Pick<ViewState, 'panel' | 'overview' | 'details'>)
 }
 
 
-function projectRows(o: Overview, sharing: SharingStats | undefined): ProjectRow[] {
-  return o.projects.map((g) => ({
-    path: g.root,
-    ecosystems: g.ecosystems,
-    initialized: g.initialized,
-    packages: g.packages,
-    logicalBytes: g.logicalBytes,
-    uniqueBytes: sharing?.projects[g.root]?.uniqueBytes ?? null,
-    sharedBytes: sharing?.projects[g.root]?.sharedBytes ?? null,
-    projection: g.projection,
-    methods: g.methods,
-    lastUsed: new Date(g.lastUsed).toISOString(),
-    exists: g.exists,
-  }));
-}
 
 /** A scrolling window of a list that keeps the selection visible. */
 function windowed<T>(items: T[], selected: number, visible: number): { top: number; shown: T[] } {
