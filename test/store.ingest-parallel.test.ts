@@ -38,7 +38,7 @@ describe('parallel ingest', () => {
   it('gives the same tree, byte for byte, as single-threaded ingest (with and without mtimes)', async () => {
     const dir = tmp();
     const src = join(dir, 'src');
-    makeBigDir(src, 3 * INLINE_LIMIT, 'same');
+    makeBigDir(src, INLINE_LIMIT + 300, 'same');
     // what a worker must carry over too: a streamed large file, unicode names, symlinks, empty dirs
     const big = Buffer.alloc(SMALL_FILE_LIMIT + 4099);
     for (let i = 0; i + 4 <= big.length; i += 4096) big.writeUInt32LE(i, i);
@@ -60,16 +60,18 @@ describe('parallel ingest', () => {
       expect(readCounters(parallel).objects).toBe(readCounters(single).objects);
       expect(readCounters(parallel).object_bytes).toBe(readCounters(single).object_bytes);
       expect(objectsOnDisk(parallel.home)).toBe(b.newObjects);
-      // the tree really describes the directory: lay it out and compare
-      const dest = join(dir, `dest-${mtimes}`);
-      await materialize(parallel, b.tree, dest, { method: 'copy', noNative: true });
-      expect(asObject(describeDir(dest))).toEqual(asObject(describeDir(src)));
-      const bigEntry = readTree(parallel, b.tree).entries.find((e) => e.path === 'pkg1/big.bin')!;
-      expect(statSync(parallel.objectPath(bigEntry.digest, false)).mode & 0o777).toBe(0o444);
-      // a second ingest finds everything there
-      const again = await ingestDir(parallel, src, { threads: 4, mtimes });
-      expect(again).toMatchObject({ tree: a.tree, newObjects: 0, newBytes: 0 });
       expect(readdirSync(join(parallel.home, 'tmp'))).toEqual([]);
+      if (!mtimes) {
+        // the tree really describes the directory: lay it out and compare
+        const dest = join(dir, 'dest');
+        await materialize(parallel, b.tree, dest, { method: 'copy', noNative: true });
+        expect(asObject(describeDir(dest))).toEqual(asObject(describeDir(src)));
+        const bigEntry = readTree(parallel, b.tree).entries.find((e) => e.path === 'pkg1/big.bin')!;
+        expect(statSync(parallel.objectPath(bigEntry.digest, false)).mode & 0o777).toBe(0o444);
+        // a second ingest finds everything there
+        const again = await ingestDir(parallel, src, { threads: 4 });
+        expect(again).toMatchObject({ tree: a.tree, newObjects: 0, newBytes: 0, threads: 4 });
+      }
       single.close();
       parallel.close();
     }
@@ -90,8 +92,9 @@ describe('parallel ingest', () => {
     const a = join(dir, 'a');
     const b = join(dir, 'b');
     // a fifth of each directory's files have the same bytes in both
-    makeBigDir(a, 2000, 'only-a', 'shared');
-    makeBigDir(b, 2000, 'only-b', 'shared');
+    const each = INLINE_LIMIT + 400;
+    makeBigDir(a, each, 'only-a', 'shared');
+    makeBigDir(b, each, 'only-b', 'shared');
     const env = { VELO_HOME: home, VELO_THREADS: '4' };
     const runs = await Promise.all([a, b].map((d) => veloAsync(['store', 'ingest', d, '--json'], env)));
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
@@ -104,7 +107,7 @@ describe('parallel ingest', () => {
     const rb = await ingestDir(ref, b, { threads: 1 });
     expect(results.map((r) => r.tree)).toEqual([ra.tree, rb.tree]);
     const unique = ra.newObjects + rb.newObjects;
-    expect(rb.newObjects).toBeLessThan(2000); // the shared files were there already
+    expect(rb.newObjects).toBeLessThan(each - each / 10); // the shared files were there already
 
     expect(results[0]!.newObjects + results[1]!.newObjects).toBe(unique);
     expect(results[0]!.newBytes + results[1]!.newBytes).toBe(ra.newBytes + rb.newBytes);
@@ -121,8 +124,8 @@ describe('parallel ingest', () => {
     const src = join(dir, 'src');
     // the root's own files are found first and start the workers; the FIFO comes later in the walk
     mkdirSync(src);
-    for (let i = 0; i < 2 * INLINE_LIMIT; i++) writeFileSync(join(src, `top${i}.js`), `top ${i}\n${'y'.repeat(i)}\n`);
-    makeBigDir(join(src, 'deep'), 1500, 'deep');
+    for (let i = 0; i < INLINE_LIMIT + 200; i++) writeFileSync(join(src, `top${i}.js`), `top ${i}\n${'y'.repeat(i)}\n`);
+    makeBigDir(join(src, 'deep'), 800, 'deep');
     const fifo = join(src, 'deep', 'pkg7', 'lib', 'pipe');
     execFileSync('mkfifo', [fifo]);
     const store = Store.open(join(dir, 'store'));
