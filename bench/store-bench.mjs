@@ -157,7 +157,7 @@ for (let round = 1; round <= runs; round++) {
     sample(`ingest-cold-${t}`, label, 'ingest', () => {
       const r = timed(process.execPath, [velo, 'store', 'ingest', src, '--json'], { VELO_HOME: join(out, `store-cold-${t || 'default'}-${round}`), ...(t ? { VELO_THREADS: t } : {}) });
       if (r.json.tree !== treeDigest) throw new Error(`ingest gave tree ${r.json.tree}, expected ${treeDigest}`);
-      return { ...r, note: `threads ${r.json.threads}`, extra: `${fmtInt(tree.files / (r.ms / 1000))} files/s, ${(tree.bytes / 1e6 / (r.ms / 1000)).toFixed(0)} MB/s, in-process ${r.json.ms} ms, ${r.json.newObjects} new objects, threads ${r.json.threads}` };
+      return { ...r, note: r.json.threads ? `${r.json.threads} worker threads` : 'on the calling thread', extra: `${fmtInt(tree.files / (r.ms / 1000))} files/s, ${(tree.bytes / 1e6 / (r.ms / 1000)).toFixed(0)} MB/s, in-process ${r.json.ms} ms, ${r.json.newObjects} new objects, threads ${r.json.threads}` };
     });
   }
   sample('ingest-warm', 'velo store ingest, warm store (all objects there)', 'ingest', () => {
@@ -171,13 +171,13 @@ for (let round = 1; round <= runs; round++) {
     for (const engine of ['native', 'js']) {
       const kind = method === 'copy' ? 'copy' : 'link';
       if (method === 'copy' && engine === 'native') sample('cp-a', 'cp -a', 'cp-a', () => timed('cp', ['-a', src, join(out, `cp-a-${round}`)]));
-      sample(`${method}-${engine}`, `velo store materialize --method ${method} (${engine})`, kind, () => {
+      sample(`${method}-${engine}`, `velo store materialize --method ${method}${engine === 'js' ? ' (VELO_NO_NATIVE=1)' : ''}`, kind, () => {
         const dest = join(out, `${method}-${engine}-${round}`, 'node_modules');
         const r = timed(process.execPath, [velo, 'store', 'materialize', treeDigest, dest, '--method', method, '--json'], {
           VELO_HOME: warmHome,
           ...(engine === 'js' ? { VELO_NO_NATIVE: '1' } : {}),
         });
-        const note = `${r.json.method}, ${r.json.engine}${r.json.fallbacks ? `, ${r.json.fallbacks} fallbacks` : ''}`;
+        const note = `→ ${r.json.method}, ${r.json.engine} engine${r.json.fallbacks ? `, ${r.json.fallbacks} fallbacks` : ''}`;
         return { ...r, note, extra: `${note}, in-process ${r.json.ms} ms` };
       });
     }
