@@ -14,7 +14,7 @@
  * The static report and --json use the same functions, all at once.
  */
 import { processAlive } from '../store/lock.js';
-import { storeStatus } from '../store/status.js';
+import { storeStatus, type StoreStatus } from '../store/status.js';
 import { readCounters, type CounterName } from '../store/counters.js';
 import {
   computeSharingStats,
@@ -35,17 +35,8 @@ import {
 } from '../store/projectStats.js';
 import type { Store } from '../store/store.js';
 
-export interface Overview {
-  home: string;
-  digest: string;
-  objects: number;
-  physicalBytes: number;
-  trees: number;
-  treeBytes: number;
-  keys: number;
-  logicalBytes: number;
-  dedupRatio: number;
-  bytesSaved: number;
+/** the store's totals as `velo status` gives them, plus what the dashboard tracks */
+export interface Overview extends Omit<StoreStatus, 'projects' | 'methods' | 'probes'> {
   counters: Record<CounterName, number>;
   projects: ProjectGroup[];
   /** the fingerprint the sharing stats must have to belong to these rows */
