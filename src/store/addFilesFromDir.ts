@@ -11,17 +11,23 @@
  * trees (under INLINE_LIMIT files) are done right here: starting workers
  * costs more than it saves there.
  *
- * Why worker threads. Measured on the benchmark tree (bench/store-bench.mjs:
- * 50k files, 500 MB, 2 cores, ext4), cold store:
- *   - single thread, sync fs (what this was):        ~4,000 files/s
- *   - one thread + async fs on the libuv pool:        ~5,000 files/s; the
- *     ~10 fs calls an object needs each cost a promise and a thread-pool
- *     hop, and hashing still runs on the one JS thread
- *   - 4 worker threads, sync fs in each (this):       see docs/BENCHMARKS.md
- * Per object, the write (create temp, write, futimes, close, link, unlink)
- * is most of the cost, and it is system time that runs in parallel across
- * cores; several threads also keep the disk's queue busy while another
- * thread hashes. The default is VELO_THREADS, else min(4, 2 × cores).
+ * Why worker threads. Measured with the real CLI on the benchmark tree
+ * (bench/store-bench.mjs: 49,788 files, 500 MB) into an empty store, 2
+ * cores, ext4, interleaved, median of 3 (wall / CPU of all threads):
+ *   - this thread only, sync fs (what ingest was):          11.2 s / 11.6 s
+ *   - this thread + async fs on the libuv pool (4 threads),
+ *     hashing here, 64 files in flight:                      10.1 s / 16.7 s
+ *   - worker threads, sync fs in each, 2 workers:            5.4 s / 10.3 s
+ *                                       4 workers:            6.2 s / 11.6 s
+ * An object costs ~11 system calls (read side: open, fstat, read, close;
+ * write side: lstat, create a temp file, write, futimes, close, link,
+ * unlink). Async fs pays a promise and two thread hops for each, so it
+ * burns ~45% more CPU to save ~10% of the time; workers run the same sync
+ * calls as before, just on several cores at once, for about the same CPU.
+ * They scale until the shared tmp/ directory's lock (every object's temp
+ * file is created and unlinked there) and the CPU run out; more workers than
+ * cores only add start-up cost and contention. So the default is
+ * VELO_THREADS, else min(4, cores). See docs/BENCHMARKS.md.
  */
 import { lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -41,7 +47,7 @@ export interface IngestOptions {
   exclude?: (relPath: string, dirent: Dirent) => boolean;
   /** called after each file, for progress (in completion order, not walk order) */
   onFile?: (relPath: string, size: number) => void;
-  /** worker threads for file contents; default VELO_THREADS, else min(4, 2 × cores); 1 = this thread only */
+  /** worker threads for file contents; default VELO_THREADS, else min(4, cores); 1 = this thread only */
   threads?: number;
 }
 
@@ -79,7 +85,7 @@ export function defaultIngestThreads(env: NodeJS.ProcessEnv = process.env): numb
     }
     return n;
   }
-  return Math.min(4, availableParallelism() * 2);
+  return Math.min(4, availableParallelism());
 }
 
 function kindOf(d: Dirent): string {
