@@ -4,7 +4,7 @@
  * trees, swap it in atomically, run install scripts as npm would, and keep
  * what they built. On any failure the previous node_modules is put back.
  */
-import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { VeloError } from '../errors.js';
@@ -245,8 +245,9 @@ async function projectDirs(
   mountable: boolean,
 ): Promise<{ results: ProjectedDir[]; note: string | undefined }> {
   let note: string | undefined;
-  const mounts = await import('../project/mount.js');
-  if (o.projection === 'mount') {
+  const mountsNeeded = o.projection === 'mount' || dirs.some(([dir]) => mightBeMountPoint(root, join(root, dir)));
+  const mounts = mountsNeeded ? await import('../project/mount.js') : undefined;
+  if (mounts && o.projection === 'mount') {
     if (!mountable) note = 'packages whose install scripts must run need a writable tree: node_modules was linked this time';
     else {
       try {
@@ -266,12 +267,25 @@ async function projectDirs(
   for (const [dir, tree] of dirs) {
     const dest = join(root, dir);
     // a velo mount there goes first: a link farm cannot be renamed over a mount point
-    if (mounts.mountAt(o.store, dest)) await mounts.unmountProjection(dest, { store: o.store });
+    if (mounts?.mountAt(o.store, dest)) await mounts.unmountProjection(dest, { store: o.store });
     const r = await materialize(o.store, tree, dest, { method: o.method, threads: o.threads, keepOld: true });
     asides.push({ dest, aside: r.aside });
     results.push({ dir, tree, projection: 'link', method: r.method, engine: r.engine, files: r.files, bytes: r.bytes, linked: r.linked + r.reflinked, logicalBytes: r.logicalBytes });
   }
   return { results, note };
+}
+
+/**
+ * Whether dir could be a mount point (a velo mount to take down first): on
+ * another device than the project, or a dead FUSE mount. Saves loading the
+ * mount code on the common path.
+ */
+function mightBeMountPoint(root: string, dir: string): boolean {
+  try {
+    return statSync(dir).dev !== statSync(root).dev;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
 }
 
 /** Write node_modules/.package-lock.json — except on a read-only mount, where npm reads the tree itself. */

@@ -11,7 +11,7 @@ import type { LinkMethod } from '../config.js';
 import { loadNative } from '../native.js';
 import { quarantineObject } from '../store/commitObject.js';
 import { readTreeBuffer } from '../store/trees.js';
-import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
+import { parseTree, readTreeHeader, type ParsedEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { createStaging, recoverLeftovers, removeTree, swapIntoPlace } from './atomicSwap.js';
 import { layOutTree, type LinkFarmResult } from './linkFarm.js';
@@ -57,7 +57,7 @@ export async function materialize(store: Store, tree: string, destination: strin
   const dest = resolve(destination);
   recoverLeftovers(dest);
   const buf = readTreeBuffer(store, tree);
-  const parsed = parseTree(buf);
+  const header = readTreeHeader(buf);
   const method = resolveMethod(store, options.method ?? 'auto', dirname(dest));
   const staging = createStaging(dest);
   let laid: LinkFarmResult;
@@ -65,16 +65,16 @@ export async function materialize(store: Store, tree: string, destination: strin
   try {
     const native = options.noNative ? undefined : loadNative();
     if (native) {
+      // the engine reads the entries itself; JavaScript parses them only to name tampered objects
       engine = 'native';
       laid = await native.materialize(buf, join(store.home, 'objects'), staging, method, options.threads ?? 4);
     } else {
-      laid = layOutTree(parsed, store.home, staging, method);
+      laid = layOutTree(parseTree(buf), store.home, staging, method);
     }
-    if (laid.tampered.length > 0) throw quarantineTampered(store, parsed.entries, laid.tampered);
+    if (laid.tampered.length > 0) throw quarantineTampered(store, parseTree(buf).entries, laid.tampered);
     chmodSync(staging, 0o755);
-    const root = parsed.entries[0]!;
-    if (parsed.hasMtimes && root.mtimeNs !== 0n) {
-      const t = Number(root.mtimeNs) / 1e9;
+    if (header.hasMtimes && header.rootMtimeNs !== 0n) {
+      const t = Number(header.rootMtimeNs) / 1e9;
       utimesSync(staging, t, t);
     }
     await options.beforeSwap?.(staging);
@@ -84,7 +84,7 @@ export async function materialize(store: Store, tree: string, destination: strin
   }
   const aside = swapIntoPlace(staging, dest, { backgroundRemoval: options.backgroundRemoval ?? false, keepOld: options.keepOld ?? false });
   const { tampered: _t, ...counts } = laid;
-  return { ...counts, method, engine, tree, dest, logicalBytes: parsed.logicalSize, aside };
+  return { ...counts, method, engine, tree, dest, logicalBytes: header.logicalSize, aside };
 }
 
 function quarantineTampered(store: Store, entries: ParsedEntry[], indices: number[]): TamperedObjectsError {
