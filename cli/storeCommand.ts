@@ -51,7 +51,7 @@ async function ingest(argv: string[], io: Io): Promise<number> {
   const store = openStore(io);
   try {
     const t0 = performance.now();
-    const r = await withLease(store, 'install', () => ingestDir(store, resolve(io.cwd, dir!), { mtimes: flag(p, 'mtimes') }));
+    const r = await withLease(store, 'install', () => ingestDir(store, resolve(io.cwd, dir!), { mtimes: flag(p, 'mtimes'), threads: config(io).threads }));
     const ms = performance.now() - t0;
     if (flag(p, 'json')) json(io, { ...r, ms: Math.round(ms) });
     else {

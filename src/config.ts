@@ -5,7 +5,7 @@
  * commands that work on a project.
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { VeloError } from './errors.js';
 
@@ -74,7 +74,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, projectConfig: 
     pick('projection', user.projection, PROJECTIONS, file) ??
     'link';
   const threadsRaw = env.VELO_THREADS ?? user.threads;
-  const threads = threadsRaw === undefined ? 4 : Number(threadsRaw);
+  // one thread per core, at most 4: measured best for both ingest and hardlinking (more only contend; see docs/BENCHMARKS.md)
+  const threads = threadsRaw === undefined ? Math.min(4, availableParallelism()) : Number(threadsRaw);
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
     throw new VeloError('BAD_INPUT', `VELO_THREADS / threads must be an integer from 1 to 64 (got ${String(threadsRaw)})`);
   }

@@ -3,7 +3,7 @@
 // (velo verify finds nothing wrong). Real registry on loopback, real npm.
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { prepareProject, type PreparedProject } from './support/npmProject.js';
@@ -217,6 +217,8 @@ describe('bad input', () => {
       expect(r.code, r.stderr).toBe(11);
       expect(r.stderr).toMatch(/the disk is full \(ENOSPC\)/);
       expect(nm(p)).toEqual(before);
+      // the store stays consistent: no partial temporary file is left in it
+      expect(readdirSync(join(small, 'mnt', 'store', 'tmp'))).toEqual([]);
     } finally {
       execFileSync('umount', [join(small, 'mnt')]);
     }

@@ -471,7 +471,7 @@ async function installFromLockfile(
       for (const p of toBuild) {
         const bk = builtKeys.get(p);
         if (!bk || failedOptional.includes(p)) continue;
-        const built = await ingestDir(store, p.node.path);
+        const built = await ingestDir(store, p.node.path, { threads: o.threads });
         setKey(store, bk, built.tree, { kind: 'npm-built', logicalBytes: built.bytes, files: built.files });
       }
     }

@@ -22,13 +22,10 @@ export interface AddResult {
 
 /** Is the object at `path` intact as far as cheap checks tell (size, mtime)? */
 export function objectLooksIntact(path: string, size: number): boolean | undefined {
-  try {
-    const st = lstatSync(path);
-    return st.isFile() && st.size === size && st.mtimeMs === OBJECT_MTIME_MS;
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
-    throw err;
-  }
+  // throwIfNoEntry: a missing object is the common case when ingesting, and an exception per miss is slow
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return undefined;
+  return st.isFile() && st.size === size && st.mtimeMs === OBJECT_MTIME_MS;
 }
 
 /** Move a damaged object aside so it is never linked again. */

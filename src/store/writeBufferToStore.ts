@@ -1,7 +1,7 @@
 /**
  * Put bytes that are already in memory into the store.
  */
-import { closeSync, futimesSync, openSync, writeSync } from 'node:fs';
+import { closeSync, futimesSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { OBJECT_EXEC_MODE, OBJECT_MODE, OBJECT_MTIME_S } from './layout.js';
 import { fsError } from '../errors.js';
 import { hashBuffer } from './hash.js';
@@ -25,6 +25,11 @@ export function writeBufferToStore(store: Store, data: Buffer, exec: boolean, kn
       closeSync(fd);
     }
   } catch (err) {
+    try {
+      unlinkSync(tmp); // a full disk must not leave a partial temp file behind
+    } catch {
+      /* never created */
+    }
     throw fsError(err, `cannot write to the store's tmp/`);
   }
   return commitObject(store, tmp, digest, exec, data.length, true);
