@@ -175,6 +175,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       env: io.env,
       scriptStdio: split.velo.json ? [0, 2, 2] : 'inherit',
       ...(progress?.active ? { progress: npmInstallProgress(progress) } : {}),
+      onWait: (holder) =>
+        err(io, holder.kind === 'project' ? `velo: waiting for another velo (pid ${holder.pid}) installing in ${root}` : `velo: waiting for ${holder.kind} (pid ${holder.pid}) to finish with the store`),
     });
     progress?.done();
     if (split.velo.json) json(io, { ...summary, noop: false });

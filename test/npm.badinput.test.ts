@@ -1,7 +1,7 @@
 // Bad input to velo npm ci: each case gets a clear error, the previous
 // node_modules stays exactly as it was, and the store stays consistent
 // (velo verify finds nothing wrong). Real registry on loopback, real npm.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -202,6 +202,33 @@ describe('bad input', () => {
     expect(recoverInterruptedInstall(home, p.dir)).toBe(true);
     expect(nm(p)).toEqual(before);
     expect(recoverInterruptedInstall(home, p.dir)).toBe(false);
+  });
+
+  it('two installs in one project at once: the second waits for the first, and both succeed', async () => {
+    const { p, home } = await installed();
+    // a postinstall that holds the first install until the test lets it go
+    const script = "const fs=require('fs');fs.writeFileSync('../../held','');const t=setInterval(()=>{if(fs.existsSync('../../go'))clearInterval(t)},50)";
+    const manifest = { name: 'velo-fx-gated-script', version: '1.0.0', scripts: { postinstall: `node -e "${script}"` } };
+    await registry.publishTarball(manifest, buildTarball([
+      { path: 'package/package.json', content: JSON.stringify(manifest) },
+      { path: 'package/index.js', content: 'module.exports = 1;\n' },
+    ]));
+    addDependency(p, 'velo-fx-gated-script');
+    const first = veloAsync(['npm', 'ci'], env(p, home), p.dir);
+    for (let i = 0; i < 400 && !existsSync(join(p.dir, 'held')); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(join(p.dir, 'held'))).toBe(true);
+    const second = veloAsync(['npm', 'ci'], env(p, home), p.dir);
+    // the second one says it is waiting, and does not finish while the first is held
+    await new Promise((r) => setTimeout(r, 1500));
+    writeFileSync(join(p.dir, 'go'), '');
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/waiting for another velo \(pid \d+\) installing in /);
+    expect(Object.keys(nm(p))).toContain('velo-fx-gated-script');
+    const ls = spawnSync('npm', ['ls', '--all'], { cwd: p.dir, env: veloEnv(p.env), encoding: 'utf8' });
+    expect(ls.status, ls.stdout + ls.stderr).toBe(0);
+    storeIsSound(home);
   });
 
   it('the disk filling up: a clear error, the previous node_modules intact', async () => {

@@ -51,6 +51,8 @@ export interface InstallOptions {
   /** stdio for the root project's lifecycle scripts */
   scriptStdio: 'inherit' | [number, number, number];
   progress?: InstallProgress;
+  /** another velo is installing into this project (or gc holds the store): called once, then velo waits */
+  onWait?: (holder: { kind: string; pid: number }) => void;
 }
 
 export interface InstallSummary {
@@ -178,7 +180,7 @@ async function installFromManifest(
   t0: number,
 ): Promise<InstallSummary> {
   const store = o.store;
-  const lease = acquireLease(store, 'install');
+  const lease = acquireLease(store, 'install', { project: root, onWait: o.onWait });
   const asides: { dest: string; aside: string | undefined }[] = [];
   try {
     clearState(store.home, root);
@@ -422,7 +424,7 @@ async function installFromLockfile(
   }
 
   const store = o.store;
-  const lease = acquireLease(store, 'install');
+  const lease = acquireLease(store, 'install', { project: root, onWait: o.onWait });
   const asides: { dest: string; aside: string | undefined }[] = [];
   try {
     clearState(store.home, root);
