@@ -180,10 +180,7 @@ async function installFromManifest(
   t0: number,
 ): Promise<InstallSummary> {
   const store = o.store;
-  const lease = acquireLease(store, 'install', { project: root, onWait: o.onWait });
-  const asides: { dest: string; aside: string | undefined }[] = [];
-  try {
-    clearState(store.home, root);
+  return underLease(o, root, async (asides) => {
     o.progress?.phase?.('link');
     const { results, note } = await projectDirs(o, root, Object.entries(m.dirs), asides, true);
     writePending(store.home, root, asides);
@@ -192,7 +189,7 @@ async function installFromManifest(
       copyFileSync(store.objectPath(m.hiddenLockfile, false), hidden);
       chmodSync(hidden, 0o644);
     });
-    return await finish(o, root, npm, {
+    return finish(o, root, npm, {
       t0,
       userEnv,
       versions,
@@ -202,22 +199,28 @@ async function installFromManifest(
       keys: m.keys,
       extraInputs: Object.keys(m.extraInputs),
       packages: m.packages,
-      fetched: 0,
-      fetchedBytes: 0,
-      built: 0,
-      builtFromStore: 0,
-      privateBytes: 0,
-      resolvedLockfile: false,
       fromProjectCache: true,
-      loaded: undefined,
     });
+  });
+}
+
+/**
+ * Hold the install lease (and this project's lock) while fn lays trees out;
+ * on failure put the previous trees back (fn records them in `asides`).
+ */
+async function underLease<T>(o: InstallOptions, root: string, fn: (asides: { dest: string; aside: string | undefined }[]) => Promise<T>): Promise<T> {
+  const lease = acquireLease(o.store, 'install', { project: root, onWait: o.onWait });
+  const asides: { dest: string; aside: string | undefined }[] = [];
+  try {
+    clearState(o.store.home, root);
+    return await fn(asides);
   } catch (err) {
     rollBack(asides);
-    clearPending(store.home, root);
+    clearPending(o.store.home, root);
     throw err;
   } finally {
     lease.release();
-    store.flushCounters();
+    o.store.flushCounters();
   }
 }
 
@@ -320,14 +323,16 @@ interface FinishInput {
   keys: string[];
   extraInputs: string[];
   packages: number;
-  fetched: number;
-  fetchedBytes: number;
-  built: number;
-  builtFromStore: number;
-  privateBytes: number;
-  resolvedLockfile: boolean;
+  /** what this run fetched and built (none when laid out from a project manifest) */
+  fetched?: number;
+  fetchedBytes?: number;
+  built?: number;
+  builtFromStore?: number;
+  /** bytes of files copied rather than linked (packages with install scripts) */
+  privateBytes?: number;
+  resolvedLockfile?: boolean;
   fromProjectCache: boolean;
-  loaded: LoadedNpmConfig | undefined;
+  loaded?: LoadedNpmConfig;
 }
 
 /** Common end of both paths: drop the old trees, register, root scripts, no-op state. */
@@ -371,19 +376,19 @@ async function finish(o: InstallOptions, root: string, npm: UserNpm, f: FinishIn
   return {
     root,
     packages: f.packages,
-    fromStore: f.packages - f.fetched,
-    fetched: f.fetched,
-    fetchedBytes: f.fetchedBytes,
-    built: f.built,
-    builtFromStore: f.builtFromStore,
+    fromStore: f.packages - (f.fetched ?? 0),
+    fetched: f.fetched ?? 0,
+    fetchedBytes: f.fetchedBytes ?? 0,
+    built: f.built ?? 0,
+    builtFromStore: f.builtFromStore ?? 0,
     filesLinked: linked,
     files,
     bytes,
-    bytesSaved: method === 'copy' ? 0 : Math.max(0, bytes - f.privateBytes),
+    bytesSaved: method === 'copy' ? 0 : Math.max(0, bytes - (f.privateBytes ?? 0)),
     method,
     engine: f.results[0]?.engine ?? 'none',
     rootScripts,
-    resolvedLockfile: f.resolvedLockfile,
+    resolvedLockfile: f.resolvedLockfile ?? false,
     fromProjectCache: f.fromProjectCache,
     projection: f.results[0]?.projection ?? 'link',
     projectionNote: f.projectionNote,
@@ -424,10 +429,7 @@ async function installFromLockfile(
   }
 
   const store = o.store;
-  const lease = acquireLease(store, 'install', { project: root, onWait: o.onWait });
-  const asides: { dest: string; aside: string | undefined }[] = [];
-  try {
-    clearState(store.home, root);
+  return underLease(o, root, async (asides) => {
     const keyed = plan.packages.filter((p) => p.key);
     const have = getKeys(store, keyed.map((p) => p.key!));
     const missing = plan.packages.filter((p) => !p.key || !have.has(p.key));
@@ -500,7 +502,7 @@ async function installFromLockfile(
       });
       usedKeys.push(pkey);
     }
-    return await finish(o, root, npm, {
+    return finish(o, root, npm, {
       t0,
       userEnv,
       versions,
@@ -519,12 +521,5 @@ async function installFromLockfile(
       fromProjectCache: false,
       loaded,
     });
-  } catch (err) {
-    rollBack(asides);
-    clearPending(store.home, root);
-    throw err;
-  } finally {
-    lease.release();
-    store.flushCounters();
-  }
+  });
 }
