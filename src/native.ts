@@ -7,18 +7,10 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import type { LinkFarmResult } from './project/linkFarm.js';
 
-export interface NativeMaterializeResult {
-  files: number;
-  dirs: number;
-  symlinks: number;
-  linked: number;
-  reflinked: number;
-  copied: number;
-  fallbacks: number;
-  tampered: number[];
-  bytes: number;
-}
+/** The native engine reports what the JavaScript one does. */
+export type NativeMaterializeResult = LinkFarmResult;
 
 /** What mount() returns; pass it to unmount(). */
 export interface NativeMountHandle {

@@ -105,18 +105,7 @@ export function estimateGc(overview: Overview, sharing: SharingStats): GcEstimat
 }
 
 export interface DashboardReport {
-  store: {
-    home: string;
-    digest: string;
-    objects: number;
-    physicalBytes: number;
-    trees: number;
-    treeBytes: number;
-    keys: number;
-    logicalBytes: number;
-    dedupRatio: number;
-    bytesSaved: number;
-  };
+  store: Pick<StoreStatus, 'home' | 'digest' | 'objects' | 'physicalBytes' | 'trees' | 'treeBytes' | 'keys' | 'logicalBytes' | 'dedupRatio' | 'bytesSaved'>;
   projects: {
     path: string;
     ecosystems: string[];
