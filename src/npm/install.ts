@@ -13,14 +13,13 @@ import type { Store } from '../store/store.js';
 import { deleteKey, getKeys, registerProject, setKey } from '../store/keys.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import { acquireLease } from '../store/lock.js';
-import { ingestDir } from '../store/addFilesFromDir.js';
 import { readTree } from '../store/trees.js';
 import { materialize, TamperedObjectsError, type MaterializeResult } from '../project/materialize.js';
 import { removeTree, restoreAside } from '../project/atomicSwap.js';
-import { fetchPackages } from './fetchPackages.js';
-import { composeNodeModules, type PlacedPackage } from './layout.js';
-import { checkLockfileSyntax, lockfilePath, planInstall, type InstallMode, type Plan, type PlannedPackage } from './plan.js';
-import { builtKey } from './packageKey.js';
+// planning, fetching and laying out are loaded only when a lockfile install needs them (the
+// manifest path and the no-op never do; tar alone is a large module)
+import type { PlacedPackage } from './layout.js';
+import type { InstallMode, Plan, PlannedPackage } from './plan.js';
 import { ROOT_SCRIPTS, packagesNeedingScripts, runDependencyScripts, runRootScripts } from './scripts.js';
 import { clearPending, clearState, dirStamp, inputStamps, inputsDigest, takeDeadPending, writePending, writeState } from './state.js';
 import { processAlive } from '../store/lock.js';
@@ -405,6 +404,13 @@ async function installFromLockfile(
   t0: number,
 ): Promise<InstallSummary> {
   o.progress?.phase?.('config');
+  const [{ fetchPackages }, { composeNodeModules }, { checkLockfileSyntax, lockfilePath, planInstall }, { builtKey }, { ingestDir }] = await Promise.all([
+    import('./fetchPackages.js'),
+    import('./layout.js'),
+    import('./plan.js'),
+    import('./packageKey.js'),
+    import('../store/addFilesFromDir.js'),
+  ]);
   const loaded = await loadNpmConfig(npm, o.mode, o.npmArgs, root);
   process.env.npm_command = o.mode; // what npm exports to every script it runs
   let resolvedLockfile = false;

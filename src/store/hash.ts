@@ -19,8 +19,25 @@ interface BlakeHashModule {
 
 let mod: BlakeHashModule | undefined;
 function blake(): BlakeHashModule {
-  mod ??= require('@napi-rs/blake-hash') as BlakeHashModule;
+  mod ??= loadBlake();
   return mod;
+}
+
+/**
+ * On glibc Linux the platform binary directly: the package's own loader
+ * first calls process.report.getReport() to tell glibc from musl, which
+ * costs ~5 ms of every start. On musl the glibc binary fails to load and
+ * the package's loader picks the right one.
+ */
+function loadBlake(): BlakeHashModule {
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      return require(`@napi-rs/blake-hash-linux-${process.arch}-gnu`) as BlakeHashModule;
+    } catch {
+      /* not installed here, or not glibc */
+    }
+  }
+  return require('@napi-rs/blake-hash') as BlakeHashModule;
 }
 
 export const DIGEST_ALGORITHM = 'blake3-256';
