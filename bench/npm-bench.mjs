@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // velo npm ci beside its peers on a real 1207-package lockfile (bench/npm-1207),
-// in one run, medians of N, node_modules removed between runs:
+// in one run, medians of N, node_modules removed (and `sync`) before each run; the
+// warm cases interleaved round by round:
 //   npm ci --offline (warm npm cache), pnpm install --offline --frozen-lockfile
 //   (warm store), bun install --frozen-lockfile (warm cache), velo npm ci with an
 //   empty store, with a warm store, the no-op; npm ci with an empty cache (the
@@ -54,44 +55,73 @@ function measure(label, n, before, run) {
   console.log(`${label.padEnd(58)} median ${median(samples).toFixed(0).padStart(7)} ms  [${samples.map((s) => s.toFixed(0)).join(', ')}]`);
 }
 const rmNm = (d) => rmSync(join(d, 'node_modules'), { recursive: true, force: true });
+/** Each case once per round, `n` rounds; the rm before each run is not timed, a `sync` settles it. */
+function measureInterleaved(cases, n) {
+  const samples = cases.map(() => []);
+  for (let i = 0; i < n; i++) {
+    cases.forEach((c, k) => {
+      c.before?.(i);
+      execFileSync('sync');
+      samples[k].push(c.run(i));
+    });
+  }
+  cases.forEach((c, k) => {
+    results.push({ label: c.label, median: median(samples[k]), samples: samples[k] });
+    console.log(`${c.label.padEnd(58)} median ${median(samples[k]).toFixed(0).padStart(7)} ms  [${samples[k].map((s) => s.toFixed(0)).join(', ')}]`);
+  });
+}
 
 // baseline: node start-up, for the no-op comparison
 measure('node -e 0', runs, null, () => time(process.execPath, ['-e', '0'], { env }));
 
-// npm
+// Set-up of every warm case first, then the warm cases measured interleaved
+// (one run of each per round), so that a noisy machine hits them alike.
 const npmCache = join(work, 'npm-cache');
 const pNpm = project('npm');
 time('npm', ['ci', '--ignore-scripts', '--cache', npmCache], { cwd: pNpm, env }); // warm the cache
-measure('npm ci --offline (warm npm cache)', runs, () => rmNm(pNpm), () => time('npm', ['ci', '--offline', '--ignore-scripts', '--cache', npmCache], { cwd: pNpm, env }));
-measure('npm ci (empty npm cache)', coldRuns, (i) => { rmNm(pNpm); rmSync(join(work, `npm-cold-${i}`), { recursive: true, force: true }); },
-  (i) => time('npm', ['ci', '--ignore-scripts', '--cache', join(work, `npm-cold-${i}`)], { cwd: pNpm, env }));
-
-// peers
+const warmCases = [
+  { label: 'npm ci --offline (warm npm cache)', before: () => rmNm(pNpm), run: () => time('npm', ['ci', '--offline', '--ignore-scripts', '--cache', npmCache], { cwd: pNpm, env }) },
+];
 if (!values['skip-peers']) {
   const tools = peerTools(repo);
   const pPnpm = project('pnpm');
   const pnpmStore = join(work, 'pnpm-store');
   time(tools.pnpm, ['import'], { cwd: pPnpm, env });
   time(tools.pnpm, ['install', '--frozen-lockfile', '--ignore-scripts', '--store-dir', pnpmStore], { cwd: pPnpm, env });
-  measure('pnpm install --offline --frozen-lockfile (warm store)', runs, () => rmNm(pPnpm),
-    () => time(tools.pnpm, ['install', '--offline', '--frozen-lockfile', '--ignore-scripts', '--store-dir', pnpmStore], { cwd: pPnpm, env }));
+  warmCases.push({ label: 'pnpm install --offline --frozen-lockfile (warm store)', before: () => rmNm(pPnpm),
+    run: () => time(tools.pnpm, ['install', '--offline', '--frozen-lockfile', '--ignore-scripts', '--store-dir', pnpmStore], { cwd: pPnpm, env }) });
   const pBun = project('bun');
   const bunCache = join(work, 'bun-cache');
   const benv = { ...env, BUN_INSTALL_CACHE_DIR: bunCache };
   time(tools.bun, ['install', '--ignore-scripts'], { cwd: pBun, env: benv });
-  measure('bun install --frozen-lockfile (warm cache)', runs, () => rmNm(pBun), () => time(tools.bun, ['install', '--frozen-lockfile', '--ignore-scripts'], { cwd: pBun, env: benv }));
+  warmCases.push({ label: 'bun install --frozen-lockfile (warm cache)', before: () => rmNm(pBun), run: () => time(tools.bun, ['install', '--frozen-lockfile', '--ignore-scripts'], { cwd: pBun, env: benv }) });
 }
+const cpal = join(work, 'cp-al');
+warmCases.push({ label: 'cp -al of an installed node_modules (floor)', before: () => rmSync(cpal, { recursive: true, force: true }), run: () => time('cp', ['-al', join(pNpm, 'node_modules'), cpal], {}) });
 
-// velo
-const pVelo = project('velo');
-measure('velo npm ci (empty store)', coldRuns, (i) => { rmNm(pVelo); rmSync(join(work, `velo-cold-${i}`), { recursive: true, force: true }); },
-  (i) => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo, env: { ...env, VELO_HOME: join(work, `velo-cold-${i}`) } }));
 const home = join(work, 'velo-store');
 const venv = { ...env, VELO_HOME: home };
+const pVelo = project('velo');
 time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo, env: venv });
 const pVelo2 = project('velo2');
-measure('velo npm ci (warm store, another project)', runs, () => rmNm(pVelo2), () => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo2, env: venv }));
+warmCases.push({ label: 'velo npm ci (warm store, another project)', before: () => rmNm(pVelo2), run: () => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo2, env: venv }) });
+const fuse = spawnSync(velo, ['mounts'], { env: venv, encoding: 'utf8' });
+const pMount = project('velo-mount');
+if (fuse.status === 0 && existsSync('/dev/fuse')) {
+  warmCases.push({ label: 'velo npm ci --projection mount (warm store)', before: () => {
+    spawnSync(velo, ['umount', join(pMount, 'node_modules')], { env: venv });
+    rmNm(pMount);
+  }, run: () => time(velo, ['npm', 'ci', '--ignore-scripts', '--projection', 'mount'], { cwd: pMount, env: venv }) });
+}
+measureInterleaved(warmCases, runs);
+spawnSync(velo, ['umount', join(pMount, 'node_modules')], { env: venv });
 measure('velo npm ci (no-op: nothing changed)', runs, null, () => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo2, env: venv }));
+
+// empty caches/stores last: they download
+measure('npm ci (empty npm cache)', coldRuns, (i) => { rmNm(pNpm); rmSync(join(work, `npm-cold-${i}`), { recursive: true, force: true }); },
+  (i) => time('npm', ['ci', '--ignore-scripts', '--cache', join(work, `npm-cold-${i}`)], { cwd: pNpm, env }));
+measure('velo npm ci (empty store)', coldRuns, (i) => { rmNm(pVelo); rmSync(join(work, `velo-cold-${i}`), { recursive: true, force: true }); },
+  (i) => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo, env: { ...env, VELO_HOME: join(work, `velo-cold-${i}`) } }));
 
 // disk: five copies
 const du = (paths) => Number(execFileSync('du', ['-sbc', ...paths], { encoding: 'utf8' }).trim().split('\n').pop().split('\t')[0]);
