@@ -5,7 +5,10 @@
 //   - `velo cargo build` in a fresh clone with an empty store (makes the snapshot),
 //   - `velo cargo build` in fresh clones with the snapshot in the store,
 //   - a no-change rebuild: `cargo build` / `velo cargo build` again in a built clone,
-//   - disk used by three clones' target dirs with and without velo.
+//   - disk used by three clones' target dirs with and without velo: copy
+//     projection (ext4 has no reflink) and mount projection (velo cargo build
+//     --projection mount: a FUSE view of the snapshot under a writable overlay;
+//     disk = the three overlays' upper dirs + the store objects their trees use).
 // Two projects ("variants"), each cloned by copying its sources (new mtimes,
 // like a git clone) to another path:
 //   app    — a small binary crate that uses tokei's library: tokei and its
@@ -16,6 +19,7 @@
 // every run resolves the same versions. Downloads (`cargo fetch`) happen
 // first and are not timed; timed builds run with CARGO_NET_OFFLINE=true.
 // Usage: node bench/cargo-bench.mjs [--runs N] [--cold-runs M] [--variants app,source] [--work DIR]
+// (root, for the mount projection's overlay)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -122,6 +126,55 @@ function isMountPoint(path) {
   return mounts.includes(path);
 }
 
+const dist = (p) => join(repo, 'dist', p);
+const { Store } = await import(dist('src/store/store.js'));
+const { readTree } = await import(dist('src/store/trees.js'));
+const mountApi = await import(dist('src/project/mount.js'));
+
+/** velo's mounts under dir (a previous run's, or this one's), taken down so the clones can be deleted */
+async function unmountUnder(dir) {
+  const points = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => f[4]?.startsWith(dir + '/'));
+  for (const f of points.reverse()) {
+    const dash = f.indexOf('-', 6);
+    if (f[dash + 1] === 'overlay' && f[dash + 2] === 'velo') await mountApi.unmountProjection(f[4]).catch((e) => console.warn(`  note: ${e.message}`));
+  }
+}
+
+/** The store's share of some mounted trees: bytes of the distinct objects they use (apparent, as du -b counts). */
+function storeShare(home, trees) {
+  const store = Store.open(home);
+  try {
+    const seen = new Map();
+    let incremental = new Set();
+    for (const t of trees) {
+      for (const e of readTree(store, t).entries) {
+        if (e.kind !== 'file') continue;
+        const id = e.digest + (e.exec ? 'x' : '');
+        seen.set(id, e.size);
+        if (/(^|\/)incremental\//.test(e.path)) incremental.add(id);
+      }
+    }
+    let bytes = 0;
+    let incrementalBytes = 0;
+    for (const [id, size] of seen) {
+      bytes += size;
+      if (incremental.has(id)) incrementalBytes += size;
+    }
+    return { objects: seen.size, bytes, incrementalBytes };
+  } finally {
+    store.close();
+  }
+}
+
+function mountsOf(home) {
+  const store = Store.open(home);
+  try {
+    return mountApi.listMounts(store);
+  } finally {
+    store.close();
+  }
+}
+
 // --- sources --------------------------------------------------------------------
 function registryCrateFile() {
   const cache = join(baseEnv.CARGO_HOME ?? join(process.env.HOME, '.cargo'), 'registry', 'cache');
@@ -209,9 +262,10 @@ function countCompiled(dir) {
 }
 
 // --- one variant ------------------------------------------------------------------
-function benchVariant(variant) {
+async function benchVariant(variant) {
   const src = prepareSource(variant);
   const vdir = join(WORK, variant);
+  await unmountUnder(vdir);
   const home = join(vdir, 'velo-home');
   const veloEnv = { ...offlineEnv, VELO_HOME: home };
   const build = ['build', '--locked', '--message-format=json'];
@@ -324,25 +378,85 @@ function benchVariant(variant) {
   console.log(`disk, three clones' targets without velo: ${mb(withoutVelo.total)} (${r.disk.ratioWithoutVelo.toFixed(2)}x one target of ${mb(oneTarget)})`);
   console.log(`disk, three clones' targets with velo + store objects: ${mb(withVelo.total)} (${r.disk.ratioWithVelo.toFixed(2)}x; objects ${mb(withVelo.per[join(home, 'objects')])}, whole store ${mb(store.total)}) — copy projection, ext4 has no reflink`);
 
-  // mount projection for target dirs, if velo cargo has it
-  const m = clone(src, join(vdir, 'velo-mount'));
-  let mount;
-  try {
-    const t = timed(`${variant}-velo-mount`, process.execPath, [VELO, 'cargo', ...build], m, { ...veloEnv, VELO_PROJECTION: 'mount' });
-    const mounted = isMountPoint(join(m, 'target'));
-    mount = { mounted, ms: t.ms, velo: veloLines(t.stderr) };
-    if (mounted) {
-      mount.disk = duBytes([join(m, 'target')]).total;
-      sh('fusermount3', ['-u', join(m, 'target')]);
-    }
-  } catch (e) {
-    mount = { mounted: false, error: String(e.message).split('\n')[0] };
-  }
-  r.mount = mount;
-  console.log(`VELO_PROJECTION=mount: ${mount.mounted ? `target mounted, ${fmt(mount.ms)}` : `not used for cargo targets (${mount.error ?? `target is a plain directory; ${fmt(mount.ms)}: ${mount.velo.join(' | ')}`})`}`);
-  rmSync(m, { recursive: true, force: true });
+  // mount projection: three more fresh clones restored by mount from the same store
+  r.mount = benchMount(variant, src, vdir, home, veloEnv, build, oneTarget);
+  await unmountUnder(vdir);
   r.load.end = load();
   return r;
+}
+
+// --- mount projection ---------------------------------------------------------------------
+function benchMount(variant, src, vdir, home, veloEnv, build, oneTarget) {
+  const report = (label, xs, extra = '') =>
+    console.log(`${label.padEnd(62)} median ${fmt(median(xs)).padStart(8)}  [${xs.map(fmt).join(', ')}]${extra}`);
+  const args = [VELO, 'cargo', ...build, '--projection', 'mount'];
+  const clones = [1, 2, 3].map((i) => join(vdir, `mount-${i}`));
+  const restored = [];
+  const restoreMs = [];
+  const storeAfter = [];
+  const rebuiltSeen = new Set();
+  let lastUnits;
+  let lines = [];
+  for (const c of clones) {
+    clone(src, c);
+    const t = timed(`${variant}-velo-mount-${basename(c)}`, process.execPath, args, c, veloEnv);
+    lines = veloLines(t.stderr);
+    if (!lines.some((l) => /^velo: restored .* mount\) in /.test(l)) || !isMountPoint(join(c, 'target'))) {
+      throw new Error(`velo did not restore ${c}/target by mount:\n${t.stderr.slice(-2000)}`);
+    }
+    restored.push(t.ms);
+    restoreMs.push(veloSeconds(t.stderr, 'restored') ?? NaN);
+    storeAfter.push(veloSeconds(t.stderr, 'stored') ?? 0);
+    lastUnits = t.units;
+    for (const u of t.units.rebuilt) rebuiltSeen.add(u);
+  }
+  const m = {
+    label: `node dist/cli/velo.js ${args.slice(1).join(' ')}, fresh clone, snapshot in the store`,
+    median: median(restored),
+    samples: restored,
+    restoreMedian: median(restoreMs),
+    restoreSamples: restoreMs,
+    storeAfterSamples: storeAfter,
+    units: lastUnits,
+    rebuiltAcrossRuns: [...rebuiltSeen],
+    veloLines: lines,
+  };
+  report('velo cargo build --projection mount, fresh clone', restored,
+    `  (restore ${fmt(median(restoreMs))}, store after ${storeAfter.map(fmt).join('/')}; ${lastUnits.fresh}/${lastUnits.total} units fresh; rebuilt: ${[...rebuiltSeen].join(' ') || 'none'})`);
+
+  // no-change rebuilds in a mounted clone: velo, and cargo alone on the same mount
+  const noVelo = [];
+  const noCargo = [];
+  for (let i = 1; i <= RUNS; i++) {
+    noCargo.push(timed(`${variant}-mount-noop-cargo-${i}`, 'cargo', build, clones[0], offlineEnv).ms);
+    noVelo.push(timed(`${variant}-mount-noop-velo-${i}`, process.execPath, args, clones[0], veloEnv).ms);
+  }
+  m.noopCargo = { median: median(noCargo), samples: noCargo };
+  m.noopVelo = { median: median(noVelo), samples: noVelo };
+  report('no-change rebuild in a mounted clone: cargo build', noCargo);
+  report('no-change rebuild in a mounted clone: velo cargo build', noVelo);
+
+  // disk: what the three mounts cost = their upper dirs + the store objects their trees use
+  const mine = mountsOf(home).filter((x) => clones.some((c) => x.dest === join(c, 'target')));
+  if (mine.length !== 3 || mine.some((x) => x.state !== 'mounted' || !x.upper)) throw new Error(`expected three healthy overlay mounts, got ${JSON.stringify(mine)}`);
+  const uppers = duBytes(mine.map((x) => x.upper));
+  const share = storeShare(home, mine.map((x) => x.tree));
+  const objectsDir = duBytes([join(home, 'objects')]).total;
+  m.disk = {
+    oneTarget,
+    uppers: uppers.total,
+    upperPer: mine.map((x) => ({ dest: x.dest, bytes: uppers.per[x.upper], files: x.upperSummary.files })),
+    storeShare: share.bytes,
+    storeShareObjects: share.objects,
+    storeShareIncremental: share.incrementalBytes,
+    objectsDirTotal: objectsDir,
+    total: uppers.total + share.bytes,
+    ratio: (uppers.total + share.bytes) / oneTarget,
+  };
+  console.log(`disk, three mounted clones: upper dirs ${mb(uppers.total)} [${m.disk.upperPer.map((u) => mb(u.bytes)).join(', ')}] + store share ${mb(share.bytes)}` +
+    ` (${share.objects} objects, of which incremental/ ${mb(share.incrementalBytes)}) = ${mb(m.disk.total)}: ${m.disk.ratio.toFixed(2)}x one target of ${mb(oneTarget)}` +
+    ` (target: under 1.3x); the whole objects/ dir (every snapshot of this run) ${mb(objectsDir)}`);
+  return m;
 }
 
 // --- main -------------------------------------------------------------------------------
@@ -362,7 +476,7 @@ const results = {
 };
 console.log(`${results.date}  ${results.machine}\n${results.cargo}; ${results.rustc}; node ${results.node}; velo ${results.veloCommit}; load ${load()}`);
 for (const v of VARIANTS) {
-  results.variants.push(benchVariant(v));
+  results.variants.push(await benchVariant(v));
   writeFileSync(RESULTS, JSON.stringify(results, null, 2) + '\n');
 }
 console.log(`\nresults: ${RESULTS}`);

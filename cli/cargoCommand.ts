@@ -7,13 +7,15 @@
  * starts cargo. The store, materialize and the freshness check load only
  * when something is to be restored or stored.
  */
-import { loadConfig } from '../src/config.js';
-import { parseCargoArgs } from '../src/cargo/cargoArgs.js';
+import { parseCargoArgs, type CargoInvocation } from '../src/cargo/cargoArgs.js';
 import { isNoOp, planCargoRun, type CargoPlan } from '../src/cargo/plan.js';
 import { spawnCargo } from '../src/cargo/spawnCargo.js';
+import { locateWorkspace } from '../src/cargo/workspace.js';
+import { config } from './context.js';
 import { err, formatBytes, formatMs, out, renderError, type Io } from './io.js';
 
-const USAGE = `Usage: velo cargo <build|check|clippy|run|test> [cargo args] [--force] [--velo-incremental]
+const USAGE = `Usage: velo cargo <build|check|clippy|run|test> [cargo args] [--force] [--velo-incremental] [--projection link|mount]
+       velo cargo clean [cargo args]
 
 Runs the real cargo with the same arguments, output and exit code. Before it,
 a missing target dir (or one velo made for an older Cargo.lock, toolchain or
@@ -21,11 +23,16 @@ set of flags) is restored from the newest snapshot in the store for this
 build: Cargo.lock, rustc -vV, profile, --target, features, RUSTFLAGS. After
 a successful run the target dir is stored as a new snapshot (incremental/
 left out); a failed run stores nothing. Other cargo subcommands run as they
-are.
+are; \`velo cargo clean\` first unmounts a mounted target dir.
 
   --force              replace a target dir velo did not make, or one that
                        changed since velo last saw it
   --velo-incremental   keep incremental/ in the snapshot
+  --projection P       link (default): the target dir is a copy (a reflink
+                       where the filesystem clones); mount: a read-only FUSE
+                       view of the snapshot under a writable overlay, so
+                       clones share one copy (Linux, root; else copied, saying
+                       why). Default from VELO_PROJECTION, velo.json, config.
 
 See docs/CARGO.md for how restored targets are kept honest with cargo.`;
 
@@ -59,17 +66,21 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     return args.length === 0 ? 2 : 0;
   }
   let plan: CargoPlan | undefined;
+  let projection: 'link' | 'mount' = 'link';
   try {
     const inv = parseCargoArgs(args);
+    if (inv.subcommand === 'clean') return await runClean(inv, io);
     if (!inv.snapshotSubcommand) return await runRealCargo(inv.cargoArgs, io.cwd, io);
     plan = await planCargoRun(args, io.cwd, io.env);
-    const cfg = loadConfig(io.env);
+    const cfg = config(io);
+    projection = inv.projection ?? cfg.projection;
     if (!isNoOp(plan)) {
       const { prepareTarget } = await import('../src/cargo/prepareTarget.js');
-      const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method });
+      const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method, projection });
       if (prep.action === 'restored') {
         const r = prep.restore;
         const rebuild = r.freshness.invalidated.length;
+        if (r.mountNote) say(io, plan, `projection mount: ${r.mountNote}`);
         say(
           io,
           plan,
@@ -86,9 +97,9 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
   try {
     // a no-op build: nothing to store, and nothing heavy to load
     if (code === 0 && (await import('../src/cargo/unchangedTarget.js')).targetUnchanged(plan)) return code;
-    const cfg = loadConfig(io.env);
+    const cfg = config(io);
     const { recordTarget } = await import('../src/cargo/recordTarget.js');
-    const rec = await recordTarget(plan, code, { home: cfg.home, method: cfg.method });
+    const rec = await recordTarget(plan, code, { home: cfg.home, method: cfg.method, projection });
     if (rec.action === 'stored') {
       const r = rec.result;
       say(
@@ -97,6 +108,9 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
         `stored ${plan.location.targetDir} as snapshot ${short(rec.snapshot.tree)} ` +
           `(${r.files} files, ${formatBytes(r.logicalBytes)}; ${r.newObjects} new objects, ${formatBytes(r.newBytes)}) in ${formatMs(rec.ms)}`,
       );
+      const m = rec.remount;
+      if (m?.mounted) say(io, plan, `mounted ${plan.location.targetDir} on snapshot ${short(rec.snapshot.tree)} (${m.replaced === 'directory' ? 'was a directory' : 'writable layer emptied'}) in ${formatMs(m.ms)}`);
+      else if (m) say(io, plan, `projection mount: ${m.reason}: ${plan.location.targetDir} stays as it is`);
     } else if (rec.action === 'none' && rec.reason === 'separate-build-dir') {
       say(io, plan, 'not stored: this project uses a separate build dir (build.build-dir), which velo cargo does not snapshot');
     }
@@ -105,6 +119,33 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     renderError(io, e);
   }
   return code;
+}
+
+/** cargo clean options that clean part of the target dir: the target dir itself stays */
+const PARTIAL_CLEAN = /^(-p|--package|-r|--release|--profile|--target|--doc|-n|--dry-run|--workspace)(=|$)|^-p./;
+
+/**
+ * velo cargo clean: a whole clean of a mounted target unmounts it first
+ * (its writable layer goes with it), then cargo removes the empty
+ * directory. Plain cargo would empty the mount and then fail to remove the
+ * mount point (EBUSY). A partial clean (-p, --release, --doc, …) goes
+ * through the overlay as it is.
+ */
+async function runClean(inv: CargoInvocation, io: Io): Promise<number> {
+  const whole = !inv.cargoArgs.slice(inv.cargoArgs.indexOf('clean') + 1).some((a) => PARTIAL_CLEAN.test(a));
+  if (whole) {
+    let targetDir: string | undefined;
+    try {
+      targetDir = locateWorkspace(io.cwd, { manifestPath: inv.manifestPath, targetDir: inv.targetDir, env: io.env }).targetDir;
+    } catch {
+      targetDir = undefined; // cargo says what is wrong
+    }
+    const { isVeloMount, unmountTarget } = await import('../src/cargo/targetMount.js');
+    if (targetDir && isVeloMount(targetDir) && (await unmountTarget(undefined, targetDir)) && !inv.quiet) {
+      err(io, `velo: unmounted ${targetDir} (its writable layer is deleted; the snapshots stay in the store)`);
+    }
+  }
+  return runRealCargo(inv.cargoArgs, io.cwd, io);
 }
 
 /** The same entry point under the name every cli/*Command.ts exports. */

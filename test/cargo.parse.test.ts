@@ -44,6 +44,16 @@ describe('parseCargoArgs', () => {
     expect(parseCargoArgs(['build']).profile).toBe('dev');
   });
 
+  test('--projection is velo’s: taken out, checked, and not part of the key', () => {
+    expect(parseCargoArgs(['build', '--projection', 'mount', '--release'])).toMatchObject({ projection: 'mount', cargoArgs: ['build', '--release'] });
+    expect(parseCargoArgs(['test', '--projection=link'])).toMatchObject({ projection: 'link', cargoArgs: ['test'] });
+    expect(parseCargoArgs(['build']).projection).toBeUndefined();
+    expect(() => parseCargoArgs(['build', '--projection', 'hardlink'])).toThrow(/--projection must be link or mount/);
+    expect(() => parseCargoArgs(['build', '--projection'])).toThrow(/--projection must be link or mount/);
+    const key = (args: string[]): string => snapshotKey(parseCargoArgs(args), 'lock', 'rustc 1', {}).id;
+    expect(key(['build', '--projection', 'mount'])).toBe(key(['build']));
+  });
+
   test('the key changes with what changes artifacts, not with order or unrelated flags', () => {
     const k = (args: string[], env: NodeJS.ProcessEnv = {}): string => snapshotKey(parseCargoArgs(args), 'lock', 'rustc 1', env).id;
     expect(k(['build', '-F', 'b,a'])).toBe(k(['build', '--features', 'a', '--features', 'b', '-q', '-p', 'x']));

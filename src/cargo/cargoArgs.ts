@@ -6,6 +6,7 @@
  * out before cargo sees the arguments. Everything after `--` belongs to the
  * program cargo runs and is passed through untouched.
  */
+import { VeloError } from '../errors.js';
 
 /** Subcommands velo restores and snapshots target/ around. */
 export const SNAPSHOT_SUBCOMMANDS = ['build', 'check', 'clippy', 'run', 'test'] as const;
@@ -62,6 +63,8 @@ export interface CargoInvocation {
   force: boolean;
   /** velo --velo-incremental: keep incremental/ in snapshots */
   incremental: boolean;
+  /** velo --projection link|mount: how a restored target is projected (default: velo's configuration) */
+  projection: 'link' | 'mount' | undefined;
 }
 
 function splitFeatures(value: string): string[] {
@@ -87,6 +90,7 @@ export function parseCargoArgs(args: string[]): CargoInvocation {
     quiet: false,
     force: false,
     incremental: false,
+    projection: undefined,
   };
   let i = 0;
   if (args[0]?.startsWith('+')) {
@@ -96,6 +100,7 @@ export function parseCargoArgs(args: string[]): CargoInvocation {
   }
   let release = false;
   let profile: string | undefined;
+  let projection: 'link' | 'mount' | undefined;
   const veloFlags: string[] = [];
   for (; i < args.length; i++) {
     const arg = args[i]!;
@@ -105,6 +110,13 @@ export function parseCargoArgs(args: string[]): CargoInvocation {
     }
     if (arg === '--force' || arg === '--velo-incremental') {
       veloFlags.push(arg);
+      continue;
+    }
+    if (arg === '--projection' || arg.startsWith('--projection=')) {
+      const value = arg === '--projection' ? args[++i] : arg.slice('--projection='.length);
+      if (value !== 'link' && value !== 'mount') throw new VeloError('USAGE', `--projection must be link or mount (got ${JSON.stringify(value ?? '')})`);
+      veloFlags.push(arg === '--projection' ? `${arg} ${value}` : arg);
+      projection = value;
       continue;
     }
     inv.cargoArgs.push(arg);
@@ -168,6 +180,7 @@ export function parseCargoArgs(args: string[]): CargoInvocation {
   if (inv.snapshotSubcommand) {
     inv.force = veloFlags.includes('--force');
     inv.incremental = veloFlags.includes('--velo-incremental');
+    inv.projection = projection;
   } else if (veloFlags.length > 0) {
     // not a command velo wraps (`cargo install --force`): the flags are cargo's, as they were
     return { ...inv, cargoArgs: [...args] };

@@ -26,12 +26,17 @@
  *   "newer", so equal mtimes keep every output-versus-dependency comparison
  *   fresh, and every source written before the restore is now older than
  *   its dep-info. Otherwise the stored mtimes are kept exactly.
+ *
+ * The check is planned over a view of the restored target (planFreshness):
+ * a staging directory on disk (copy and reflink restores, applyFreshness),
+ * or the snapshot's tree before it is mounted (mountTree.ts), where the
+ * removals and the one mtime are applied to the tree's entries instead.
  */
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync, type Dirent } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync, type Dirent } from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { hashBuffer } from '../store/hash.js';
 import { parseEncodedDepInfo } from './depInfo.js';
-import { profileDirs } from './targetWalk.js';
+import { diskSource, profileDirs, sourceProfileDirs, type WalkSource } from './targetWalk.js';
 
 export const MANIFEST_PATH = '.velo/freshness.json';
 const MANIFEST_VERSION = 1;
@@ -255,6 +260,38 @@ export interface FreshnessResult {
   restamped: boolean;
 }
 
+/** What the freshness check reads of a restored target: a directory on disk, or a tree. */
+export interface FreshnessView {
+  source: WalkSource;
+  /** a file's contents, undefined when it is missing */
+  read(rel: string): Buffer | undefined;
+  /** a file's mtime (not following symlinks), undefined when it is missing */
+  mtimeNs(rel: string): bigint | undefined;
+}
+
+/** What to do to a restored target so it tells cargo the truth. */
+export interface FreshnessPlan {
+  result: FreshnessResult;
+  /** target-relative files to delete (invalidated units' fingerprints and dep-info/output files) */
+  remove: string[];
+  /** the one mtime every file gets, when the checkout is newer than the snapshot */
+  stampNs: bigint | undefined;
+}
+
+export function diskView(dir: string): FreshnessView {
+  return {
+    source: diskSource(dir),
+    read(rel) {
+      try {
+        return readFileSync(join(dir, rel));
+      } catch {
+        return undefined;
+      }
+    },
+    mtimeNs: (rel) => mtimeOf(join(dir, rel)),
+  };
+}
+
 export function parseManifest(buf: Buffer): FreshnessManifest | undefined {
   try {
     const m = JSON.parse(buf.toString('utf8')) as FreshnessManifest;
@@ -276,18 +313,22 @@ function resolveInput(unit: UnitRecord, input: UnitInput, projectRoot: string, s
 }
 
 /**
- * Check a restored (not yet swapped in) target dir against the project's
- * sources: invalidate what does not match, re-stamp when the checkout is
- * newer. Without a manifest every unit that checks sources is invalidated:
- * velo cannot tell what it was built from.
+ * Check a restored (not yet swapped in or mounted) target against the
+ * project's sources: which units to invalidate, and whether to re-stamp
+ * (the checkout is newer). Without a manifest every unit that checks
+ * sources is invalidated: velo cannot tell what it was built from.
  */
-export function applyFreshness(stagingDir: string, projectRoot: string, manifest: FreshnessManifest | undefined, nowMs = Date.now()): FreshnessResult {
-  // a little before now: a source written from now on is newer than the stamp
-  const stampSeconds = (nowMs - 20) / 1000;
+export function planFreshness(view: FreshnessView, projectRoot: string, manifest: FreshnessManifest | undefined, nowMs = Date.now()): FreshnessPlan {
   const result: FreshnessResult = { units: 0, kept: 0, invalidated: [], restamped: false };
+  const remove: string[] = [];
+  const invalidate = (fingerprint: string, reference: string | undefined): void => {
+    result.invalidated.push(fingerprint);
+    remove.push(fingerprint);
+    if (reference !== undefined) remove.push(reference);
+  };
   if (manifest === undefined) {
-    result.invalidated = invalidateAllSourceUnits(stagingDir);
-    return result;
+    for (const u of sourceUnits(view)) invalidate(u.fingerprint, u.reference);
+    return { result, remove, stampNs: undefined };
   }
   const sameProject = manifest.project === projectRoot;
   let needStamp = false;
@@ -312,35 +353,48 @@ export function applyFreshness(stagingDir: string, projectRoot: string, manifest
       }
     }
     if (!ok) {
-      invalidateUnit(stagingDir, unit.fingerprint, unit.reference);
-      result.invalidated.push(unit.fingerprint);
+      invalidate(unit.fingerprint, unit.reference);
       continue;
     }
     result.kept++;
-    const ref = mtimeOf(join(stagingDir, unit.reference));
+    const ref = view.mtimeNs(unit.reference);
     if (ref === undefined || newest > ref) needStamp = true;
   }
-  if (needStamp) {
-    restampTree(stagingDir, stampSeconds);
-    result.restamped = true;
-  }
-  return result;
+  result.restamped = needStamp;
+  // a little before now: a source written from now on is newer than the stamp
+  return { result, remove, stampNs: needStamp ? BigInt(nowMs - 20) * 1_000_000n : undefined };
 }
 
-/**
- * Make cargo rebuild a unit — and everything above it. Removing the
- * fingerprint file alone is not enough: cargo would rebuild the unit but
- * take its dependents as fresh, because their fingerprints hash the unit's
+/** planFreshness() on a staging directory, applied there: files removed, every mtime set when needed. */
+export function applyFreshness(stagingDir: string, projectRoot: string, manifest: FreshnessManifest | undefined, nowMs = Date.now()): FreshnessResult {
+  const plan = planFreshness(diskView(stagingDir), projectRoot, manifest, nowMs);
+  for (const rel of plan.remove) {
+    try {
+      unlinkSync(join(stagingDir, rel));
+    } catch {
+      /* already gone */
+    }
+  }
+  if (plan.stampNs !== undefined) restampTree(stagingDir, Number(plan.stampNs / 1_000_000n) / 1000);
+  return plan.result;
+}
+
+/*
+ * Why an invalidated unit loses two files: removing the fingerprint file
+ * alone is not enough — cargo would rebuild the unit but take its
+ * dependents as fresh, because their fingerprints hash the unit's
  * (unchanged) fingerprint and the filesystem check passed when the build was
  * planned. Removing the file cargo compares the inputs with (the dep-info,
  * or a build script's `output`) makes the unit's filesystem status stale,
  * and cargo carries that to every dependent ("stale dependency").
  */
-function invalidateUnit(targetDir: string, fingerprint: string, reference: string | undefined): void {
-  for (const rel of [fingerprint, reference]) {
-    if (rel === undefined) continue;
-    const abs = join(targetDir, rel);
-    if (existsSync(abs)) unlinkSync(abs);
+
+function parseJson(buf: Buffer | undefined): { local?: LocalEntry[] } | undefined {
+  if (!buf) return undefined;
+  try {
+    return JSON.parse(buf.toString('utf8')) as { local?: LocalEntry[] };
+  } catch {
+    return undefined;
   }
 }
 
@@ -353,14 +407,15 @@ function referenceOf(json: { local?: LocalEntry[] } | undefined): string | undef
 }
 
 /** Does a unit compare source mtimes (a path package, or inputs outside the target)? Unknown: yes. */
-function checksSources(targetDir: string, json: { local?: LocalEntry[] } | undefined): boolean {
+function checksSources(view: FreshnessView, json: { local?: LocalEntry[] } | undefined): boolean {
   if (!json || !Array.isArray(json.local)) return true;
   for (const local of json.local) {
     if (local.RerunIfChanged) return true;
     if (local.CheckDepInfo) {
+      const buf = view.read(local.CheckDepInfo.dep_info);
       let files;
       try {
-        files = parseEncodedDepInfo(readFileSync(join(targetDir, local.CheckDepInfo.dep_info)));
+        files = buf ? parseEncodedDepInfo(buf) : undefined;
       } catch {
         return true;
       }
@@ -370,22 +425,23 @@ function checksSources(targetDir: string, json: { local?: LocalEntry[] } | undef
   return false;
 }
 
-function invalidateAllSourceUnits(targetDir: string): string[] {
-  const removed: string[] = [];
-  for (const profile of profileDirs(targetDir)) {
-    const fpDir = join(targetDir, profile, '.fingerprint');
-    for (const ud of readdirSync(fpDir, { withFileTypes: true })) {
-      if (!ud.isDirectory()) continue;
-      const unitAbs = join(fpDir, ud.name);
-      for (const f of readdirSync(unitAbs)) {
-        if (!f.endsWith('.json') || !checksSources(targetDir, readJson(join(unitAbs, f)))) continue;
-        const fingerprint = `${profile}/.fingerprint/${ud.name}/${f.slice(0, -5)}`;
-        invalidateUnit(targetDir, fingerprint, referenceOf(readJson(join(unitAbs, f))));
-        removed.push(fingerprint);
+/** Every unit of the target that checks sources: what a restore without a manifest invalidates. */
+function sourceUnits(view: FreshnessView): { fingerprint: string; reference: string | undefined }[] {
+  const found: { fingerprint: string; reference: string | undefined }[] = [];
+  for (const profile of sourceProfileDirs(view.source)) {
+    const fpDir = `${profile}/.fingerprint`;
+    for (const ud of view.source.list(fpDir)) {
+      if (!ud.dir) continue;
+      const unitRel = `${fpDir}/${ud.name}`;
+      for (const f of view.source.list(unitRel)) {
+        if (f.dir || !f.name.endsWith('.json')) continue;
+        const json = parseJson(view.read(`${unitRel}/${f.name}`));
+        if (!checksSources(view, json)) continue;
+        found.push({ fingerprint: `${unitRel}/${f.name.slice(0, -5)}`, reference: referenceOf(json) });
       }
     }
   }
-  return removed;
+  return found;
 }
 
 /** Give every file and directory under root (and root) one mtime. */

@@ -11,8 +11,12 @@
  *   unless --force);
  * - velo's target dir under the same key: left to cargo (it is already a
  *   descendant of a snapshot under this key).
+ *
+ * The same rules hold for a mounted target (they read it through its
+ * overlay). How a restore projects the snapshot — copy, reflink or mount —
+ * is restoreTarget.ts's business.
  */
-import type { LinkMethod } from '../config.js';
+import type { LinkMethod, Projection } from '../config.js';
 import { VeloError } from '../errors.js';
 import { withLease } from '../store/lock.js';
 import { Store } from '../store/store.js';
@@ -59,7 +63,7 @@ export async function confirmLocation(plan: CargoPlan): Promise<boolean> {
   return true;
 }
 
-export async function prepareTarget(plan: CargoPlan, options: { home: string; method: LinkMethod }): Promise<PrepareOutcome> {
+export async function prepareTarget(plan: CargoPlan, options: { home: string; method: LinkMethod; projection?: Projection }): Promise<PrepareOutcome> {
   if (!(await confirmLocation(plan))) return { action: 'none', reason: 'metadata-failed' };
   if (isNoOp(plan)) return { action: 'none', reason: 'same-key' };
   const { targetDir, root } = plan.location;
@@ -92,10 +96,11 @@ export async function prepareTarget(plan: CargoPlan, options: { home: string; me
         targetDir,
         projectRoot: root,
         method: options.method,
+        projection: options.projection ?? 'link',
         rustc: { stamp: plan.rustcStamp, verbose: plan.rustc.verbose },
         keyMaterial: best.key === plan.key.id ? plan.keyMaterial : undefined,
       });
-      useSnapshot(store, root, best, restore.method);
+      useSnapshot(store, root, best, restore.method, restore.projection);
       return { action: 'restored', snapshot: best, restore, replaced: plan.targetPresent } as const;
     });
   } finally {

@@ -4,17 +4,28 @@
  * project and writes velo's state into the target. A failed run stores
  * nothing; if the target is velo's, its state learns the new signature
  * (cargo, run by velo, changed it — that is not a change "by hand").
+ *
+ * A mounted target holds what cargo wrote in its overlay's upper layer.
+ * Storing reads the merged view (through the overlay); then the target is
+ * mounted again on what was stored — the new mount replaces the old one in
+ * one step, and its upper layer starts empty, so the bytes cargo wrote are
+ * kept once, in the store. The remounted tree keeps this checkout's
+ * incremental/ (the shared snapshot leaves it out) and is not re-checked:
+ * it is exactly what cargo just left. With the mount projection a target
+ * velo made as a directory becomes a mount the same way.
  */
-import type { LinkMethod } from '../config.js';
+import type { LinkMethod, Projection } from '../config.js';
 import { withLease } from '../store/lock.js';
 import { Store } from '../store/store.js';
 import type { KnownPackage } from './freshness.js';
+import { buildMountTree } from './mountTree.js';
 import { isTargetPresent, readLock, type CargoPlan } from './plan.js';
+import { isVeloMount, mountTarget, TargetMountUnavailable } from './targetMount.js';
 import { targetMethod } from './targetMethod.js';
 import { targetUnchanged } from './unchangedTarget.js';
 import { keyMaterial, lockDigest, snapshotKey } from './snapshotKey.js';
 import { snapshotTarget, type SnapshotTargetResult } from './snapshotTarget.js';
-import { addSnapshot, useSnapshot, type SnapshotInfo } from './snapshots.js';
+import { addSnapshot, keepViewTree, useSnapshot, type SnapshotInfo } from './snapshots.js';
 import { readTargetState, writeTargetState } from './targetState.js';
 import { targetSignature, walkTarget } from './targetWalk.js';
 import { cargoCommand, rustcInfo, statBits, toolchainStamp } from './toolchain.js';
@@ -24,7 +35,10 @@ import { dirname, join } from 'node:path';
 export type RecordOutcome =
   | { action: 'none'; reason: 'cargo-failed' | 'no-target' | 'separate-build-dir' }
   | { action: 'unchanged'; snapshot: string; ms: number }
-  | { action: 'stored'; snapshot: SnapshotInfo; result: SnapshotTargetResult; ms: number };
+  | { action: 'stored'; snapshot: SnapshotInfo; result: SnapshotTargetResult; ms: number; remount: RemountOutcome | undefined };
+
+/** The target mounted again on the stored snapshot, or why not. */
+export type RemountOutcome = { mounted: true; replaced: 'nothing' | 'directory' | 'mount'; upper: string; ms: number } | { mounted: false; reason: string };
 
 async function metadata(plan: CargoPlan): Promise<CargoMetadata | undefined> {
   const base = { cwd: plan.cwd, env: plan.env, cargo: cargoCommand(plan.env), toolchain: plan.inv.toolchain, manifestPath: plan.inv.manifestPath };
@@ -42,7 +56,7 @@ async function metadata(plan: CargoPlan): Promise<CargoMetadata | undefined> {
 export async function recordTarget(
   plan: CargoPlan,
   exitCode: number,
-  options: { home: string; method: LinkMethod },
+  options: { home: string; method: LinkMethod; projection?: Projection },
 ): Promise<RecordOutcome> {
   const started = performance.now();
   if (exitCode !== 0) {
@@ -70,6 +84,8 @@ export async function recordTarget(
   rustcCache.keyMaterial = keyMaterial(plan.inv, statBits(join(root, 'Cargo.lock')), rustc.verbose, plan.env);
   const packages: KnownPackage[] = (meta?.packages ?? []).map((p) => ({ name: p.name, root: dirname(p.manifestPath), path: p.source === null }));
   const state = readTargetState(targetDir);
+  // a mount stays one; with the mount projection a target velo made (or saw cargo make) becomes one; one it adopted is left as it is
+  const remount = isVeloMount(targetDir) || (options.projection === 'mount' && (state !== undefined || !plan.targetPresent));
   const store = Store.open(options.home);
   try {
     return await withLease(store, 'install', async () => {
@@ -77,27 +93,51 @@ export async function recordTarget(
         targetDir,
         projectRoot: root,
         packages,
-        previousTree: state?.snapshot,
+        // a mounted target's files cargo left alone are the view tree's, mtimes and all
+        previousTree: state?.viewTree ?? state?.snapshot,
         incremental: plan.inv.incremental,
+        withIncrementalTree: remount,
       });
       if (state && state.snapshot === result.tree && state.key === key.id) {
         writeTargetState(targetDir, { ...state, ...rustcCache, project: root, signature: result.signature });
         return { action: 'unchanged', snapshot: result.tree, ms: performance.now() - started } as const;
       }
       const snapshot = addSnapshot(store, key.id, result.tree, { files: result.files, logicalBytes: result.logicalBytes });
-      useSnapshot(store, root, snapshot, targetMethod(store, options.method, targetDir));
-      writeTargetState(targetDir, {
+      const stateFields = {
         project: root,
         key: key.id,
         snapshot: snapshot.tree,
         snapshotName: snapshot.name,
         snapshotCreated: snapshot.created,
-        signature: result.signature,
         ...rustcCache,
-      });
-      return { action: 'stored', snapshot, result, ms: performance.now() - started } as const;
+      };
+      // the target as it is now is velo's first; a remount then replaces it whole
+      writeTargetState(targetDir, { ...stateFields, signature: result.signature });
+      const remounted = remount ? await remountTarget(store, result.fullTree, targetDir, snapshot, stateFields) : undefined;
+      if (remounted?.mounted) useSnapshot(store, root, snapshot, 'mount', 'mount');
+      else useSnapshot(store, root, snapshot, targetMethod(store, options.method, targetDir));
+      return { action: 'stored', snapshot, result, ms: performance.now() - started, remount: remounted } as const;
     });
   } finally {
     store.close();
+  }
+}
+
+async function remountTarget(
+  store: Store,
+  tree: string,
+  targetDir: string,
+  snapshot: SnapshotInfo,
+  state: Parameters<typeof buildMountTree>[1]['state'],
+): Promise<RemountOutcome> {
+  const t0 = performance.now();
+  try {
+    const made = buildMountTree(store, { source: tree, projectRoot: state.project, check: false, state });
+    const view = keepViewTree(store, made.viewTree, { files: made.files, logicalBytes: made.bytes });
+    const m = await mountTarget(store, made.tree, targetDir, { keys: [snapshot.name, view] });
+    return { mounted: true, replaced: m.replaced, upper: m.upper, ms: performance.now() - t0 };
+  } catch (err) {
+    // the snapshot is stored and the target is intact (with its state): only the remount did not happen
+    return { mounted: false, reason: err instanceof TargetMountUnavailable ? err.reason : (err as Error).message };
   }
 }

@@ -8,6 +8,11 @@
  *
  * Directory mtimes are not stored: cargo never compares them, and creating a
  * file would otherwise make every no-op build a new snapshot.
+ *
+ * A mounted target is remounted on what was stored (recordTarget.ts); its
+ * rustc incremental caches are worth keeping for this checkout but not in
+ * the shared snapshot, so `withIncrementalTree` also stores a second tree:
+ * the snapshot plus `<profile>/incremental/` (the same objects, one walk).
  */
 import { join } from 'node:path';
 import { addFile } from '../store/addFile.js';
@@ -29,6 +34,8 @@ export interface SnapshotTargetOptions {
   previousTree?: string | null | undefined;
   /** keep <profile>/incremental/ */
   incremental?: boolean;
+  /** also store the tree with <profile>/incremental/ (when the snapshot leaves it out) */
+  withIncrementalTree?: boolean;
 }
 
 export interface SnapshotTargetResult {
@@ -41,12 +48,20 @@ export interface SnapshotTargetResult {
   newBytes: number;
   /** targetSignature() of the dir as stored */
   signature: string;
+  /** the snapshot plus incremental/, when asked for (else the snapshot itself) */
+  fullTree: string;
   manifest: FreshnessManifest;
 }
 
 export async function snapshotTarget(store: Store, options: SnapshotTargetOptions): Promise<SnapshotTargetResult> {
-  const walked = walkTarget(options.targetDir, { incremental: options.incremental === true });
-  const signature = targetSignature(walkTarget(options.targetDir, { incremental: false }));
+  const keepIncremental = options.incremental === true;
+  const both = !keepIncremental && options.withIncrementalTree === true;
+  const walked = walkTarget(options.targetDir, { incremental: keepIncremental || both });
+  const plain = walkTarget(options.targetDir, { incremental: false });
+  const signature = targetSignature(plain);
+  // with both trees: which walked paths belong in the snapshot (everything but incremental/)
+  const inSnapshot = both ? new Set(plain.map((w) => w.path)) : undefined;
+  const extra: TreeEntry[] = [];
   const previous = new Map<string, ParsedEntry>();
   if (options.previousTree && hasTree(store, options.previousTree)) {
     for (const e of readTree(store, options.previousTree).entries) if (e.kind === 'file') previous.set(e.path, e);
@@ -57,13 +72,14 @@ export async function snapshotTarget(store: Store, options: SnapshotTargetOption
   let newest = 0n;
   try {
     for (const w of walked) {
+      const into = inSnapshot === undefined || inSnapshot.has(w.path) ? entries : extra;
       if (w.kind === 'dir') {
-        entries.push({ path: w.path, kind: 'dir', mtimeNs: 0n });
+        into.push({ path: w.path, kind: 'dir', mtimeNs: 0n });
         continue;
       }
-      if (w.mtimeNs > newest) newest = w.mtimeNs;
+      if (into === entries && w.mtimeNs > newest) newest = w.mtimeNs;
       if (w.kind === 'symlink') {
-        entries.push({ path: w.path, kind: 'symlink', target: w.target!, mtimeNs: w.mtimeNs });
+        into.push({ path: w.path, kind: 'symlink', target: w.target!, mtimeNs: w.mtimeNs });
         continue;
       }
       let digest: string | undefined;
@@ -71,7 +87,8 @@ export async function snapshotTarget(store: Store, options: SnapshotTargetOption
       if (prev && prev.size === w.size && prev.mtimeNs === w.mtimeNs && prev.exec === w.exec && objectLooksIntact(store.objectPath(prev.digest, w.exec), w.size)) {
         digest = prev.digest;
       }
-      const inodeKey = `${w.ino}${w.exec ? 'x' : ''}`;
+      // device too: through an overlay, files of the lower and the upper layer have inode numbers of two filesystems
+      const inodeKey = `${w.dev}:${w.ino}${w.exec ? 'x' : ''}`;
       digest ??= byInode.get(inodeKey);
       if (digest === undefined) {
         const added = await addFile(store, join(options.targetDir, w.path), w.exec, w.size);
@@ -83,9 +100,11 @@ export async function snapshotTarget(store: Store, options: SnapshotTargetOption
         }
       }
       byInode.set(inodeKey, digest);
-      entries.push({ path: w.path, kind: 'file', exec: w.exec, size: w.size, digest, mtimeNs: w.mtimeNs });
-      result.files++;
-      result.logicalBytes += w.size;
+      into.push({ path: w.path, kind: 'file', exec: w.exec, size: w.size, digest, mtimeNs: w.mtimeNs });
+      if (into === entries) {
+        result.files++;
+        result.logicalBytes += w.size;
+      }
     }
     const manifest = buildFreshnessManifest(options.targetDir, options.projectRoot, options.packages);
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
@@ -95,8 +114,10 @@ export async function snapshotTarget(store: Store, options: SnapshotTargetOption
       result.newBytes += added.size;
     }
     entries.push({ path: MANIFEST_PATH, kind: 'file', exec: false, size: manifestBytes.length, digest: added.digest, mtimeNs: newest });
-    const tree = putTree(store, entries, { mtimes: true, root: { path: '', kind: 'dir', mtimeNs: 0n } });
-    return { tree, ...result, signature, manifest };
+    const treeOptions = { mtimes: true, root: { path: '', kind: 'dir', mtimeNs: 0n } } as const;
+    const tree = putTree(store, entries, treeOptions);
+    const fullTree = both ? putTree(store, [...entries, ...extra], treeOptions) : tree;
+    return { tree, fullTree, ...result, signature, manifest };
   } finally {
     addCounters(store, { objects: result.newObjects, object_bytes: result.newBytes });
   }

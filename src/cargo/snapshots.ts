@@ -14,6 +14,8 @@ import type { Store } from '../store/store.js';
 export const SNAPSHOT_KIND = 'cargo-target';
 export const CARGO_ECOSYSTEM = 'cargo';
 const PREFIX = 'cargo-target/';
+/** the key kind naming the tree a mounted target shows (mountTree.ts) */
+export const VIEW_KIND = 'cargo-view';
 
 export interface SnapshotInfo {
   name: string;
@@ -95,8 +97,20 @@ export function addSnapshot(store: Store, keyId: string, tree: string, stats: { 
   return { name, key: keyId, tree, created, files: stats.files, logicalBytes: stats.logicalBytes, projects: [] };
 }
 
+/**
+ * Name the tree a mounted target shows (`cargo-view/<tree>`): the mount
+ * lists the name among its keys, so gc keeps the tree while the target is
+ * mounted on it, and storing after a build can reuse its digests. A
+ * remount lists another; gc then drops the old name.
+ */
+export function keepViewTree(store: Store, viewTree: string, stats: { files: number; logicalBytes: number }): string {
+  const name = `cargo-view/${viewTree}`;
+  setKey(store, name, viewTree, { kind: VIEW_KIND, files: stats.files, logicalBytes: stats.logicalBytes });
+  return name;
+}
+
 /** Register a project as using a snapshot (it becomes a GC root), keeping the snapshots it already had. */
-export function useSnapshot(store: Store, projectRoot: string, snapshot: SnapshotInfo, method: string): void {
+export function useSnapshot(store: Store, projectRoot: string, snapshot: SnapshotInfo, method: string, projection: 'link' | 'mount' = 'link'): void {
   const keys = new Set(projectKeys(store, projectRoot, CARGO_ECOSYSTEM).filter((k) => k.startsWith(PREFIX)));
   keys.add(snapshot.name);
   registerProject(store, {
@@ -104,7 +118,7 @@ export function useSnapshot(store: Store, projectRoot: string, snapshot: Snapsho
     ecosystem: CARGO_ECOSYSTEM,
     tree: snapshot.tree,
     method,
-    projection: 'link',
+    projection,
     files: snapshot.files,
     logicalBytes: snapshot.logicalBytes,
     keys: [...keys],

@@ -30,6 +30,12 @@ export interface TargetState {
   rustcVerbose?: string | undefined;
   /** keyMaterial() the key id was computed from: equal material, same key, no hashing */
   keyMaterial?: string | undefined;
+  /**
+   * a mounted target: the tree it shows (the snapshot as checked and
+   * re-stamped for this checkout, without this state file). Storing after a
+   * build reuses its digests for the files cargo left alone.
+   */
+  viewTree?: string | undefined;
   updated: number;
 }
 
@@ -59,6 +65,7 @@ export function readTargetState(targetDir: string): TargetState | undefined {
       rustcStamp: typeof s.rustcStamp === 'string' ? s.rustcStamp : undefined,
       rustcVerbose: typeof s.rustcVerbose === 'string' ? s.rustcVerbose : undefined,
       keyMaterial: typeof s.keyMaterial === 'string' ? s.keyMaterial : undefined,
+      viewTree: typeof s.viewTree === 'string' ? s.viewTree : undefined,
       updated: typeof s.updated === 'number' ? s.updated : 0,
     };
   } catch {
@@ -66,12 +73,18 @@ export function readTargetState(targetDir: string): TargetState | undefined {
   }
 }
 
+/** The state file's bytes (a mounted target carries them in its tree). */
+export function serializeTargetState(state: Omit<TargetState, 'version' | 'updated'>, now = Date.now()): Buffer {
+  const full: TargetState = { version: 1, ...state, updated: now };
+  return Buffer.from(JSON.stringify(full, null, 2) + '\n');
+}
+
 export function writeTargetState(targetDir: string, state: Omit<TargetState, 'version' | 'updated'>): TargetState {
   const full: TargetState = { version: 1, ...state, updated: Date.now() };
   const dir = join(targetDir, STATE_DIR);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `${STATE_FILE}.${process.pid}.tmp`);
-  writeFileSync(tmp, JSON.stringify(full, null, 2) + '\n');
+  writeFileSync(tmp, serializeTargetState(state, full.updated));
   renameSync(tmp, join(dir, STATE_FILE));
   return full;
 }

@@ -13,8 +13,12 @@
  *   build systems, with absolute paths, re-stamped by cargo on every build
  *   (a snapshot holding them would change on every no-op build);
  * - `.velo/` (velo's own state) and `tmp/` (CARGO_TARGET_TMPDIR for tests).
+ *
+ * The same walk runs over a directory on disk and over a tree about to be
+ * mounted (targetTreeSource.ts), so a mounted target's signature can be
+ * computed before it is mounted and equals what a walk of the mount gives.
  */
-import { lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { VeloError, fsError } from '../errors.js';
@@ -27,7 +31,8 @@ export interface WalkedEntry {
   size: number;
   mtimeNs: bigint;
   exec: boolean;
-  /** inode number (files): hardlinked files in one target are read once */
+  /** device and inode number (files): hardlinked files in one target are read once */
+  dev: bigint;
   ino: bigint;
   target?: string;
 }
@@ -37,61 +42,93 @@ export interface WalkOptions {
   incremental?: boolean;
 }
 
-function isProfileDir(abs: string): boolean {
-  try {
-    return lstatSync(join(abs, '.fingerprint')).isDirectory();
-  } catch {
-    return false;
-  }
+/** What the walk reads: a directory on disk, or a tree (targetTreeSource.ts). Paths are '/'-separated, '' is the root. */
+export interface WalkSource {
+  /** the names in a directory, each with whether it is a directory (not following symlinks) */
+  list(rel: string): { name: string; dir: boolean }[];
+  /** lstat of one entry, without its path */
+  stat(rel: string): Omit<WalkedEntry, 'path'>;
+  /** is rel a directory (not following symlinks)? false when missing */
+  isDir(rel: string): boolean;
 }
 
-function skippedInProfile(name: string, d: Dirent, options: WalkOptions): boolean {
-  if (d.isDirectory()) return name === 'incremental' && !options.incremental;
-  return name === '.cargo-lock' || name.endsWith('.d');
-}
-
-/** Every entry of the target dir that belongs in a snapshot, parents before children. */
-export function walkTarget(targetDir: string, options: WalkOptions = {}): WalkedEntry[] {
-  const out: WalkedEntry[] = [];
-  // depth: 0 = target root; role tells which exclusions apply to a directory's children
-  const visit = (rel: string, abs: string, depth: number, role: 'root' | 'profile' | 'examples' | 'plain'): void => {
-    let dirents: Dirent[];
-    try {
-      dirents = readdirSync(abs, { withFileTypes: true });
-    } catch (err) {
-      throw fsError(err, `cannot read ${abs}`);
-    }
-    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const d of dirents) {
-      const name = d.name;
-      if (role === 'root' && (name === STATE_DIR || name === 'tmp') && d.isDirectory()) continue;
-      if (role === 'profile' && skippedInProfile(name, d, options)) continue;
-      if (role === 'examples' && !d.isDirectory() && name.endsWith('.d')) continue;
-      const childRel = rel === '' ? name : `${rel}/${name}`;
-      const childAbs = join(abs, name);
+/** The walk source for a directory on disk. */
+export function diskSource(root: string): WalkSource {
+  const abs = (rel: string): string => (rel === '' ? root : join(root, rel));
+  return {
+    list(rel) {
+      try {
+        return readdirSync(abs(rel), { withFileTypes: true }).map((d) => ({ name: d.name, dir: d.isDirectory() }));
+      } catch (err) {
+        throw fsError(err, `cannot read ${abs(rel)}`);
+      }
+    },
+    stat(rel) {
+      const p = abs(rel);
       let st;
       try {
-        st = lstatSync(childAbs, { bigint: true });
+        st = lstatSync(p, { bigint: true });
       } catch (err) {
-        throw fsError(err, `cannot stat ${childAbs}`);
+        throw fsError(err, `cannot stat ${p}`);
       }
-      if (st.isDirectory()) {
-        out.push({ path: childRel, kind: 'dir', size: 0, mtimeNs: st.mtimeNs, exec: false, ino: st.ino });
-        let childRole: 'profile' | 'examples' | 'plain' = 'plain';
-        if (role === 'profile' && name === 'examples') childRole = 'examples';
-        else if ((depth === 0 || (depth === 1 && role === 'plain')) && isProfileDir(childAbs)) childRole = 'profile';
-        visit(childRel, childAbs, depth + 1, childRole);
-      } else if (st.isSymbolicLink()) {
-        out.push({ path: childRel, kind: 'symlink', size: 0, mtimeNs: st.mtimeNs, exec: false, ino: st.ino, target: readlinkSync(childAbs) });
-      } else if (st.isFile()) {
-        out.push({ path: childRel, kind: 'file', size: Number(st.size), mtimeNs: st.mtimeNs, exec: (Number(st.mode) & 0o100) !== 0, ino: st.ino });
-      } else {
-        throw new VeloError('UNSUPPORTED_FILE', `cannot snapshot ${childAbs}: it is not a file, directory or symlink`);
+      if (st.isDirectory()) return { kind: 'dir', size: 0, mtimeNs: st.mtimeNs, exec: false, dev: st.dev, ino: st.ino };
+      if (st.isSymbolicLink()) return { kind: 'symlink', size: 0, mtimeNs: st.mtimeNs, exec: false, dev: st.dev, ino: st.ino, target: readlinkSync(p) };
+      if (st.isFile()) return { kind: 'file', size: Number(st.size), mtimeNs: st.mtimeNs, exec: (Number(st.mode) & 0o100) !== 0, dev: st.dev, ino: st.ino };
+      throw new VeloError('UNSUPPORTED_FILE', `cannot snapshot ${p}: it is not a file, directory or symlink`);
+    },
+    isDir(rel) {
+      try {
+        return lstatSync(abs(rel)).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+function child(rel: string, name: string): string {
+  return rel === '' ? name : `${rel}/${name}`;
+}
+
+function isProfileDir(source: WalkSource, rel: string): boolean {
+  return source.isDir(child(rel, '.fingerprint'));
+}
+
+type Role = 'root' | 'profile' | 'examples' | 'plain';
+
+function skipped(role: Role, name: string, dir: boolean, options: WalkOptions): boolean {
+  if (role === 'root') return dir && (name === STATE_DIR || name === 'tmp');
+  if (role === 'profile') return dir ? name === 'incremental' && !options.incremental : name === '.cargo-lock' || name.endsWith('.d');
+  if (role === 'examples') return !dir && name.endsWith('.d');
+  return false;
+}
+
+/** Every entry of a target that belongs in a snapshot, parents before children, names sorted in each directory. */
+export function walkSource(source: WalkSource, options: WalkOptions = {}): WalkedEntry[] {
+  const out: WalkedEntry[] = [];
+  // depth: 0 = target root; role tells which exclusions apply to a directory's children
+  const visit = (rel: string, depth: number, role: Role): void => {
+    const names = source.list(rel).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const d of names) {
+      if (skipped(role, d.name, d.dir, options)) continue;
+      const childRel = child(rel, d.name);
+      const st = source.stat(childRel);
+      out.push({ path: childRel, ...st });
+      if (st.kind === 'dir') {
+        let childRole: Role = 'plain';
+        if (role === 'profile' && d.name === 'examples') childRole = 'examples';
+        else if ((depth === 0 || (depth === 1 && role === 'plain')) && isProfileDir(source, childRel)) childRole = 'profile';
+        visit(childRel, depth + 1, childRole);
       }
     }
   };
-  visit('', targetDir, 0, 'root');
+  visit('', 0, 'root');
   return out;
+}
+
+/** walkSource() of a directory on disk. */
+export function walkTarget(targetDir: string, options: WalkOptions = {}): WalkedEntry[] {
+  return walkSource(diskSource(targetDir), options);
 }
 
 /**
@@ -108,29 +145,33 @@ export function targetSignature(entries: WalkedEntry[]): string {
   return h.digest('hex');
 }
 
-/** The profile dirs of a walked target (relative paths). */
-export function profileDirs(targetDir: string): string[] {
+/** The profile dirs of a target (relative paths), sorted. */
+export function sourceProfileDirs(source: WalkSource): string[] {
   const found: string[] = [];
-  let top: Dirent[];
+  let top: { name: string; dir: boolean }[];
   try {
-    top = readdirSync(targetDir, { withFileTypes: true });
+    top = source.list('');
   } catch {
     return found;
   }
   for (const d of top) {
-    if (!d.isDirectory() || d.name === STATE_DIR) continue;
-    const abs = join(targetDir, d.name);
-    if (isProfileDir(abs)) {
+    if (!d.dir || d.name === STATE_DIR) continue;
+    if (isProfileDir(source, d.name)) {
       found.push(d.name);
       continue;
     }
-    let inner: Dirent[];
+    let inner: { name: string; dir: boolean }[];
     try {
-      inner = readdirSync(abs, { withFileTypes: true });
+      inner = source.list(d.name);
     } catch {
       continue;
     }
-    for (const e of inner) if (e.isDirectory() && isProfileDir(join(abs, e.name))) found.push(`${d.name}/${e.name}`);
+    for (const e of inner) if (e.dir && isProfileDir(source, child(d.name, e.name))) found.push(`${d.name}/${e.name}`);
   }
   return found.sort();
+}
+
+/** The profile dirs of a target dir on disk. */
+export function profileDirs(targetDir: string): string[] {
+  return sourceProfileDirs(diskSource(targetDir));
 }
