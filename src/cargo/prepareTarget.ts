@@ -102,7 +102,7 @@ export async function prepareTarget(plan: CargoPlan, options: { home: string; me
       });
       useSnapshot(store, root, best, restore.method, restore.projection);
       return { action: 'restored', snapshot: best, restore, replaced: plan.targetPresent } as const;
-    });
+    }, { project: targetDir });
   } finally {
     store.close();
   }

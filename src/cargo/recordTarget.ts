@@ -117,7 +117,7 @@ export async function recordTarget(
       if (remounted?.mounted) useSnapshot(store, root, snapshot, 'mount', 'mount');
       else useSnapshot(store, root, snapshot, targetMethod(store, options.method, targetDir));
       return { action: 'stored', snapshot, result, ms: performance.now() - started, remount: remounted } as const;
-    });
+    }, { project: targetDir });
   } finally {
     store.close();
   }
