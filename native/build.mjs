@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Builds native/build/velo_native.node with gcc and libfuse3 — no node-gyp.
+// Builds, with gcc and libfuse3 — no node-gyp:
+//   native/build/velo_native.node   the Node addon (materialize, in-process mount)
+//   native/build/velo-mountd        the mount server velo starts per mount (no Node)
 //   node native/build.mjs            (from anywhere; paths are relative to this file)
 // Needs: gcc, pkg-config, libfuse3-dev (Debian: apt-get install gcc pkg-config libfuse3-dev).
 // Node-API symbols stay unresolved in the .node file; they resolve from the
@@ -14,6 +16,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 const srcDir = join(here, 'src');
 const outDir = join(here, 'build');
 const outFile = join(outDir, 'velo_native.node');
+const daemonFile = join(outDir, 'velo-mountd');
+/** the daemon's own main, and the addon sources it shares (no Node-API) */
+const DAEMON_MAIN = 'mountd.c';
+const DAEMON_SHARED = ['errname.c', 'fuse_fs.c', 'fuse_passthrough.c', 'fuse_server.c', 'tree.c'];
 
 function die(message) {
   process.stderr.write(`velo native build: ${message}\n`);
@@ -40,20 +46,23 @@ try {
   die('the npm package node-api-headers is not installed (run npm ci)');
 }
 
-const sources = readdirSync(srcDir).filter((f) => f.endsWith('.c')).sort().map((f) => join(srcDir, f));
+const common = ['-O2', '-pthread', '-std=gnu11', '-Wall', '-Wextra', '-Wno-unused-parameter', '-DFUSE_USE_VERSION=312', '-D_FILE_OFFSET_BITS=64'];
+const all = readdirSync(srcDir).filter((f) => f.endsWith('.c')).sort();
 mkdirSync(outDir, { recursive: true });
-const tmpFile = `${outFile}.${process.pid}.tmp`;
-const args = [
-  '-O2', '-pthread', '-fPIC', '-shared', '-fvisibility=hidden', '-std=gnu11',
-  '-Wall', '-Wextra', '-Wno-unused-parameter',
-  '-DNAPI_VERSION=8', '-DFUSE_USE_VERSION=312', '-D_FILE_OFFSET_BITS=64',
+
+/** Compile to a temporary file beside `out`, then rename it into place (atomic for running users). */
+function compile(out, args) {
+  const tmp = `${out}.${process.pid}.tmp`;
+  const cc = spawnSync('gcc', [...args, '-o', tmp, ...libs], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+  if (cc.stderr) process.stderr.write(cc.stderr);
+  if (cc.status !== 0) die(`gcc failed (exit ${cc.status}) building ${out}; see the messages above`);
+  renameSync(tmp, out);
+  process.stdout.write(`velo native build: wrote ${out}\n`);
+}
+
+compile(outFile, [
+  ...common, '-fPIC', '-shared', '-fvisibility=hidden', '-DNAPI_VERSION=8',
   `-I${napiInclude}`, ...cflags,
-  ...sources,
-  '-o', tmpFile,
-  ...libs,
-];
-const cc = spawnSync('gcc', args, { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-if (cc.stderr) process.stderr.write(cc.stderr);
-if (cc.status !== 0) die(`gcc failed (exit ${cc.status}); see the messages above`);
-renameSync(tmpFile, outFile);
-process.stdout.write(`velo native build: wrote ${outFile}\n`);
+  ...all.filter((f) => f !== DAEMON_MAIN).map((f) => join(srcDir, f)),
+]);
+compile(daemonFile, [...common, ...cflags, ...[DAEMON_MAIN, ...DAEMON_SHARED].map((f) => join(srcDir, f))]);

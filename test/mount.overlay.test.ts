@@ -1,6 +1,8 @@
 // Writes through a mount: they land in the mount's upper layer, never in the
 // store, and create/overwrite/delete/rename/chmod behave exactly as on a
-// kernel overlayfs over a plain directory with the same contents.
+// kernel overlayfs over a plain directory with the same contents. The FUSE
+// view under the overlay serves reads by FUSE passthrough here (forced: this
+// tree's files are small), so the overlay is checked on the stacked mount.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -119,7 +121,12 @@ beforeAll(async () => {
   for (const d of [ref.upper, ref.work, ref.merged]) mkdirSync(d);
   execFileSync('mount', ['-t', 'overlay', 'overlay', '-o',
     `lowerdir=${ref.lower},upperdir=${ref.upper},workdir=${ref.work},index=off,xino=off,redirect_dir=off,metacopy=off`, ref.merged]);
-  mounted = await mountProjection(store, tree, join(base, 'dest'));
+  process.env.VELO_FUSE_PASSTHROUGH = '1'; // the server started by mountProjection inherits it
+  try {
+    mounted = await mountProjection(store, tree, join(base, 'dest'));
+  } finally {
+    delete process.env.VELO_FUSE_PASSTHROUGH;
+  }
 });
 
 afterAll(async () => {
@@ -135,6 +142,11 @@ afterAll(async () => {
 });
 
 describe('writing through a mount', () => {
+  it('has a lower layer that serves reads by FUSE passthrough', () => {
+    const log = readFileSync(join(store.home, 'mounts', mounted.id, 'server.log'), 'utf8');
+    expect(log).toMatch(/reads are served by FUSE passthrough \(asked for;/);
+  });
+
   let outcomes: { velo: Record<string, string>; ref: Record<string, string> };
 
   beforeAll(() => {

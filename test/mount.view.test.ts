@@ -42,6 +42,8 @@ function makeFixture(root: string): void {
   symlinkSync('../nowhere', join(root, 'node_modules/.bin/dangling'));
   symlinkSync('/etc/hostname', join(root, 'abs-link'));
   w('app.js', "console.log(require('uses-both')(), require('left-pad')('x', 3, '-'));\n");
+  // app.js is CommonJS whatever a package.json above the test's directory says
+  w('package.json', JSON.stringify({ name: 'velo-mount-view-fixture', private: true, type: 'commonjs' }));
   w('site-packages/velo_demo/__init__.py', 'from .mod import answer\n');
   w('site-packages/velo_demo/mod.py', 'def answer():\n    return 6 * 7\n');
   w('empty-file', '');

@@ -1,5 +1,6 @@
 // The native addon's FUSE server: a real mount of a real tree, compared with
-// a materialized copy of the same tree.
+// a materialized copy of the same tree — with reads served by FUSE
+// passthrough (as root, Linux >= 6.9) and by splice with zero-message opens.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -18,11 +19,13 @@ const repo = join(import.meta.dirname, '..');
 const addonPath = join(repo, 'native', 'build', 'velo_native.node');
 
 interface MountHandle { mountpoint: string }
+interface MountStats { passthrough: boolean; opens: number; backingOpens: number; reads: number }
 interface Addon {
   materialize(tree: Uint8Array, objectsDir: string, destDir: string, method: string, threads?: number): Promise<{ files: number }>;
   mount(treePath: string, objectsDir: string, mountpoint: string,
-    opts?: { threads?: number; allowOther?: boolean; debug?: boolean; onExit?: () => void }): MountHandle;
+    opts?: { threads?: number; allowOther?: boolean; debug?: boolean; passthrough?: boolean; onExit?: () => void }): MountHandle;
   unmount(handle: MountHandle): boolean;
+  mountStats(handle: MountHandle): MountStats | null;
 }
 interface Entry { path: string; kind: 'dir' | 'file' | 'symlink'; exec?: boolean; size?: number; digest?: string; data?: Buffer }
 
@@ -32,8 +35,6 @@ let objects: string;
 let treeFile: string;
 let entries: Entry[];
 let copy: string;
-let mnt: string;
-let handle: MountHandle | undefined;
 
 const isMounted = (dir: string): boolean =>
   readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);
@@ -84,12 +85,9 @@ beforeAll(async () => {
   writeFileSync(treeFile, tree);
   copy = freshMountpoint('copy');
   await addon.materialize(tree, objects, copy, 'copy', 2);
-  mnt = freshMountpoint('mnt');
-  handle = addon.mount(treeFile, objects, mnt, { threads: 4 });
 });
 
 afterAll(() => {
-  if (handle) addon.unmount(handle);
   if (base) {
     for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
       const dir = line.split(' ')[4];
@@ -99,7 +97,24 @@ afterAll(() => {
   }
 });
 
-describe('a mounted tree', () => {
+const MODES = [
+  { reads: 'FUSE passthrough', passthrough: true },
+  { reads: 'splice, with zero-message opens', passthrough: false },
+];
+
+describe.each(MODES)('a mounted tree, reads by $reads', ({ passthrough }) => {
+  let mnt: string;
+  let handle: MountHandle | undefined;
+
+  beforeAll(() => {
+    mnt = freshMountpoint(passthrough ? 'mnt-pt' : 'mnt-splice');
+    handle = addon.mount(treeFile, objects, mnt, { threads: 4, passthrough });
+  });
+
+  afterAll(() => {
+    if (handle) addon.unmount(handle);
+  });
+
   it('is mounted read-only as fuse.velo', () => {
     const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt)!;
     expect(line).toMatch(/ - fuse\.velo velo /);
@@ -165,7 +180,7 @@ describe('a mounted tree', () => {
   });
 
   it('carries a writable kernel overlay whose writes never reach the store', () => {
-    const [upper, work, merged] = ['upper', 'work', 'merged'].map((d) => freshMountpoint(`ovl-${d}`));
+    const [upper, work, merged] = ['upper', 'work', 'merged'].map((d) => freshMountpoint(`ovl-${d}-${passthrough ? 'pt' : 'splice'}`));
     execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${mnt},upperdir=${upper},workdir=${work}`, merged!]);
     try {
       const readme = entries.find((e) => e.path === 'node_modules/pkg-1/README.md')!;
@@ -182,6 +197,82 @@ describe('a mounted tree', () => {
       expect(existsSync(join(mnt, 'node_modules/pkg-2/LICENSE'))).toBe(true);
     } finally {
       execFileSync('umount', [merged!]);
+    }
+  });
+
+  it('maps files into memory (mmap) with the right bytes', () => {
+    const big = entries.filter((e) => e.kind === 'file').sort((a, b) => b.size! - a.size!)[0]!;
+    const script = 'import mmap, sys, hashlib\nwith open(sys.argv[1], "rb") as f:\n    m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)\n    print(hashlib.sha256(m[:]).hexdigest())';
+    const got = execFileSync('python3', ['-c', script, join(mnt, big.path)], { encoding: 'utf8' }).trim();
+    expect(got).toBe(createHash('sha256').update(big.data!).digest('hex'));
+  });
+
+  it(passthrough ? 'serves no read request: the kernel reads the objects itself' : 'serves reads itself and is never asked to open a file', () => {
+    const files = entries.filter((e) => e.kind === 'file');
+    for (const e of files) expect(readFileSync(join(mnt, e.path)).equals(e.data!)).toBe(true);
+    const st = addon.mountStats(handle!)!;
+    expect(st.passthrough).toBe(passthrough);
+    if (passthrough) {
+      expect(st.reads).toBe(0);
+      expect(st.opens).toBeGreaterThanOrEqual(files.length);
+      // one backing file per file entry at most: reopening reuses it
+      expect(st.backingOpens).toBeGreaterThan(0);
+      expect(st.backingOpens).toBeLessThanOrEqual(files.length);
+    } else {
+      expect(st.opens).toBe(0);
+      expect(st.reads).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('passthrough', () => {
+  it('keeps every open of one file on one backing file: concurrent and repeated opens all read right', () => {
+    const mp = freshMountpoint('mnt-pt-opens');
+    const h = addon.mount(treeFile, objects, mp, { passthrough: true });
+    try {
+      const e = entries.find((x) => x.path === 'node_modules/pkg-3/README.md')!;
+      const path = join(mp, e.path);
+      const fds = Array.from({ length: 8 }, () => openSync(path, 'r'));
+      const before = addon.mountStats(h)!.backingOpens;
+      for (const fd of fds) {
+        const buf = Buffer.alloc(e.size!);
+        expect(readSync(fd, buf, 0, buf.length, 0)).toBe(e.size);
+        expect(buf.equals(e.data!)).toBe(true);
+      }
+      for (const fd of fds) closeSync(fd);
+      for (let i = 0; i < 5; i++) expect(readFileSync(path).equals(e.data!)).toBe(true);
+      const st = addon.mountStats(h)!;
+      expect(st).toMatchObject({ passthrough: true, reads: 0 });
+      expect(st.backingOpens).toBe(before); // registered once, at the first open
+      expect(st.opens).toBe(8 + 5);
+    } finally {
+      addon.unmount(h);
+    }
+  });
+
+  it('is chosen by the tree when not asked: on for large files, off for many small ones', () => {
+    const own = join(base, 'objects-large');
+    mkdirSync(own);
+    const large = [
+      { path: '', kind: 'dir' },
+      ...[0, 1, 2].map((k) => {
+        const data = Buffer.alloc(512 * 1024 + k, 97 + k);
+        return { path: `lib${k}.rlib`, kind: 'file', size: data.length, digest: createHash('sha256').update(data).digest('hex'), data };
+      }),
+    ] as Entry[];
+    writeObjects(own, large);
+    writeFileSync(join(base, 'tree-large'), writeTree(large));
+    const cases: [string, string, boolean][] = [[join(base, 'tree-large'), own, true], [treeFile, objects, false]];
+    for (const [tree, objs, want] of cases) {
+      const mp = freshMountpoint(`mnt-auto-${want}`);
+      const h = addon.mount(tree, objs, mp);
+      try {
+        statfsSync(mp); // the first request waits for the kernel's INIT, which decides
+        expect(addon.mountStats(h)!.passthrough).toBe(want);
+        if (want) expect(readFileSync(join(mp, 'lib1.rlib')).equals(large[2]!.data!)).toBe(true);
+      } finally {
+        addon.unmount(h);
+      }
     }
   });
 });

@@ -18,6 +18,9 @@
  *
  *   unmount(handle: MountHandle) → boolean (false when it was not mounted)
  *
+ *   mountStats(handle: MountHandle) → { passthrough: boolean, opens, backingOpens,
+ *                                       reads: number } | null (not mounted)
+ *
  *   version: string, fuseVersion: string
  */
 #include <fuse_lowlevel.h>
@@ -36,6 +39,7 @@ NAPI_MODULE_INIT() {
         { "materialize", NULL, js_materialize, NULL, NULL, NULL, napi_enumerable, NULL },
         { "mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL },
         { "unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL },
+        { "mountStats", NULL, js_mount_stats, NULL, NULL, NULL, napi_enumerable, NULL },
         { "version", NULL, NULL, NULL, NULL, make_string(env, "1"), napi_enumerable, NULL },
         { "fuseVersion", NULL, NULL, NULL, NULL, make_string(env, fuse_pkgversion()), napi_enumerable, NULL },
     };

@@ -1,21 +1,32 @@
 /* fuse_fs.c — libfuse low-level operations serving a tree read-only.
  *
  * inode = entry index + 1 (the root, entry 0, is FUSE_ROOT_ID). Nothing is
- * allocated per inode, so forget is a no-op.
+ * allocated per inode, so forget is a no-op (but for passthrough's backing
+ * files, below).
  *
- * Where the kernel allows it (FUSE_CAP_NO_OPEN_SUPPORT, Linux 3.16+/5.1+ for
- * directories) open and opendir answer ENOSYS once, and from then on the
- * kernel opens files and directories without asking us and keeps their page
- * and readdir caches: a warm open()+read()+close() costs no request at all.
- * read() then opens the object itself, checks its size and mtime (the same
- * guard as materialize: an object edited in place is never served, EIO) and
- * replies with an fd buffer so libfuse can splice. Without that capability,
- * open() does the opening and checking, and read() uses fi->fh. */
+ * Files are opened in one of three ways, chosen once per mount at INIT:
+ *  - passthrough (we mounted /dev/fuse ourselves as root, the kernel offered
+ *    FUSE_PASSTHROUGH — Linux >= 6.9 — and the tree's files average at least
+ *    VFS_PASSTHROUGH_MEAN_BYTES): open() opens and checks the object and
+ *    registers it as the inode's backing file (one backing id per entry,
+ *    shared by all its opens, kept until the kernel forgets the inode); the
+ *    kernel then reads (and mmaps) the object directly — no read request,
+ *    the object's own page cache. Every open is a request, though;
+ *  - zero-message open (FUSE_CAP_NO_OPEN_SUPPORT): open answers ENOSYS
+ *    once, and from then on the kernel opens files without asking us and
+ *    keeps their page cache: a warm open()+read()+close() costs no request
+ *    at all. read() then opens the object itself, checks its size and mtime
+ *    (the same guard as materialize: an object edited in place is never
+ *    served, EIO) and replies with an fd buffer so libfuse can splice;
+ *  - otherwise open() does the opening and checking, and read() uses fi->fh.
+ * Directories use zero-message opendir wherever the kernel allows it
+ * (Linux 5.1+). */
 #define _GNU_SOURCE
 #include "fuse_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +34,9 @@
 #include <unistd.h>
 
 #include "materialize.h" /* VELO_OBJECT_MTIME */
+
+/* fi->fh of a file opened in passthrough mode (otherwise: object fd + 1, or 0) */
+#define PT_FH UINT64_MAX
 
 #define FILE_MODE 0644
 #define EXEC_MODE 0755
@@ -40,10 +54,42 @@ int vfs_init_nlink(vfs *fs) {
     const vtree *t = &fs->tree;
     fs->nlink = malloc((size_t)t->count * sizeof *fs->nlink);
     if (!fs->nlink) return -1;
-    for (uint32_t i = 0; i < t->count; i++) fs->nlink[i] = vtree_kind(t, i) == VTREE_KIND_DIR ? 2 : 1;
+    for (uint32_t i = 0; i < t->count; i++) {
+        fs->nlink[i] = vtree_kind(t, i) == VTREE_KIND_DIR ? 2 : 1;
+        if (vtree_kind(t, i) == VTREE_KIND_FILE) {
+            fs->files++;
+            fs->file_bytes += vtree_size(t, i);
+        }
+    }
     for (uint32_t i = 1; i < t->count; i++)
         if (vtree_kind(t, i) == VTREE_KIND_DIR) fs->nlink[vtree_parent(t, i)]++;
     return 0;
+}
+
+int vfs_init_slots(vfs *fs) {
+    fs->slots = calloc(fs->tree.count ? fs->tree.count : 1, sizeof *fs->slots);
+    if (!fs->slots) return -1;
+    for (int k = 0; k < VFS_SLOT_LOCKS; k++) pthread_mutex_init(&fs->slot_locks[k], NULL);
+    return 0;
+}
+
+void vfs_free_state(vfs *fs) {
+    if (fs->slots) {
+        for (int k = 0; k < VFS_SLOT_LOCKS; k++) pthread_mutex_destroy(&fs->slot_locks[k]);
+        free(fs->slots);
+        fs->slots = NULL;
+    }
+    free(fs->nlink);
+    fs->nlink = NULL;
+}
+
+int vfs_passthrough_active(vfs *fs) { return atomic_load(&fs->passthrough); }
+
+void vfs_get_stats(vfs *fs, vfs_stats *out) {
+    out->passthrough = atomic_load(&fs->passthrough);
+    out->opens = atomic_load(&fs->n_opens);
+    out->backing_opens = atomic_load(&fs->n_backing_opens);
+    out->reads = atomic_load(&fs->n_reads);
 }
 
 static void fill_attr(const vfs *fs, uint32_t i, struct stat *st) {
@@ -98,23 +144,47 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
                     FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS |
                     FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT;
     conn->want |= want & conn->capable;
-    atomic_store(&fs->no_open, (conn->want & FUSE_CAP_NO_OPEN_SUPPORT) && (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT));
+    /* passthrough: the INIT reply asks for it (fuse_passthrough.c); the
+     * kernel then needs our open() to hand it the backing file */
+    int mode = fs->pt_mode == 1 ? 1 : fs->pt_mode == 2 ? 0 : vpt_env_mode(); /* VFUSE_PT_ON / _OFF / _AUTO */
+    uint64_t mean = fs->files ? fs->file_bytes / fs->files : 0;
+    int worth = mode == 1 || (mode < 0 && mean >= VFS_PASSTHROUGH_MEAN_BYTES);
+    int pt = fs->pt.devfd >= 0 && fs->pt.offered && fs->slots && worth;
+    fs->pt.enabled = pt;
+    atomic_store(&fs->passthrough, pt);
+    atomic_store(&fs->no_open, !pt && (conn->want & FUSE_CAP_NO_OPEN_SUPPORT));
+    atomic_store(&fs->no_opendir, (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0);
+    const char *why = pt ? (mode == 1 ? "asked for" : "files average at least 256 KiB")
+                    : fs->pt.devfd < 0 ? "not root: no FUSE passthrough"
+                    : !fs->pt.offered ? "the kernel does not offer FUSE passthrough"
+                    : mode == 0 ? "asked not to"
+                    : "files average under 256 KiB: zero-message opens serve many small files faster";
+    fuse_log(FUSE_LOG_NOTICE, "velo: reads are served by %s (%s; %llu files, mean %llu bytes)\n",
+             pt ? "FUSE passthrough" : "splice", why, (unsigned long long)fs->files, (unsigned long long)mean);
     /* Trees never change: no invalidation on attribute changes, and always
-     * readdirplus (not only on the first readdir of a directory). */
-    conn->want &= ~(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_SPLICE_READ);
+     * readdirplus (not only on the first readdir of a directory). Passthrough
+     * excludes the writeback cache (never wanted here anyway). */
+    conn->want &= ~(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_SPLICE_READ | FUSE_CAP_WRITEBACK_CACHE);
     conn->max_readahead = conn->max_readahead > (1u << 20) ? (1u << 20) : conn->max_readahead;
     conn->max_background = 64;
     conn->congestion_threshold = 48;
     conn->max_write = 1u << 20; /* also raises max_pages, so reads can be 1 MiB per request */
 }
 
+static void pt_forget(vfs *fs, fuse_ino_t ino);
+
+/* Nothing is kept per inode, except a passthrough backing file. */
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-    (void)ino; (void)nlookup;
+    (void)nlookup;
+    vfs *fs = fs_of(req);
+    if (fs->slots) pt_forget(fs, ino);
     fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
-    (void)count; (void)forgets;
+    vfs *fs = fs_of(req);
+    if (fs->slots)
+        for (size_t k = 0; k < count; k++) pt_forget(fs, forgets[k].ino);
     fuse_reply_none(req);
 }
 
@@ -195,7 +265,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     int64_t i = index_of(fs, ino);
     if (i < 0) { fuse_reply_err(req, ESTALE); return; }
     if (vtree_kind(&fs->tree, (uint32_t)i) != VTREE_KIND_DIR) { fuse_reply_err(req, ENOTDIR); return; }
-    if (atomic_load(&fs->no_open)) { fuse_reply_err(req, ENOSYS); return; }
+    if (atomic_load(&fs->no_opendir)) { fuse_reply_err(req, ENOSYS); return; }
     fi->cache_readdir = 1; /* the kernel keeps the listing: it never changes */
     fi->keep_cache = 1;
     fuse_reply_open(req, fi);
@@ -267,6 +337,85 @@ static int open_object(vfs *fs, uint32_t i) {
     return fd;
 }
 
+/* ---- passthrough bookkeeping ------------------------------------------- */
+
+static pthread_mutex_t *slot_lock(vfs *fs, uint32_t i) { return &fs->slot_locks[i % VFS_SLOT_LOCKS]; }
+
+enum { OPEN_PASSTHROUGH, OPEN_CACHED, OPEN_UNASKED };
+
+/* Decides how entry i is opened while passthrough is on and takes the open's
+ * reference: OPEN_PASSTHROUGH with *backing set, OPEN_CACHED (count taken;
+ * the caller opens the object), OPEN_UNASKED (passthrough turned out to be
+ * unavailable: answer ENOSYS so the kernel opens files by itself from now
+ * on), or -errno. */
+static int pt_acquire(vfs *fs, uint32_t i, int32_t *backing) {
+    vfs_slot *s = &fs->slots[i];
+    int rc;
+    pthread_mutex_lock(slot_lock(fs, i));
+    if (s->cached_opens > 0) {
+        s->cached_opens++;
+        rc = OPEN_CACHED;
+    } else if (s->backing_id > 0) {
+        s->pt_opens++;
+        *backing = s->backing_id;
+        rc = OPEN_PASSTHROUGH;
+    } else {
+        int fd = open_object(fs, i);
+        if (fd < 0) {
+            rc = fd;
+        } else {
+            int id = vpt_backing_open(fs->pt.devfd, fd);
+            close(fd);
+            if (id > 0) {
+                s->pt_opens = 1;
+                s->backing_id = *backing = id;
+                atomic_store(&fs->pt_succeeded, 1);
+                atomic_fetch_add(&fs->n_backing_opens, 1);
+                rc = OPEN_PASSTHROUGH;
+            } else if (!atomic_load(&fs->pt_succeeded) && atomic_exchange(&fs->passthrough, 0)) {
+                /* the first registration failed (no CAP_SYS_ADMIN, objects on
+                 * a stacked filesystem, …): serve reads ourselves from now on */
+                fuse_log(FUSE_LOG_WARNING, "velo: FUSE passthrough unavailable (backing open: %s); reads are served by splice\n", strerror(-id));
+                rc = OPEN_UNASKED;
+            } else {
+                s->cached_opens++;
+                rc = OPEN_CACHED;
+            }
+        }
+    }
+    pthread_mutex_unlock(slot_lock(fs, i));
+    return rc;
+}
+
+/* The backing id stays registered after the last release (the next open of
+ * the entry then costs no openat and no ioctl) until the kernel forgets the
+ * inode. While an entry has passthrough opens its id must not change: the
+ * kernel refuses a second backing file for an inode (EBUSY). */
+static void pt_release(vfs *fs, uint32_t i, int passthrough) {
+    vfs_slot *s = &fs->slots[i];
+    pthread_mutex_lock(slot_lock(fs, i));
+    if (passthrough) {
+        if (s->pt_opens > 0) s->pt_opens--;
+    } else if (s->cached_opens > 0) {
+        s->cached_opens--;
+    }
+    pthread_mutex_unlock(slot_lock(fs, i));
+}
+
+/* The kernel evicted the inode: no file of it is open, so its backing file
+ * can go (a later lookup and open register it again). */
+static void pt_forget(vfs *fs, fuse_ino_t ino) {
+    int64_t i = index_of(fs, ino);
+    if (i < 0 || !fs->slots) return;
+    vfs_slot *s = &fs->slots[i];
+    pthread_mutex_lock(slot_lock(fs, (uint32_t)i));
+    if (s->pt_opens == 0 && s->backing_id > 0) {
+        vpt_backing_close(fs->pt.devfd, s->backing_id);
+        s->backing_id = 0;
+    }
+    pthread_mutex_unlock(slot_lock(fs, (uint32_t)i));
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     const vtree *t = &fs->tree;
@@ -276,18 +425,51 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     if (vtree_kind(t, (uint32_t)i) != VTREE_KIND_FILE) { fuse_reply_err(req, ELOOP); return; }
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) { fuse_reply_err(req, EROFS); return; }
     if (atomic_load(&fs->no_open)) { fuse_reply_err(req, ENOSYS); return; }
+    int tracked = 0;
+    if (atomic_load(&fs->passthrough)) {
+        int32_t backing = 0;
+        int how = pt_acquire(fs, (uint32_t)i, &backing);
+        if (how < 0) { fuse_reply_err(req, -how); return; }
+        if (how == OPEN_UNASKED) {
+            atomic_store(&fs->no_open, 1);
+            fuse_reply_err(req, ENOSYS);
+            return;
+        }
+        if (how == OPEN_PASSTHROUGH) {
+            fi->fh = PT_FH;
+            fi->keep_cache = 0;
+            fi->noflush = 1;
+            vpt_mark_open_reply(backing);
+            int rc = fuse_reply_open(req, fi);
+            vpt_mark_open_reply(0);
+            if (rc != 0) pt_release(fs, (uint32_t)i, 1); /* the opener was interrupted: no release will come */
+            else atomic_fetch_add(&fs->n_opens, 1);
+            return;
+        }
+        tracked = 1; /* OPEN_CACHED: counted in the slot */
+    }
     int fd = open_object(fs, (uint32_t)i);
-    if (fd < 0) { fuse_reply_err(req, -fd); return; }
+    if (fd < 0) {
+        if (tracked) pt_release(fs, (uint32_t)i, 0);
+        fuse_reply_err(req, -fd);
+        return;
+    }
     fi->fh = (uint64_t)fd + 1; /* 0 means "opened by the kernel without us" */
     fi->keep_cache = 1;
     fi->noflush = 1;
-    if (fuse_reply_open(req, fi) != 0) close(fd); /* the opener was interrupted */
+    if (fuse_reply_open(req, fi) != 0) { /* the opener was interrupted */
+        close(fd);
+        if (tracked) pt_release(fs, (uint32_t)i, 0);
+    } else {
+        atomic_fetch_add(&fs->n_opens, 1);
+    }
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
+    atomic_fetch_add(&fs->n_reads, 1);
     int fd = (int)fi->fh - 1, own = 0;
-    if (fi->fh == 0) {
+    if (fi->fh == 0 || fi->fh == PT_FH) { /* opened without us (or, never expected, a passthrough file) */
         int64_t i = index_of(fs, ino);
         if (i < 0 || vtree_kind(&fs->tree, (uint32_t)i) != VTREE_KIND_FILE) { fuse_reply_err(req, i < 0 ? ESTALE : EISDIR); return; }
         fd = open_object(fs, (uint32_t)i);
@@ -303,8 +485,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-    (void)ino;
-    if (fi->fh != 0) close((int)fi->fh - 1);
+    vfs *fs = fs_of(req);
+    int64_t i = index_of(fs, ino);
+    if (fi->fh == PT_FH) {
+        if (i >= 0 && fs->slots) pt_release(fs, (uint32_t)i, 1);
+    } else if (fi->fh != 0) {
+        close((int)fi->fh - 1);
+        if (i >= 0 && fs->slots) pt_release(fs, (uint32_t)i, 0);
+    }
     fuse_reply_err(req, 0);
 }
 

@@ -3,28 +3,82 @@
 #ifndef VELO_FUSE_FS_H
 #define VELO_FUSE_FS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include <fuse_lowlevel.h>
 
+#include "fuse_passthrough.h"
 #include "tree.h"
 
 #define VFS_TIMEOUT 86400.0 /* entry/attr cache seconds: trees are immutable */
 
-/* Immutable after mount; read concurrently by every worker thread. */
+#define VFS_SLOT_LOCKS 64
+
+/* Passthrough costs a request per open (the kernel needs the backing file
+ * from our open reply, so zero-message opens are off for the whole mount),
+ * about 40 µs here, and saves per byte (no FUSE page cache, no splice):
+ * worth it for trees of large files (a cargo target dir), not for trees of
+ * many small ones (node_modules, site-packages). The mount decides once,
+ * from the mean size of its files; VELO_FUSE_PASSTHROUGH=0/1 overrides. */
+#define VFS_PASSTHROUGH_MEAN_BYTES (256u * 1024)
+
+/* The open files of one entry while passthrough is on. All opens of one
+ * inode must agree (the kernel refuses a passthrough open of an inode open
+ * in cached mode, and two different backing files for one inode, with
+ * ETXTBSY/EBUSY), so every passthrough open of an entry shares one backing
+ * id, dropped only when no file of it is open and the kernel forgets it. */
+typedef struct vfs_slot {
+    uint32_t pt_opens;     /* open in passthrough mode */
+    uint32_t cached_opens; /* open in cached mode (a backing file could not be registered) */
+    int32_t backing_id;    /* > 0 while pt_opens > 0, and kept after the last
+                              release for the next open until the kernel forgets the inode */
+} vfs_slot;
+
+/* Read concurrently by every worker thread; only the open bookkeeping and
+ * the negotiated flags change after mount. */
 typedef struct vfs {
     vtree tree;
     int objfd;        /* objects/ directory (O_PATH) */
     uid_t uid;
     gid_t gid;
     uint32_t *nlink;  /* per entry: 2 + subdirectories for dirs, 1 otherwise */
-    atomic_int no_open; /* set at init: the kernel does zero-message open/opendir */
+    uint64_t files, file_bytes; /* regular files in the tree, and their total size */
+    atomic_int no_open;    /* set at init: the kernel opens files without asking us */
+    atomic_int no_opendir; /* set at init: the same for directories */
+    vpt_state pt;          /* passthrough negotiation (the custom I/O hooks) */
+    int pt_mode;           /* VFUSE_PT_AUTO / _ON / _OFF (fuse_server.h) */
+    atomic_int passthrough;   /* opens answer with a backing file */
+    atomic_int pt_succeeded;  /* a backing file was registered at least once */
+    vfs_slot *slots;          /* per entry; only when pt.devfd >= 0 */
+    pthread_mutex_t slot_locks[VFS_SLOT_LOCKS];
+    /* what was served (for logs and tests) */
+    atomic_ulong n_opens;         /* open requests answered with a file */
+    atomic_ulong n_backing_opens; /* backing files registered (passthrough) */
+    atomic_ulong n_reads;         /* read requests (passthrough reads never reach us) */
 } vfs;
 
-/* Counts subdirectories into fs->nlink. Returns 0 or -1 (ENOMEM). */
+/* Counts subdirectories into fs->nlink, and the files and their bytes.
+ * Returns 0 or -1 (ENOMEM). */
 int vfs_init_nlink(vfs *fs);
+
+/* Allocates the per-entry open bookkeeping passthrough needs. 0 or -1 (ENOMEM). */
+int vfs_init_slots(vfs *fs);
+
+/* Frees what vfs_init_nlink/vfs_init_slots allocated. */
+void vfs_free_state(vfs *fs);
+
+/* Whether the connection negotiated passthrough (for logs and tests). */
+int vfs_passthrough_active(vfs *fs);
+
+typedef struct vfs_stats {
+    int passthrough;
+    unsigned long opens, backing_opens, reads;
+} vfs_stats;
+
+void vfs_get_stats(vfs *fs, vfs_stats *out);
 
 const struct fuse_lowlevel_ops *vfs_ops(void);
 

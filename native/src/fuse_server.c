@@ -1,5 +1,10 @@
 /* fuse_server.c — session lifecycle for one mounted tree.
  *
+ * As root we mount /dev/fuse ourselves (mount(2), the options libfuse would
+ * use) and give libfuse our own I/O (fuse_session_custom_io), which is how
+ * FUSE passthrough is negotiated with libfuse 3.14 (fuse_passthrough.c).
+ * Without root, libfuse mounts through fusermount3 as before.
+ *
  * We run our own worker loop (fuse_session_receive_buf/process_buf) rather
  * than fuse_session_loop_mt so that unmount can stop the workers even while
  * files on the mount are open: a blocked read of /dev/fuse is interrupted by
@@ -10,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +38,8 @@ struct vfuse {
     size_t map_len;
     struct fuse_session *se;
     int mounted;
+    int own_mount;    /* we called mount(2) ourselves (root): we unmount ourselves too */
+    char *mountpoint;
     int nthreads;
     pthread_t *threads;
     atomic_int *exited;
@@ -47,6 +56,8 @@ struct vfuse {
  * but it does call exit(): an atexit handler detaches what is still mounted,
  * so a server that exits leaves no dead mount behind. */
 
+static void kernel_unmount(vfuse *m);
+
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t live_once = PTHREAD_ONCE_INIT;
 static vfuse *live;
@@ -58,8 +69,7 @@ static void unmount_live_at_exit(void) {
         atomic_store(&m->stopping, 1);
         m->stopped = 1;
         fuse_session_exit(m->se);
-        fuse_session_unmount(m->se);
-        m->mounted = 0;
+        kernel_unmount(m);
     }
     live = NULL;
     pthread_mutex_unlock(&live_lock);
@@ -88,11 +98,18 @@ static void remove_live(vfuse *m) {
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char last_log[512];
 static atomic_int log_debug;
+static atomic_int log_warnings;
+static void (*log_sink)(const char *line);
+
+void vfuse_set_log_sink(void (*sink)(const char *line)) { log_sink = sink; }
 
 static void capture_log(enum fuse_log_level level, const char *fmt, va_list ap) {
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
-    if (atomic_load(&log_debug)) fputs(line, stderr);
+    if (atomic_load(&log_debug) || (atomic_load(&log_warnings) && level <= FUSE_LOG_NOTICE)) {
+        if (log_sink) log_sink(line);
+        else fputs(line, stderr);
+    }
     if (level > FUSE_LOG_ERR) return;
     size_t n = strlen(line);
     while (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
@@ -253,6 +270,70 @@ static struct fuse_session *new_session(vfuse *m, const vfuse_opts *o) {
     return se;
 }
 
+/* Mounts /dev/fuse at mountpoint with mount(2), as fuse_session_mount would
+ * as root (source "velo", type "fuse.velo", nosuid,nodev,ro,
+ * default_permissions), and hands the session our custom I/O.
+ * Returns 0, 1 when mount(2) is not permitted here (the caller lets libfuse
+ * try), or -1 with *e filled. */
+static int mount_as_root(vfuse *m, const char *mountpoint, const vfuse_opts *o, vfuse_error *e) {
+    struct stat st;
+    char opts[256];
+    if (stat(mountpoint, &st) != 0) return fail_errno(e, errno, "stat", mountpoint);
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return fail_rc(e, "FUSE_UNAVAILABLE", err, "FUSE is not available: cannot open /dev/fuse (%s: %s)", velo_errname(err), strerror(err));
+    }
+    snprintf(opts, sizeof opts, "default_permissions,%sfd=%d,rootmode=%o,user_id=%u,group_id=%u",
+             o->allow_other ? "allow_other," : "", fd, (unsigned)(st.st_mode & S_IFMT), (unsigned)getuid(), (unsigned)getgid());
+    if (mount("velo", mountpoint, "fuse.velo", MS_NOSUID | MS_NODEV | MS_RDONLY, opts) != 0) {
+        int err = errno;
+        close(fd);
+        if (err == EPERM) return 1;
+        return fail_rc(e, "FUSE_MOUNT_FAILED", err, "cannot mount on '%s': fuse: mount failed: %s", mountpoint, strerror(err));
+    }
+    m->mountpoint = strdup(mountpoint);
+    m->own_mount = 1;
+    m->mounted = 1;
+    m->fs.pt.devfd = fd;
+    if (!m->mountpoint || fuse_session_custom_io(m->se, vpt_io(), fd) != 0) {
+        /* the session never owned fd: unmount and close it here */
+        m->fs.pt.devfd = -1;
+        close(fd);
+        umount2(mountpoint, MNT_DETACH);
+        m->mounted = 0;
+        m->own_mount = 0;
+        return fail_rc(e, "FUSE_MOUNT_FAILED", ENOMEM, "cannot mount on '%s': cannot set up the FUSE session", mountpoint);
+    }
+    return 0;
+}
+
+/* Ends the kernel side: aborts the connection (files still open then fail
+ * with ENOTCONN) and lazily detaches the mount. */
+static void kernel_unmount(vfuse *m) {
+    if (!m->mounted) return;
+    m->mounted = 0;
+    if (!m->own_mount) {
+        fuse_session_unmount(m->se);
+        return;
+    }
+    int fd = m->fs.pt.devfd;
+    struct pollfd pfd = { .fd = fd, .events = 0, .revents = 0 };
+    int gone = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR); /* unmounted or aborted from outside */
+    /* Swap /dev/null in for /dev/fuse at the same descriptor: the connection
+     * is aborted now, and fuse_session_destroy() still closes a valid fd. */
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul >= 0) {
+        dup3(nul, fd, O_CLOEXEC);
+        close(nul);
+    }
+    if (!gone) umount2(m->mountpoint, MNT_DETACH);
+}
+
+int vfuse_passthrough(vfuse *m) { return m && vfs_passthrough_active(&m->fs); }
+
+void vfuse_stats(vfuse *m, struct vfs_stats *out) { vfs_get_stats(&m->fs, out); }
+
 vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *mountpoint,
                    const vfuse_opts *o, vfuse_exit_cb on_exit, void *arg, vfuse_error *e) {
     char why[512];
@@ -260,6 +341,8 @@ vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *m
     vfuse *m = calloc(1, sizeof *m);
     if (!m) return fail(NULL, e, NULL, ENOMEM, "ENOMEM: out of memory");
     m->fs.objfd = -1;
+    m->fs.pt.devfd = -1;
+    m->fs.pt_mode = o->passthrough;
     m->on_exit = on_exit;
     m->arg = arg;
     m->nthreads = o->threads < 1 ? 1 : o->threads;
@@ -267,6 +350,8 @@ vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *m
     m->fs.objfd = open(objects_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (m->fs.objfd < 0) { fail_errno(e, errno, "open", objects_dir); vfuse_free(m); return NULL; }
     if (vfs_init_nlink(&m->fs) != 0) return fail(m, e, NULL, ENOMEM, "ENOMEM: out of memory");
+    int as_root = geteuid() == 0;
+    if (as_root && vfs_init_slots(&m->fs) != 0) return fail(m, e, NULL, ENOMEM, "ENOMEM: out of memory");
     m->fs.uid = getuid();
     m->fs.gid = getgid();
     if (stat(mountpoint, &st) != 0) { fail_errno(e, errno, "stat", mountpoint); vfuse_free(m); return NULL; }
@@ -278,16 +363,21 @@ vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *m
     }
     close(probe);
     atomic_store(&log_debug, o->debug);
+    atomic_store(&log_warnings, o->log_warnings);
     fuse_set_log_func(capture_log);
     m->se = new_session(m, o);
     if (!m->se) { take_log(why, sizeof why); return fail(m, e, "FUSE_MOUNT_FAILED", 0, "cannot create a FUSE session: %s", why); }
-    if (fuse_session_mount(m->se, mountpoint) != 0) {
-        take_log(why, sizeof why);
-        return fail(m, e, "FUSE_MOUNT_FAILED", 0, "cannot mount on '%s': %s", mountpoint, why[0] ? why : "fuse_session_mount failed");
+    int rc = as_root ? mount_as_root(m, mountpoint, o, e) : 1;
+    if (rc < 0) { vfuse_free(m); return NULL; }
+    if (rc > 0) {
+        if (fuse_session_mount(m->se, mountpoint) != 0) {
+            take_log(why, sizeof why);
+            return fail(m, e, "FUSE_MOUNT_FAILED", 0, "cannot mount on '%s': %s", mountpoint, why[0] ? why : "fuse_session_mount failed");
+        }
+        m->mounted = 1;
     }
-    m->mounted = 1;
     add_live(m);
-    int rc = start_workers(m);
+    rc = start_workers(m);
     if (rc != 0) { fail_errno(e, rc, "pthread_create", mountpoint); vfuse_free(m); return NULL; }
     return m;
 }
@@ -300,10 +390,9 @@ void vfuse_stop(vfuse *m) {
     atomic_store(&m->stopping, 1);
     if (m->se) {
         if (m->threads) stop_workers(m);
-        /* closes /dev/fuse (aborting the connection for files still open),
-         * then detaches the mount (umount2 MNT_DETACH) */
-        if (m->mounted) fuse_session_unmount(m->se);
-        m->mounted = 0;
+        /* aborts the connection (for files still open), then detaches the
+         * mount (umount2 MNT_DETACH) */
+        kernel_unmount(m);
     }
 }
 
@@ -313,7 +402,8 @@ void vfuse_free(vfuse *m) {
     if (m->se) fuse_session_destroy(m->se);
     if (m->fs.objfd >= 0) close(m->fs.objfd);
     if (m->map) munmap(m->map, m->map_len);
-    free(m->fs.nlink);
+    vfs_free_state(&m->fs);
+    free(m->mountpoint);
     free(m->threads);
     free((void *)m->exited);
     free(m);

@@ -4,11 +4,14 @@
  * the Node event loop (and so the process) alive. When the mount ends by
  * itself (unmounted from outside), a worker thread calls the threadsafe
  * function; on the JS thread we clean up, release it, and call opts.onExit.
+ * mountStats(handle) reports what the server has served (tests use it to see
+ * that reads go by FUSE passthrough).
  * An env cleanup hook unmounts whatever is still mounted when Node exits. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fuse_fs.h"
 #include "fuse_server.h"
 #include "js_api.h"
 #include "js_util.h"
@@ -88,6 +91,9 @@ static int read_opts(napi_env env, napi_value opts, vfuse_opts *o, napi_value *o
     if (js_prop_int(env, opts, "threads", fallback, &o->threads) != 0) return -1;
     if (js_prop_bool(env, opts, "allowOther", 0, &o->allow_other) != 0) return -1;
     if (js_prop_bool(env, opts, "debug", 0, &o->debug) != 0) return -1;
+    int pt;
+    if (js_prop_bool(env, opts, "passthrough", -1, &pt) != 0) return -1;
+    o->passthrough = pt < 0 ? VFUSE_PT_AUTO : pt ? VFUSE_PT_ON : VFUSE_PT_OFF;
     if (o->threads < 1) o->threads = fallback;
     if (o->threads > 64) o->threads = 64;
     if (opts && napi_typeof(env, opts, &t) == napi_ok && t == napi_object) {
@@ -158,5 +164,30 @@ napi_value js_unmount(napi_env env, napi_callback_info info) {
         return NULL;
     }
     JS_CHECK(env, napi_get_boolean(env, end_mount(p), &result));
+    return result;
+}
+
+napi_value js_mount_stats(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1], result, flag;
+    void *p = NULL;
+    JS_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 1 || napi_unwrap(env, argv[0], &p) != napi_ok || !p) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "mountStats(handle): not a handle returned by mount()");
+        return NULL;
+    }
+    mount_handle *h = p;
+    if (!h->mounted || !h->server) {
+        JS_CHECK(env, napi_get_null(env, &result));
+        return result;
+    }
+    vfs_stats st;
+    vfuse_stats(h->server, &st);
+    JS_CHECK(env, napi_create_object(env, &result));
+    JS_CHECK(env, napi_get_boolean(env, st.passthrough, &flag));
+    JS_CHECK(env, napi_set_named_property(env, result, "passthrough", flag));
+    js_set_number(env, result, "opens", (double)st.opens);
+    js_set_number(env, result, "backingOpens", (double)st.backing_opens);
+    js_set_number(env, result, "reads", (double)st.reads);
     return result;
 }

@@ -1,9 +1,9 @@
 /**
  * The mount projection: a store tree shown at a directory without a file
- * being linked. A read-only FUSE view of the tree (the native addon, served
- * by one small detached process per mount, mountServer.ts) is the lower
- * layer of a kernel overlayfs whose upper layer takes every write, so the
- * store is never writable through a mount:
+ * being linked. A read-only FUSE view of the tree (served by one small
+ * detached C process per mount, velo-mountd: native/src/mountd.c, started by
+ * mountProcess.ts) is the lower layer of a kernel overlayfs whose upper layer
+ * takes every write, so the store is never writable through a mount:
  *
  *   $VELO_HOME/mounts/<id>/lower   the FUSE view (private)
  *   $VELO_HOME/mounts/<id>/upper   writes, copy-ups, whiteouts  ┐ or under
@@ -28,7 +28,6 @@
 import { existsSync, lstatSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { VeloError, fsError } from '../errors.js';
-import { nativeAddonPath } from '../native.js';
 import { registerProject, unregisterProject } from '../store/keys.js';
 import { acquireLease } from '../store/lock.js';
 import { defaultHome } from '../config.js';
@@ -39,7 +38,7 @@ import { OverlayFailed, ensureDir, isEmptyDir, mountOverlayReplacing, mountReadO
 import { requireFuse } from './mountAvailability.js';
 import { checkMount, type MountHealth } from './mountHealth.js';
 import { checkOverlayPath, detachTop, removeEmptyDir } from './mountKernel.js';
-import { spawnServer, type PendingServer } from './mountProcess.js';
+import { serverBinary } from './mountProcess.js';
 import { listRecords, mountDir, newMountId, readServerInfo, recordsFor, removeMountDir, withMountLock, writeRecord, type MountMethod, type MountRecord } from './mountRecords.js';
 import { repairLocked, type RepairReport } from './mountRepair.js';
 import { isOverlayOn, isVeloFuse, readMountTable, topMountAt, type MountEntry } from './mountTable.js';
@@ -165,9 +164,6 @@ export async function mountProjection(store: Store, tree: string, destination: s
   const files = countFiles(buf);
   const logicalBytes = Number(buf.readBigUInt64LE(24));
   requireFuse();
-  // Node's start-up is most of a mount's cost: start the server now, unless the tree is already mounted there
-  const mountedHint = recordsFor(store.home, dest).some((r) => r.tree === tree && checkMount(r).state === 'mounted');
-  let pending: PendingServer | undefined = mountedHint ? undefined : spawnServer(store.home);
   const lease = acquireLease(store, 'install');
   try {
     return await withMountLock(store.home, async () => {
@@ -229,7 +225,7 @@ export async function mountProjection(store: Store, tree: string, destination: s
         fuseAt: method === 'overlay' ? join(dir, 'lower') : dest,
         upper: join(upperRoot, 'upper'),
         work: join(upperRoot, 'work'),
-        addon: nativeAddonPath(),
+        server: serverBinary() ?? '',
         threads: options.threads ?? 0,
         ecosystem: options.ecosystem ?? old[0]?.ecosystem ?? 'mount',
         files,
@@ -241,10 +237,8 @@ export async function mountProjection(store: Store, tree: string, destination: s
 
       let pid: number;
       try {
-        const server = pending;
-        pending = undefined; // handed over: start() lets it go whatever happens
-        if (method === 'overlay') pid = await mountOverlayReplacing(record, old, options.backgroundRemoval ?? false, server);
-        else pid = await mountReadOnlyReplacing(record, old, options.backgroundRemoval ?? false, server);
+        if (method === 'overlay') pid = await mountOverlayReplacing(record, old, options.backgroundRemoval ?? false);
+        else pid = await mountReadOnlyReplacing(record, old, options.backgroundRemoval ?? false);
       } catch (err) {
         if (method === 'overlay' && err instanceof OverlayFailed) {
           // overlayfs refused (a kernel without it, a container): serve the view read-only instead
@@ -254,7 +248,7 @@ export async function mountProjection(store: Store, tree: string, destination: s
           readOnlyReason = `overlayfs could not be mounted (${(err as Error).message}); the mount is read-only`;
           ensureDir(dir, 'the mount directory');
           try {
-            pid = await mountReadOnlyReplacing(record, old, options.backgroundRemoval ?? false, undefined);
+            pid = await mountReadOnlyReplacing(record, old, options.backgroundRemoval ?? false);
           } catch (err2) {
             removeMountDir(record);
             throw err2;
@@ -269,7 +263,6 @@ export async function mountProjection(store: Store, tree: string, destination: s
       return result(record, pid, { reused: false, replaced, repaired, t0, readOnlyReason });
     });
   } finally {
-    pending?.abort();
     lease.release();
   }
 }

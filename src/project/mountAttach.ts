@@ -5,9 +5,10 @@
  *
  * Replacing what is at dest:
  *  - a directory (a link farm): the new overlay is stacked on top of it —
- *    the switch is one mount(2) — and the covered contents are then moved
- *    aside through a descriptor opened before the mount (/proc/self/fd/N
- *    does not cross into the mount) and deleted;
+ *    the switch is one mount(2), made by the new server itself — and the
+ *    covered contents are then moved aside through a descriptor opened
+ *    before the mount (/proc/self/fd/N does not cross into the mount) and
+ *    deleted;
  *  - an earlier velo overlay: the new one is mounted complete at a staging
  *    directory, then two mount(MS_MOVE) calls from one shell park the old
  *    one and put the new one at dest (dest shows its bare directory only
@@ -26,7 +27,7 @@ import { VeloError, fsError } from '../errors.js';
 import { removeTree } from './atomicSwap.js';
 import { fromServerError } from './mountAvailability.js';
 import { detachMount, detachTop, mountOverlay, moveCoveredAside, moveMount, swapMounts } from './mountKernel.js';
-import { livePid, retireServer, startServer, stopServer, type PendingServer } from './mountProcess.js';
+import { ServerStartError, livePid, retireServer, startServer, stopServer } from './mountProcess.js';
 import { mountDir, removeMountDir, writeRecord, type MountRecord } from './mountRecords.js';
 import { isOverlayOn, readMountTable, topMountAt } from './mountTable.js';
 
@@ -47,46 +48,61 @@ export function ensureDir(path: string, what: string): void {
 }
 
 /**
- * Mount a recorded mount's overlay at its dest, stacked on whatever
- * directory is there; the covered contents are moved aside and deleted.
+ * Start a record's server, which mounts the FUSE view and the overlay at
+ * dest, stacked on whatever directory is there (nothing of velo's may be
+ * mounted at dest); the covered contents are then moved aside (through a
+ * descriptor opened before the mount) and deleted. Throws OverlayFailed
+ * when overlayfs refused. Returns the server's pid.
  */
-function attachOverlay(record: MountRecord, backgroundRemoval: boolean): void {
+async function startWithOverlay(record: MountRecord, backgroundRemoval: boolean): Promise<number> {
   const fd = isEmptyDir(record.dest) ? undefined : openSync(record.dest, 'r');
   try {
-    const r = mountOverlay(record.fuseAt, record.upper, record.work, record.dest);
-    if (!r.ok) throw new VeloError('IO', `cannot mount the overlay at ${record.dest}: ${r.message}`);
-    if (fd !== undefined) {
-      const aside = moveCoveredAside(fd, record.dest);
-      if (aside) removeTree(aside, backgroundRemoval);
+    let pid: number;
+    try {
+      pid = (await startServer(record, { overlay: true })).pid;
+    } catch (err) {
+      if (err instanceof ServerStartError && err.code === 'OVERLAY_FAILED') throw new OverlayFailed(err.message);
+      throw fromServerError(err, record.dest);
     }
+    if (fd !== undefined) {
+      try {
+        const aside = moveCoveredAside(fd, record.dest);
+        if (aside) removeTree(aside, backgroundRemoval);
+      } catch (err) {
+        stopServer(pid);
+        detachMount(record.dest, record.fuseAt, record.method);
+        throw fsError(err, `cannot move the old contents of ${record.dest} aside`);
+      }
+    }
+    return pid;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
 }
 
 /** Start a record's server and mount its overlay (when it has one). Returns the server's pid. */
-export async function bringUp(record: MountRecord, backgroundRemoval: boolean, coverFd?: number, pending?: PendingServer): Promise<number> {
+export async function bringUp(record: MountRecord, backgroundRemoval: boolean, coverFd?: number): Promise<number> {
   ensureDir(record.fuseAt, 'the mount point');
   if (record.method === 'overlay') {
     ensureDir(record.upper, 'the overlay upper layer');
     ensureDir(record.work, 'the overlay work directory');
   }
   writeRecord(record);
+  if (record.method === 'overlay') {
+    try {
+      return await startWithOverlay(record, backgroundRemoval);
+    } catch (err) {
+      if (err instanceof OverlayFailed) throw new VeloError('IO', `cannot mount the overlay at ${record.dest}: ${err.message}`);
+      throw err;
+    }
+  }
   let pid: number;
   try {
-    pid = (await (pending ? pending.start(record) : startServer(record))).pid;
+    pid = (await startServer(record)).pid;
   } catch (err) {
     throw fromServerError(err, record.dest);
   }
-  if (record.method === 'overlay') {
-    try {
-      attachOverlay(record, backgroundRemoval);
-    } catch (err) {
-      stopServer(pid);
-      detachMount(record.dest, record.fuseAt, record.method);
-      throw err;
-    }
-  } else if (coverFd !== undefined) {
+  if (coverFd !== undefined) {
     const aside = moveCoveredAside(coverFd, record.dest);
     if (aside) removeTree(aside, backgroundRemoval);
   }
@@ -106,18 +122,21 @@ export function tearDown(record: MountRecord): number | undefined {
 export class OverlayFailed extends Error {}
 
 /**
- * Overlay method. The new FUSE view is up before anything at dest changes;
- * an old velo mount is then detached and the new overlay mounted right
- * after; a directory is covered by the new overlay and emptied.
+ * Overlay method. With nothing of velo's at dest, the new server mounts the
+ * FUSE view and the overlay on top of dest in one go (a directory there is
+ * covered and emptied). Otherwise the new FUSE view is up before anything
+ * at dest changes; an old read-only mount is stopped and the overlay
+ * mounted right after; an old overlay is swapped for the new one.
  */
-export async function mountOverlayReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean, pending: PendingServer | undefined): Promise<number> {
+export async function mountOverlayReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean): Promise<number> {
   ensureDir(record.fuseAt, 'the mount point');
   ensureDir(record.upper, 'the overlay upper layer');
   ensureDir(record.work, 'the overlay work directory');
   writeRecord(record);
+  if (old.length === 0) return startWithOverlay(record, backgroundRemoval);
   let pid: number;
   try {
-    pid = (await (pending ? pending.start(record) : startServer(record))).pid;
+    pid = (await startServer(record)).pid;
   } catch (err) {
     throw fromServerError(err, record.dest);
   }
@@ -135,15 +154,23 @@ export async function mountOverlayReplacing(record: MountRecord, old: MountRecor
     for (const o of oldOverlays) if (!retireServer(o)) tearDown(o);
     return pid;
   }
+  const fd = isEmptyDir(record.dest) ? undefined : openSync(record.dest, 'r');
   try {
-    attachOverlay(record, backgroundRemoval);
-  } catch (err) {
-    if (err instanceof VeloError && err.code === 'IO' && /cannot mount the overlay/.test(err.message)) {
+    const r = mountOverlay(record.fuseAt, record.upper, record.work, record.dest);
+    if (!r.ok) {
       stopServer(pid);
       detachMount(record.dest, record.fuseAt, record.method);
-      throw new OverlayFailed(err.message.replace(/^cannot mount the overlay at [^:]*: /, ''));
+      throw new OverlayFailed(r.message);
     }
+    if (fd !== undefined) {
+      const aside = moveCoveredAside(fd, record.dest);
+      if (aside) removeTree(aside, backgroundRemoval);
+    }
+  } catch (err) {
+    if (err instanceof OverlayFailed) throw err;
     fail(err);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   return pid;
 }
@@ -185,11 +212,11 @@ function switchOverlays(record: MountRecord, old: MountRecord, fail: (err: unkno
 }
 
 /** Read-only method: the FUSE view itself at dest; an old mount there is stopped first. */
-export async function mountReadOnlyReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean, pending: PendingServer | undefined): Promise<number> {
+export async function mountReadOnlyReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean): Promise<number> {
   for (const o of old) tearDown(o);
   const fd = isEmptyDir(record.dest) ? undefined : openSync(record.dest, 'r');
   try {
-    return await bringUp(record, backgroundRemoval, fd, pending);
+    return await bringUp(record, backgroundRemoval, fd);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

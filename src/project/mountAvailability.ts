@@ -1,13 +1,13 @@
 /**
- * Can this machine mount? FUSE needs Linux, the native addon, a usable
- * /dev/fuse, and (unprivileged) fusermount3. When it cannot, velo says why
+ * Can this machine mount? FUSE needs Linux, the native addon and its mount
+ * server (velo-mountd), a usable /dev/fuse, and (unprivileged) fusermount3. When it cannot, velo says why
  * in one line (FUSE_UNAVAILABLE) and callers fall back to linking.
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { VeloError } from '../errors.js';
 import { loadNative, nativeLoadError } from '../native.js';
-import type { ServerStartError } from './mountProcess.js';
+import { SERVER_NAME, serverBinary, type ServerStartError } from './mountProcess.js';
 
 function onPath(cmd: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, cmd)));
@@ -19,6 +19,7 @@ export function fuseUnavailableReason(): string | undefined {
   const addon = loadNative();
   if (!addon) return `the native addon is not available (${nativeLoadError() ?? 'not built'})`;
   if (typeof addon.mount !== 'function') return 'the native addon was built without mount support';
+  if (!serverBinary()) return `the mount server ${SERVER_NAME} is not built (run npm run build:native)`;
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch (err) {

@@ -1,32 +1,38 @@
 /**
- * Starting and stopping the detached server process of a mount
- * (mountServer.ts), and telling whether it is still the one serving.
+ * Starting and stopping the detached server process of a mount —
+ * velo-mountd (native/src/mountd.c, built next to the addon), a small C
+ * program, so a mount costs no Node start-up — and telling whether it is
+ * still the one serving.
+ *
+ * velo starts it with the record's paths on its command line; it mounts the
+ * FUSE view (and, when asked, the overlay at dest: one mount(2) rather than
+ * velo running mount(8)), writes server.json and reports one line on stdout:
+ * `ready <pid>` or `error <CODE> <message>`. Its log is mounts/<id>/server.log.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { VeloError } from '../errors.js';
-import { packageRoot } from '../native.js';
+import { nativeAddonPath } from '../native.js';
+import { treePathIn } from '../store/layout.js';
 import { processAlive } from '../store/lock.js';
-import { mountDir, mountsRoot, readServerInfo, type MountRecord } from './mountRecords.js';
+import { mountDir, readServerInfo, type MountRecord } from './mountRecords.js';
 
 /** How long a server may take to mount before velo gives up on it. */
 const START_TIMEOUT_MS = 20_000;
 /** How long a server may take to unmount and exit after SIGTERM. */
 const STOP_TIMEOUT_MS = 5_000;
 
-/** dist/src/project/mountServer.js when built; else the source, run with Node's type stripping. */
-export function serverScript(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    join(here, 'mountServer.js'),
-    join(packageRoot(), 'dist', 'src', 'project', 'mountServer.js'),
-    join(here, 'mountServer.ts'),
-  ];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new VeloError('FUSE_UNAVAILABLE', `the mount server script is missing (looked for ${candidates[0]}); run npm run build`);
-  return found;
+export const SERVER_NAME = 'velo-mountd';
+
+/**
+ * Where velo-mountd is: $VELO_MOUNTD, else beside the native addon
+ * (native/build/ of the checkout or package, found from dist/ and from the
+ * sources alike; beside $VELO_NATIVE_ADDON when that is set). Undefined
+ * when it is not built.
+ */
+export function serverBinary(): string | undefined {
+  const path = process.env.VELO_MOUNTD || join(dirname(nativeAddonPath()), SERVER_NAME);
+  return existsSync(path) ? path : undefined;
 }
 
 function recordPath(record: MountRecord): string {
@@ -49,96 +55,88 @@ export class ServerStartError extends Error {
   }
 }
 
-/** A server process started ahead of time, waiting to be told which mount to serve. */
-export interface PendingServer {
-  /** hand it the record (already written) and wait until its FUSE view is mounted */
-  start(record: MountRecord): Promise<StartedServer>;
-  /** not needed after all: it exits */
-  abort(): void;
+export interface StartOptions {
+  /** the server also mounts the record's overlay at dest (a directory with no mount of velo's on it) */
+  overlay?: boolean;
+}
+
+/** velo-mountd's command line for a record. */
+export function serverArgs(record: MountRecord, options: StartOptions = {}): string[] {
+  const overlay = options.overlay && record.method === 'overlay' ? ['--overlay-upper', record.upper, '--overlay-work', record.work] : [];
+  return [
+    '--dir', mountDir(record.home, record.id),
+    '--id', record.id,
+    '--tree', treePathIn(record.home, record.tree),
+    '--objects', join(record.home, 'objects'),
+    '--fuse-at', record.fuseAt,
+    '--method', record.method,
+    '--upper-root', dirname(record.upper),
+    '--threads', String(record.threads > 0 ? record.threads : 0),
+    '--tree-id', record.tree,
+    '--dest', record.dest,
+    ...overlay,
+  ];
 }
 
 /**
- * Start a server process now — Node's start-up is most of a mount's cost,
- * so velo starts it first and decides what to mount meanwhile. Its output
- * goes to $VELO_HOME/mounts/servers.log until it knows its own directory.
+ * Start the server of a recorded mount (its directory exists) and wait until
+ * its FUSE view is mounted. Throws ServerStartError with the server's error
+ * code (FUSE_UNAVAILABLE, FUSE_MOUNT_FAILED, CORRUPT_TREE, ENOENT, …;
+ * OVERLAY_FAILED when it was asked to mount the overlay and overlayfs refused).
  */
-export function spawnServer(home: string): PendingServer {
-  mkdirSync(mountsRoot(home), { recursive: true });
-  const logFd = openSync(join(mountsRoot(home), 'servers.log'), 'a', 0o644);
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS; // a test runner's or debugger's hooks have no business in a server
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, [serverScript()], { detached: true, cwd: '/', env, stdio: ['ignore', logFd, logFd, 'ipc'] });
-  } finally {
-    closeSync(logFd);
-  }
-  let spawnError: Error | undefined;
-  let exited: string | undefined;
-  child.on('error', (err) => (spawnError = err));
-  child.on('exit', (code, signal) => (exited = signal ?? `code ${code}`));
-  const letGo = (): void => {
-    child.removeAllListeners('message');
-    child.removeAllListeners('exit');
-    child.removeAllListeners('error');
-    child.on('error', () => {});
-    if (child.connected) child.disconnect();
-    child.unref();
-  };
-  return {
-    abort() {
-      letGo(); // a waiting server exits when its parent lets go
-    },
-    start(record) {
-      const log = join(mountDir(record.home, record.id), 'server.log');
-      return new Promise<StartedServer>((resolve, reject) => {
-        let done = false;
-        const settle = (err: Error | undefined, value?: StartedServer): void => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          letGo();
-          if (err) reject(err);
-          else resolve(value!);
-        };
-        if (spawnError) return settle(new ServerStartError('SPAWN', `cannot start the mount server: ${spawnError.message}`));
-        if (exited) return settle(new ServerStartError('EXITED', `the mount server exited (${exited}) before mounting; see ${join(mountsRoot(home), 'servers.log')}`));
-        const timer = setTimeout(() => {
-          try {
-            child.kill('SIGKILL');
-          } catch {
-            /* gone */
-          }
-          settle(new ServerStartError('TIMEOUT', `the mount server did not report within ${START_TIMEOUT_MS / 1000} s (log: ${log})`));
-        }, START_TIMEOUT_MS);
-        child.on('message', (msg: { type?: string; pid?: number; code?: string; message?: string }) => {
-          if (msg.type === 'ready') settle(undefined, { pid: msg.pid ?? child.pid! });
-          else if (msg.type === 'error') settle(new ServerStartError(msg.code ?? 'ERROR', msg.message ?? 'the mount server failed'));
-        });
-        child.on('error', (err) => settle(new ServerStartError('SPAWN', `cannot start the mount server: ${err.message}`)));
-        child.on('exit', (code, signal) => settle(new ServerStartError('EXITED', `the mount server exited (${signal ?? `code ${code}`}) before mounting; see ${log}`)));
-        child.send({ type: 'start', record: recordPath(record) }, (err) => {
-          if (err) settle(new ServerStartError('EXITED', `the mount server went away before mounting: ${err.message}`));
-        });
-      });
-    },
-  };
+export function startServer(record: MountRecord, options: StartOptions = {}): Promise<StartedServer> {
+  const bin = serverBinary();
+  const log = join(mountDir(record.home, record.id), 'server.log');
+  if (!bin) return Promise.reject(new ServerStartError('FUSE_UNAVAILABLE', `the mount server ${SERVER_NAME} is not built (run npm run build:native)`));
+  const logFd = openSync(log, 'a', 0o644);
+  return new Promise<StartedServer>((resolve, reject) => {
+    let done = false;
+    let out = '';
+    const child = (() => {
+      try {
+        return spawn(bin, serverArgs(record, options), { detached: true, cwd: '/', stdio: ['ignore', 'pipe', logFd] });
+      } finally {
+        closeSync(logFd);
+      }
+    })();
+    const settle = (err: Error | undefined, value?: StartedServer): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.stdout?.removeAllListeners('data');
+      child.stdout?.destroy();
+      child.removeAllListeners('exit');
+      child.removeAllListeners('error');
+      child.on('error', () => {});
+      child.unref();
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const timer = setTimeout(() => {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+      settle(new ServerStartError('TIMEOUT', `the mount server did not report within ${START_TIMEOUT_MS / 1000} s (log: ${log})`));
+    }, START_TIMEOUT_MS);
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      out += chunk;
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      const line = out.slice(0, nl);
+      const ready = /^ready (\d+)$/.exec(line);
+      const error = /^error (\S+) ?(.*)$/.exec(line);
+      if (ready) settle(undefined, { pid: Number(ready[1]) });
+      else if (error) settle(new ServerStartError(error[1]!, error[2] || 'the mount server failed'));
+      else settle(new ServerStartError('EXITED', `the mount server said ${JSON.stringify(line)}; see ${log}`));
+    });
+    child.on('error', (err) => settle(new ServerStartError('SPAWN', `cannot start the mount server: ${err.message}`)));
+    child.on('exit', (code, signal) => settle(new ServerStartError('EXITED', `the mount server exited (${signal ?? `code ${code}`}) before mounting; see ${log}`)));
+  });
 }
 
-/**
- * Start the server of a recorded mount and wait until its FUSE view is
- * mounted. Throws ServerStartError with the addon's error code
- * (FUSE_UNAVAILABLE, FUSE_MOUNT_FAILED, CORRUPT_TREE, ENOENT, …).
- */
-export function startServer(record: MountRecord): Promise<StartedServer> {
-  return spawnServer(record.home).start(record);
-}
-
-/**
- * Alive and not a zombie: a server this very process started and that has
- * exited stays a zombie until our event loop reaps it, which a synchronous
- * wait never lets happen.
- */
 /** A process's start time in clock ticks since boot (/proc/<pid>/stat field 22). */
 export function startTicks(pid: number): string | undefined {
   try {
@@ -149,6 +147,11 @@ export function startTicks(pid: number): string | undefined {
   }
 }
 
+/**
+ * Alive and not a zombie: a server this very process started and that has
+ * exited stays a zombie until our event loop reaps it, which a synchronous
+ * wait never lets happen.
+ */
 export function running(pid: number): boolean {
   if (!processAlive(pid)) return false;
   try {

@@ -2,8 +2,8 @@
  * Mount records: one directory per mount under $VELO_HOME/mounts/<id>/,
  *
  *   mount.json    what was mounted where (written by velo before the server starts)
- *   server.json   the serving process: pid, start time (written by the server)
- *   server.log    the server's stderr
+ *   server.json   the serving process (velo-mountd): pid, start time (written by the server)
+ *   server.log    the server's log
  *   lower/        where the read-only FUSE view is mounted (overlay method)
  *   upper/ work/  the overlay's writable layer (or under the caller's upperBase)
  *
@@ -30,8 +30,8 @@ export interface MountRecord {
   fuseAt: string;
   upper: string;
   work: string;
-  /** the native addon the server loads */
-  addon: string;
+  /** the server program that served it when it was mounted (velo-mountd; repairs use the current one) */
+  server: string;
   threads: number;
   /** the project registration this mount made (gc root) */
   ecosystem: string;

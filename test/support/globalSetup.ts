@@ -1,6 +1,6 @@
 /**
  * Once per test run: compile the TypeScript (tests that spawn the real
- * `velo` binary run dist/) and build the native addon when it is missing.
+ * `velo` binary run dist/) and build the native addon and velo-mountd when either is missing.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -19,7 +19,8 @@ export default function setup(): void {
     process.stderr.write('globalSetup: tsc reported errors (see above); dist/ was still emitted\n');
   }
   const addon = join(root, 'native', 'build', 'velo_native.node');
-  if (!existsSync(addon) && existsSync(join(root, 'native', 'build.mjs'))) {
+  const mountd = join(root, 'native', 'build', 'velo-mountd');
+  if ((!existsSync(addon) || !existsSync(mountd)) && existsSync(join(root, 'native', 'build.mjs'))) {
     execFileSync(process.execPath, [join(root, 'native', 'build.mjs')], { stdio: 'inherit' });
   }
 }
