@@ -2,6 +2,7 @@
  * How commands talk to the terminal: one Io object per run, so commands are
  * testable in-process and nothing in src/ ever prints.
  */
+import { writeSync } from 'node:fs';
 import { VeloError, toVeloError } from '../src/errors.js';
 
 export interface Io {
@@ -11,30 +12,65 @@ export interface Io {
   cwd: string;
   /** stdout is a terminal and we are not in CI: progress may be drawn */
   interactive: boolean;
+  /** stdout/stderr are this process's fds 1 and 2: lines may be written to them directly (set false when replacing a stream) */
+  direct?: boolean;
 }
 
+/**
+ * The real process's Io. The streams and the terminal check are looked up
+ * only when used: creating process.stdout costs ~5 ms, a good part of the
+ * no-op's budget, and a one-line answer does not need it (see writeLine).
+ */
 export function processIo(): Io {
   const env = process.env;
   const ci = Boolean(env.CI) && env.CI !== 'false' && env.CI !== '0';
   return {
-    stdout: process.stdout,
-    stderr: process.stderr,
+    get stdout() {
+      return process.stdout;
+    },
+    get stderr() {
+      return process.stderr;
+    },
     env,
     cwd: process.cwd(),
-    interactive: Boolean(process.stdout.isTTY) && !ci && env.TERM !== 'dumb',
+    get interactive() {
+      return Boolean(process.stdout.isTTY) && !ci && env.TERM !== 'dumb';
+    },
+    direct: true,
   };
 }
 
+/**
+ * Write straight to the fd when we can (synchronous, as Node's own stdio is
+ * on Linux, so the order with stream writes is kept); a non-blocking fd that
+ * is full (EAGAIN) gets the rest through the stream.
+ */
+function writeLine(io: Io, fd: 1 | 2, text: string): void {
+  const stream = fd === 1 ? io.stdout : io.stderr;
+  if (!io.direct) {
+    stream.write(text);
+    return;
+  }
+  const buf = Buffer.from(text);
+  let off = 0;
+  try {
+    while (off < buf.length) off += writeSync(fd, buf, off);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+    stream.write(buf.subarray(off));
+  }
+}
+
 export function out(io: Io, text: string): void {
-  io.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  writeLine(io, 1, text.endsWith('\n') ? text : text + '\n');
 }
 
 export function err(io: Io, text: string): void {
-  io.stderr.write(text.endsWith('\n') ? text : text + '\n');
+  writeLine(io, 2, text.endsWith('\n') ? text : text + '\n');
 }
 
 export function json(io: Io, value: unknown): void {
-  io.stdout.write(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 2) + '\n');
+  writeLine(io, 1, JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 2) + '\n');
 }
 
 /** Render an error as the one clear line (plus hint) users see; returns the exit code. */

@@ -4,7 +4,6 @@
  * the store; every other command is npm itself, same arguments, stdio and
  * exit code.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
@@ -101,7 +100,8 @@ function veloVersion(): string {
   return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 }
 
-function passthrough(args: string[], io: Io, stdoutToStderr = false): Promise<number> {
+async function passthrough(args: string[], io: Io, stdoutToStderr = false): Promise<number> {
+  const { spawn } = await import('node:child_process'); // not on the no-op path
   return new Promise((resolvePromise) => {
     const child = spawn('npm', args, { stdio: stdoutToStderr ? ['inherit', 2, 2] : 'inherit', env: io.env, cwd: io.cwd });
     const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
@@ -203,10 +203,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
 async function upToDate(io: Io, root: string, split: SplitArgs, dirs: Record<string, { tree: string }>): Promise<number> {
   // npm ci runs the root project's own lifecycle scripts every time; so does velo
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-  const { ROOT_SCRIPTS } = await import('../src/npm/scripts.js');
-  const hasRootScripts = ROOT_SCRIPTS.some((s) => pkg.scripts?.[s]) && !split.npm.includes('--ignore-scripts');
+  const { hasRootScripts } = await import('../src/npm/rootScripts.js');
+  const runScripts = hasRootScripts(pkg) && !split.npm.includes('--ignore-scripts');
   let ran: string[] = [];
-  if (hasRootScripts) {
+  if (runScripts) {
     const { loadNpmConfig, locateNpm } = await import('../src/npm/userNpm.js');
     const { runRootScripts } = await import('../src/npm/scripts.js');
     const loaded = await loadNpmConfig(locateNpm(io.env), 'ci', split.npm, root);

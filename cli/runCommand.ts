@@ -244,7 +244,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (ecosystems.includes('uv')) {
       // velo uv sync, reporting on stderr: the command's stdout is its own
       const { runUv } = await import('./uvCommand.js');
-      const code = await runUv(parsed.quiet ? ['sync', '--quiet'] : ['sync'], { ...io, cwd: root, env: userEnv, stdout: io.stderr });
+      const code = await runUv(parsed.quiet ? ['sync', '--quiet'] : ['sync'], { ...io, cwd: root, env: userEnv, stdout: io.stderr, direct: false });
       if (code !== 0) return code;
     }
   }

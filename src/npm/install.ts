@@ -20,7 +20,8 @@ import { removeTree, restoreAside } from '../project/atomicSwap.js';
 // manifest path and the no-op never do; tar alone is a large module)
 import type { PlacedPackage } from './layout.js';
 import type { InstallMode, Plan, PlannedPackage } from './plan.js';
-import { ROOT_SCRIPTS, packagesNeedingScripts, runDependencyScripts, runRootScripts } from './scripts.js';
+import { packagesNeedingScripts, runDependencyScripts, runRootScripts } from './scripts.js';
+import { hasRootScripts } from './rootScripts.js';
 import { clearPending, clearState, dirStamp, inputStamps, inputsDigest, takeDeadPending, writePending, writeState } from './state.js';
 import { processAlive } from '../store/lock.js';
 import { loadNpmConfig, locateNpm, type AnyRecord, type LoadedNpmConfig, type UserNpm } from './userNpm.js';
@@ -360,7 +361,7 @@ async function finish(o: InstallOptions, root: string, npm: UserNpm, f: FinishIn
     });
   }
   const pkgJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as AnyRecord;
-  const wantsRootScripts = ROOT_SCRIPTS.some((e) => pkgJson.scripts?.[e]);
+  const wantsRootScripts = hasRootScripts(pkgJson);
   const loaded = f.loaded ?? (wantsRootScripts ? await loadNpmConfig(npm, o.mode, o.npmArgs, root) : undefined);
   const rootScripts = loaded ? await runRootScripts(loaded, root, pkgJson, o.scriptStdio) : [];
   writeState(store.home, root, {

@@ -9,8 +9,8 @@ import { rmSync } from 'node:fs';
 import { VeloError } from '../errors.js';
 import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
 import type { Plan, PlannedPackage } from './plan.js';
+import { ROOT_SCRIPTS } from './rootScripts.js';
 
-export const ROOT_SCRIPTS = ['preinstall', 'install', 'postinstall', 'prepublish', 'preprepare', 'prepare', 'postprepare'] as const;
 
 function scriptFailure(err: AnyRecord, what: string): VeloError {
   const pkgid = err.pkgid ?? what;
