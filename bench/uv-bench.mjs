@@ -2,17 +2,24 @@
 // velo uv sync vs uv sync on a real project (bench/uv-pandas: pandas, numpy,
 // scipy, pyarrow, matplotlib and company, ~65 distributions from PyPI).
 //
-//   npx tsc -p tsconfig.json && scripts/install-uv.sh && node bench/uv-bench.mjs [--runs N]
+//   npx tsc -p tsconfig.json && scripts/install-uv.sh && node bench/uv-bench.mjs [--runs N] [--import-rounds N]
 //
 // Measures, in one run (scenarios interleaved so machine load hits all alike):
 //   - `uv sync` into a fresh .venv with a warm uv cache, with and without
 //     --compile-bytecode,
-//   - `velo uv sync` with an empty store (uv cache warm) and with a warm store,
-//     into a fresh .venv, and the no-op against `node -e 0`,
+//   - `velo uv sync` with an empty store (uv cache warm); with a warm store
+//     into a fresh .venv of a project velo synced before (the recorded
+//     environment: one projection, uv does not run), by link and by mount;
+//     with a warm store into a project velo never synced (uv plans, every
+//     distribution comes from the store); and the no-op against `node -e 0`,
 //   - the first and the tenth `python -c "import pandas, …"` in each
 //     environment, with a warm page cache and after dropping the environment's
 //     and the interpreter's files from the page cache (posix_fadvise DONTNEED
 //     on every file: targeted, so the rest of the machine keeps its cache).
+// Install times are wall time and CPU time (user + sys of the process and its
+// children, from /usr/bin/time): on a shared machine CPU time is the steadier.
+// The install scenarios rotate (each round starts at the next one) and each
+// starts after `sync`, so no scenario pays for another's writeback.
 // Needs PyPI once (uv lock, and filling the uv cache). Work happens in
 // bench/work/uv-pandas; results go to bench/work/uv-results.json and stdout.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -24,7 +31,9 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', 'work', 'uv-pandas');
 const UV = process.env.VELO_UV ?? join(ROOT, '.tools', 'uv', 'bin', 'uv');
 const VELO = join(ROOT, 'dist', 'cli', 'velo.js');
-const RUNS = Number(process.argv[process.argv.indexOf('--runs') + 1] || 3) || 3;
+const arg = (name, dflt) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) || dflt : dflt);
+const RUNS = arg('--runs', 5);
+const IMPORT_ROUNDS = arg('--import-rounds', 3);
 const IMPORTS =
   'import pandas, numpy, scipy.stats, pyarrow, matplotlib.pyplot, requests, httpx, pydantic, rich.console, click, jinja2, yaml, sqlalchemy, jsonschema, bs4, lxml.etree, boto3, openpyxl, tabulate, tqdm';
 
@@ -53,6 +62,13 @@ function run(cmd, args, cwd, extraEnv = {}) {
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
   return { ms, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** wall and CPU (user + sys, the process and its threads and children) of one command */
+function timed(cmd, args, cwd, extraEnv = {}) {
+  const r = run('/usr/bin/time', ['-f', 'velo-cpu %U %S', cmd, ...args], cwd, extraEnv);
+  const m = /velo-cpu ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+  return { ...r, cpuMs: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -92,16 +108,8 @@ function evict(dirs) {
 // wall time, and CPU time (user + sys, from /usr/bin/time): on a busy machine
 // CPU time is the steadier measure of what an import costs
 function timedImport(py, dir) {
-  const r = run('/usr/bin/time', ['-f', 'velo-cpu %U %S', py, '-c', IMPORTS], dir);
-  const m = /velo-cpu ([\d.]+) ([\d.]+)/.exec(r.stderr);
-  return { ms: r.ms, cpuMs: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN };
-}
-
-function imports(dir) {
-  const py = join(dir, '.venv', 'bin', 'python');
-  const times = [];
-  for (let i = 0; i < 10; i++) times.push(timedImport(py, dir));
-  return { first: times[0].ms, tenth: times[9].ms, firstCpu: times[0].cpuMs, tenthCpu: times[9].cpuMs, all: times.map((t) => t.ms) };
+  const r = timed(py, ['-c', IMPORTS], dir);
+  return { ms: r.ms, cpuMs: r.cpuMs };
 }
 
 // --- set-up: lock once, fill the uv cache once -------------------------------
@@ -118,29 +126,82 @@ run(UV, ['sync', '--frozen'], warmup);
 const packages = (readFileSync(join(WORK, 'uv.lock'), 'utf8').match(/^\[\[package\]\]$/gm) ?? []).length;
 
 // --- install times ----------------------------------------------------------
-const results = { date: new Date().toISOString(), uv: run(UV, ['--version'], WORK).stdout.trim(), python, packages, runs: RUNS, install: {}, imports: {} };
+const results = { date: new Date().toISOString(), uv: run(UV, ['--version'], WORK).stdout.trim(), python, packages, runs: RUNS, importRounds: IMPORT_ROUNDS, install: {}, imports: {} };
 const uvDir = project('uv-plain');
 const uvcDir = project('uv-compiled');
 const veloDir = project('velo');
+const mountDir = project('velo-mount');
 
+const velo = (args, dir) => timed(process.execPath, [VELO, 'uv', 'sync', ...args], dir);
+const unmount = (dir) => spawnSync(process.execPath, [VELO, 'umount', join(dir, '.venv')], { env, stdio: 'ignore' });
+const fresh = (dir) => {
+  if (dir === mountDir) unmount(dir);
+  rmSync(join(dir, '.venv'), { recursive: true, force: true });
+};
+
+unmount(mountDir);
 rmSync(env.VELO_HOME, { recursive: true, force: true });
-rmSync(join(veloDir, '.venv'), { recursive: true, force: true });
-const cold = run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--json'], veloDir);
+fresh(veloDir);
+const cold = velo(['--frozen', '--json'], veloDir);
 const coldJson = JSON.parse(cold.stdout);
-results.install['velo uv sync, empty store (uv cache warm)'] = { ms: cold.ms, phases: coldJson.phasesMs, files: coldJson.files, pycs: coldJson.pycs };
+results.install['velo uv sync, empty store (uv cache warm)'] = { ms: cold.ms, cpuMs: cold.cpuMs, phases: coldJson.phasesMs, files: coldJson.files, pycs: coldJson.pycs };
+fresh(mountDir);
+velo(['--frozen', '--projection', 'mount'], mountDir); // records the mount project's environment
+// the cold sync wrote ~600 MB of new objects: let them reach the disk before anything is timed
+spawnSync('sync');
 
-const series = { 'uv sync (warm cache)': [], 'uv sync --compile-bytecode (warm cache)': [], 'velo uv sync (warm store)': [] };
+const series = {
+  'uv sync (warm cache)': [],
+  'velo uv sync (warm store, fresh .venv, link)': [],
+  'velo uv sync (warm store, fresh .venv, mount)': [],
+  'velo uv sync (warm store, project never synced: uv plans)': [],
+  'uv sync --compile-bytecode (warm cache)': [],
+};
+const scenarios = [
+  ['uv sync (warm cache)', () => {
+    fresh(uvDir);
+    return timed(UV, ['sync', '--frozen'], uvDir);
+  }],
+  ['velo uv sync (warm store, fresh .venv, link)', () => {
+    fresh(veloDir);
+    const v = velo(['--frozen', '--json'], veloDir);
+    const vj = JSON.parse(v.stdout);
+    if (!vj.fromEnvironmentManifest) throw new Error('the warm velo sync did not use the recorded environment');
+    results.lastWarmPhases = vj.phasesMs;
+    return v;
+  }],
+  ['velo uv sync (warm store, fresh .venv, mount)', () => {
+    fresh(mountDir);
+    const m = velo(['--frozen', '--json', '--projection', 'mount'], mountDir);
+    if (JSON.parse(m.stdout).projection !== 'mount') throw new Error(`no mount: ${m.stderr}`);
+    return m;
+  }],
+  ['velo uv sync (warm store, project never synced: uv plans)', () => {
+    const other = project(`velo-new-${Date.now()}`);
+    try {
+      return velo(['--frozen'], other);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  }],
+  ['uv sync --compile-bytecode (warm cache)', () => {
+    fresh(uvcDir);
+    return timed(UV, ['sync', '--frozen', '--compile-bytecode'], uvcDir);
+  }],
+];
+// each round starts at the next scenario (no scenario always follows the same one), and
+// each timed install starts after `sync`, so the previous one's writeback does not land on it
 for (let i = 0; i < RUNS; i++) {
-  rmSync(join(uvDir, '.venv'), { recursive: true, force: true });
-  series['uv sync (warm cache)'].push(run(UV, ['sync', '--frozen'], uvDir).ms);
-  rmSync(join(veloDir, '.venv'), { recursive: true, force: true });
-  const v = run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--json'], veloDir);
-  series['velo uv sync (warm store)'].push(v.ms);
-  results.lastWarmPhases = JSON.parse(v.stdout).phasesMs;
-  rmSync(join(uvcDir, '.venv'), { recursive: true, force: true });
-  series['uv sync --compile-bytecode (warm cache)'].push(run(UV, ['sync', '--frozen', '--compile-bytecode'], uvcDir).ms);
+  for (let k = 0; k < scenarios.length; k++) {
+    const [name, go] = scenarios[(i + k) % scenarios.length];
+    spawnSync('sync');
+    const r = go();
+    series[name].push({ ms: r.ms, cpuMs: r.cpuMs });
+  }
 }
-for (const [name, xs] of Object.entries(series)) results.install[name] = { ms: median(xs), all: xs };
+for (const [name, xs] of Object.entries(series)) {
+  results.install[name] = { ms: median(xs.map((x) => x.ms)), cpuMs: median(xs.map((x) => x.cpuMs)), all: xs.map((x) => Math.round(x.ms)), allCpu: xs.map((x) => Math.round(x.cpuMs)) };
+}
 
 const noop = [];
 const node0 = [];
@@ -151,34 +212,66 @@ for (let i = 0; i < 7; i++) {
 results.install['velo uv sync, no-op'] = { ms: Math.min(...noop), nodeStartMs: Math.min(...node0), beyondNode: Math.min(...noop) - Math.min(...node0) };
 
 // --- imports ------------------------------------------------------------------
-// warm page cache: the environment was just made
-rmSync(join(uvDir, '.venv'), { recursive: true, force: true });
-run(UV, ['sync', '--frozen'], uvDir);
-results.imports['warm page cache'] = { 'uv sync': imports(uvDir), 'uv sync --compile-bytecode': imports(uvcDir), 'velo uv sync': imports(veloDir) };
-// dropped page cache: fresh environments, their files and the interpreter's evicted first
-rmSync(join(uvDir, '.venv'), { recursive: true, force: true });
-run(UV, ['sync', '--frozen'], uvDir);
-rmSync(join(veloDir, '.venv'), { recursive: true, force: true });
-run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], veloDir);
-const cold_ = {};
-for (const [name, dir] of [['uv sync', uvDir], ['uv sync --compile-bytecode', uvcDir], ['velo uv sync', veloDir]]) {
-  evict([join(dir, '.venv'), pythonPrefix]);
-  cold_[name] = imports(dir);
+// Each round makes every environment afresh and times its first import (the
+// first import is one sample per environment, so rounds give it a median);
+// the first round also times the second to the tenth. Dropped page cache:
+// the environment's and the interpreter's files are evicted before the first
+// import. The mounted environment is timed with a warm page cache only
+// (evicting through the overlay does not reach the FUSE view's cache).
+const builders = {
+  'uv sync': () => { fresh(uvDir); run(UV, ['sync', '--frozen'], uvDir); return uvDir; },
+  'uv sync --compile-bytecode': () => { fresh(uvcDir); run(UV, ['sync', '--frozen', '--compile-bytecode'], uvcDir); return uvcDir; },
+  'velo uv sync': () => { fresh(veloDir); run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], veloDir); return veloDir; },
+  'velo uv sync --projection mount': () => { fresh(mountDir); run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--projection', 'mount'], mountDir); return mountDir; },
+};
+for (const cache of ['warm page cache', 'dropped page cache']) {
+  const byEnv = {};
+  for (let round = 0; round < IMPORT_ROUNDS; round++) {
+    for (const [name, build] of Object.entries(builders)) {
+      if (cache === 'dropped page cache' && name.includes('mount')) continue;
+      const dir = build();
+      if (cache === 'dropped page cache') evict([join(dir, '.venv'), pythonPrefix]);
+      const r = (byEnv[name] ??= { firsts: [], firstsCpu: [] });
+      const py = join(dir, '.venv', 'bin', 'python');
+      const first = timedImport(py, dir);
+      r.firsts.push(Math.round(first.ms));
+      r.firstsCpu.push(Math.round(first.cpuMs));
+      if (round === 0) {
+        let t;
+        for (let i = 2; i <= 10; i++) t = timedImport(py, dir);
+        r.tenth = t.ms;
+        r.tenthCpu = t.cpuMs;
+      }
+    }
+  }
+  for (const r of Object.values(byEnv)) {
+    r.first = median(r.firsts);
+    r.firstCpu = median(r.firstsCpu);
+  }
+  results.imports[cache] = byEnv;
 }
-results.imports['dropped page cache'] = cold_;
+unmount(mountDir);
 
 mkdirSync(join(ROOT, 'bench', 'work'), { recursive: true });
 writeFileSync(join(ROOT, 'bench', 'work', 'uv-results.json'), JSON.stringify(results, null, 2) + '\n');
 
 // --- report -------------------------------------------------------------------
-console.log(`uv ${results.uv}, Python ${python}, ${packages} packages in uv.lock, median of ${RUNS}\n`);
-console.log('| install | time |\n|---|---|');
+const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
+console.log(`uv ${results.uv}, Python ${python}, ${packages} packages in uv.lock, installs: median of ${RUNS} (interleaved)\n`);
+const uvWarm = results.install['uv sync (warm cache)'];
+console.log('| install | wall | CPU | vs uv sync (wall / CPU) |\n|---|---|---|---|');
 for (const [name, r] of Object.entries(results.install)) {
-  console.log(`| ${name} | ${fmt(r.ms)}${r.beyondNode !== undefined ? ` (node -e 0: ${fmt(r.nodeStartMs)}, +${fmt(r.beyondNode)})` : ''} |`);
+  if (r.beyondNode !== undefined) {
+    console.log(`| ${name} | ${fmt(r.ms)} (node -e 0: ${fmt(r.nodeStartMs)}, +${fmt(r.beyondNode)}) | | |`);
+    continue;
+  }
+  console.log(`| ${name} | ${fmt(r.ms)}${r.all ? ` (${r.all.join(', ')})` : ''} | ${fmt(r.cpuMs)} | ${ratio(r.ms, uvWarm.ms)} / ${ratio(r.cpuMs, uvWarm.cpuMs)} |`);
 }
-console.log('\n| page cache | environment | first import (wall / CPU) | tenth import (wall / CPU) | first/tenth (CPU) |\n|---|---|---|---|---|');
+console.log(`\nfirst import: median of ${IMPORT_ROUNDS} fresh environments; tenth: the first round's`);
+console.log('\n| page cache | environment | first import (wall / CPU) | tenth import (wall / CPU) | first/tenth (CPU) | plain uv first / this first (CPU) |\n|---|---|---|---|---|---|');
 for (const [cache, byEnv] of Object.entries(results.imports)) {
+  const plain = byEnv['uv sync'];
   for (const [name, r] of Object.entries(byEnv)) {
-    console.log(`| ${cache} | ${name} | ${fmt(r.first)} / ${fmt(r.firstCpu)} | ${fmt(r.tenth)} / ${fmt(r.tenthCpu)} | ${(r.firstCpu / r.tenthCpu).toFixed(2)}x |`);
+    console.log(`| ${cache} | ${name} | ${fmt(r.first)} / ${fmt(r.firstCpu)} | ${fmt(r.tenth)} / ${fmt(r.tenthCpu)} | ${ratio(r.firstCpu, r.tenthCpu)} | ${ratio(plain.firstCpu, r.firstCpu)} |`);
   }
 }

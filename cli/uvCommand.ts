@@ -4,7 +4,9 @@
  * is imported only when there is work to do.
  */
 import { VeloError } from '../src/errors.js';
+import type { VeloConfig } from '../src/config.js';
 import { checkNoop } from '../src/uv/noop.js';
+import { config } from './context.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
 
 const USAGE = `Usage: velo uv sync [uv sync arguments] [--json]
@@ -22,7 +24,15 @@ Takes uv sync's arguments: --locked, --frozen, --offline, --no-dev, --group,
 --python-platform. --compile-bytecode and --link-mode are accepted and
 ignored (bytecode is always there; VELO_METHOD chooses the link method).
 
-  --json   print a JSON summary
+An environment velo built before with the same inputs (uv.lock, the
+pyproject.toml files, arguments, UV_* settings, interpreter) is projected
+again from its recorded tree without running uv at all.
+
+  --projection P   link (default: a link farm) or mount (the store mounted at
+                   .venv under a writable overlay; writes never reach the
+                   store; falls back to link, saying why, without FUSE or
+                   overlayfs). Default from velo.json / config / VELO_PROJECTION.
+  --json           print a JSON summary
 
 uv is $VELO_UV, else <velo>/.tools/uv/bin/uv (scripts/install-uv.sh), else
 uv on PATH.`;
@@ -38,7 +48,8 @@ export async function runUv(argv: string[], io: Io): Promise<number> {
     out(io, USAGE);
     return 0;
   }
-  const checked = checkNoop(rest, io.cwd, io.env);
+  const cfg = config(io);
+  const checked = checkNoop(rest, io.cwd, io.env, cfg.projection);
   if (checked.state && !checked.args.delegate) {
     const s = checked.state;
     if (checked.args.json) {
@@ -48,16 +59,11 @@ export async function runUv(argv: string[], io: Io): Promise<number> {
     }
     return 0;
   }
-  return syncWithStore(rest, io, checked);
+  return syncWithStore(rest, io, checked, cfg);
 }
 
-async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof checkNoop>): Promise<number> {
-  const [{ uvSync }, { config }, { Store }] = await Promise.all([
-    import('../src/uv/uvSync.js'),
-    import('./context.js'),
-    import('../src/store/store.js'),
-  ]);
-  const cfg = config(io);
+async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof checkNoop>, cfg: VeloConfig): Promise<number> {
+  const [{ uvSync }, { Store }] = await Promise.all([import('../src/uv/uvSync.js'), import('../src/store/store.js')]);
   const tty = io.interactive && !checked.args.json;
   let drawn = false;
   const pause = Number(io.env.VELO_TEST_PAUSE_BEFORE_SWAP_MS ?? 0);
@@ -67,6 +73,7 @@ async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof 
     env: io.env,
     openStore: () => Store.open(cfg.home),
     method: cfg.method,
+    projection: cfg.projection,
     threads: cfg.threads,
     checked,
     backgroundRemoval: true,
@@ -86,6 +93,7 @@ async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof 
     io.stderr.write(r.delegated.stderr);
     return r.delegated.code;
   }
+  if (r.projectionNote) err(io, `velo: projection mount: ${r.projectionNote}`);
   if (checked.args.json) {
     json(io, r);
     return 0;
@@ -94,11 +102,16 @@ async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof 
     out(io, `velo: ${r.envDir} is up to date (${r.distributions} distributions, Python ${r.python})`);
     return 0;
   }
-  const parts = [`${r.distributions} distributions (${r.fromStore} from the store, ${r.ingested} installed by uv and stored)`];
+  const parts = [
+    r.fromEnvironmentManifest
+      ? `${r.distributions} distributions (the whole environment from the store, as built before)`
+      : `${r.distributions} distributions (${r.fromStore} from the store, ${r.ingested} installed by uv and stored)`,
+  ];
   if (r.local > 0) parts.push(`${r.local} local`);
+  const how = r.projection === 'mount' ? `${r.files} files mounted (${r.method})` : `${r.files} files by ${r.method}`;
   out(
     io,
-    `velo: ${r.envDir} ready with Python ${r.python}: ${parts.join(', ')}; ${r.files} files by ${r.method}` +
+    `velo: ${r.envDir} ready with Python ${r.python}: ${parts.join(', ')}; ${how}` +
       `${r.newObjects > 0 ? `, ${r.newObjects} new objects (${formatBytes(r.newBytes)})` : ''} in ${formatMs(r.durationMs)}`,
   );
   for (const c of r.conflicts.slice(0, 5)) err(io, `velo: warning: two distributions install ${c}; the first one was kept`);

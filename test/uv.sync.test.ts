@@ -4,7 +4,7 @@
  * bytecode compiled once and used, reuse across projects with no download,
  * the no-op path and --offline.
  */
-import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -13,6 +13,7 @@ import {
   copyProject,
   REPO_ROOT,
   ensureUv,
+  loggedUv,
   runPython,
   runUvCli,
   settle,
@@ -294,6 +295,69 @@ describe('velo uv sync', () => {
     const again = runUvCli(['sync', '--locked'], env('fresh-two'), two);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/Checked 3 packages/);
+  });
+
+  test('a fresh .venv with unchanged inputs is the recorded environment: one projection, no uv', () => {
+    const proj = copyProject('app-one', join(root, 'manifest'));
+    lock(proj, 'manifest');
+    const uv = loggedUv(join(root, 'uv-log-manifest'));
+    const e = { ...env('manifest'), VELO_UV: uv.path };
+    const venv = join(proj, '.venv');
+    const run = (args: string[]): Record<string, unknown> => {
+      const r = veloUv(['sync', '--json', ...args], e, proj);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    const newCalls = (since: number): string[] => uv.calls().slice(since);
+
+    // planned and installed through uv, under --frozen (uv.lock is not checked)
+    const first = run(['--frozen']);
+    expect(first).toMatchObject({ fromEnvironmentManifest: false, distributions: 4, local: 1 });
+    expect(uv.calls().filter((c) => c.startsWith('sync ')).length).toBeGreaterThan(0);
+    const files = listFiles(venv, (rel) => rel === '.velo-state');
+    const launcher = readFileSync(join(venv, 'bin', 'app-one'));
+
+    // the same inputs into a fresh .venv: the recorded tree, and uv does not run at all
+    rmSync(venv, { recursive: true });
+    let n = uv.calls().length;
+    const again = run(['--frozen']);
+    expect(again).toMatchObject({ fromEnvironmentManifest: true, distributions: 4, fromStore: 4, ingested: 0, local: 1, tree: first.tree });
+    expect(newCalls(n)).toEqual([]);
+    expect(listFiles(venv, (rel) => rel === '.velo-state')).toEqual(files);
+    expect(readFileSync(join(venv, 'bin', 'app-one')).equals(launcher)).toBe(true);
+    // shared files are the store's, per-environment files are copies of their own
+    expect(lstatSync(join(venv, SITE, 'velo_greet', 'cli.py')).nlink).toBeGreaterThan(1);
+    for (const rel of ['bin/app-one', 'pyvenv.cfg', `${SITE}/velo_greet-1.0.0.dist-info/RECORD`, `${SITE}/velo_greet-1.0.0.dist-info/INSTALLER`]) {
+      expect(lstatSync(join(venv, rel)).nlink, rel).toBe(1);
+    }
+    const app = spawnSync(join(venv, 'bin', 'app-one'), { encoding: 'utf8', env: e });
+    expect(app.stdout).toBe('hello, app\nalpha 1\nbeta 2\nsum 6\n');
+    const checkedByUv = runUvCli(['sync', '--locked'], env('manifest'), proj);
+    expect(checkedByUv.code, checkedByUv.stderr).toBe(0);
+    expect(checkedByUv.stderr).toMatch(/Checked 5 packages/);
+    expect(checkedByUv.stderr).not.toMatch(/Installed|Uninstalled|Built|Prepared/);
+
+    // --locked: this lock was never checked with these inputs, so `uv lock --check` runs once …
+    rmSync(venv, { recursive: true });
+    n = uv.calls().length;
+    expect(run(['--locked'])).toMatchObject({ fromEnvironmentManifest: true });
+    expect(newCalls(n)).toEqual(['lock --check']);
+    // … and not again
+    rmSync(venv, { recursive: true });
+    n = uv.calls().length;
+    expect(run(['--locked'])).toMatchObject({ fromEnvironmentManifest: true });
+    expect(newCalls(n)).toEqual([]);
+
+    // a file uv watches in the project changed: uv plans (and rebuilds the editable install) again
+    const t = new Date(Date.now() + 7000);
+    utimesSync(join(proj, 'pyproject.toml'), t, t);
+    n = uv.calls().length;
+    expect(run(['--locked'])).toMatchObject({ fromEnvironmentManifest: false });
+    expect(newCalls(n).some((c) => c.startsWith('sync '))).toBe(true);
+    // other arguments are another environment
+    n = uv.calls().length;
+    expect(run(['--locked', '--no-install-project'])).toMatchObject({ fromEnvironmentManifest: false, local: 0 });
+    expect(newCalls(n).some((c) => c.startsWith('sync '))).toBe(true);
   });
 
   test('--offline works when the store has everything', async () => {

@@ -1,9 +1,14 @@
 /**
  * The pure parts of velo's uv support: the TOML reader and uv.lock, RECORD
- * rows, shebangs, and how `velo uv sync` sorts its arguments.
+ * rows, shebangs, how `velo uv sync` sorts its arguments, and what the
+ * environment key sees.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { VeloError } from '../src/errors.js';
+import { envKey, type EnvKeyInput } from '../src/uv/envManifest.js';
+import { tempDirs } from './support/tmp.js';
 import { parseRecord, recordHash, serializeRecord, withUpdatedRows } from '../src/uv/record.js';
 import { formatShebang, stripShebang, withShebang } from '../src/uv/shebang.js';
 import { parseSyncArgs } from '../src/uv/syncArgs.js';
@@ -222,6 +227,17 @@ describe('velo uv sync arguments', () => {
     expect(parseSyncArgs(['--directory', 'sub', '--project', 'p'])).toMatchObject({ directory: 'sub', project: 'p' });
   });
 
+  test('--projection is velo\'s: never passed to uv, never part of what uv is asked', () => {
+    const a = parseSyncArgs(['--dry-run', '--projection', 'mount', '--no-dev', '--json', '--projection=link']);
+    expect(a.projection).toBe('link');
+    expect(a.forUv).toEqual(['--dry-run', '--no-dev']);
+    expect(a.syncArgs).toEqual(['--no-dev']);
+    expect(a.lockArgs).toEqual([]);
+    expect(a.fingerprint).toEqual(['--no-dev']);
+    expect(parseSyncArgs([]).projection).toBeUndefined();
+    expect(() => parseSyncArgs(['--projection', 'fuse'])).toThrow('--projection must be link or mount');
+  });
+
   test.each([['--inexact'], ['--active'], ['--script'], ['--python-platform'], ['--output-format']])('refuses %s', (flag) => {
     expect(() => parseSyncArgs([flag, 'x'])).toThrow(/velo uv sync does not take/);
   });
@@ -229,5 +245,43 @@ describe('velo uv sync arguments', () => {
   test('catches contradictions and missing values', () => {
     expect(() => parseSyncArgs(['--locked', '--frozen'])).toThrow('--locked and --frozen cannot be used together');
     expect(() => parseSyncArgs(['--python'])).toThrow('--python needs a value');
+  });
+});
+
+describe('the environment key', () => {
+  const tmp = tempDirs('velo-uv-key-');
+
+  test('changes with what decides the environment, not with how it is projected', () => {
+    const dir = tmp();
+    const proj = join(dir, 'p');
+    mkdirSync(proj);
+    writeFileSync(join(proj, 'pyproject.toml'), '[project]\nname = "p"\n');
+    writeFileSync(join(proj, 'uv.lock'), 'version = 1\n');
+    const uv = join(dir, 'uv');
+    writeFileSync(uv, '#!/bin/sh\n');
+    const k: EnvKeyInput = {
+      projectDir: proj,
+      workspaceDir: proj,
+      envDir: join(proj, '.venv'),
+      lockPath: join(proj, 'uv.lock'),
+      args: ['--no-dev'],
+      env: { PATH: '/usr/bin', UV_INDEX_URL: 'http://a/simple' },
+      uvPath: uv,
+    };
+    const base = envKey(k);
+    expect(base).toMatch(/^uv-env:[0-9a-f]{48}$/);
+    expect(envKey({ ...k })).toBe(base);
+    // how velo projects, and settings that do not change what is installed
+    expect(envKey({ ...k, env: { ...k.env, VELO_PROJECTION: 'mount', VELO_METHOD: 'copy', UV_CACHE_DIR: '/c', UV_OFFLINE: '1' } })).toBe(base);
+    // what does
+    expect(envKey({ ...k, args: [] })).not.toBe(base);
+    expect(envKey({ ...k, env: { ...k.env, UV_INDEX_URL: 'http://b/simple' } })).not.toBe(base);
+    expect(envKey({ ...k, env: { ...k.env, PATH: '/opt/python/bin:/usr/bin' } })).not.toBe(base);
+    expect(envKey({ ...k, envDir: join(proj, 'env') })).not.toBe(base);
+    writeFileSync(join(proj, 'uv.lock'), 'version = 1\nrevision = 3\n');
+    const relocked = envKey(k);
+    expect(relocked).not.toBe(base);
+    writeFileSync(join(proj, '.python-version'), '3.12\n');
+    expect(envKey(k)).not.toBe(relocked);
   });
 });

@@ -1,8 +1,7 @@
 /**
- * Put an environment together: the shared files of every stored
- * distribution become one tree (projected by materialize), and everything
- * that names this environment is written per environment, inside the
- * staging directory before the swap:
+ * Put an environment together as one tree: the shared files of every stored
+ * distribution (hardlinked by a link farm), and everything that names this
+ * environment as private entries (always a copy of its own):
  *  - launchers with this environment's shebang, RECORD with their hashes,
  *    INSTALLER / REQUESTED / direct_url.json,
  *  - the distributions uv installed from local sources (the project's own
@@ -10,10 +9,12 @@
  *  - the venv itself as uv created it (pyvenv.cfg, activate scripts, the
  *    python symlinks), with the scratch location replaced by this one.
  */
-import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { VeloError, fsError } from '../errors.js';
+import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { VeloError } from '../errors.js';
+import type { Store } from '../store/store.js';
 import type { TreeEntry } from '../store/treeFormat.js';
+import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { InstalledDistribution } from './installedDistribution.js';
 import { parseRecord, serializeRecord, withUpdatedRows } from './record.js';
 import { withShebang } from './shebang.js';
@@ -28,9 +29,9 @@ export interface PerEnvFile {
 }
 
 export interface EnvironmentPlan {
-  /** projected from the store */
+  /** shared with every environment that has the same distributions */
   shared: TreeEntry[];
-  /** written into the staging directory */
+  /** this environment's own (perEnvTreeEntries makes them private tree entries) */
   perEnv: PerEnvFile[];
   /** paths two distributions both install (the first one wins, as listed) */
   conflicts: string[];
@@ -169,30 +170,26 @@ export function planEnvironment(input: PlanInput): EnvironmentPlan {
 }
 
 /**
- * Write the per-environment files into the staging directory. `projected`
- * names the paths the link farm put there: those are unlinked first, never
- * written through (they are the store's objects).
+ * The per-environment files as tree entries: each file becomes a store
+ * object (the same bytes in two environments are one object) marked
+ * private, so every projection gives the environment its own copy — a link
+ * farm copies it, a mount serves it under a writable overlay — and nothing
+ * written to it can reach the store.
  */
-export function writePerEnvFiles(staging: string, files: PerEnvFile[], projected: ReadonlySet<string> = new Set()): void {
-  const made = new Set<string>();
-  const ensureDir = (dir: string): void => {
-    if (made.has(dir)) return;
-    mkdirSync(dir, { recursive: true });
-    made.add(dir);
-  };
-  for (const f of files) {
-    const path = join(staging, f.rel);
-    try {
-      if (f.kind === 'dir') {
-        ensureDir(path);
-        continue;
+export function perEnvTreeEntries(store: Store, files: PerEnvFile[]): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  try {
+    for (const f of files) {
+      if (f.kind === 'dir') out.push({ path: f.rel, kind: 'dir' });
+      else if (f.kind === 'symlink') out.push({ path: f.rel, kind: 'symlink', target: f.target! });
+      else {
+        const exec = (f.mode & 0o111) !== 0;
+        const added = writeBufferToStore(store, f.data!, exec);
+        out.push({ path: f.rel, kind: 'file', exec, size: added.size, digest: added.digest, private: true });
       }
-      ensureDir(dirname(path));
-      if (projected.has(f.rel)) unlinkSync(path);
-      if (f.kind === 'symlink') symlinkSync(f.target!, path);
-      else writeFileSync(path, f.data!, { flag: 'wx', mode: f.mode });
-    } catch (err) {
-      throw fsError(err, `cannot write ${path}`);
     }
+  } finally {
+    store.flushCounters();
   }
+  return out;
 }

@@ -6,11 +6,11 @@
  * all of them are unchanged, the environment is what a sync would build, and
  * nothing needs to run. Only node:fs here: this is the fast path.
  */
-import { lstatSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const STATE_FILE = '.velo-state';
-const STATE_VERSION = 1;
+const STATE_VERSION = 2;
 
 export interface FileStamp {
   path: string;
@@ -116,4 +116,20 @@ export function upToDate(q: NoopQuery): EnvState | undefined {
 
 export function newState(fields: Omit<EnvState, 'v'>): EnvState {
   return { v: STATE_VERSION, ...fields };
+}
+
+/**
+ * Write the state into `dir`, the directory that becomes the environment
+ * (the staging directory before the swap) or is it (a mount): the stamps
+ * are taken there and recorded under the environment's final paths.
+ */
+export function writeStateInto(dir: string, finalDir: string, sitePackagesRel: string, fields: Omit<EnvState, 'v' | 'envStamps'>): void {
+  const envStamps = envStampPaths(finalDir, join(finalDir, sitePackagesRel)).map((finalPath) => ({
+    ...stampOf(join(dir, finalPath.slice(finalDir.length))),
+    path: finalPath,
+  }));
+  const target = join(dir, STATE_FILE);
+  const tmp = `${target}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(newState({ ...fields, envStamps }), null, 1) + '\n', { mode: 0o644 });
+  renameSync(tmp, target);
 }

@@ -120,10 +120,11 @@ export async function interpreterFor(
   venvPython: string,
   env: NodeJS.ProcessEnv,
   cwd: string,
-): Promise<{ interpreter: Interpreter; key: string }> {
+): Promise<{ interpreter: Interpreter; key: string; realPath: string }> {
   let ident: string;
+  let real: string;
   try {
-    const real = realpathSync(venvPython);
+    real = realpathSync(venvPython);
     const st = statSync(real, { bigint: true });
     ident = `${real}\0${st.size}\0${st.mtimeNs}\0${st.ino}`;
   } catch (err) {
@@ -134,7 +135,7 @@ export async function interpreterFor(
   if (tree) {
     try {
       const entry = readTree(store, tree).entries.find((e) => e.path === 'interpreter.json');
-      if (entry) return { interpreter: JSON.parse(readFileSync(store.objectPath(entry.digest, false), 'utf8')) as Interpreter, key };
+      if (entry) return { interpreter: JSON.parse(readFileSync(store.objectPath(entry.digest, false), 'utf8')) as Interpreter, key, realPath: real };
     } catch {
       /* probe again */
     }
@@ -142,5 +143,5 @@ export async function interpreterFor(
   const probed = await probeInterpreter(venvPython, env, cwd);
   const added = writeBufferToStore(store, Buffer.from(JSON.stringify(probed)), false);
   setKey(store, key, putTree(store, [{ path: 'interpreter.json', kind: 'file', size: added.size, digest: added.digest }]), { kind: 'uv-python' });
-  return { interpreter: probed, key };
+  return { interpreter: probed, key, realPath: real };
 }

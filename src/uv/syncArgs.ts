@@ -15,6 +15,7 @@ const VALUE_OPTIONS = new Set([
   '--exclude-newer-package', '--no-sources-package', '--reinstall-package', '--link-mode', '--config-setting', '-C',
   '--config-settings-package', '--no-build-isolation-package', '--no-build-package', '--no-binary-package', '--cache-dir',
   '--refresh-package', '--python', '-p', '--color', '--allow-insecure-host', '--directory', '--project', '--config-file',
+  '--projection', // velo's own
 ]);
 
 /** Options `uv sync` has and `uv lock` does not: they stay off the lock step. */
@@ -51,6 +52,8 @@ export type LockMode = 'locked' | 'frozen' | 'default';
 export interface SyncArgs {
   /** print velo's JSON summary */
   json: boolean;
+  /** velo's --projection (link or mount); undefined: the configured default */
+  projection?: 'link' | 'mount';
   /** --dry-run / --check: nothing to build; uv answers about the environment directly */
   delegate: boolean;
   lockMode: LockMode;
@@ -67,8 +70,10 @@ export interface SyncArgs {
   fingerprint: string[];
   directory?: string;
   project?: string;
-  /** the arguments exactly as given (for delegation) */
+  /** the arguments exactly as given */
   original: string[];
+  /** the arguments without velo's own (--json, --projection): what uv gets when velo delegates */
+  forUv: string[];
 }
 
 interface Token {
@@ -116,13 +121,19 @@ export function parseSyncArgs(argv: string[]): SyncArgs {
     noInstall: [],
     fingerprint: [],
     original: argv,
+    forUv: [],
   };
   for (const t of tokenize(argv)) {
     const refused = REFUSED[t.name];
     if (refused) throw new VeloError('USAGE', `velo uv sync does not take ${t.name}: ${refused}`);
+    if (t.name !== '--json' && t.name !== '--projection') r.forUv.push(...t.raw);
     switch (t.name) {
       case '--json':
         r.json = true;
+        continue;
+      case '--projection':
+        if (t.value !== 'link' && t.value !== 'mount') throw new VeloError('USAGE', `--projection must be link or mount (got ${JSON.stringify(t.value)})`);
+        r.projection = t.value;
         continue;
       case '--dry-run':
       case '--check':

@@ -1,0 +1,271 @@
+/**
+ * The environment's tree, planned with uv (the path a sync takes when no
+ * environment manifest matches):
+ *
+ *  1. uv syncs a scratch environment with every shareable distribution left
+ *     out (--no-install-package): that creates the venv and installs what
+ *     is local to this project (its own editable install, path and git
+ *     dependencies).
+ *  2. uv says, in a dry run against a fresh path, which shareable
+ *     distributions this environment needs; each gets its package key
+ *     (lock entry + interpreter identity).
+ *  3. Keys missing from the store: uv installs just those into the scratch
+ *     environment (its download, build and unpack), velo checks them against
+ *     their RECORD, compiles their bytecode once, and stores each as a tree.
+ *  4. The whole environment becomes one tree: the stored distributions'
+ *     shared files, and the per-environment files as private entries.
+ */
+import { join } from 'node:path';
+import { VeloError } from '../errors.js';
+import { deleteKey, getKeys } from '../store/keys.js';
+import { putTree } from '../store/trees.js';
+import type { Store } from '../store/store.js';
+import { checkEnvPath, checkEnvTarget, perEnvTreeEntries, planEnvironment } from './assembleEnvironment.js';
+import { compileBytecode, pycPathFor, type CompileJob } from './compileBytecode.js';
+import { distKey } from './distKey.js';
+import { listDistInfos, normalizeName, readInstalledDistribution, type InstalledDistribution } from './installedDistribution.js';
+import { interpreterFor, type Interpreter } from './interpreter.js';
+import { envDirFor } from './projectPaths.js';
+import { runProcess, toolFailed, type ProcessResult } from './runUvProcess.js';
+import { loadDistribution, storeDistribution, type StoredDistribution } from './storedDistribution.js';
+import type { SyncArgs } from './syncArgs.js';
+import { isShareable, type LockPackage, type UvLock } from './uvLock.js';
+
+export type BuildPhase = 'scratch' | 'plan' | 'fetch' | 'ingest' | 'compile' | 'link';
+
+export interface BuildContext {
+  store: Store;
+  uv: string;
+  args: SyncArgs;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  lock: UvLock;
+  lockPath: string;
+  /** where velo itself found the project (uv's answer is checked against it) */
+  projectDir: string;
+  workspaceDir: string;
+  /** the scratch directory (the store's tmp/), removed by the caller */
+  work: string;
+  threads: number;
+  phase: (name: BuildPhase, message: string) => void;
+  endPhase: (name: BuildPhase) => void;
+}
+
+export interface BuiltEnvironment {
+  tree: string;
+  projectDir: string;
+  workspaceDir: string;
+  envDir: string;
+  interpreter: Interpreter;
+  interpreterKey: string;
+  /** the scratch environment's python, resolved: the interpreter the environment runs on */
+  interpreterPath: string;
+  distKeys: string[];
+  distributions: number;
+  fromStore: number;
+  ingested: number;
+  local: number;
+  localDirs: string[];
+  /** file entries in the tree */
+  files: number;
+  pycs: number;
+  newObjects: number;
+  newBytes: number;
+  conflicts: string[];
+}
+
+interface SyncJson {
+  project?: { path?: string; workspace?: { path?: string } };
+  sync?: { environment?: { path?: string; python?: { path?: string } }; changes?: { name: string; version?: string; action: string }[] };
+  lock?: { path?: string };
+}
+
+function parseSyncJson(r: ProcessResult, what: string): SyncJson {
+  try {
+    return JSON.parse(r.stdout) as SyncJson;
+  } catch {
+    throw new VeloError('TOOL_FAILED', `${what}: uv printed no JSON summary (${r.stdout.slice(0, 200)})`);
+  }
+}
+
+/** The environment velo gives uv: its own scratch environment, nothing compiled. */
+export function uvEnvFor(env: NodeJS.ProcessEnv, scratch: string): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, UV_PROJECT_ENVIRONMENT: scratch, UV_NO_PROGRESS: '1' };
+  delete out.VIRTUAL_ENV;
+  delete out.UV_COMPILE_BYTECODE;
+  delete out.UV_LOCKED;
+  delete out.UV_FROZEN;
+  return out;
+}
+
+/** Local package directories (editable, path, workspace members): what uv rebuilds when they change. */
+export function localDirs(lock: UvLock, workspaceDir: string): string[] {
+  const dirs = new Set<string>();
+  for (const p of lock.packages) {
+    if (p.source.kind === 'editable' || p.source.kind === 'directory' || p.source.kind === 'virtual') dirs.add(join(workspaceDir, p.source.value));
+  }
+  return [...dirs].sort();
+}
+
+export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
+  const { store, uv, args, lock, lockPath, work } = c;
+  const shareable = lock.packages.filter((p) => isShareable(p.source));
+  const shareableNames = [...new Set(shareable.map((p) => p.name))].sort();
+  const scratch = join(work, 'venv');
+  const uvEnv = uvEnvFor(c.env, scratch);
+
+  // 1. the scratch environment with the local distributions only, and
+  //    (at the same time) uv's plan for a fresh environment
+  c.phase('scratch', 'creating the environment with uv');
+  const noInstall = (names: string[]): string[] => names.flatMap((n) => ['--no-install-package', n]);
+  const sync1Args = ['sync', '--frozen', '--output-format', 'json', ...noInstall(shareableNames), ...args.syncArgs];
+  const dryArgs = ['sync', '--frozen', '--dry-run', '--output-format', 'json', ...args.syncArgs];
+  const [s1, dry] = await Promise.all([
+    runProcess(uv, sync1Args, { cwd: c.cwd, env: uvEnv }),
+    runProcess(uv, dryArgs, { cwd: c.cwd, env: uvEnvFor(c.env, join(work, 'never-created')) }),
+  ]);
+  if (s1.code !== 0) throw toolFailed('uv sync failed', uv, sync1Args, s1);
+  if (dry.code !== 0) throw toolFailed('uv sync --dry-run failed', uv, dryArgs, dry);
+  const j1 = parseSyncJson(s1, 'uv sync');
+  const projectDir = j1.project?.path ?? c.projectDir;
+  const workspaceDir = j1.project?.workspace?.path ?? c.workspaceDir;
+  if (j1.lock?.path && j1.lock.path !== lockPath) {
+    throw new VeloError('LOCKFILE', `uv used ${j1.lock.path}, but velo read ${lockPath}`, { hint: 'run velo uv sync from the workspace root' });
+  }
+  const envDir = envDirFor(workspaceDir, c.env);
+  checkEnvPath(envDir);
+  checkEnvTarget(envDir);
+  const scratchPython = j1.sync?.environment?.python?.path ?? join(scratch, 'bin', 'python');
+  c.endPhase('scratch');
+
+  // 2. what this environment needs, its keys, and what the store has
+  c.phase('plan', 'planning from uv.lock');
+  const { interpreter: interp, key: interpreterKey, realPath: interpreterPath } = await interpreterFor(store, scratchPython, uvEnv, c.cwd);
+  const wanted: LockPackage[] = [];
+  const byNameVersion = new Map(lock.packages.map((p) => [`${p.name}==${p.version}`, p]));
+  for (const ch of parseSyncJson(dry, 'uv sync --dry-run').sync?.changes ?? []) {
+    if (ch.action !== 'installed') continue;
+    const name = normalizeName(ch.name);
+    const pkg = byNameVersion.get(`${name}==${ch.version ?? ''}`);
+    if (pkg && isShareable(pkg.source)) {
+      wanted.push(pkg);
+      continue;
+    }
+    // local packages (the project, path and git dependencies) are in the scratch environment already
+    if (lock.packages.some((p) => p.name === name && !isShareable(p.source))) continue;
+    throw new VeloError('LOCKFILE', `uv wants to install ${ch.name} ${ch.version ?? ''}, which ${lockPath} does not list`);
+  }
+  const keyOf = new Map(wanted.map((p) => [p, distKey(p, interp, workspaceDir)]));
+  const found = getKeys(store, [...keyOf.values()]);
+  const stored = new Map<string, StoredDistribution>();
+  for (const [key, tree] of found) {
+    try {
+      stored.set(key, loadDistribution(store, tree));
+    } catch (err) {
+      if (!(err instanceof VeloError)) throw err;
+      deleteKey(store, key); // a damaged entry: fetch it again
+    }
+  }
+  const hits = wanted.filter((p) => stored.has(keyOf.get(p)!));
+  const misses = wanted.filter((p) => !stored.has(keyOf.get(p)!));
+  c.endPhase('plan');
+
+  // 3. fetch what is missing through uv, check it, compile it, store it
+  let newObjects = 0;
+  let newBytes = 0;
+  if (misses.length > 0) {
+    c.phase('fetch', `installing ${misses.length} distribution(s) with uv`);
+    const hitNames = [...new Set(hits.map((p) => p.name))].sort();
+    const sync2Args = ['sync', '--frozen', '--output-format', 'json', ...noInstall(hitNames), ...args.syncArgs];
+    const s2 = await runProcess(uv, sync2Args, { cwd: c.cwd, env: uvEnv });
+    if (s2.code !== 0) throw toolFailed('uv sync failed', uv, sync2Args, s2);
+    c.endPhase('fetch');
+  }
+
+  c.phase('ingest', 'checking what uv installed against its RECORD');
+  const installed = new Map<string, InstalledDistribution>();
+  for (const distInfo of listDistInfos(join(scratch, interp.sitePackages))) {
+    const d = await readInstalledDistribution(distInfo, { envDir: scratch, sitePackages: interp.sitePackages, python: scratchPython });
+    installed.set(d.name, d);
+  }
+  const missNames = new Set(misses.map((p) => p.name));
+  const fetched: { pkg: LockPackage; dist: InstalledDistribution }[] = [];
+  for (const pkg of misses) {
+    const d = installed.get(pkg.name);
+    if (!d || d.version !== pkg.version) {
+      throw new VeloError('TOOL_FAILED', `uv did not install ${pkg.name} ${pkg.version} into the scratch environment (found ${d ? d.version : 'nothing'})`);
+    }
+    fetched.push({ pkg, dist: d });
+  }
+  const local = [...installed.values()].filter((d) => !missNames.has(d.name));
+  c.endPhase('ingest');
+
+  const pycDir = join(work, 'pyc');
+  const jobs: CompileJob[] = [];
+  const pycOwner = new Map<string, { dist: InstalledDistribution; rel: string }>();
+  const spPrefix = `${interp.sitePackages}/`;
+  for (const d of [...fetched.map((f) => f.dist), ...local]) {
+    for (const f of d.files) {
+      if (f.role !== 'shared' || !f.rel.endsWith('.py') || !f.rel.startsWith(spPrefix)) continue;
+      const pycRel = pycPathFor(f.rel, interp.cacheTag);
+      const output = join(pycDir, pycRel);
+      jobs.push({ source: f.abs, output, displayName: f.rel.slice(spPrefix.length) });
+      pycOwner.set(output, { dist: d, rel: pycRel });
+    }
+  }
+  if (jobs.length > 0) c.phase('compile', `compiling ${jobs.length} file(s) to bytecode`);
+  const compiled = await compileBytecode(scratchPython, jobs, uvEnv, c.cwd, c.threads);
+  const pycsByDist = new Map<InstalledDistribution, Map<string, string>>();
+  for (const output of compiled) {
+    const owner = pycOwner.get(output)!;
+    let m = pycsByDist.get(owner.dist);
+    if (!m) pycsByDist.set(owner.dist, (m = new Map()));
+    m.set(owner.rel, output);
+  }
+  if (jobs.length > 0) c.endPhase('compile');
+
+  if (fetched.length > 0) c.phase('ingest', `storing ${fetched.length} distribution(s)`);
+  for (const { pkg, dist } of fetched) {
+    const key = keyOf.get(pkg)!;
+    const r = await storeDistribution(store, key, dist, interp.sitePackages, pycsByDist.get(dist) ?? new Map());
+    stored.set(key, loadDistribution(store, r.tree));
+    newObjects += r.newObjects;
+    newBytes += r.newBytes;
+  }
+  if (fetched.length > 0) c.endPhase('ingest');
+
+  // 4. the whole environment as one tree
+  c.phase('link', `assembling ${wanted.length + local.length} distribution(s)`);
+  const dists = wanted.map((p) => stored.get(keyOf.get(p)!)!);
+  const claimed = new Set<string>();
+  for (const d of installed.values()) {
+    claimed.add(d.recordRel);
+    for (const f of d.files) claimed.add(f.rel);
+  }
+  const localPycs = new Map<string, string>();
+  for (const d of local) for (const [rel, abs] of pycsByDist.get(d) ?? []) localPycs.set(rel, abs);
+  const plan = planEnvironment({ envDir, stored: dists, local, localPycs, scratchDir: scratch, claimed });
+  const perEnv = perEnvTreeEntries(store, plan.perEnv);
+  const tree = putTree(store, [...plan.shared, ...perEnv]);
+  c.endPhase('link');
+  return {
+    tree,
+    projectDir,
+    workspaceDir,
+    envDir,
+    interpreter: interp,
+    interpreterKey,
+    interpreterPath,
+    distKeys: wanted.map((p) => keyOf.get(p)!),
+    distributions: wanted.length,
+    fromStore: hits.length,
+    ingested: fetched.length,
+    local: local.length,
+    localDirs: localDirs(lock, workspaceDir),
+    files: plan.shared.length + perEnv.filter((e) => e.kind === 'file').length,
+    pycs: compiled.size,
+    newObjects,
+    newBytes,
+    conflicts: plan.conflicts,
+  };
+}
