@@ -9,21 +9,12 @@ import { statSync, chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rm
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { artifacts, cargo, cargoSandbox, veloCargo, REPO_ROOT, type CargoSandbox } from '../fixtures/cargo/harness.js';
+import { withStore } from './support/cargoChecks.js';
 
 const dist = (p: string): string => join(REPO_ROOT, 'dist', p);
-const { Store } = (await import(dist('src/store/store.js'))) as typeof import('../src/store/store.js');
 const snaps = (await import(dist('src/cargo/snapshots.js'))) as typeof import('../src/cargo/snapshots.js');
 const { collectGarbage } = (await import(dist('src/store/gc.js'))) as typeof import('../src/store/gc.js');
 const { projectKeys } = (await import(dist('src/store/keys.js'))) as typeof import('../src/store/keys.js');
-
-function withStore<T>(sb: CargoSandbox, fn: (store: InstanceType<typeof Store>) => T): T {
-  const store = Store.open(sb.home);
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-}
 
 describe('velo cargo: what it refuses and what it costs', () => {
   let sb: CargoSandbox;

@@ -12,42 +12,13 @@ import { appendFileSync, chmodSync, existsSync, lstatSync, readdirSync, readFile
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { artifacts, cargo, cargoSandbox, listFiles, veloCargo, REPO_ROOT, type CargoSandbox } from '../fixtures/cargo/harness.js';
+import { ALL_UNITS, expectSameDemoBinary, expectStoreObjectsIntact, rebuiltPackages, units, withStore } from './support/cargoChecks.js';
 
 const dist = (p: string): string => join(REPO_ROOT, 'dist', p);
-const { Store } = (await import(dist('src/store/store.js'))) as typeof import('../src/store/store.js');
 const { readTree } = (await import(dist('src/store/trees.js'))) as typeof import('../src/store/trees.js');
-const { hashBuffer } = (await import(dist('src/store/hash.js'))) as typeof import('../src/store/hash.js');
 const mounts = (await import(dist('src/project/mount.js'))) as typeof import('../src/project/mount.js');
 
-const ALL_UNITS = [
-  'buildinfo:custom-build',
-  'buildinfo:lib',
-  'geom:lib',
-  'mathx:lib',
-  'render:lib',
-  'shape_derive:proc-macro',
-  'shapes:lib',
-  'textkit:lib',
-  'tinyfmt:custom-build',
-  'tinyfmt:lib',
-  'tinyhash:lib',
-  'velo-demo:bin',
-];
-
 const MOUNT = ['--projection', 'mount'];
-
-function units(list: ReturnType<typeof artifacts>): string[] {
-  return list.map((a) => `${a.pkg}:${a.kind}`).sort();
-}
-
-function withStore<T>(sb: CargoSandbox, fn: (store: import('../src/store/store.js').Store) => T): T {
-  const store = Store.open(sb.home);
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-}
 
 /** The top mount at dir, from the kernel's table: what `findmnt` shows. */
 function mountedAt(dir: string): { fsType: string; source: string } | undefined {
@@ -127,13 +98,7 @@ describe('velo cargo --projection mount: target dirs as FUSE views with a writab
   });
 
   test('the binary is byte-identical to the first clone’s and runs', () => {
-    const built = readFileSync(join(a, 'target', 'debug', 'velo-demo'));
-    const mounted = readFileSync(join(b, 'target', 'debug', 'velo-demo'));
-    expect(mounted.equals(built)).toBe(true);
-    expect(statSync(join(b, 'target', 'debug', 'velo-demo')).mode & 0o111).not.toBe(0);
-    const output = execFileSync(join(b, 'target', 'debug', 'velo-demo'), { encoding: 'utf8' });
-    expect(output).toContain('Segment Of Length    5');
-    expect(output).toContain('4 words, 17 primes, tinyfmt table tinyfmt-generated');
+    expectSameDemoBinary(a, b, statSync);
   });
 
   test('the view serves the mounted tree’s mtimes, and a copy-up into the writable layer keeps them', () => {
@@ -170,11 +135,7 @@ describe('velo cargo --projection mount: target dirs as FUSE views with a writab
     appendFileSync(file, '\npub fn added_by_the_test() -> u8 { 7 }\n');
     const r = veloCargo(['build', '--message-format=json'], b, sb.env);
     expect(r.code, r.stderr).toBe(0);
-    const rebuilt = artifacts(r.stdout)
-      .filter((x) => !x.fresh)
-      .map((x) => x.pkg)
-      .sort();
-    expect(rebuilt).toEqual(['render', 'shapes', 'velo-demo']);
+    expect(rebuiltPackages(r.stdout)).toEqual(['render', 'shapes', 'velo-demo']);
     expect(r.stderr).toMatch(/velo: stored .*\/b\/target as snapshot (\w+)/);
     const snap = /velo: stored .* as snapshot (\w+)/.exec(r.stderr)![1]!;
     expect(r.stderr).toMatch(new RegExp(`velo: mounted .*/b/target on snapshot ${snap} \\(writable layer emptied\\)`));
@@ -197,25 +158,7 @@ describe('velo cargo --projection mount: target dirs as FUSE views with a writab
   });
 
   test('after cargo wrote into mounted targets every store object is intact', () => {
-    const objects = join(sb.home, 'objects');
-    let checked = 0;
-    for (const prefix of readdirSync(objects)) {
-      for (const name of readdirSync(join(objects, prefix))) {
-        const path = join(objects, prefix, name);
-        const exec = name.endsWith('x');
-        const digest = prefix + (exec ? name.slice(0, -1) : name);
-        const st = lstatSync(path);
-        expect({ path, digest: hashBuffer(readFileSync(path)), mode: st.mode & 0o777, mtime: st.mtimeMs }).toEqual({
-          path,
-          digest,
-          mode: exec ? 0o555 : 0o444,
-          mtime: 499162500 * 1000,
-        });
-        checked++;
-      }
-    }
-    expect(checked).toBeGreaterThan(50);
-    expect(existsSync(join(sb.home, 'quarantine')) ? readdirSync(join(sb.home, 'quarantine')) : []).toEqual([]);
+    expectStoreObjectsIntact(sb.home);
   });
 
   test('plain cargo clean empties a mounted target but cannot remove the mount point; velo cargo build restores it', () => {

@@ -5,44 +5,19 @@
  * cargo writing into the restored target never reaches the store.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, utimesSync } from 'node:fs';
+import { lstatSync, readFileSync, rmSync, writeFileSync, appendFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { artifacts, cargoSandbox, listFiles, veloCargo, REPO_ROOT, type CargoSandbox } from '../fixtures/cargo/harness.js';
+import { ALL_UNITS, expectSameDemoBinary, expectStoreObjectsIntact, rebuiltPackages, units, withStore } from './support/cargoChecks.js';
 
 const dist = (p: string): string => join(REPO_ROOT, 'dist', p);
 const { Store } = (await import(dist('src/store/store.js'))) as typeof import('../src/store/store.js');
 const { listSnapshots } = (await import(dist('src/cargo/snapshots.js'))) as typeof import('../src/cargo/snapshots.js');
 const { readTree } = (await import(dist('src/store/trees.js'))) as typeof import('../src/store/trees.js');
-const { hashBuffer } = (await import(dist('src/store/hash.js'))) as typeof import('../src/store/hash.js');
-
-/** Every unit cargo builds for `cargo build` of the fixture: 10 packages, 2 build scripts. */
-const ALL_UNITS = [
-  'buildinfo:custom-build',
-  'buildinfo:lib',
-  'geom:lib',
-  'mathx:lib',
-  'render:lib',
-  'shape_derive:proc-macro',
-  'shapes:lib',
-  'textkit:lib',
-  'tinyfmt:custom-build',
-  'tinyfmt:lib',
-  'tinyhash:lib',
-  'velo-demo:bin',
-];
-
-function units(list: ReturnType<typeof artifacts>): string[] {
-  return list.map((a) => `${a.pkg}:${a.kind}`).sort();
-}
 
 function snapshots(sb: CargoSandbox): ReturnType<typeof listSnapshots> {
-  const store = Store.open(sb.home);
-  try {
-    return listSnapshots(store);
-  } finally {
-    store.close();
-  }
+  return withStore(sb, listSnapshots);
 }
 
 describe('velo cargo: a second clone restores the first one’s target dir', () => {
@@ -91,13 +66,7 @@ describe('velo cargo: a second clone restores the first one’s target dir', () 
   });
 
   test('the restored binary is byte-identical to the first clone’s and runs', () => {
-    const built = readFileSync(join(a, 'target', 'debug', 'velo-demo'));
-    const restored = readFileSync(join(b, 'target', 'debug', 'velo-demo'));
-    expect(restored.equals(built)).toBe(true);
-    expect(lstatSync(join(b, 'target', 'debug', 'velo-demo')).mode & 0o111).not.toBe(0);
-    const output = execFileSync(join(b, 'target', 'debug', 'velo-demo'), { encoding: 'utf8' });
-    expect(output).toContain('Segment Of Length    5');
-    expect(output).toContain('4 words, 17 primes, tinyfmt table tinyfmt-generated');
+    expectSameDemoBinary(a, b, lstatSync);
   });
 
   test('a clone whose sources differ rebuilds what they feed, even when its files are older than the snapshot', () => {
@@ -124,34 +93,12 @@ describe('velo cargo: a second clone restores the first one’s target dir', () 
     appendFileSync(join(b, 'crates', 'shapes', 'src', 'lib.rs'), '\npub fn added_by_the_test() -> u8 { 7 }\n');
     const r = veloCargo(['build', '--message-format=json'], b, sb.env);
     expect(r.code, r.stderr).toBe(0);
-    const rebuilt = artifacts(r.stdout)
-      .filter((x) => !x.fresh)
-      .map((x) => x.pkg)
-      .sort();
-    expect(rebuilt).toEqual(['render', 'shapes', 'velo-demo']);
+    expect(rebuiltPackages(r.stdout)).toEqual(['render', 'shapes', 'velo-demo']);
     expect(snapshots(sb).length).toBeGreaterThanOrEqual(2);
   });
 
   test('cargo rewriting files of the restored target left every store object intact', () => {
-    const objects = join(sb.home, 'objects');
-    let checked = 0;
-    for (const prefix of readdirSync(objects)) {
-      for (const name of readdirSync(join(objects, prefix))) {
-        const path = join(objects, prefix, name);
-        const exec = name.endsWith('x');
-        const digest = prefix + (exec ? name.slice(0, -1) : name);
-        const st = lstatSync(path);
-        expect({ path, digest: hashBuffer(readFileSync(path)), mode: st.mode & 0o777, mtime: st.mtimeMs }).toEqual({
-          path,
-          digest,
-          mode: exec ? 0o555 : 0o444,
-          mtime: 499162500 * 1000,
-        });
-        checked++;
-      }
-    }
-    expect(checked).toBeGreaterThan(50);
-    expect(existsSync(join(sb.home, 'quarantine')) ? readdirSync(join(sb.home, 'quarantine')) : []).toEqual([]);
+    expectStoreObjectsIntact(sb.home);
   });
 
   test('a failing cargo stores nothing and returns cargo’s exit code', () => {

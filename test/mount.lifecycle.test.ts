@@ -3,9 +3,8 @@
 // by the next velo command, and the velo mount / umount / mounts commands.
 import { execFileSync, spawn } from 'node:child_process';
 import {
-  closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync,
+  closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
@@ -13,9 +12,10 @@ import { registerProject } from '../src/store/keys.js';
 import { Store } from '../src/store/store.js';
 import { readTree } from '../src/store/trees.js';
 import { materialize } from '../src/project/materialize.js';
-import { listMounts, mountProjection, repairStaleMounts, unmountAll, unmountProjection } from '../src/project/mount.js';
+import { listMounts, mountProjection, repairStaleMounts, unmountProjection } from '../src/project/mount.js';
 import { readMountTable } from '../src/project/mountTable.js';
 import { velo } from './support/runVelo.js';
+import { isAlive, openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 
 let base: string;
 let store: Store;
@@ -43,19 +43,10 @@ async function makeTree(version: string): Promise<string> {
 const overlaysAt = (dir: string) => readMountTable().filter((m) => m.mountPoint === dir);
 const mountedUnder = (dir: string) => readMountTable().filter((m) => m.mountPoint.startsWith(dir));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
-}
-
 async function killed(pid: number): Promise<void> {
   process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(alive(pid)).toBe(false);
+  for (let i = 0; i < 200 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(isAlive(pid)).toBe(false);
 }
 
 function errCode(fn: () => unknown): string {
@@ -67,40 +58,14 @@ function errCode(fn: () => unknown): string {
   }
 }
 
-function cleanupMounts(): void {
-  for (const m of readMountTable().reverse()) {
-    if (!m.mountPoint.startsWith(base)) continue;
-    execFileSync('sh', ['-c', `fusermount3 -uz '${m.mountPoint}' 2>/dev/null || umount -l '${m.mountPoint}'`]);
-  }
-}
-
 beforeAll(async () => {
-  base = mkdtempSync(join(tmpdir(), 'velo-mount-life-'));
-  store = Store.open(join(base, 'home'));
+  ({ base, store } = openMountSandbox('velo-mount-life-'));
   env = { VELO_HOME: store.home };
   treeA = await makeTree('1.0.0');
   treeB = await makeTree('2.0.0');
 });
 
-afterAll(async () => {
-  try {
-    if (store) await unmountAll(store);
-  } finally {
-    if (base) {
-      cleanupMounts();
-      // servers a failed test may have left: every server.json names one
-      for (const id of existsSync(join(base, 'home/mounts')) ? readdirSync(join(base, 'home/mounts')) : []) {
-        try {
-          process.kill((JSON.parse(readFileSync(join(base, 'home/mounts', id, 'server.json'), 'utf8')) as { pid: number }).pid, 'SIGKILL');
-        } catch {
-          /* none */
-        }
-      }
-      store?.close();
-      rmSync(base, { recursive: true, force: true });
-    }
-  }
-});
+afterAll(() => removeMountSandbox(base, store));
 
 describe('replacing what is at the destination', () => {
   it('stacks the mount over a link farm without the destination ever missing a file, then deletes the farm', async () => {
@@ -149,8 +114,8 @@ describe('replacing what is at the destination', () => {
     expect(existsSync(join(dest, 'written-on-B'))).toBe(false);
     expect(listMounts(store).filter((x) => x.dest === dest).map((x) => x.id)).toEqual([m.id]);
     // the old server finishes in the background: unmounts its (parked) overlay and view, deletes its layers, exits
-    for (let i = 0; i < 500 && (alive(old!.pid!) || existsSync(join(store.home, 'mounts', old!.id))); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(alive(old!.pid!)).toBe(false);
+    for (let i = 0; i < 500 && (isAlive(old!.pid!) || existsSync(join(store.home, 'mounts', old!.id))); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(isAlive(old!.pid!)).toBe(false);
     expect(existsSync(join(store.home, 'mounts', old!.id))).toBe(false);
     expect(overlaysAt(dest)).toHaveLength(1);
     expect(mountedUnder(join(store.home, 'mounts')).map((e) => e.mountPoint)).toEqual([join(store.home, 'mounts', m.id, 'lower')]);
@@ -183,7 +148,7 @@ describe('unmounting', () => {
     // no store given: the mount itself says which store it belongs to
     const u = await unmountProjection(dest);
     expect(u).toMatchObject({ dest, pid: m.pid, tree: treeA });
-    expect(alive(m.pid)).toBe(false);
+    expect(isAlive(m.pid)).toBe(false);
     expect(mountedUnder(dirname(dest))).toEqual([]);
     expect(mountedUnder(join(store.home, 'mounts', m.id))).toEqual([]);
     expect(['ok', 'ENOTCONN']).toContain(errCode(() => readSync(fd, Buffer.alloc(16), 0, 16, 0)));
@@ -214,7 +179,7 @@ describe('a killed server', () => {
     expect(again.repaired[0]).toMatchObject({ dest, action: 'remounted', id: m.id });
     expect(again).toMatchObject({ reused: true, id: m.id });
     expect(again.pid).not.toBe(m.pid);
-    expect(alive(again.pid)).toBe(true);
+    expect(isAlive(again.pid)).toBe(true);
     expect(readFileSync(join(dest, 'keep.txt'), 'utf8')).toBe('kept');
     expect(readdirSync(join(dest, 'node_modules'))).toContain('pkg-39');
     expect(overlaysAt(dest)).toHaveLength(1);
@@ -228,7 +193,7 @@ describe('a killed server', () => {
     const r = await repairStaleMounts(store, dest);
     expect(r).toMatchObject([{ action: 'remounted', dest }]);
     expect(readFileSync(join(dest, 'keep.txt'), 'utf8')).toBe('kept');
-    expect(alive(stale!.pid!)).toBe(false);
+    expect(isAlive(stale!.pid!)).toBe(false);
   });
 
   it('is reported and repaired by velo mounts', async () => {
@@ -242,7 +207,7 @@ describe('a killed server', () => {
     expect(out.repaired[0]!.reason).toMatch(/Transport endpoint is not connected/);
     const now = out.mounts.find((x) => x.dest === dest)!;
     expect(now.state).toBe('mounted');
-    expect(alive(now.pid)).toBe(true);
+    expect(isAlive(now.pid)).toBe(true);
     expect(readFileSync(join(dest, 'keep.txt'), 'utf8')).toBe('kept');
     await killed(now.pid);
     const text = velo(['mounts'], env);
@@ -270,7 +235,7 @@ describe('velo mount, umount, mounts', () => {
     expect(r1.code, r1.stderr).toBe(0);
     const j1 = JSON.parse(r1.stdout) as { pid: number; method: string; dest: string; tree: string };
     expect(j1).toMatchObject({ method: 'overlay', dest: a, tree: treeA });
-    expect(alive(j1.pid)).toBe(true); // the command has exited; its server has not
+    expect(isAlive(j1.pid)).toBe(true); // the command has exited; its server has not
     expect(readFileSync(join(a, 'node_modules/left-pad/index.js'), 'utf8')).toContain('1.0.0');
     const r2 = velo(['mount', 'proj', 'cli-b'], env, base);
     expect(r2.code, r2.stderr).toBe(0);
@@ -283,7 +248,7 @@ describe('velo mount, umount, mounts', () => {
     const u = velo(['umount', a], env);
     expect(u.code, u.stderr).toBe(0);
     expect(u.stdout).toBe(`unmounted ${a} (server pid ${j1.pid} stopped)\n`);
-    expect(alive(j1.pid)).toBe(false);
+    expect(isAlive(j1.pid)).toBe(false);
     expect(velo(['umount', a], env)).toMatchObject({ code: 3 });
     const all = velo(['umount', '--all', '--json'], env);
     expect(all.code, all.stderr).toBe(0);

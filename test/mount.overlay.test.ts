@@ -6,10 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  appendFileSync, chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync,
+  appendFileSync, chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync,
   symlinkSync, truncateSync, writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
@@ -18,11 +17,11 @@ import { OBJECT_MTIME_S } from '../src/store/layout.js';
 import { Store } from '../src/store/store.js';
 import { readTree } from '../src/store/trees.js';
 import { materialize } from '../src/project/materialize.js';
-import { listMounts, mountProjection, unmountAll, type MountResult } from '../src/project/mount.js';
+import { listMounts, mountProjection, type MountResult } from '../src/project/mount.js';
 import { summarizeUpper } from '../src/project/mountUpper.js';
-import { readMountTable } from '../src/project/mountTable.js';
 import { veloEnv } from './support/runVelo.js';
 import { veloBin } from './support/paths.js';
+import { openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 
 let base: string;
 let store: Store;
@@ -103,16 +102,8 @@ function edits(root: string): Record<string, string> {
   return outcome;
 }
 
-function cleanupMounts(): void {
-  for (const m of readMountTable().reverse()) {
-    if (!m.mountPoint.startsWith(base)) continue;
-    execFileSync('sh', ['-c', `fusermount3 -uz '${m.mountPoint}' 2>/dev/null || umount -l '${m.mountPoint}'`]);
-  }
-}
-
 beforeAll(async () => {
-  base = mkdtempSync(join(tmpdir(), 'velo-mount-overlay-'));
-  store = Store.open(join(base, 'home'));
+  ({ base, store } = openMountSandbox('velo-mount-overlay-'));
   const src = join(base, 'src');
   makeFixture(src);
   tree = (await ingestDir(store, src, { mtimes: true })).tree;
@@ -129,17 +120,7 @@ beforeAll(async () => {
   }
 });
 
-afterAll(async () => {
-  try {
-    if (store) await unmountAll(store);
-  } finally {
-    if (base) {
-      cleanupMounts();
-      store?.close();
-      rmSync(base, { recursive: true, force: true });
-    }
-  }
-});
+afterAll(() => removeMountSandbox(base, store));
 
 describe('writing through a mount', () => {
   it('has a lower layer that serves reads by FUSE passthrough', () => {

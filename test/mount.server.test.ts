@@ -4,19 +4,19 @@
 // overlay, how it reports errors to velo, and mounting without root.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync,
+  chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeModulesEntries, writeObjects } from '../native/test-support/syntheticTree.mjs';
 import { writeTree } from '../native/test-support/treeWriter.mjs';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { Store } from '../src/store/store.js';
-import { listMounts, mountProjection, repairStaleMounts, unmountAll, unmountProjection } from '../src/project/mount.js';
+import { listMounts, mountProjection, repairStaleMounts, unmountProjection } from '../src/project/mount.js';
 import { serverBinary, startTicks } from '../src/project/mountProcess.js';
 import { readMountTable } from '../src/project/mountTable.js';
 import { velo } from './support/runVelo.js';
+import { isAlive, openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 
 let base: string;
 let store: Store;
@@ -27,32 +27,16 @@ const files: Record<string, Buffer> = {};
 const mountedUnder = (dir: string) => readMountTable().filter((m) => m.mountPoint.startsWith(dir));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
-}
-
 async function gone(pid: number): Promise<void> {
-  for (let i = 0; i < 300 && alive(pid); i++) await sleep(10);
-  expect(alive(pid)).toBe(false);
+  for (let i = 0; i < 300 && isAlive(pid); i++) await sleep(10);
+  expect(isAlive(pid)).toBe(false);
 }
 
 const mountDirOf = (id: string) => join(store.home, 'mounts', id);
 const logOf = (id: string) => readFileSync(join(mountDirOf(id), 'server.log'), 'utf8');
 
-function cleanupMounts(): void {
-  for (const m of readMountTable().reverse()) {
-    if (!m.mountPoint.startsWith(base)) continue;
-    spawnSync('sh', ['-c', `fusermount3 -uz '${m.mountPoint}' 2>/dev/null || umount -l '${m.mountPoint}'`]);
-  }
-}
-
 beforeAll(async () => {
-  base = mkdtempSync(join(tmpdir(), 'velo-mount-server-'));
+  ({ base, store } = openMountSandbox('velo-mount-server-'));
   chmodSync(base, 0o755); // the unprivileged server below reads under it
   src = join(base, 'src');
   const w = (rel: string, data: Buffer): void => {
@@ -64,28 +48,10 @@ beforeAll(async () => {
   const big = Buffer.alloc(3 * 1024 * 1024 + 17);
   for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 11)) & 0xff;
   w('data/big.bin', big);
-  store = Store.open(join(base, 'home'));
   tree = (await ingestDir(store, src)).tree;
 });
 
-afterAll(async () => {
-  try {
-    if (store) await unmountAll(store);
-  } finally {
-    if (base) {
-      cleanupMounts();
-      for (const id of existsSync(join(base, 'home/mounts')) ? readdirSync(join(base, 'home/mounts')) : []) {
-        try {
-          process.kill((JSON.parse(readFileSync(join(base, 'home/mounts', id, 'server.json'), 'utf8')) as { pid: number }).pid, 'SIGKILL');
-        } catch {
-          /* none */
-        }
-      }
-      store?.close();
-      rmSync(base, { recursive: true, force: true });
-    }
-  }
-});
+afterAll(() => removeMountSandbox(base, store));
 
 describe('the server of a mount', () => {
   it('is velo-mountd (no Node): it records pid, start ticks, id, view and start time in server.json, logs, and lets go of velo', async () => {
@@ -113,7 +79,7 @@ describe('the server of a mount', () => {
     process.kill(m!.pid!, 'SIGHUP');
     for (let i = 0; i < 100 && !logOf(m!.id).includes('SIGHUP ignored'); i++) await sleep(10);
     expect(logOf(m!.id)).toContain('SIGHUP ignored');
-    expect(alive(m!.pid!)).toBe(true);
+    expect(isAlive(m!.pid!)).toBe(true);
     expect(readFileSync(join(m!.dest, 'node_modules/pkg-3/index.js'), 'utf8')).toBe('module.exports = 3;\n');
     await unmountProjection(m!.dest, { store });
     await gone(m!.pid!);
@@ -146,7 +112,7 @@ describe('the server of a mount', () => {
     expect(stale).toMatchObject({ state: 'stale', pid: undefined });
     const r = await repairStaleMounts(store, dest);
     expect(r).toMatchObject([{ action: 'remounted', dest }]);
-    expect(alive(r[0]!.pid!)).toBe(true);
+    expect(isAlive(r[0]!.pid!)).toBe(true);
     expect(readFileSync(join(dest, 'node_modules/pkg-7/index.js'), 'utf8')).toBe('module.exports = 7;\n');
     await unmountProjection(dest, { store });
   });

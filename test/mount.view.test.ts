@@ -1,21 +1,21 @@
 // The mount projection's view: a real FUSE mount (with the kernel overlay on
 // top, as root) of a real store tree equals a materialized copy of that tree,
 // and real programs (node, python) run from it.
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import {
-  chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { Store } from '../src/store/store.js';
 import { readTree } from '../src/store/trees.js';
 import { materialize } from '../src/project/materialize.js';
-import { listMounts, mountProjection, unmountAll, type MountResult } from '../src/project/mount.js';
+import { listMounts, mountProjection, type MountResult } from '../src/project/mount.js';
 import { readMountTable } from '../src/project/mountTable.js';
+import { openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
+import { catDigest, listTree } from './support/treeListing.js';
 
 let base: string;
 let store: Store;
@@ -53,39 +53,8 @@ function makeFixture(root: string): void {
   w('data/big.bin', big);
 }
 
-/** Every path under root with what a user sees of it (root itself excluded). */
-function snapshot(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(rel ? join(root, rel) : root).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const p = join(root, r);
-      const st = lstatSync(p, { bigint: true });
-      const mode = (st.mode & 0o7777n).toString(8);
-      if (st.isDirectory()) {
-        out.set(r, `dir ${mode} nlink=${st.nlink} mtime=${st.mtimeNs}`);
-        walk(r);
-      } else if (st.isSymbolicLink()) out.set(r, `symlink -> ${readlinkSync(p)} mtime=${st.mtimeNs}`);
-      else {
-        const sha = createHash('sha256').update(readFileSync(p)).digest('hex');
-        out.set(r, `file ${mode} nlink=${st.nlink} size=${st.size} mtime=${st.mtimeNs} sha=${sha}`);
-      }
-    }
-  };
-  walk('');
-  return out;
-}
-
-function cleanupMounts(): void {
-  for (const m of readMountTable().reverse()) {
-    if (!m.mountPoint.startsWith(base)) continue;
-    execFileSync('sh', ['-c', `fusermount3 -uz '${m.mountPoint}' 2>/dev/null || umount -l '${m.mountPoint}'`]);
-  }
-}
-
 beforeAll(async () => {
-  base = mkdtempSync(join(tmpdir(), 'velo-mount-view-'));
-  store = Store.open(join(base, 'home'));
+  ({ base, store } = openMountSandbox('velo-mount-view-'));
   const src = join(base, 'src');
   makeFixture(src);
   tree = (await ingestDir(store, src, { mtimes: true })).tree;
@@ -93,17 +62,7 @@ beforeAll(async () => {
   await materialize(store, tree, copy, { method: 'copy' });
 });
 
-afterAll(async () => {
-  try {
-    if (store) await unmountAll(store);
-  } finally {
-    if (base) {
-      cleanupMounts();
-      store?.close();
-      rmSync(base, { recursive: true, force: true });
-    }
-  }
-});
+afterAll(() => removeMountSandbox(base, store));
 
 describe('a mounted tree with a writable overlay', () => {
   let m: MountResult;
@@ -131,8 +90,8 @@ describe('a mounted tree with a writable overlay', () => {
   });
 
   it('looks exactly like a materialized copy: listing, modes, nlink, sizes, mtimes, bytes, symlinks', () => {
-    const mounted = snapshot(dest);
-    const copied = snapshot(copy);
+    const mounted = listTree(dest);
+    const copied = listTree(copy);
     expect([...mounted.keys()]).toEqual([...copied.keys()]);
     for (const [path, seen] of mounted) expect(`${path}: ${seen}`).toBe(`${path}: ${copied.get(path)}`);
   });
@@ -157,18 +116,11 @@ describe('a mounted tree with a writable overlay', () => {
   });
 
   it('serves many parallel readers the right bytes', async () => {
-    const files = [...snapshot(copy)].filter(([, v]) => v.startsWith('file')).map(([k]) => k);
+    const files = [...listTree(copy)].filter(([, v]) => v.startsWith('file')).map(([k]) => k);
     const want = await Promise.all(files.map((f) => readFile(join(copy, f))));
     const rounds = await Promise.all(Array.from({ length: 16 }, () => Promise.all(files.map((f) => readFile(join(dest, f))))));
     for (const got of rounds) got.forEach((buf, k) => expect(buf.equals(want[k]!)).toBe(true));
-    const digest = (dir: string) =>
-      new Promise<string>((resolve, reject) => {
-        const p = spawn('sh', ['-c', 'find . -path ./site-packages -prune -o -type f -print | sort | xargs cat | sha256sum'], { cwd: dir });
-        let s = '';
-        p.stdout.on('data', (d: Buffer) => (s += d));
-        p.on('error', reject);
-        p.on('close', () => resolve(s.split(' ')[0]!));
-      });
+    const digest = (dir: string) => catDigest(dir, '-path ./site-packages -prune -o -type f -print');
     const expected = await digest(copy);
     const got = await Promise.all(Array.from({ length: 8 }, () => digest(dest)));
     expect(got).toEqual(Array(8).fill(expected));
@@ -183,8 +135,8 @@ describe('a read-only mount (no overlay)', () => {
     expect(m.upper).toBeUndefined();
     expect(m.readOnlyReason).toMatch(/read-only/);
     expect(readMountTable().filter((e) => e.mountPoint === dest).at(-1)?.fsType).toBe('fuse.velo');
-    const mounted = snapshot(dest);
-    const copied = snapshot(copy);
+    const mounted = listTree(dest);
+    const copied = listTree(copy);
     expect([...mounted.keys()]).toEqual([...copied.keys()]);
     for (const [path, seen] of mounted) expect(`${path}: ${seen}`).toBe(`${path}: ${copied.get(path)}`);
     // the root carries the tree's own mtime, to the nanosecond

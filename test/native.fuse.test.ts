@@ -4,8 +4,8 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  appendFileSync, chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync,
-  readFileSync, readlinkSync, readSync, rmSync, statfsSync, unlinkSync, utimesSync, writeFileSync,
+  appendFileSync, chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync,
+  readFileSync, readSync, rmSync, statfsSync, unlinkSync, utimesSync, writeFileSync,
 } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeModulesEntries, objectPath, writeObjects, OBJECT_MTIME_S } from '../native/test-support/syntheticTree.mjs';
 import { writeTree } from '../native/test-support/treeWriter.mjs';
+import { catDigest, listTree } from './support/treeListing.js';
 
 const repo = join(import.meta.dirname, '..');
 const addonPath = join(repo, 'native', 'build', 'velo_native.node');
@@ -43,30 +44,6 @@ function freshMountpoint(name: string): string {
   const d = join(base, name);
   mkdirSync(d);
   return d;
-}
-
-/** Every path under root with what a user sees of it (sorted, root excluded). */
-function snapshot(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(join(root, rel)).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const p = join(root, r);
-      const st = lstatSync(p, { bigint: true });
-      const mode = (st.mode & 0o7777n).toString(8);
-      if (st.isDirectory()) {
-        out.set(r, `dir ${mode} nlink=${st.nlink} mtime=${st.mtimeNs}`);
-        walk(r);
-      } else if (st.isSymbolicLink()) {
-        out.set(r, `symlink -> ${readlinkSync(p)} mtime=${st.mtimeNs}`);
-      } else {
-        const sha = createHash('sha256').update(readFileSync(p)).digest('hex');
-        out.set(r, `file ${mode} nlink=${st.nlink} size=${st.size} mtime=${st.mtimeNs} sha=${sha}`);
-      }
-    }
-  };
-  walk('');
-  return out;
 }
 
 beforeAll(async () => {
@@ -122,8 +99,8 @@ describe.each(MODES)('a mounted tree, reads by $reads', ({ passthrough }) => {
   });
 
   it('looks exactly like a materialized copy: listing, modes, nlink, sizes, mtimes, bytes, symlinks', () => {
-    const mounted = snapshot(mnt);
-    const copied = snapshot(copy);
+    const mounted = listTree(mnt);
+    const copied = listTree(copy);
     expect(mounted.size).toBe(entries.length - 1);
     expect([...mounted.keys()]).toEqual([...copied.keys()]);
     for (const [path, seen] of mounted) expect(`${path}: ${seen}`).toBe(`${path}: ${copied.get(path)}`);
@@ -153,14 +130,7 @@ describe.each(MODES)('a mounted tree, reads by $reads', ({ passthrough }) => {
     const files = entries.filter((e) => e.kind === 'file');
     const reads = await Promise.all(files.map((e) => readFile(join(mnt, e.path))));
     reads.forEach((buf, k) => expect(buf.equals(files[k]!.data!)).toBe(true));
-    const digest = (dir: string) =>
-      new Promise<string>((resolve, reject) => {
-        const p = spawn('sh', ['-c', 'find . -type f | sort | xargs cat | sha256sum'], { cwd: dir });
-        let out = '';
-        p.stdout.on('data', (d: Buffer) => (out += d));
-        p.on('error', reject);
-        p.on('close', () => resolve(out.split(' ')[0]!));
-      });
+    const digest = (dir: string) => catDigest(dir);
     const want = await digest(copy);
     const got = await Promise.all(Array.from({ length: 8 }, () => digest(mnt)));
     expect(got).toEqual(Array(8).fill(want));

@@ -6,23 +6,11 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  buildFixtureWheels,
-  copyProject,
-  ensureUv,
-  runPython,
-  runUvCli,
-  settle,
-  startIndex,
-  systemPython,
-  uvTestEnv,
-  veloUv,
-  veloUvChild,
-  type PyIndex,
-} from '../fixtures/uv/harness.js';
+import { copyProject, runPython, runUvCli, settle, veloUv, veloUvChild, type PyIndex } from '../fixtures/uv/harness.js';
 import { readInstalledDistribution } from '../src/uv/installedDistribution.js';
 import { VeloError } from '../src/errors.js';
 import { tempDirs } from './support/tmp.js';
+import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 
 const tmp = tempDirs('velo-uv-errors-');
 let root: string;
@@ -33,7 +21,7 @@ let wheels: string;
 const SITE = 'lib/python3.11/site-packages';
 
 function env(cache: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { ...uvTestEnv({ indexUrl: index.url, cacheDir: join(root, 'caches', cache), veloHome, python }), ...extra };
+  return uvSandboxEnv({ root, python, veloHome, index }, cache, extra);
 }
 
 function pyproject(dir: string, name: string, deps: string[]): void {
@@ -83,19 +71,11 @@ function expectIntact(dir: string, before: EnvSnapshot): void {
 }
 
 beforeAll(async () => {
-  ensureUv();
   root = tmp();
-  python = systemPython();
-  veloHome = join(root, 'store');
-  wheels = join(root, 'wheels');
-  buildFixtureWheels(wheels, uvTestEnv({ indexUrl: 'http://127.0.0.1:9/simple', cacheDir: join(root, 'caches', 'build'), veloHome, python }));
-  index = await startIndex(wheels);
+  ({ python, veloHome, wheels, index } = await startUvIndexSandbox(root));
 });
 
-afterAll(async () => {
-  await index?.stop();
-  await settle(root); // replaced environments are deleted in the background
-});
+afterAll(() => stopUvIndexSandbox(index, root));
 
 describe('velo uv sync refuses bad input and keeps the previous .venv', () => {
   test('a malformed uv.lock: the file, the line and the problem', () => {

@@ -13,20 +13,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listMounts, unmountProjection } from '../src/project/mount.js';
 import { Store } from '../src/store/store.js';
 import { readTree } from '../src/store/trees.js';
-import {
-  buildFixtureWheels,
-  copyProject,
-  ensureUv,
-  runPython,
-  runUvCli,
-  settle,
-  startIndex,
-  systemPython,
-  uvTestEnv,
-  veloUv,
-  type PyIndex,
-} from '../fixtures/uv/harness.js';
+import { copyProject, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
 import { tempDirs } from './support/tmp.js';
+import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 
 const tmp = tempDirs('velo-uv-mount-');
 let root: string;
@@ -36,7 +25,7 @@ let veloHome: string;
 const SITE = 'lib/python3.11/site-packages';
 
 function env(cacheName: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { ...uvTestEnv({ indexUrl: index.url, cacheDir: join(root, 'caches', cacheName), veloHome, python }), ...extra };
+  return uvSandboxEnv({ root, python, veloHome, index }, cacheName, extra);
 }
 
 function sync(project: string, args: string[], extra: NodeJS.ProcessEnv = {}): { json: Record<string, unknown>; stderr: string } {
@@ -59,13 +48,8 @@ function storeObject(store: Store, tree: string, rel: string): Buffer {
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
-  ensureUv();
   root = tmp();
-  python = systemPython();
-  veloHome = join(root, 'store');
-  const wheels = join(root, 'wheels');
-  buildFixtureWheels(wheels, uvTestEnv({ indexUrl: 'http://127.0.0.1:9/simple', cacheDir: join(root, 'caches', 'build'), veloHome, python }));
-  index = await startIndex(wheels);
+  ({ python, veloHome, index } = await startUvIndexSandbox(root));
 });
 
 afterAll(async () => {
@@ -78,8 +62,7 @@ afterAll(async () => {
       store.close();
     }
   }
-  await index?.stop();
-  if (root) await settle(root);
+  await stopUvIndexSandbox(index, root);
 });
 
 describe('velo uv sync --projection mount', () => {

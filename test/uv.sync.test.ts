@@ -8,22 +8,9 @@ import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, readdirSync, rm
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  buildFixtureWheels,
-  copyProject,
-  REPO_ROOT,
-  ensureUv,
-  loggedUv,
-  runPython,
-  runUvCli,
-  settle,
-  startIndex,
-  systemPython,
-  uvTestEnv,
-  veloUv,
-  type PyIndex,
-} from '../fixtures/uv/harness.js';
+import { copyProject, REPO_ROOT, loggedUv, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
 import { tempDirs } from './support/tmp.js';
+import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 
 const tmp = tempDirs('velo-uv-sync-');
 let root: string;
@@ -32,7 +19,7 @@ let index: PyIndex;
 let veloHome: string;
 
 function env(cacheName: string): NodeJS.ProcessEnv {
-  return uvTestEnv({ indexUrl: index.url, cacheDir: join(root, 'caches', cacheName), veloHome, python });
+  return uvSandboxEnv({ root, python, veloHome, index }, cacheName);
 }
 
 function sync(project: string, cache: string, args: string[] = []): Record<string, unknown> {
@@ -88,19 +75,11 @@ print(json.dumps({"bad": bad, "count": count}))
 `;
 
 beforeAll(async () => {
-  ensureUv();
   root = tmp();
-  python = systemPython();
-  veloHome = join(root, 'store');
-  const wheels = join(root, 'wheels');
-  buildFixtureWheels(wheels, uvTestEnv({ indexUrl: 'http://127.0.0.1:9/simple', cacheDir: join(root, 'caches', 'build'), veloHome, python }));
-  index = await startIndex(wheels);
+  ({ python, veloHome, index } = await startUvIndexSandbox(root));
 });
 
-afterAll(async () => {
-  await index?.stop();
-  await settle(root); // replaced environments are deleted in the background
-});
+afterAll(() => stopUvIndexSandbox(index, root));
 
 describe('velo uv sync', () => {
   let velo1: string; // app-one, synced by velo
