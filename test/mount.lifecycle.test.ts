@@ -103,6 +103,18 @@ describe('replacing what is at the destination', () => {
     expect(m.ms).toBeLessThan(1000);
   });
 
+  it('with freshUpper replaces even the same tree: the writes made through the old mount are gone, atomically', async () => {
+    const dest = join(base, 'farm/node_modules');
+    const [before] = listMounts(store).filter((x) => x.dest === dest);
+    writeFileSync(join(dest, 'written-before'), 'x');
+    const m = await mountProjection(store, treeB, dest, { freshUpper: true });
+    expect(m).toMatchObject({ reused: false, replaced: 'mount', tree: treeB });
+    expect(m.id).not.toBe(before!.id);
+    expect(existsSync(join(dest, 'written-before'))).toBe(false);
+    expect(listMounts(store).filter((x) => x.dest === dest).map((x) => x.id)).toEqual([m.id]);
+    expect(listMounts(store).find((x) => x.dest === dest)!.upperSummary!.files).toBe(0);
+  });
+
   it('replaces an earlier mount: the new view, a fresh upper layer, the old server and its layers gone', async () => {
     const dest = join(base, 'farm/node_modules');
     const [old] = listMounts(store).filter((x) => x.dest === dest);

@@ -60,6 +60,12 @@ export interface MountOptions {
   threads?: number;
   /** delete a replaced link farm in a detached process (the CLI does) */
   backgroundRemoval?: boolean;
+  /**
+   * Replace even a healthy mount of the same tree, so the new one starts with
+   * an empty writable layer; swapped in atomically like any replacement (a
+   * sync that must undo edits made through the mount)
+   */
+  freshUpper?: boolean;
 }
 
 export interface MountResult {
@@ -185,7 +191,7 @@ export async function mountProjection(store: Store, tree: string, destination: s
           ...(options.keys ? { keys: options.keys } : {}),
           ...(options.packages !== undefined ? { packages: options.packages } : {}),
         });
-      if (same && current.length === 1) {
+      if (same && current.length === 1 && !options.freshUpper) {
         if (options.ecosystem && options.ecosystem !== same.record.ecosystem) {
           same.record.ecosystem = options.ecosystem;
           writeRecord(same.record);

@@ -99,9 +99,10 @@ function pristine(upper: MountStatus['upperSummary']): boolean {
 async function mountEnvironment(o: ProjectEnvOptions): Promise<ProjectedEnv> {
   const mounts = await import('../project/mount.js');
   // the same tree mounted with changes in its upper layer (a package removed, a file edited):
-  // mountProjection would keep it as it is, but a sync makes the environment exact again
+  // mountProjection would keep it as it is, but a sync makes the environment exact again —
+  // a new mount over an empty upper, swapped in atomically
   const current = mounts.listMounts(o.store).find((m) => m.dest === o.envDir);
-  if (current && current.tree === o.tree && !pristine(current.upperSummary)) await mounts.unmountProjection(o.envDir, { store: o.store });
+  const edited = current !== undefined && current.tree === o.tree && !pristine(current.upperSummary);
   let r;
   try {
     r = await mounts.mountProjection(o.store, o.tree, o.envDir, {
@@ -109,6 +110,7 @@ async function mountEnvironment(o: ProjectEnvOptions): Promise<ProjectedEnv> {
       keys: o.keys,
       packages: o.packages,
       backgroundRemoval: o.backgroundRemoval,
+      freshUpper: edited,
     });
   } catch (err) {
     if (!(err instanceof VeloError) || err.code !== 'FUSE_UNAVAILABLE') throw err;
