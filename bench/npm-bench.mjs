@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // velo npm ci beside its peers on a real 1207-package lockfile (bench/npm-1207),
 // in one run, medians of N, node_modules removed (and `sync`) before each run; the
-// warm cases interleaved round by round:
+// warm cases interleaved round by round, in an order rotated every round:
 //   npm ci --offline (warm npm cache), pnpm install --offline --frozen-lockfile
 //   (warm store), bun install --frozen-lockfile (warm cache), velo npm ci with an
 //   empty store, with a warm store, the no-op; npm ci with an empty cache (the
@@ -55,15 +55,22 @@ function measure(label, n, before, run) {
   console.log(`${label.padEnd(58)} median ${median(samples).toFixed(0).padStart(7)} ms  [${samples.map((s) => s.toFixed(0)).join(', ')}]`);
 }
 const rmNm = (d) => rmSync(join(d, 'node_modules'), { recursive: true, force: true });
-/** Each case once per round, `n` rounds; the rm before each run is not timed, a `sync` settles it. */
+/**
+ * Each case once per round, `n` rounds, the order rotated every round (on
+ * this machine file creation slows down run after run, so a fixed order
+ * would favour whoever goes first); the rm before each run is not timed,
+ * a `sync` settles it.
+ */
 function measureInterleaved(cases, n) {
   const samples = cases.map(() => []);
   for (let i = 0; i < n; i++) {
-    cases.forEach((c, k) => {
+    for (let j = 0; j < cases.length; j++) {
+      const k = (i + j) % cases.length;
+      const c = cases[k];
       c.before?.(i);
       execFileSync('sync');
       samples[k].push(c.run(i));
-    });
+    }
   }
   cases.forEach((c, k) => {
     results.push({ label: c.label, median: median(samples[k]), samples: samples[k] });
