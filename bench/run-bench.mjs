@@ -27,6 +27,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, utime
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { evictFromPageCache } from './lib/evictCache.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', 'work', 'run-bench');
@@ -60,26 +61,6 @@ function timed(cmd, args, { cwd, env }) {
   return { wall, cpu: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN, stdout: r.stdout, stderr: r.stderr.replace(/@@cpu.*\n?/, '') };
 }
 
-const EVICT = `
-import os, sys
-n = 0
-for top in sys.argv[1:]:
-    paths = [top] if os.path.isfile(top) else [os.path.join(d, f) for d, _, fs in os.walk(top) for f in fs]
-    for p in paths:
-        try:
-            fd = os.open(p, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            n += 1
-        finally:
-            os.close(fd)
-print(n)
-`;
-function evict(paths) {
-  return Number(execFileSync('python3', ['-c', EVICT, ...paths.filter((p) => existsSync(p))], { encoding: 'utf8' }).trim());
-}
 
 function machine() {
   return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.versions.node}, load average ${loadavg()[0].toFixed(1)} at the start`;
@@ -136,9 +117,9 @@ function benchRun() {
     add(1, first);
     add(2, velo(demo, node, '-e', REQUIRE));
     add(2, velo(demo, node, '-e', REQUIRE));
-    evict(files);
+    evictFromPageCache(files);
     add(3, plain(demo, '-e', REQUIRE));
-    evict(files);
+    evictFromPageCache(files);
     add(4, velo(demo, node, '-e', REQUIRE));
     rmSync(cache, { recursive: true, force: true });
     velo(demo, node, '-e', REQUIRE);

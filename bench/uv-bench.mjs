@@ -26,6 +26,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { evictFromPageCache } from './lib/evictCache.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', 'work', 'uv-pandas');
@@ -82,28 +83,6 @@ function project(name) {
   return dir;
 }
 
-const EVICT = `
-import os, sys
-n = 0
-for top in sys.argv[1:]:
-    for d, _, files in os.walk(top):
-        for f in files:
-            p = os.path.join(d, f)
-            try:
-                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
-            except OSError:
-                continue
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                n += 1
-            finally:
-                os.close(fd)
-print(n)
-`;
-
-function evict(dirs) {
-  execFileSync(python, ['-c', EVICT, ...dirs], { encoding: 'utf8' });
-}
 
 // wall time, and CPU time (user + sys, from /usr/bin/time): on a busy machine
 // CPU time is the steadier measure of what an import costs
@@ -230,7 +209,7 @@ for (const cache of ['warm page cache', 'dropped page cache']) {
     for (const [name, build] of Object.entries(builders)) {
       if (cache === 'dropped page cache' && name.includes('mount')) continue;
       const dir = build();
-      if (cache === 'dropped page cache') evict([join(dir, '.venv'), pythonPrefix]);
+      if (cache === 'dropped page cache') evictFromPageCache([join(dir, '.venv'), pythonPrefix], python);
       const r = (byEnv[name] ??= { firsts: [], firstsCpu: [] });
       const py = join(dir, '.venv', 'bin', 'python');
       const first = timedImport(py, dir);
