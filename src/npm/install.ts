@@ -13,7 +13,8 @@ import type { Store } from '../store/store.js';
 import { deleteKey, getKeys, registerProject, setKey } from '../store/keys.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import { acquireLease } from '../store/lock.js';
-import { readTree } from '../store/trees.js';
+import { readTree, readTreeBuffer } from '../store/trees.js';
+import { readTreeHeader } from '../store/treeFormat.js';
 import { materialize, TamperedObjectsError, type MaterializeResult } from '../project/materialize.js';
 import { removeTree, restoreAside } from '../project/atomicSwap.js';
 // planning, fetching and laying out are loaded only when a lockfile install needs them (the
@@ -491,7 +492,7 @@ async function installFromLockfile(
     });
     const usedKeys = [...new Set([...plan.packages.map((p) => p.key).filter((k): k is string => Boolean(k)), ...builtKeys.values()])];
     let privateBytes = 0;
-    for (const p of placed) if (p.private) privateBytes += readTree(store, p.tree).logicalSize;
+    for (const p of placed) if (p.private) privateBytes += readTreeHeader(readTreeBuffer(store, p.tree)).logicalSize;
     const extraInputs = plan.links.map((l) => relative(root, join(l.node.realpath, 'package.json'))).filter((p) => !p.startsWith('..'));
     // record the whole result for the next project with the same inputs; not when
     // an optional package failed (its scripts may pass elsewhere), a package has no

@@ -33,6 +33,7 @@ import { acquireLease } from '../store/lock.js';
 import { defaultHome } from '../config.js';
 import { Store } from '../store/store.js';
 import { readTreeBuffer } from '../store/trees.js';
+import { readTreeHeader } from '../store/treeFormat.js';
 import { recoverLeftovers } from './atomicSwap.js';
 import { OverlayFailed, ensureDir, isEmptyDir, mountOverlayReplacing, mountReadOnlyReplacing, tearDown } from './mountAttach.js';
 import { requireFuse } from './mountAvailability.js';
@@ -126,8 +127,7 @@ export interface UnmountResult {
 // ---- helpers --------------------------------------------------------------
 
 /** File count from a tree's entries (kind byte 2), without parsing names. */
-function countFiles(buf: Buffer): number {
-  const n = buf.readUInt32LE(16);
+function countFiles(buf: Buffer, n: number): number {
   let files = 0;
   for (let i = 0, off = 32; i < n; i++, off += 64) if (buf[off] === 2) files++;
   return files;
@@ -167,8 +167,9 @@ export async function mountProjection(store: Store, tree: string, destination: s
   const t0 = performance.now();
   const dest = resolve(destination);
   const buf = readTreeBuffer(store, tree);
-  const files = countFiles(buf);
-  const logicalBytes = Number(buf.readBigUInt64LE(24));
+  const header = readTreeHeader(buf);
+  const files = countFiles(buf, header.count);
+  const logicalBytes = header.logicalSize;
   requireFuse();
   const lease = acquireLease(store, 'install');
   try {
