@@ -73,11 +73,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, projectConfig: 
     pick('projection', projectConfig.projection, PROJECTIONS, 'velo.json') ??
     pick('projection', user.projection, PROJECTIONS, file) ??
     'link';
-  const threadsRaw = env.VELO_THREADS ?? user.threads;
-  // one thread per core, at most 4: measured best for both ingest and hardlinking (more only contend; see docs/BENCHMARKS.md)
-  const threads = threadsRaw === undefined ? Math.min(4, availableParallelism()) : Number(threadsRaw);
-  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
-    throw new VeloError('BAD_INPUT', `VELO_THREADS / threads must be an integer from 1 to 64 (got ${String(threadsRaw)})`);
-  }
+  const threads = threadsSetting(env.VELO_THREADS ?? user.threads, 'VELO_THREADS / threads');
   return { home, method, projection, threads };
+}
+
+/**
+ * The thread count for bulk filesystem work from a setting (undefined or ''
+ * = the default): one thread per core, at most 4 — measured best for both
+ * ingest and hardlinking; more only contend (docs/BENCHMARKS.md).
+ */
+export function threadsSetting(raw: unknown, name: string): number {
+  if (raw === undefined || raw === '') return Math.min(4, availableParallelism());
+  const threads = Number(raw);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+    throw new VeloError('BAD_INPUT', `${name} must be an integer from 1 to 64 (got ${JSON.stringify(raw)})`);
+  }
+  return threads;
 }

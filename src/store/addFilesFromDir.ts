@@ -30,9 +30,9 @@
  * VELO_THREADS, else min(4, cores). See docs/BENCHMARKS.md.
  */
 import { lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { threadsSetting } from '../config.js';
 import { VeloError, errnoCode, fsError } from '../errors.js';
 import { ingestFile } from './ingestFile.js';
 import { ingestPool, type BatchReply, type IngestPool } from './ingestPool.js';
@@ -77,15 +77,7 @@ const INLINE_LIMIT_WARM = 32;
 const BATCH_FILES = 128;
 
 export function defaultIngestThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.VELO_THREADS;
-  if (raw !== undefined && raw !== '') {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1 || n > 64) {
-      throw new VeloError('BAD_INPUT', `VELO_THREADS must be an integer from 1 to 64 (got ${JSON.stringify(raw)})`);
-    }
-    return n;
-  }
-  return Math.min(4, availableParallelism());
+  return threadsSetting(env.VELO_THREADS, 'VELO_THREADS');
 }
 
 function kindOf(d: Dirent): string {
