@@ -1,14 +1,14 @@
 // Bad input to the store's own commands: a clear message naming the problem,
 // a meaningful exit code, and nothing lost or left half-made.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { tempDirs } from './support/tmp.js';
 import { velo } from './support/runVelo.js';
-import { veloBin } from './support/paths.js';
+import { repoRoot, veloBin } from './support/paths.js';
 
 const tmp = tempDirs();
 
@@ -66,10 +66,16 @@ describe('ingest refuses what a tree cannot hold, by name', () => {
       mkdirSync(home);
       const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
       chownSync(home, nobody, nobody);
+      // the checkout (and the Node that setup put in it) may sit under a directory only root can
+      // enter (mktemp -d is 0700): nobody runs them from a bind mount of it inside base
+      const codeDir = join(base, 'velo');
+      mkdirSync(codeDir);
+      execFileSync('mount', ['--bind', repoRoot(), codeDir]);
+      const inCheckout = (path: string): string => (path.startsWith(repoRoot() + '/') ? join(codeDir, relative(repoRoot(), path)) : path);
       let out = '';
       let code = 0;
       try {
-        execFileSync('runuser', ['-u', 'nobody', '--', process.execPath, veloBin(), 'store', 'ingest', src], {
+        execFileSync('runuser', ['-u', 'nobody', '--', inCheckout(process.execPath), inCheckout(veloBin()), 'store', 'ingest', src], {
           env: { PATH: process.env.PATH, VELO_HOME: home, HOME: base },
           encoding: 'utf8',
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,6 +89,9 @@ describe('ingest refuses what a tree cannot hold, by name', () => {
       expect(out).toMatch(/permission denied/i);
       expect(out).toContain(join(src, 'secret'));
     } finally {
+      // never delete base while the checkout is still mounted in it
+      spawnSync('umount', [join(base, 'velo')], { stdio: 'ignore' });
+      if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${join(base, 'velo')} `)) throw new Error(`${join(base, 'velo')} is still mounted`);
       rmSync(base, { recursive: true, force: true });
     }
   });
