@@ -140,6 +140,39 @@ describe('materialize by hardlink', () => {
   });
 });
 
+describe('spreading directories over block groups (ext4, FS_TOPDIR_FL)', () => {
+  // node_modules' children at the root, as velo lays out a project's node_modules
+  const rootedAtPackages = () => entries
+    .filter((e) => e.path !== 'node_modules')
+    .map((e) => (e.path === '' ? e : { ...e, path: e.path.replace(/^node_modules\//, '') }));
+  const inodeGroupsOfTopDirs = (dest: string) => new Set(readdirSync(dest, { withFileTypes: true })
+    .filter((d) => d.isDirectory()).map((d) => Math.floor(lstatSync(join(dest, d.name)).ino / 8192)));
+  const withSpread = async <T>(value: string, run: () => Promise<T>): Promise<T> => {
+    process.env.VELO_DIR_SPREAD = value;
+    try { return await run(); } finally { delete process.env.VELO_DIR_SPREAD; }
+  };
+
+  it('puts the top directories in different inode groups, lays out the same tree, and leaves no flag behind', async () => {
+    expect(spawnSync('stat', ['-f', '-c', '%T', base], { encoding: 'utf8' }).stdout.trim()).toBe('ext2/ext3'); // the test needs ext4
+    const local = rootedAtPackages();
+    const spreadDest = freshDir();
+    const plainDest = freshDir();
+    const spread = await withSpread('1', () => addon.materialize(writeTree(local, { mtimes: true }), objects, spreadDest, 'hardlink', 2));
+    const plain = await withSpread('0', () => addon.materialize(writeTree(local, { mtimes: true }), objects, plainDest, 'hardlink', 2));
+    expect(spread).toEqual(plain);
+    for (const e of local) {
+      const a = lstatSync(join(spreadDest, e.path), { bigint: true });
+      const b = lstatSync(join(plainDest, e.path), { bigint: true });
+      expect([a.mode, a.size, a.mtimeNs, e.kind === 'file' ? a.ino : 0n]).toEqual([b.mode, b.size, b.mtimeNs, e.kind === 'file' ? b.ino : 0n]);
+    }
+    expect(inodeGroupsOfTopDirs(spreadDest).size).toBeGreaterThan(2);
+    expect(inodeGroupsOfTopDirs(plainDest).size).toBeLessThanOrEqual(2);
+    const attrs = spawnSync('lsattr', ['-d', spreadDest], { encoding: 'utf8' });
+    expect(attrs.status).toBe(0);
+    expect(attrs.stdout.split(/\s/)[0]).not.toContain('T');
+  });
+});
+
 describe('materialize by copy and reflink', () => {
   it('copies bytes with 0644/0755 modes and the tree mtimes', async () => {
     const dest = freshDir();

@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "dir_spread.h"
 #include "errname.h"
 #include "fs_copy.h"
 
@@ -43,6 +45,7 @@ typedef struct shared {
     int active;
     atomic_int stop;
     atomic_int no_reflink;
+    vspread spread;
     vmat_result *r;
 } shared;
 
@@ -139,8 +142,17 @@ static void push_children(shared *s, uint32_t dir) {
 
 /* ---- creating one entry ------------------------------------------------ */
 
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int make_dir(worker *w, int dirfd, uint32_t i) {
+    vspread *spread = &w->s->spread;
+    uint64_t t0 = vspread_wants_timing(spread) ? now_ns() : 0;
     if (mkdirat(dirfd, w->name, 0755) != 0) return fail_dest(w, errno, "mkdir", i);
+    if (t0) vspread_note_mkdir(spread, now_ns() - t0);
     if ((w->s->umask_bits & 0755) && fchmodat(dirfd, w->name, 0755, 0) != 0) return fail_dest(w, errno, "chmod", i);
     w->c.dirs++;
     if (vtree_child_count(w->s->t, i) > 0) push_children(w->s, i);
@@ -335,8 +347,11 @@ int vmat_run(const vtree *t, const char *objects_dir, const char *dest_dir,
     else if (s.objfd < 0) record_error(&s, errno, "open", objects_dir);
     else if (!(s.capjobs = count_jobs(t), s.jobs = malloc(s.capjobs * sizeof *s.jobs))) record_error(&s, ENOMEM, "malloc", dest_dir);
     else {
+        vspread_begin(&s.spread, dest_dir);
         push_children(&s, 0);
-        if (run_workers(&s, threads) == 0 && (!vtree_has_mtimes(t) || set_dir_mtimes(&s) == 0)) rc = 0;
+        int ok = run_workers(&s, threads) == 0;
+        vspread_end(&s.spread);
+        if (ok && (!vtree_has_mtimes(t) || set_dir_mtimes(&s) == 0)) rc = 0;
     }
     if (s.destfd >= 0) close(s.destfd);
     if (s.objfd >= 0) close(s.objfd);
