@@ -165,11 +165,16 @@ describe('spreading directories over block groups (ext4, FS_TOPDIR_FL)', () => {
       const b = lstatSync(join(plainDest, e.path), { bigint: true });
       expect([a.mode, a.size, a.mtimeNs, e.kind === 'file' ? a.ino : 0n]).toEqual([b.mode, b.size, b.mtimeNs, e.kind === 'file' ? b.ino : 0n]);
     }
-    expect(inodeGroupsOfTopDirs(spreadDest).size).toBeGreaterThan(2);
-    expect(inodeGroupsOfTopDirs(plainDest).size).toBeLessThanOrEqual(2);
-    const attrs = spawnSync('lsattr', ['-d', spreadDest], { encoding: 'utf8' });
-    expect(attrs.status).toBe(0);
-    expect(attrs.stdout.split(/\s/)[0]).not.toContain('T');
+    // spread: the 40 package directories land in many block groups (13-22 seen here); in place: a few
+    const spreadGroups = inodeGroupsOfTopDirs(spreadDest).size;
+    expect(spreadGroups).toBeGreaterThanOrEqual(8);
+    expect(spreadGroups).toBeGreaterThan(inodeGroupsOfTopDirs(plainDest).size);
+    // every directory velo marked (the root, and any with 16+ subdirectories) is unmarked again
+    const attrs = spawnSync('sh', ['-c', 'find "$1" -type d -exec lsattr -d {} +', 'sh', spreadDest], { encoding: 'utf8' });
+    expect(attrs.status, attrs.stderr).toBe(0);
+    const lines = attrs.stdout.trim().split('\n');
+    expect(lines.length).toBe(dirs().length - 1); // every directory was read
+    expect(lines.filter((l) => /^\S*T\S* /.test(l))).toEqual([]);
   });
 });
 

@@ -8,14 +8,15 @@
  * thousands of inodes the old tree freed: on this project's machine a mkdir
  * went from ~50 µs to ~500 µs, and laying out the same 4,500 directories
  * from 0.8 s to 4.4 s, growing with every reinstall inside the window.
- * FS_TOPDIR_FL makes the allocator put each child of the marked directory
- * in the emptiest block group instead (Orlov's rule for top-level
- * directories), and each grandchild near its parent, so the tree's
- * directories land in many groups and each has few freed inodes to skip.
- * Spreading costs locality and, into cold groups, time, so auto mode turns
- * it on only once a window of mkdirs shows the slow case; with a journal the
- * check does not exist and mkdirs stay fast. Numbers: docs/BENCHMARKS.md,
- * "Directory spreading". */
+ * FS_TOPDIR_FL makes the allocator put each child of a marked directory in
+ * the emptiest block group instead (Orlov's rule for top-level
+ * directories), and each grandchild near its parent. Marking the tree's
+ * hubs (node_modules, site-packages, scopes: directories with many
+ * subdirectories) lands its directories in many groups, each with few freed
+ * inodes to skip. Spreading costs locality and, into cold groups, time, so
+ * auto mode turns it on only once a window of mkdirs shows the slow case;
+ * with a journal the check does not exist and mkdirs stay fast. Numbers:
+ * docs/BENCHMARKS.md, "Directory spreading". */
 #define _GNU_SOURCE
 #include "dir_spread.h"
 
@@ -27,46 +28,51 @@
 #include <unistd.h>
 
 #define SAMPLE_MKDIRS 32
-#define SLOW_MKDIR_NS 80000ull /* mean over the sample: 25-50 µs normally, 115-500 µs in the slow case */
+#define SLOW_MKDIR_NS 80000ull /* mean over a window: 25-50 µs normally, 115-500 µs in the slow case */
 
-static void set_flag(vspread *s) {
-    int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    int flags = 0;
-    if (ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0 || (flags & FS_TOPDIR_FL)) { close(fd); return; }
-    flags |= FS_TOPDIR_FL;
-    if (ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0) { close(fd); return; }
-    s->fd = fd;
-}
-
-void vspread_begin(vspread *s, const char *dir) {
+void vspread_begin(vspread *s) {
     const char *knob = getenv("VELO_DIR_SPREAD");
-    s->dir = dir;
-    s->fd = -1;
     s->mode = knob && strcmp(knob, "0") == 0 ? VSPREAD_OFF : knob && strcmp(knob, "1") == 0 ? VSPREAD_ON : VSPREAD_AUTO;
+    atomic_init(&s->active, s->mode == VSPREAD_ON);
     atomic_init(&s->timed, 0);
     atomic_init(&s->timed_ns, 0);
-    atomic_init(&s->decided, s->mode != VSPREAD_AUTO);
-    if (s->mode == VSPREAD_ON) set_flag(s);
+    pthread_mutex_init(&s->lock, NULL);
+    s->nmarked = 0;
 }
 
-void vspread_note_mkdir(vspread *s, uint64_t ns) {
+int vspread_note_mkdir(vspread *s, uint64_t ns) {
     atomic_fetch_add(&s->timed_ns, ns);
-    if ((atomic_fetch_add(&s->timed, 1) + 1) % SAMPLE_MKDIRS != 0) return;
-    /* one thread per window of SAMPLE_MKDIRS gets here; the early mkdirs of a
-     * tree may still find clean inodes near the start of the group, so every
-     * window is judged until one is slow */
+    if ((atomic_fetch_add(&s->timed, 1) + 1) % SAMPLE_MKDIRS != 0) return 0;
+    /* one thread per window gets here; the early mkdirs of a tree may still
+     * find clean inodes near the start of the group, so every window is
+     * judged until one is slow */
     uint64_t window = atomic_exchange(&s->timed_ns, 0);
-    if (window / SAMPLE_MKDIRS > SLOW_MKDIR_NS && atomic_exchange(&s->decided, 1) == 0) set_flag(s);
+    if (window / SAMPLE_MKDIRS <= SLOW_MKDIR_NS) return 0;
+    return atomic_exchange(&s->active, 1) == 0;
+}
+
+void vspread_mark(vspread *s, int atfd, const char *path) {
+    int fd = openat(atfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    int flags = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->nmarked < VSPREAD_MAX_MARKED && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_TOPDIR_FL)) {
+        flags |= FS_TOPDIR_FL;
+        if (ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0) { s->marked[s->nmarked++] = fd; fd = -1; }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (fd >= 0) close(fd);
 }
 
 void vspread_end(vspread *s) {
-    if (s->fd < 0) return;
-    int flags = 0;
-    if (ioctl(s->fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_TOPDIR_FL)) {
-        flags &= ~FS_TOPDIR_FL;
-        (void)ioctl(s->fd, FS_IOC_SETFLAGS, &flags);
+    for (int k = 0; k < s->nmarked; k++) {
+        int flags = 0;
+        if (ioctl(s->marked[k], FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_TOPDIR_FL)) {
+            flags &= ~FS_TOPDIR_FL;
+            (void)ioctl(s->marked[k], FS_IOC_SETFLAGS, &flags);
+        }
+        close(s->marked[k]);
     }
-    close(s->fd);
-    s->fd = -1;
+    s->nmarked = 0;
+    pthread_mutex_destroy(&s->lock);
 }

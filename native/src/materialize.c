@@ -46,6 +46,7 @@ typedef struct shared {
     atomic_int stop;
     atomic_int no_reflink;
     vspread spread;
+    uint8_t *hub;    /* per entry: a directory with many subdirectories (dir_spread.h) */
     vmat_result *r;
 } shared;
 
@@ -148,14 +149,26 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Spreading just turned on: mark the hubs that exist already (the others
+ * are marked as they are made). */
+static void mark_existing_hubs(shared *s) {
+    char rel[PATH_MAX];
+    for (uint32_t i = 0; i < s->t->count; i++) {
+        if (!s->hub[i]) continue;
+        if (i == 0) vspread_mark(&s->spread, s->destfd, ".");
+        else if (vtree_path(s->t, i, rel, sizeof rel) == 0) vspread_mark(&s->spread, s->destfd, rel);
+    }
+}
+
 static int make_dir(worker *w, int dirfd, uint32_t i) {
-    vspread *spread = &w->s->spread;
-    uint64_t t0 = vspread_wants_timing(spread) ? now_ns() : 0;
+    shared *s = w->s;
+    uint64_t t0 = vspread_wants_timing(&s->spread) ? now_ns() : 0;
     if (mkdirat(dirfd, w->name, 0755) != 0) return fail_dest(w, errno, "mkdir", i);
-    if (t0) vspread_note_mkdir(spread, now_ns() - t0);
-    if ((w->s->umask_bits & 0755) && fchmodat(dirfd, w->name, 0755, 0) != 0) return fail_dest(w, errno, "chmod", i);
+    if (t0 && vspread_note_mkdir(&s->spread, now_ns() - t0)) mark_existing_hubs(s);
+    else if (s->hub[i] && vspread_active(&s->spread)) vspread_mark(&s->spread, dirfd, w->name);
+    if ((s->umask_bits & 0755) && fchmodat(dirfd, w->name, 0755, 0) != 0) return fail_dest(w, errno, "chmod", i);
     w->c.dirs++;
-    if (vtree_child_count(w->s->t, i) > 0) push_children(w->s, i);
+    if (vtree_child_count(s->t, i) > 0) push_children(s, i);
     return 0;
 }
 
@@ -293,6 +306,21 @@ static uint32_t count_jobs(const vtree *t) {
     return (uint32_t)(n + 1);
 }
 
+/* The directories with at least HUB_SUBDIRS subdirectories, where spreading
+ * pays (dir_spread.h). NULL when out of memory. */
+#define HUB_SUBDIRS 16
+static uint8_t *find_hubs(const vtree *t) {
+    uint8_t *hub = calloc(t->count ? t->count : 1, 1);
+    if (!hub) return NULL;
+    for (uint32_t i = 0; i < t->count; i++) {
+        if (vtree_kind(t, i) != VTREE_KIND_DIR) continue;
+        uint32_t first = vtree_first_child(t, i), n = vtree_child_count(t, i), dirs = 0;
+        for (uint32_t c = first; c < first + n && dirs < HUB_SUBDIRS; c++) dirs += vtree_kind(t, c) == VTREE_KIND_DIR;
+        hub[i] = dirs >= HUB_SUBDIRS;
+    }
+    return hub;
+}
+
 static int set_dir_mtimes(shared *s) {
     const vtree *t = s->t;
     char rel[PATH_MAX], full[PATH_MAX + 256];
@@ -346,8 +374,10 @@ int vmat_run(const vtree *t, const char *objects_dir, const char *dest_dir,
     if (s.destfd < 0) record_error(&s, errno, "open", dest_dir);
     else if (s.objfd < 0) record_error(&s, errno, "open", objects_dir);
     else if (!(s.capjobs = count_jobs(t), s.jobs = malloc(s.capjobs * sizeof *s.jobs))) record_error(&s, ENOMEM, "malloc", dest_dir);
+    else if (!(s.hub = find_hubs(t))) record_error(&s, ENOMEM, "malloc", dest_dir);
     else {
-        vspread_begin(&s.spread, dest_dir);
+        vspread_begin(&s.spread);
+        if (vspread_active(&s.spread)) mark_existing_hubs(&s);
         push_children(&s, 0);
         int ok = run_workers(&s, threads) == 0;
         vspread_end(&s.spread);
@@ -356,6 +386,7 @@ int vmat_run(const vtree *t, const char *objects_dir, const char *dest_dir,
     if (s.destfd >= 0) close(s.destfd);
     if (s.objfd >= 0) close(s.objfd);
     free(s.jobs);
+    free(s.hub);
     pthread_cond_destroy(&s.cond);
     pthread_mutex_destroy(&s.lock);
     return rc;
