@@ -30,9 +30,10 @@ are; \`velo cargo clean\` first unmounts a mounted target dir.
   --velo-incremental   keep incremental/ in the snapshot
   --projection P       link (default): the target dir is a copy (a reflink
                        where the filesystem clones); mount: a read-only FUSE
-                       view of the snapshot under a writable overlay, so
-                       clones share one copy (Linux, root; else copied, saying
-                       why). Default from VELO_PROJECTION, velo.json, config.
+                       view of the snapshot, writable (overlayfs as root,
+                       the mount server's copy-up otherwise), so clones share
+                       one copy (Linux with FUSE; else copied, saying why).
+                       Default from VELO_PROJECTION, velo.json, config.
 
 See docs/CARGO.md for how restored targets are kept honest with cargo.`;
 

@@ -13,15 +13,16 @@ const MOUNT_USAGE = `Usage: velo mount <tree|project-dir> <dir> [--read-only] [-
 
 Mounts a store tree at <dir> without linking a file: a read-only FUSE view
 of the tree under a writable overlay (writes land in an upper directory
-under $VELO_HOME/mounts, never in the store). <tree> is a tree digest; a
+under $VELO_HOME/mounts, never in the store; without root, or where
+overlayfs is refused, the FUSE view is writable itself and its server
+copies writes up into that directory). <tree> is a tree digest; a
 directory means the tree velo last installed there (a project's
 node_modules, .venv, …). What was at <dir> is replaced: a directory is
 covered and removed, an earlier velo mount is unmounted. The mount is
 served by a small background process and outlives this command; velo
 umount ends it.
 
-  --read-only        no overlay: writes fail with EROFS (also what you get
-                     without root, where overlayfs cannot be mounted)
+  --read-only        no writable layer: writes fail with EROFS
   --upper-base DIR   keep the writable layer in DIR/<id>/ instead
   --json             print {dest, tree, pid, upper, method, …}
 
@@ -71,7 +72,7 @@ export async function runMount(argv: string[], io: Io): Promise<number> {
     else {
       out(io, `mounted tree ${r.tree.slice(0, 12)}${from} at ${r.dest}: ${r.files} files, ${formatBytes(r.logicalBytes)}, in ${formatMs(r.ms)} (server pid ${r.pid})`);
     }
-    if (r.method === 'overlay') out(io, `  writable: writes go to ${r.upper}`);
+    if (r.upper !== undefined) out(io, `  writable: writes go to ${r.upper}${r.method === 'fuse-rw' ? ' (copied up by the mount server)' : ''}`);
     else out(io, `  read-only: ${r.readOnlyReason}`);
     return 0;
   } finally {

@@ -31,8 +31,10 @@ velo's own flags (the rest go to npm: --omit, --include, --ignore-scripts, --off
   --json                 print a JSON summary on stdout
   --method M             auto (default), reflink, hardlink, copy
   --projection P         link (default: a link farm) or mount (a FUSE view of the
-                         store with a writable overlay; falls back to link, saying
-                         why, where FUSE is unavailable or scripts must run)
+                         store, writable: writes go to a per-project upper dir by
+                         overlayfs as root, by copy-up in the mount server
+                         otherwise; falls back to link, saying why, where FUSE is
+                         unavailable or scripts must run)
   --force                reinstall even when nothing changed
   -h, --help             this help
 

@@ -29,9 +29,10 @@ pyproject.toml files, arguments, UV_* settings, interpreter) is projected
 again from its recorded tree without running uv at all.
 
   --projection P   link (default: a link farm) or mount (the store mounted at
-                   .venv under a writable overlay; writes never reach the
-                   store; falls back to link, saying why, without FUSE or
-                   overlayfs). Default from velo.json / config / VELO_PROJECTION.
+                   .venv, writable through overlayfs as root or the mount
+                   server's copy-up otherwise; writes never reach the store;
+                   falls back to link, saying why, without FUSE). Default
+                   from velo.json / config / VELO_PROJECTION.
   --json           print a JSON summary
 
 uv is $VELO_UV, else <velo>/.tools/uv/bin/uv (scripts/install-uv.sh), else

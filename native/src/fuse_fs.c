@@ -1,8 +1,12 @@
-/* fuse_fs.c — libfuse low-level operations serving a tree read-only.
+/* fuse_fs.c — libfuse low-level operations serving a tree: read-only, or
+ * (copy-up mode, fs->up) with writes copied up into an upper directory by
+ * fuse_upper.c. In copy-up mode every operation first asks vup_slow(): an
+ * inode nobody changed (nor anything in it) is served here exactly as in
+ * the read-only mode; the rest goes to fuse_upper.c.
  *
  * inode = entry index + 1 (the root, entry 0, is FUSE_ROOT_ID). Nothing is
  * allocated per inode, so forget is a no-op (but for passthrough's backing
- * files, below).
+ * files, below, and the copy-up mode's reference counts).
  *
  * Files are opened in one of three ways, chosen once per mount at INIT:
  *  - passthrough (we mounted /dev/fuse ourselves as root, the kernel offered
@@ -33,6 +37,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "fuse_upper.h"
 #include "materialize.h" /* VELO_OBJECT_MTIME */
 
 /* fi->fh of a file opened in passthrough mode (otherwise: object fd + 1, or 0) */
@@ -92,7 +97,7 @@ void vfs_get_stats(vfs *fs, vfs_stats *out) {
     out->reads = atomic_load(&fs->n_reads);
 }
 
-static void fill_attr(const vfs *fs, uint32_t i, struct stat *st) {
+void vfs_fill_attr(const vfs *fs, uint32_t i, struct stat *st) {
     const vtree *t = &fs->tree;
     memset(st, 0, sizeof *st);
     st->st_ino = (ino_t)i + 1;
@@ -133,7 +138,7 @@ static void fill_entry(const vfs *fs, uint32_t i, struct fuse_entry_param *e) {
     e->generation = 1;
     e->attr_timeout = VFS_TIMEOUT;
     e->entry_timeout = VFS_TIMEOUT;
-    fill_attr(fs, i, &e->attr);
+    vfs_fill_attr(fs, i, &e->attr);
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -155,6 +160,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
     atomic_store(&fs->no_open, !pt && (conn->want & FUSE_CAP_NO_OPEN_SUPPORT));
     atomic_store(&fs->no_opendir, (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0);
     const char *why = pt ? (mode == 1 ? "asked for" : "files average at least 256 KiB")
+                    : fs->up ? "copy-up mode: writes must never reach a backing object"
                     : fs->pt.devfd < 0 ? "not root: no FUSE passthrough"
                     : !fs->pt.offered ? "the kernel does not offer FUSE passthrough"
                     : mode == 0 ? "asked not to"
@@ -165,6 +171,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
      * readdirplus (not only on the first readdir of a directory). Passthrough
      * excludes the writeback cache (never wanted here anyway). */
     conn->want &= ~(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_SPLICE_READ | FUSE_CAP_WRITEBACK_CACHE);
+    /* Copy-up mode: the kernel opens files by itself (zero-message opens),
+     * so a truncating open must reach us as a setattr (no atomic O_TRUNC,
+     * which would travel in the open we never see), and the kernel clears
+     * set-id bits itself (no HANDLE_KILLPRIV). */
+    if (fs->up) conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV);
     conn->max_readahead = conn->max_readahead > (1u << 20) ? (1u << 20) : conn->max_readahead;
     conn->max_background = 64;
     conn->congestion_threshold = 48;
@@ -175,14 +186,15 @@ static void pt_forget(vfs *fs, fuse_ino_t ino);
 
 /* Nothing is kept per inode, except a passthrough backing file. */
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-    (void)nlookup;
     vfs *fs = fs_of(req);
+    if (fs->up) vup_forget(fs, ino, nlookup);
     if (fs->slots) pt_forget(fs, ino);
     fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
     vfs *fs = fs_of(req);
+    for (size_t k = 0; fs->up && k < count; k++) vup_forget(fs, forgets[k].ino, forgets[k].nlookup);
     if (fs->slots)
         for (size_t k = 0; k < count; k++) pt_forget(fs, forgets[k].ino);
     fuse_reply_none(req);
@@ -192,6 +204,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
     vfs *fs = fs_of(req);
+    if (vup_slow(fs, parent)) { vup_lookup(req, parent, name); return; }
     int64_t p = index_of(fs, parent);
     struct fuse_entry_param e;
     if (p < 0) { fuse_reply_err(req, ESTALE); return; }
@@ -205,21 +218,24 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
         return;
     }
     fill_entry(fs, c, &e);
+    if (fs->up) vup_note_lookup(fs, c); /* copy-up mode counts the kernel's references */
     fuse_reply_entry(req, &e);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     (void)fi;
     vfs *fs = fs_of(req);
+    if (vup_slow(fs, ino)) { vup_getattr(req, ino); return; }
     int64_t i = index_of(fs, ino);
     struct stat st;
     if (i < 0) { fuse_reply_err(req, ESTALE); return; }
-    fill_attr(fs, (uint32_t)i, &st);
+    vfs_fill_attr(fs, (uint32_t)i, &st);
     fuse_reply_attr(req, &st, VFS_TIMEOUT);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
     vfs *fs = fs_of(req);
+    if (vup_slow(fs, ino)) { vup_readlink(req, ino); return; }
     int64_t i = index_of(fs, ino);
     if (i < 0) { fuse_reply_err(req, ESTALE); return; }
     if (vtree_kind(&fs->tree, (uint32_t)i) != VTREE_KIND_SYMLINK) { fuse_reply_err(req, EINVAL); return; }
@@ -233,8 +249,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
-    (void)ino;
     vfs *fs = fs_of(req);
+    if (fs->up) { vup_statfs(req, ino); return; }
     struct statvfs sv;
     memset(&sv, 0, sizeof sv);
     sv.f_bsize = 4096;
@@ -262,11 +278,12 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
+    if (vup_slow(fs, ino)) { vup_opendir(req, ino, fi); return; }
     int64_t i = index_of(fs, ino);
     if (i < 0) { fuse_reply_err(req, ESTALE); return; }
     if (vtree_kind(&fs->tree, (uint32_t)i) != VTREE_KIND_DIR) { fuse_reply_err(req, ENOTDIR); return; }
     if (atomic_load(&fs->no_opendir)) { fuse_reply_err(req, ENOSYS); return; }
-    fi->cache_readdir = 1; /* the kernel keeps the listing: it never changes */
+    fi->cache_readdir = 1; /* the kernel keeps the listing: it never changes (or changes through this mount) */
     fi->keep_cache = 1;
     fuse_reply_open(req, fi);
 }
@@ -279,6 +296,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 /* Shared by readdir and readdirplus. Offsets: 0 ".", 1 "..", 2+k child k. */
 static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus) {
     vfs *fs = fs_of(req);
+    if (vup_slow(fs, ino)) { vup_readdir(req, ino, size, off, plus); return; }
     const vtree *t = &fs->tree;
     int64_t d = index_of(fs, ino);
     if (d < 0) { fuse_reply_err(req, ESTALE); return; }
@@ -304,6 +322,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int
                            : fuse_add_direntry(req, buf + used, size - used, name, &e.attr, (off_t)k + 1);
         if (need > size - used) break;
         used += need;
+        if (plus && k >= 2 && fs->up) vup_note_lookup(fs, i); /* a readdirplus entry is a lookup */
     }
     fuse_reply_buf(req, buf, used);
     free(buf);
@@ -322,7 +341,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 /* ---- files ------------------------------------------------------------- */
 
 /* Opens file entry i's object and checks it. Returns an fd or -errno. */
-static int open_object(vfs *fs, uint32_t i) {
+int vfs_open_object(vfs *fs, uint32_t i) {
     const vtree *t = &fs->tree;
     char obj[67];
     struct stat st;
@@ -360,7 +379,7 @@ static int pt_acquire(vfs *fs, uint32_t i, int32_t *backing) {
         *backing = s->backing_id;
         rc = OPEN_PASSTHROUGH;
     } else {
-        int fd = open_object(fs, i);
+        int fd = vfs_open_object(fs, i);
         if (fd < 0) {
             rc = fd;
         } else {
@@ -419,6 +438,12 @@ static void pt_forget(vfs *fs, fuse_ino_t ino) {
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     const vtree *t = &fs->tree;
+    if (fs->up) {
+        /* copy-up mode never uses passthrough: the kernel opens files by itself where it can */
+        if (atomic_load(&fs->no_open)) fuse_reply_err(req, ENOSYS);
+        else vup_open_file(req, ino, fi);
+        return;
+    }
     int64_t i = index_of(fs, ino);
     if (i < 0) { fuse_reply_err(req, ESTALE); return; }
     if (vtree_kind(t, (uint32_t)i) == VTREE_KIND_DIR) { fuse_reply_err(req, EISDIR); return; }
@@ -448,7 +473,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         }
         tracked = 1; /* OPEN_CACHED: counted in the slot */
     }
-    int fd = open_object(fs, (uint32_t)i);
+    int fd = vfs_open_object(fs, (uint32_t)i);
     if (fd < 0) {
         if (tracked) pt_release(fs, (uint32_t)i, 0);
         fuse_reply_err(req, -fd);
@@ -468,11 +493,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     atomic_fetch_add(&fs->n_reads, 1);
+    if (fi->fh == 0 && vup_slow(fs, ino)) { vup_read(req, ino, size, off); return; }
     int fd = (int)fi->fh - 1, own = 0;
     if (fi->fh == 0 || fi->fh == PT_FH) { /* opened without us (or, never expected, a passthrough file) */
         int64_t i = index_of(fs, ino);
         if (i < 0 || vtree_kind(&fs->tree, (uint32_t)i) != VTREE_KIND_FILE) { fuse_reply_err(req, i < 0 ? ESTALE : EISDIR); return; }
-        fd = open_object(fs, (uint32_t)i);
+        fd = vfs_open_object(fs, (uint32_t)i);
         if (fd < 0) { fuse_reply_err(req, -fd); return; }
         own = 1;
     }
@@ -496,21 +522,68 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_err(req, 0);
 }
 
-/* ---- everything that would write: EROFS -------------------------------- */
+/* ---- everything that writes: EROFS, or copy-up (fuse_upper.c) ---------- */
 
 static void rofs(fuse_req_t req) { fuse_reply_err(req, EROFS); }
-static void op_setattr(fuse_req_t r, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *f) { (void)i; (void)a; (void)s; (void)f; rofs(r); }
-static void op_mknod(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, dev_t d) { (void)p; (void)n; (void)m; (void)d; rofs(r); }
-static void op_mkdir(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m) { (void)p; (void)n; (void)m; rofs(r); }
-static void op_unlink(fuse_req_t r, fuse_ino_t p, const char *n) { (void)p; (void)n; rofs(r); }
-static void op_symlink(fuse_req_t r, const char *l, fuse_ino_t p, const char *n) { (void)l; (void)p; (void)n; rofs(r); }
-static void op_rename(fuse_req_t r, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn, unsigned f) { (void)p; (void)n; (void)np; (void)nn; (void)f; rofs(r); }
-static void op_link(fuse_req_t r, fuse_ino_t i, fuse_ino_t np, const char *nn) { (void)i; (void)np; (void)nn; rofs(r); }
-static void op_write(fuse_req_t r, fuse_ino_t i, const char *b, size_t s, off_t o, struct fuse_file_info *f) { (void)i; (void)b; (void)s; (void)o; (void)f; rofs(r); }
-static void op_create(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *f) { (void)p; (void)n; (void)m; (void)f; rofs(r); }
-static void op_setxattr(fuse_req_t r, fuse_ino_t i, const char *n, const char *v, size_t s, int f) { (void)i; (void)n; (void)v; (void)s; (void)f; rofs(r); }
-static void op_removexattr(fuse_req_t r, fuse_ino_t i, const char *n) { (void)i; (void)n; rofs(r); }
-static void op_fallocate(fuse_req_t r, fuse_ino_t i, int m, off_t o, off_t l, struct fuse_file_info *f) { (void)i; (void)m; (void)o; (void)l; (void)f; rofs(r); }
+static int writable(fuse_req_t req) { return fs_of(req)->up != NULL; }
+
+static void op_setattr(fuse_req_t r, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *f) {
+    if (writable(r)) vup_setattr(r, i, a, s, f);
+    else rofs(r);
+}
+static void op_mknod(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, dev_t d) {
+    if (writable(r)) vup_mknod(r, p, n, m, d);
+    else rofs(r);
+}
+static void op_mkdir(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m) {
+    if (writable(r)) vup_mkdir(r, p, n, m);
+    else rofs(r);
+}
+static void op_unlink(fuse_req_t r, fuse_ino_t p, const char *n) {
+    if (writable(r)) vup_unlink(r, p, n);
+    else rofs(r);
+}
+static void op_rmdir(fuse_req_t r, fuse_ino_t p, const char *n) {
+    if (writable(r)) vup_rmdir(r, p, n);
+    else rofs(r);
+}
+static void op_symlink(fuse_req_t r, const char *l, fuse_ino_t p, const char *n) {
+    if (writable(r)) vup_symlink(r, l, p, n);
+    else rofs(r);
+}
+static void op_rename(fuse_req_t r, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn, unsigned f) {
+    if (writable(r)) vup_rename(r, p, n, np, nn, f);
+    else rofs(r);
+}
+/* Hard links: EPERM in copy-up mode (documented; cargo and cp fall back to copying). */
+static void op_link(fuse_req_t r, fuse_ino_t i, fuse_ino_t np, const char *nn) {
+    (void)i; (void)np; (void)nn;
+    fuse_reply_err(r, writable(r) ? EPERM : EROFS);
+}
+static void op_write(fuse_req_t r, fuse_ino_t i, const char *b, size_t s, off_t o, struct fuse_file_info *f) {
+    if (writable(r)) vup_write(r, i, b, s, o, f);
+    else rofs(r);
+}
+static void op_create(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *f) {
+    if (writable(r)) vup_create(r, p, n, m, f);
+    else rofs(r);
+}
+static void op_fsync(fuse_req_t r, fuse_ino_t i, int d, struct fuse_file_info *f) {
+    if (writable(r)) vup_fsync(r, i, d, f);
+    else fuse_reply_err(r, 0);
+}
+static void op_setxattr(fuse_req_t r, fuse_ino_t i, const char *n, const char *v, size_t s, int f) {
+    (void)i; (void)n; (void)v; (void)s; (void)f;
+    fuse_reply_err(r, writable(r) ? ENOTSUP : EROFS);
+}
+static void op_removexattr(fuse_req_t r, fuse_ino_t i, const char *n) {
+    (void)i; (void)n;
+    fuse_reply_err(r, writable(r) ? ENOTSUP : EROFS);
+}
+static void op_fallocate(fuse_req_t r, fuse_ino_t i, int m, off_t o, off_t l, struct fuse_file_info *f) {
+    if (writable(r)) vup_fallocate(r, i, m, o, l, f);
+    else rofs(r);
+}
 
 static const struct fuse_lowlevel_ops OPS = {
     .init = op_init,
@@ -533,12 +606,13 @@ static const struct fuse_lowlevel_ops OPS = {
     .mknod = op_mknod,
     .mkdir = op_mkdir,
     .unlink = op_unlink,
-    .rmdir = op_unlink,
+    .rmdir = op_rmdir,
     .symlink = op_symlink,
     .rename = op_rename,
     .link = op_link,
     .write = op_write,
     .create = op_create,
+    .fsync = op_fsync,
     .setxattr = op_setxattr,
     .removexattr = op_removexattr,
     .fallocate = op_fallocate,

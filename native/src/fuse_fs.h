@@ -1,11 +1,14 @@
-/* fuse_fs.h — the read-only filesystem a mounted tree presents: the state
- * every FUSE callback reads, and the libfuse low-level operations table. */
+/* fuse_fs.h — the filesystem a mounted tree presents: the state every FUSE
+ * callback reads, and the libfuse low-level operations table. Read-only,
+ * unless the mount has an upper layer (fs->up, fuse_upper.h): then writes
+ * are copied up there and requests about what changed take its slow path. */
 #ifndef VELO_FUSE_FS_H
 #define VELO_FUSE_FS_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <fuse_lowlevel.h>
@@ -58,6 +61,7 @@ typedef struct vfs {
     atomic_ulong n_opens;         /* open requests answered with a file */
     atomic_ulong n_backing_opens; /* backing files registered (passthrough) */
     atomic_ulong n_reads;         /* read requests (passthrough reads never reach us) */
+    struct vup *up;               /* the writable layer (copy-up mode), else NULL: read-only */
 } vfs;
 
 /* Counts subdirectories into fs->nlink, and the files and their bytes.
@@ -79,6 +83,12 @@ typedef struct vfs_stats {
 } vfs_stats;
 
 void vfs_get_stats(vfs *fs, vfs_stats *out);
+
+/* The attributes tree entry i shows (see native/README.md "What the mount shows"). */
+void vfs_fill_attr(const vfs *fs, uint32_t i, struct stat *st);
+
+/* Opens file entry i's object and checks it (size, mtime). An fd or -errno. */
+int vfs_open_object(vfs *fs, uint32_t i);
 
 const struct fuse_lowlevel_ops *vfs_ops(void);
 

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +32,8 @@
 
 #include "errname.h"
 #include "fuse_fs.h"
+#include "fuse_fusermount.h"
+#include "fuse_upper.h"
 
 struct vfuse {
     vfs fs;
@@ -38,7 +41,9 @@ struct vfuse {
     size_t map_len;
     struct fuse_session *se;
     int mounted;
-    int own_mount;    /* we called mount(2) ourselves (root): we unmount ourselves too */
+    int devfd;        /* /dev/fuse as fusermount3 passed it (own_mount 2), else -1 */
+    int own_mount;    /* 1: we called mount(2) ourselves (root); 2: fusermount3 mounted for us and gave us
+                         /dev/fuse (not root); either way we unmount ourselves too */
     char *mountpoint;
     int nthreads;
     pthread_t *threads;
@@ -260,9 +265,16 @@ static int map_tree(vfuse *m, const char *tree_path, vfuse_error *e) {
     return 0;
 }
 
+/* The mount's source: opts->fsname when it is safe in an option list, else "velo". */
+static const char *fsname_of(const vfuse_opts *o) {
+    const char *s = o->fsname;
+    if (!s || !*s || strlen(s) > PATH_MAX || strpbrk(s, ", \t\n\\")) return "velo";
+    return s;
+}
+
 static struct fuse_session *new_session(vfuse *m, const vfuse_opts *o) {
-    char mopts[128];
-    snprintf(mopts, sizeof mopts, "ro,default_permissions,fsname=velo,subtype=velo%s", o->allow_other ? ",allow_other" : "");
+    char mopts[PATH_MAX + 128];
+    snprintf(mopts, sizeof mopts, "%sdefault_permissions,fsname=%s,subtype=velo%s", o->upper_dir ? "" : "ro,", fsname_of(o), o->allow_other ? ",allow_other" : "");
     char *argv[] = { "velo", "-o", mopts, o->debug ? "-d" : NULL, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
     struct fuse_session *se = fuse_session_new(&args, vfs_ops(), sizeof(struct fuse_lowlevel_ops), &m->fs);
@@ -286,7 +298,8 @@ static int mount_as_root(vfuse *m, const char *mountpoint, const vfuse_opts *o, 
     }
     snprintf(opts, sizeof opts, "default_permissions,%sfd=%d,rootmode=%o,user_id=%u,group_id=%u",
              o->allow_other ? "allow_other," : "", fd, (unsigned)(st.st_mode & S_IFMT), (unsigned)getuid(), (unsigned)getgid());
-    if (mount("velo", mountpoint, "fuse.velo", MS_NOSUID | MS_NODEV | MS_RDONLY, opts) != 0) {
+    unsigned long flags = MS_NOSUID | MS_NODEV | (o->upper_dir ? 0 : MS_RDONLY);
+    if (mount(fsname_of(o), mountpoint, "fuse.velo", flags, opts) != 0) {
         int err = errno;
         close(fd);
         if (err == EPERM) return 1;
@@ -308,6 +321,29 @@ static int mount_as_root(vfuse *m, const char *mountpoint, const vfuse_opts *o, 
     return 0;
 }
 
+/* Without root: fusermount3 (setuid) opens /dev/fuse, mounts it and passes
+ * us the descriptor, which the session then reads through our I/O hooks.
+ * Returns 0 or -1 with *e filled. */
+static int mount_with_fusermount(vfuse *m, const char *mountpoint, const vfuse_opts *o, vfuse_error *e) {
+    char opts[PATH_MAX + 160], why[512];
+    snprintf(opts, sizeof opts, "%s,default_permissions,fsname=%s,subtype=velo%s", o->upper_dir ? "rw" : "ro", fsname_of(o), o->allow_other ? ",allow_other" : "");
+    int fd = vfm_mount(mountpoint, opts, why, sizeof why);
+    if (fd < 0) return fail_rc(e, "FUSE_MOUNT_FAILED", 0, "cannot mount on '%s': %s", mountpoint, why);
+    m->mountpoint = strdup(mountpoint);
+    m->own_mount = 2;
+    m->mounted = 1;
+    m->fs.pt.devfd = -1; /* no passthrough without CAP_SYS_ADMIN */
+    m->devfd = fd;
+    if (!m->mountpoint || fuse_session_custom_io(m->se, vpt_io(), fd) != 0) {
+        close(fd);
+        vfm_unmount(mountpoint);
+        m->mounted = 0;
+        m->own_mount = 0;
+        return fail_rc(e, "FUSE_MOUNT_FAILED", ENOMEM, "cannot mount on '%s': cannot set up the FUSE session", mountpoint);
+    }
+    return 0;
+}
+
 /* Ends the kernel side: aborts the connection (files still open then fail
  * with ENOTCONN) and lazily detaches the mount. */
 static void kernel_unmount(vfuse *m) {
@@ -317,7 +353,7 @@ static void kernel_unmount(vfuse *m) {
         fuse_session_unmount(m->se);
         return;
     }
-    int fd = m->fs.pt.devfd;
+    int fd = m->own_mount == 2 ? m->devfd : m->fs.pt.devfd;
     struct pollfd pfd = { .fd = fd, .events = 0, .revents = 0 };
     int gone = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR); /* unmounted or aborted from outside */
     /* Swap /dev/null in for /dev/fuse at the same descriptor: the connection
@@ -327,7 +363,8 @@ static void kernel_unmount(vfuse *m) {
         dup3(nul, fd, O_CLOEXEC);
         close(nul);
     }
-    if (!gone) umount2(m->mountpoint, MNT_DETACH);
+    if (!gone && m->own_mount == 2) vfm_unmount(m->mountpoint);
+    else if (!gone) umount2(m->mountpoint, MNT_DETACH);
 }
 
 int vfuse_passthrough(vfuse *m) { return m && vfs_passthrough_active(&m->fs); }
@@ -342,7 +379,10 @@ vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *m
     if (!m) return fail(NULL, e, NULL, ENOMEM, "ENOMEM: out of memory");
     m->fs.objfd = -1;
     m->fs.pt.devfd = -1;
-    m->fs.pt_mode = o->passthrough;
+    m->devfd = -1;
+    /* copy-up mode never uses passthrough: a backing file registered for an
+     * inode takes the kernel's writes too, and those must never reach an object */
+    m->fs.pt_mode = o->upper_dir ? VFUSE_PT_OFF : o->passthrough;
     m->on_exit = on_exit;
     m->arg = arg;
     m->nthreads = o->threads < 1 ? 1 : o->threads;
@@ -351,11 +391,16 @@ vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *m
     if (m->fs.objfd < 0) { fail_errno(e, errno, "open", objects_dir); vfuse_free(m); return NULL; }
     if (vfs_init_nlink(&m->fs) != 0) return fail(m, e, NULL, ENOMEM, "ENOMEM: out of memory");
     int as_root = geteuid() == 0;
-    if (as_root && vfs_init_slots(&m->fs) != 0) return fail(m, e, NULL, ENOMEM, "ENOMEM: out of memory");
+    if (as_root && !o->upper_dir && vfs_init_slots(&m->fs) != 0) return fail(m, e, NULL, ENOMEM, "ENOMEM: out of memory");
+    if (o->upper_dir) {
+        int rc = vup_open(&m->fs, o->upper_dir, o->work_dir ? o->work_dir : o->upper_dir, why, sizeof why);
+        if (rc != 0) return fail(m, e, NULL, -rc, "%s: %s", velo_errname(-rc), why);
+    }
     m->fs.uid = getuid();
     m->fs.gid = getgid();
     if (stat(mountpoint, &st) != 0) { fail_errno(e, errno, "stat", mountpoint); vfuse_free(m); return NULL; }
     if (!S_ISDIR(st.st_mode)) return fail(m, e, NULL, ENOTDIR, "ENOTDIR: not a directory, mount '%s'", mountpoint);
+    /* fusermount3 too opens /dev/fuse with the user's own rights: it must be open to us either way */
     int probe = open("/dev/fuse", O_RDWR | O_CLOEXEC);
     if (probe < 0) {
         int err = errno;
@@ -367,7 +412,7 @@ vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *m
     fuse_set_log_func(capture_log);
     m->se = new_session(m, o);
     if (!m->se) { take_log(why, sizeof why); return fail(m, e, "FUSE_MOUNT_FAILED", 0, "cannot create a FUSE session: %s", why); }
-    int rc = as_root ? mount_as_root(m, mountpoint, o, e) : 1;
+    int rc = as_root ? mount_as_root(m, mountpoint, o, e) : mount_with_fusermount(m, mountpoint, o, e);
     if (rc < 0) { vfuse_free(m); return NULL; }
     if (rc > 0) {
         if (fuse_session_mount(m->se, mountpoint) != 0) {
@@ -403,6 +448,7 @@ void vfuse_free(vfuse *m) {
     if (m->fs.objfd >= 0) close(m->fs.objfd);
     if (m->map) munmap(m->map, m->map_len);
     vfs_free_state(&m->fs);
+    vup_close(&m->fs);
     free(m->mountpoint);
     free(m->threads);
     free((void *)m->exited);

@@ -13,6 +13,9 @@ typedef struct vfuse_opts {
     int log_warnings; /* libfuse notices and warnings (ours: how reads are served) on stderr */
     int passthrough;  /* VFUSE_PT_AUTO (0): $VELO_FUSE_PASSTHROUGH, else the tree's mean file size decides;
                          VFUSE_PT_ON: whenever the kernel allows it; VFUSE_PT_OFF: never */
+    const char *upper_dir; /* copy-up mode (fuse_upper.h): writes land here; NULL: a read-only mount */
+    const char *work_dir;  /* with upper_dir: scratch on the same filesystem */
+    const char *fsname;    /* the mount's source in the mount table (default "velo"; no ',' or whitespace) */
 } vfuse_opts;
 
 enum { VFUSE_PT_AUTO = 0, VFUSE_PT_ON = 1, VFUSE_PT_OFF = 2 };

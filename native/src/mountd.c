@@ -1,9 +1,9 @@
 /* mountd.c — velo-mountd: the process that serves one mount.
  *
  *   velo-mountd --dir <mounts/<id>> --id <id> --tree <tree file> --objects <objects dir>
- *               --fuse-at <path> [--method overlay|fuse-ro] [--upper-root <dir>]
+ *               --fuse-at <path> [--method overlay|fuse-ro|fuse-rw] [--upper-root <dir>]
  *               [--threads N] [--tree-id <hex>] [--dest <path>] [--passthrough auto|on|off]
- *               [--overlay-upper <dir> --overlay-work <dir>]
+ *               [--overlay-upper <dir> --overlay-work <dir>] [--upper <dir> --work <dir>]
  *
  * velo starts it detached for each mount (src/project/mountProcess.ts). It
  * mounts the tree's read-only FUSE view at --fuse-at (the same fuse_fs.c /
@@ -13,7 +13,9 @@
  * — then serves on its worker threads. Its log is <dir>/server.log. With
  * --overlay-upper/--overlay-work it also mounts the overlay at --dest (lower
  * layer: the FUSE view) before it reports: one mount(2) instead of velo
- * running mount(8); `error OVERLAY_FAILED …` when overlayfs refuses.
+ * running mount(8); `error OVERLAY_FAILED …` when overlayfs refuses. With
+ * --method fuse-rw (and --upper/--work) the view at --fuse-at is writable
+ * itself: this server copies writes up into --upper (fuse_upper.c).
  *
  * Signals: SIGHUP is ignored. SIGTERM/SIGINT: lazily unmount its overlay(s)
  * (a mount whose top is an overlay with lowerdir=<fuse-at>: at the
@@ -45,6 +47,7 @@
 typedef struct config {
     const char *dir, *id, *tree, *objects, *fuse_at, *method, *upper_root, *tree_id, *dest;
     const char *overlay_upper, *overlay_work; /* mount the overlay at dest too */
+    const char *upper, *work;                 /* fuse-rw: the copy-up layer */
     int threads;
     int passthrough; /* VFUSE_PT_* */
 } config;
@@ -315,7 +318,8 @@ static void finish(const char *why, int retire) {
 static void usage(void) {
     fputs("usage: velo-mountd --dir <mount dir> --id <id> --tree <tree file> --objects <objects dir> --fuse-at <path>\n"
           "                   [--method overlay|fuse-ro] [--upper-root <dir>] [--threads N] [--tree-id <hex>] [--dest <path>]\n"
-          "                   [--passthrough auto|on|off] [--overlay-upper <dir> --overlay-work <dir>]\n",
+          "                   [--passthrough auto|on|off] [--overlay-upper <dir> --overlay-work <dir>]\n"
+          "                   [--method fuse-rw --upper <dir> --work <dir>]\n",
           stderr);
     exit(2);
 }
@@ -329,6 +333,7 @@ static void parse_args(int argc, char **argv) {
         { "tree-id", required_argument, NULL, 'T' }, { "dest", required_argument, NULL, 'D' },
         { "passthrough", required_argument, NULL, 'P' },
         { "overlay-upper", required_argument, NULL, 'U' }, { "overlay-work", required_argument, NULL, 'W' },
+        { "upper", required_argument, NULL, 'r' }, { "work", required_argument, NULL, 'w' },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -347,6 +352,8 @@ static void parse_args(int argc, char **argv) {
         case 'D': cfg.dest = optarg; break;
         case 'U': cfg.overlay_upper = optarg; break;
         case 'W': cfg.overlay_work = optarg; break;
+        case 'r': cfg.upper = optarg; break;
+        case 'w': cfg.work = optarg; break;
         case 'P':
             if (strcmp(optarg, "auto") == 0) cfg.passthrough = VFUSE_PT_AUTO;
             else if (strcmp(optarg, "on") == 0) cfg.passthrough = VFUSE_PT_ON;
@@ -357,7 +364,8 @@ static void parse_args(int argc, char **argv) {
         }
     }
     if (!cfg.dir || !cfg.id || !cfg.tree || !cfg.objects || !cfg.fuse_at || optind != argc) usage();
-    if (strcmp(cfg.method, "overlay") != 0 && strcmp(cfg.method, "fuse-ro") != 0) usage();
+    if (strcmp(cfg.method, "overlay") != 0 && strcmp(cfg.method, "fuse-ro") != 0 && strcmp(cfg.method, "fuse-rw") != 0) usage();
+    if ((strcmp(cfg.method, "fuse-rw") == 0) != (cfg.upper != NULL && cfg.work != NULL)) usage();
     if (!cfg.upper_root) cfg.upper_root = cfg.dir;
     if (!cfg.tree_id) cfg.tree_id = cfg.tree;
     if (!cfg.dest) cfg.dest = cfg.fuse_at;
@@ -397,8 +405,11 @@ int main(int argc, char **argv) {
         close(logfd);
     }
 
-    vfuse_opts o = { .threads = cfg.threads > 0 ? cfg.threads : default_threads(), .allow_other = 0, .debug = 0, .log_warnings = 1,
-                     .passthrough = cfg.passthrough };
+    /* a FUSE view at dest names its mount directory, so `velo umount <dest>` finds the store */
+    char fsname[4200];
+    snprintf(fsname, sizeof fsname, "velo:%s", cfg.dir);
+    vfuse_opts o = { .fsname = strcmp(cfg.method, "overlay") == 0 ? "velo" : fsname, .threads = cfg.threads > 0 ? cfg.threads : default_threads(), .allow_other = 0, .debug = 0, .log_warnings = 1,
+                     .passthrough = cfg.passthrough, .upper_dir = cfg.upper, .work_dir = cfg.work };
     if (o.threads > 64) o.threads = 64;
     vfuse_error e = { 0 };
     vfuse_set_log_sink(log_sink);
@@ -424,6 +435,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (strcmp(cfg.method, "overlay") == 0) logf_("serving tree %s at %s (overlay → %s)", cfg.tree_id, cfg.fuse_at, cfg.dest);
+    else if (cfg.upper) logf_("serving tree %s at %s (%s: writes are copied up into %s)", cfg.tree_id, cfg.fuse_at, cfg.method, cfg.upper);
     else logf_("serving tree %s at %s (%s)", cfg.tree_id, cfg.fuse_at, cfg.method);
     report("ready %d", (int)getpid());
 

@@ -1,14 +1,15 @@
 /**
  * Target dirs by mount: the tree made by mountTree.ts is mounted at the
- * target through the public API of src/project/mount.ts — a read-only FUSE
- * view of the tree under a kernel overlayfs whose upper layer takes every
- * write cargo and rustc make, so no store object is reachable for writing.
+ * target through the public API of src/project/mount.ts — a FUSE view of
+ * the tree whose writable layer (a kernel overlayfs as root, the mount
+ * server's copy-up otherwise) takes every write cargo and rustc make, so no
+ * store object is reachable for writing.
  * mountProjection() swaps a new mount for an earlier velo mount at the same
  * place atomically, and covers (then deletes) a directory that was there.
  *
- * Cargo needs a writable target: the read-only mount the API falls back to
- * without overlayfs (not root) is no use here, so that case, like a machine
- * without FUSE, is reported as TargetMountUnavailable and the caller copies.
+ * Cargo needs a writable target: a read-only mount would be no use here, so
+ * that case, like a machine without FUSE, is reported as
+ * TargetMountUnavailable and the caller copies.
  *
  * isVeloMount() reads /proc/self/mountinfo itself and loads nothing else:
  * `velo cargo clean` calls it before deciding whether to unmount.
@@ -49,7 +50,7 @@ export function isVeloMount(dir: string): boolean {
     if (unescapeMountInfo(fields[4]!) !== want) continue;
     top = { fsType: fields[dash + 1]!, source: unescapeMountInfo(fields[dash + 2]!) };
   }
-  return top !== undefined && top.fsType === 'overlay' && top.source === 'velo';
+  return top !== undefined && ((top.fsType === 'overlay' && top.source === 'velo') || top.fsType === 'fuse.velo');
 }
 
 export interface TargetMountResult {
@@ -63,7 +64,6 @@ export interface TargetMountResult {
 /** Why a writable mount certainly cannot be made here (undefined: try; mountProjection says why not). */
 function mountUnavailableReason(): string | undefined {
   if (process.platform !== 'linux') return `mounts need Linux (this is ${process.platform})`;
-  if (process.getuid?.() !== 0) return 'a writable target mount needs overlayfs, which needs root here';
   return undefined;
 }
 
@@ -83,8 +83,8 @@ export async function mountTarget(store: Store, tree: string, targetDir: string,
     if (err instanceof VeloError && err.code === 'FUSE_UNAVAILABLE') throw new TargetMountUnavailable(err.message);
     throw err;
   }
-  if (m.method !== 'overlay' || m.upper === undefined) {
-    // overlayfs refused (a kernel without it, a container): a read-only target is no use to cargo
+  if (m.upper === undefined) {
+    // a read-only view (never asked for here, but never used if it comes): no use to cargo
     await unmountProjection(targetDir, { store });
     throw new TargetMountUnavailable(m.readOnlyReason ?? 'the overlay could not be mounted');
   }

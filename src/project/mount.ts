@@ -10,10 +10,19 @@
  *   $VELO_HOME/mounts/<id>/work    overlayfs' scratch           ┘ options.upperBase/<id>/
  *   <dest>                         overlay(lower, upper)
  *
- * Where overlayfs cannot be mounted (not root), the FUSE view itself is
- * mounted at <dest>, read-only (method 'fuse-ro'). Where FUSE is
- * unavailable, mountProjection throws FUSE_UNAVAILABLE and the caller links
- * instead.
+ * Where overlayfs cannot be mounted (not root, or refused), the FUSE view
+ * itself is mounted at <dest>, writable: its server copies every write up
+ * into the same upper directory, in velo's own layout (docs/FORMAT.md),
+ * since an unprivileged process cannot make overlayfs whiteouts (method
+ * 'fuse-rw'; forced with copyUp or VELO_MOUNT_OVERLAY=0):
+ *
+ *   $VELO_HOME/mounts/<id>/upper   writes, copy-ups, .velo.wh.* whiteouts  ┐ or under
+ *   $VELO_HOME/mounts/<id>/work    the server's scratch (copies in progress) ┘ options.upperBase/<id>/
+ *   <dest>                         the FUSE view, writable
+ *
+ * `overlay: false` mounts the view read-only instead (method 'fuse-ro').
+ * Where FUSE is unavailable, mountProjection throws FUSE_UNAVAILABLE and
+ * the caller links instead.
  *
  * What was at <dest> is replaced (mountAttach.ts says how): a directory
  * (a link farm) is covered by the new mount in one mount(2) and then
@@ -35,12 +44,14 @@ import { Store } from '../store/store.js';
 import { readTreeBuffer } from '../store/trees.js';
 import { readTreeHeader } from '../store/treeFormat.js';
 import { recoverLeftovers } from './atomicSwap.js';
-import { OverlayFailed, ensureDir, isEmptyDir, mountOverlayReplacing, mountReadOnlyReplacing, tearDown } from './mountAttach.js';
+import { OverlayFailed, ensureDir, isEmptyDir, mountOverlayReplacing, mountViewReplacing, tearDown } from './mountAttach.js';
 import { requireFuse } from './mountAvailability.js';
 import { checkMount, type MountHealth } from './mountHealth.js';
 import { checkOverlayPath, detachTop, removeEmptyDir } from './mountKernel.js';
 import { serverBinary } from './mountProcess.js';
-import { listRecords, mountDir, newMountId, readServerInfo, recordsFor, removeMountDir, withMountLock, writeRecord, type MountMethod, type MountRecord } from './mountRecords.js';
+import {
+  isWritable, listRecords, mountDir, newMountId, readServerInfo, recordsFor, removeMountDir, withMountLock, writeRecord, type MountMethod, type MountRecord,
+} from './mountRecords.js';
 import { repairLocked, type RepairReport } from './mountRepair.js';
 import { isOverlayOn, isVeloFuse, readMountTable, topMountAt, type MountEntry } from './mountTable.js';
 import { summarizeUpper, type UpperSummary } from './mountUpper.js';
@@ -57,6 +68,13 @@ export interface MountOptions {
   packages?: number;
   /** false: the read-only FUSE view at dest, no overlay (writes fail with EROFS) */
   overlay?: boolean;
+  /**
+   * true: writes are copied up by the mount's own server (method 'fuse-rw')
+   * even where kernel overlayfs could be mounted; default: $VELO_MOUNT_OVERLAY=0
+   * means true. Without root, or where overlayfs is refused, that is what
+   * happens anyway.
+   */
+  copyUp?: boolean;
   /** FUSE worker threads (default: the addon's, 2 × CPUs within 4..16) */
   threads?: number;
   /** delete a replaced link farm in a detached process (the CLI does) */
@@ -74,7 +92,7 @@ export interface MountResult {
   tree: string;
   /** the server process serving the mount */
   pid: number;
-  /** the overlay's upper layer; undefined for 'fuse-ro' */
+  /** the writable layer (the overlay's upper dir, or the copy-up layer of 'fuse-rw'); undefined for 'fuse-ro' */
   upper: string | undefined;
   method: MountMethod;
   id: string;
@@ -176,10 +194,12 @@ export async function mountProjection(store: Store, tree: string, destination: s
     return await withMountLock(store.home, async () => {
       const repaired = await repairLocked(store, dest);
       const current = healthyRecords(store.home, dest);
-      const wantOverlay = options.overlay !== false;
+      const writable = options.overlay !== false;
+      const copyUp = options.copyUp ?? process.env.VELO_MOUNT_OVERLAY === '0';
       const isRoot = process.getuid?.() === 0;
-      const desired: MountMethod = wantOverlay && isRoot ? 'overlay' : 'fuse-ro';
-      const same = current.find((c) => c.record.tree === tree && c.record.method === desired);
+      const desired: MountMethod = !writable ? 'fuse-ro' : isRoot && !copyUp ? 'overlay' : 'fuse-rw';
+      // a copy-up mount where an overlay was refused (or forced) still counts as the writable mount asked for
+      const same = current.find((c) => c.record.tree === tree && (c.record.method === desired || (desired === 'overlay' && c.record.method === 'fuse-rw')));
       const register = (record: MountRecord): void =>
         registerProject(store, {
           path: dest,
@@ -213,15 +233,8 @@ export async function mountProjection(store: Store, tree: string, destination: s
       const id = newMountId(dest);
       const dir = mountDir(store.home, id);
       const upperRoot = options.upperBase ? join(resolve(options.upperBase), id) : dir;
-      let readOnlyReason: string | undefined;
-      let method: MountMethod = 'overlay';
-      if (!wantOverlay) {
-        method = 'fuse-ro';
-        readOnlyReason = 'asked for a read-only mount';
-      } else if (!isRoot) {
-        method = 'fuse-ro';
-        readOnlyReason = 'overlayfs needs root here; the mount is read-only (writes fail with EROFS)';
-      }
+      const method: MountMethod = desired;
+      let readOnlyReason = method === 'fuse-ro' ? 'asked for a read-only mount' : undefined;
       const record: MountRecord = {
         version: 1,
         id,
@@ -245,17 +258,17 @@ export async function mountProjection(store: Store, tree: string, destination: s
       let pid: number;
       try {
         if (method === 'overlay') pid = await mountOverlayReplacing(record, old, options.backgroundRemoval ?? false);
-        else pid = await mountReadOnlyReplacing(record, old, options.backgroundRemoval ?? false);
+        else pid = await mountViewReplacing(record, old, options.backgroundRemoval ?? false);
       } catch (err) {
         if (method === 'overlay' && err instanceof OverlayFailed) {
-          // overlayfs refused (a kernel without it, a container): serve the view read-only instead
+          // overlayfs refused (a kernel without it, a container): the server copies writes up itself
           removeMountDir(record);
-          record.method = 'fuse-ro';
+          record.method = 'fuse-rw';
           record.fuseAt = dest;
-          readOnlyReason = `overlayfs could not be mounted (${(err as Error).message}); the mount is read-only`;
+          readOnlyReason = undefined;
           ensureDir(dir, 'the mount directory');
           try {
-            pid = await mountReadOnlyReplacing(record, old, options.backgroundRemoval ?? false);
+            pid = await mountViewReplacing(record, old, options.backgroundRemoval ?? false);
           } catch (err2) {
             removeMountDir(record);
             throw err2;
@@ -283,7 +296,7 @@ function result(
     dest: record.dest,
     tree: record.tree,
     pid,
-    upper: record.method === 'overlay' ? record.upper : undefined,
+    upper: isWritable(record.method) ? record.upper : undefined,
     method: record.method,
     id: record.id,
     readOnlyReason: x.readOnlyReason ?? (record.method === 'fuse-ro' ? 'read-only mount' : undefined),
@@ -298,9 +311,14 @@ function result(
 
 // ---- unmount --------------------------------------------------------------
 
-/** The store a mount at dest belongs to, from its overlay's lower layer ($VELO_HOME/mounts/<id>/lower). */
+/**
+ * The store a mount at dest belongs to: from its overlay's lower layer
+ * ($VELO_HOME/mounts/<id>/lower), or from the source a FUSE view at dest
+ * carries (velo:$VELO_HOME/mounts/<id>, set by velo-mountd).
+ */
 function homeOfMount(dest: string): string | undefined {
   const top = topMountAt(dest);
+  if (isVeloFuse(top) && top!.source.startsWith('velo:/')) return dirname(dirname(top!.source.slice('velo:'.length)));
   if (top?.fsType !== 'overlay') return undefined;
   const lower = /lowerdir=([^,]+)/.exec(top.superOptions)?.[1];
   if (!lower || !lower.endsWith('/lower')) return undefined;
@@ -337,7 +355,7 @@ export async function unmountProjection(destination: string, options: UnmountOpt
       for (const record of records) {
         const pid = tearDown(record);
         if (own) unregisterProject(own, dest, record.ecosystem);
-        last = { dest, id: record.id, tree: record.tree, method: record.method, pid, upper: record.method === 'overlay' ? record.upper : undefined };
+        last = { dest, id: record.id, tree: record.tree, method: record.method, pid, upper: isWritable(record.method) ? record.upper : undefined };
       }
       return last!;
     });
@@ -371,7 +389,7 @@ export function listMounts(store: Store): MountStatus[] {
 
 function statusOf(record: MountRecord, table: MountEntry[]): MountStatus {
   const health = checkMount(record, table);
-  const overlay = record.method === 'overlay';
+  const writable = isWritable(record.method);
   return {
     id: record.id,
     dest: record.dest,
@@ -385,7 +403,7 @@ function statusOf(record: MountRecord, table: MountEntry[]): MountStatus {
     ecosystem: record.ecosystem,
     files: record.files,
     logicalBytes: record.logicalBytes,
-    upper: overlay ? record.upper : undefined,
-    upperSummary: overlay ? summarizeUpper(record.upper) : undefined,
+    upper: writable ? record.upper : undefined,
+    upperSummary: writable ? summarizeUpper(record.upper) : undefined,
   };
 }

@@ -17,9 +17,9 @@
  *    the old one instead would leave dest bare for the kernel's RCU grace
  *    period, up to a second on a busy VM. Where mounts cannot be moved
  *    (shared propagation), the old one is detached and the new one mounted;
- *  - a read-only (fuse-ro) mount: its server unmounts it first, then the
- *    new one is mounted (the view's unmount goes by path, so nothing may
- *    be stacked on it).
+ *  - a FUSE view mounted at dest itself (fuse-ro, or fuse-rw: writable by
+ *    copy-up): its server unmounts it first, then the new one is mounted
+ *    (the view's unmount goes by path, so nothing may be stacked on it).
  */
 import { closeSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +28,7 @@ import { removeTree } from './atomicSwap.js';
 import { fromServerError } from './mountAvailability.js';
 import { detachMount, detachTop, mountOverlay, moveCoveredAside, moveMount, swapMounts } from './mountKernel.js';
 import { ServerStartError, livePid, retireServer, startServer, stopServer } from './mountProcess.js';
-import { mountDir, removeMountDir, writeRecord, type MountRecord } from './mountRecords.js';
+import { isWritable, mountDir, removeMountDir, writeRecord, type MountRecord } from './mountRecords.js';
 import { isOverlayOn, readMountTable, topMountAt } from './mountTable.js';
 
 export function isEmptyDir(path: string): boolean {
@@ -83,9 +83,9 @@ async function startWithOverlay(record: MountRecord, backgroundRemoval: boolean)
 /** Start a record's server and mount its overlay (when it has one). Returns the server's pid. */
 export async function bringUp(record: MountRecord, backgroundRemoval: boolean, coverFd?: number): Promise<number> {
   ensureDir(record.fuseAt, 'the mount point');
-  if (record.method === 'overlay') {
-    ensureDir(record.upper, 'the overlay upper layer');
-    ensureDir(record.work, 'the overlay work directory');
+  if (isWritable(record.method)) {
+    ensureDir(record.upper, 'the upper layer');
+    ensureDir(record.work, 'the work directory');
   }
   writeRecord(record);
   if (record.method === 'overlay') {
@@ -145,8 +145,8 @@ export async function mountOverlayReplacing(record: MountRecord, old: MountRecor
     detachMount(record.dest, record.fuseAt, record.method);
     throw err;
   };
-  // an old read-only mount sits directly at dest: it goes first (its server unmounts it)
-  for (const o of old.filter((r) => r.method === 'fuse-ro')) tearDown(o);
+  // an old FUSE view sits directly at dest (fuse-ro, fuse-rw): it goes first (its server unmounts it)
+  for (const o of old.filter((r) => r.method !== 'overlay')) tearDown(o);
   const oldOverlays = old.filter((r) => r.method === 'overlay');
   if (oldOverlays.length > 0) {
     switchOverlays(record, oldOverlays[oldOverlays.length - 1]!, fail);
@@ -211,8 +211,8 @@ function switchOverlays(record: MountRecord, old: MountRecord, fail: (err: unkno
   }
 }
 
-/** Read-only method: the FUSE view itself at dest; an old mount there is stopped first. */
-export async function mountReadOnlyReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean): Promise<number> {
+/** fuse-rw and fuse-ro: the FUSE view itself at dest; an old mount there is stopped first. */
+export async function mountViewReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean): Promise<number> {
   for (const o of old) tearDown(o);
   const fd = isEmptyDir(record.dest) ? undefined : openSync(record.dest, 'r');
   try {

@@ -21,6 +21,7 @@ export function fuseUnavailableReason(): string | undefined {
   if (typeof addon.mount !== 'function') return 'the native addon was built without mount support';
   if (!serverBinary()) return `the mount server ${SERVER_NAME} is not built (run npm run build:native)`;
   try {
+    // fusermount3 opens /dev/fuse with the user's own rights too (it drops its setuid privileges for that)
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch (err) {
     return `cannot open /dev/fuse (${(err as NodeJS.ErrnoException).code ?? String(err)})`;

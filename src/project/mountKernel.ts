@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { VeloError } from '../errors.js';
+import type { MountMethod } from './mountRecords.js';
 import { isOverlayOn, isVeloFuse, readMountTable, topMountAt } from './mountTable.js';
 
 /**
@@ -65,11 +66,11 @@ export function detachTop(path: string, fuse: boolean): RunResult {
 
 /**
  * Detach what a mount left at its places, top down: the overlay at dest
- * whose lower layer is `lower` (or, with fuse-ro, velo's FUSE view at dest),
+ * whose lower layer is `lower` (or, with fuse-ro and fuse-rw, velo's FUSE view at dest),
  * then the FUSE view at `lower`. Never touches someone else's mount.
  * Returns what was detached.
  */
-export function detachMount(dest: string, fuseAt: string, method: 'overlay' | 'fuse-ro'): string[] {
+export function detachMount(dest: string, fuseAt: string, method: MountMethod): string[] {
   const done: string[] = [];
   // an overlay may also sit where a replacement staged or parked it (beside its lower layer)
   const places = method === 'overlay' ? [dest, join(dirname(fuseAt), 'merged'), join(dirname(fuseAt), 'parked')] : [dest];
@@ -78,7 +79,7 @@ export function detachMount(dest: string, fuseAt: string, method: 'overlay' | 'f
       const top = topMountAt(place, readMountTable());
       const ours = method === 'overlay' ? isOverlayOn(top, fuseAt) : isVeloFuse(top);
       if (!ours) break;
-      if (!detachTop(place, method === 'fuse-ro').ok) break;
+      if (!detachTop(place, method !== 'overlay').ok) break;
       done.push(place);
     }
   }

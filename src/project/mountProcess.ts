@@ -6,7 +6,9 @@
  *
  * velo starts it with the record's paths on its command line; it mounts the
  * FUSE view (and, when asked, the overlay at dest: one mount(2) rather than
- * velo running mount(8)), writes server.json and reports one line on stdout:
+ * velo running mount(8); with method fuse-rw the view is writable and the
+ * server copies writes up into the record's upper dir), writes server.json
+ * and reports one line on stdout:
  * `ready <pid>` or `error <CODE> <message>`. Its log is mounts/<id>/server.log.
  */
 import { spawn } from 'node:child_process';
@@ -63,6 +65,7 @@ export interface StartOptions {
 /** velo-mountd's command line for a record. */
 export function serverArgs(record: MountRecord, options: StartOptions = {}): string[] {
   const overlay = options.overlay && record.method === 'overlay' ? ['--overlay-upper', record.upper, '--overlay-work', record.work] : [];
+  const copyUp = record.method === 'fuse-rw' ? ['--upper', record.upper, '--work', record.work] : [];
   return [
     '--dir', mountDir(record.home, record.id),
     '--id', record.id,
@@ -75,6 +78,7 @@ export function serverArgs(record: MountRecord, options: StartOptions = {}): str
     '--tree-id', record.tree,
     '--dest', record.dest,
     ...overlay,
+    ...copyUp,
   ];
 }
 

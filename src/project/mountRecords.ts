@@ -5,7 +5,9 @@
  *   server.json   the serving process (velo-mountd): pid, start time (written by the server)
  *   server.log    the server's log
  *   lower/        where the read-only FUSE view is mounted (overlay method)
- *   upper/ work/  the overlay's writable layer (or under the caller's upperBase)
+ *   upper/ work/  the writable layer (or under the caller's upperBase): the overlay's
+ *                 upper and work dirs, or (fuse-rw) the server's own copy-up layer
+ *                 (docs/FORMAT.md) and its scratch directory
  *
  * A record outlives the process that made it and survives a reboot, so the
  * next velo command can see what should be mounted and repair it.
@@ -16,7 +18,17 @@ import { join } from 'node:path';
 import { VeloError, errnoCode, fsError } from '../errors.js';
 import { processAlive } from '../store/lock.js';
 
-export type MountMethod = 'overlay' | 'fuse-ro';
+/**
+ * overlay: kernel overlayfs over the read-only FUSE view (root);
+ * fuse-rw: the FUSE view at dest, writable: its server copies writes up into the upper dir itself;
+ * fuse-ro: the FUSE view at dest, read-only (asked for).
+ */
+export type MountMethod = 'overlay' | 'fuse-rw' | 'fuse-ro';
+
+/** Whether writes through a mount of this method land in its upper layer (else they fail with EROFS). */
+export function isWritable(method: MountMethod): boolean {
+  return method !== 'fuse-ro';
+}
 
 export interface MountRecord {
   version: 1;
@@ -26,7 +38,7 @@ export interface MountRecord {
   dest: string;
   tree: string;
   method: MountMethod;
-  /** the FUSE view's mount point: <mountDir>/lower for overlay, dest for fuse-ro */
+  /** the FUSE view's mount point: <mountDir>/lower for overlay, dest for fuse-rw and fuse-ro */
   fuseAt: string;
   upper: string;
   work: string;

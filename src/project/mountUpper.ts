@@ -1,10 +1,16 @@
 /**
  * What a mount's writable layer holds: the files written or changed through
- * the mount, and the entries deleted from it (overlayfs whiteouts: character
- * devices 0:0).
+ * the mount, and the entries deleted from it. Both layouts are read: an
+ * overlay's (whiteouts are character devices 0:0) and a copy-up mount's
+ * (fuse-rw, docs/FORMAT.md: a whiteout is an empty file `.velo.wh.<name>`,
+ * an opaque directory holds `.velo.wh..velo.wh.opq`).
  */
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+/** Names a copy-up mount reserves for its markers (native/src/fuse_upper.h). */
+export const WHITEOUT_PREFIX = '.velo.wh.';
+export const OPAQUE_MARKER = '.velo.wh..velo.wh.opq';
 
 export interface UpperSummary {
   /** regular files and symlinks created, changed (copied up) or chmod'ed */
@@ -32,6 +38,13 @@ export function summarizeUpper(upper: string, maxPaths = 20): UpperSummary {
       return;
     }
     for (const name of names) {
+      if (name === OPAQUE_MARKER) continue;
+      if (name.startsWith(WHITEOUT_PREFIX)) {
+        s.deleted++;
+        const gone = name.slice(WHITEOUT_PREFIX.length);
+        note(rel ? `${rel}/${gone}` : gone, 'deleted');
+        continue;
+      }
       const r = rel ? `${rel}/${name}` : name;
       let st;
       try {

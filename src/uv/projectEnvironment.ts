@@ -116,7 +116,7 @@ async function mountEnvironment(o: ProjectEnvOptions): Promise<ProjectedEnv> {
     if (!(err instanceof VeloError) || err.code !== 'FUSE_UNAVAILABLE') throw err;
     return linkEnvironment(o, `${err.message}: the environment was linked instead`);
   }
-  if (r.method !== 'overlay') {
+  if (r.upper === undefined) {
     // a read-only environment would break pip, uv pip and the per-environment files: link instead
     await mounts.unmountProjection(o.envDir, { store: o.store });
     const why = r.readOnlyReason ?? 'the mount is read-only';
