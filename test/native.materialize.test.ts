@@ -169,7 +169,7 @@ describe('spreading directories over block groups (ext4, FS_TOPDIR_FL)', () => {
     const spreadGroups = inodeGroupsOfTopDirs(spreadDest).size;
     expect(spreadGroups).toBeGreaterThanOrEqual(8);
     expect(spreadGroups).toBeGreaterThan(inodeGroupsOfTopDirs(plainDest).size);
-    // every directory velo marked (the root, and any with 16+ subdirectories) is unmarked again
+    // every directory velo marked (the root, and any with 8+ subdirectories) is unmarked again
     const attrs = spawnSync('sh', ['-c', 'find "$1" -type d -exec lsattr -d {} +', 'sh', spreadDest], { encoding: 'utf8' });
     expect(attrs.status, attrs.stderr).toBe(0);
     const lines = attrs.stdout.trim().split('\n');

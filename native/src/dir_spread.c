@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define SAMPLE_MKDIRS 32
@@ -38,6 +39,11 @@ void vspread_begin(vspread *s) {
     atomic_init(&s->timed_ns, 0);
     pthread_mutex_init(&s->lock, NULL);
     s->nmarked = 0;
+    struct rlimit rl;
+    long cap = VSPREAD_MAX_MARKED;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)(rl.rlim_cur / 4) < cap) cap = (long)(rl.rlim_cur / 4);
+    s->marked = s->mode == VSPREAD_OFF ? NULL : malloc((size_t)cap * sizeof *s->marked);
+    s->capmarked = s->marked ? (int)cap : 0;
 }
 
 int vspread_note_mkdir(vspread *s, uint64_t ns) {
@@ -56,7 +62,7 @@ void vspread_mark(vspread *s, int atfd, const char *path) {
     if (fd < 0) return;
     int flags = 0;
     pthread_mutex_lock(&s->lock);
-    if (s->nmarked < VSPREAD_MAX_MARKED && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_TOPDIR_FL)) {
+    if (s->nmarked < s->capmarked && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_TOPDIR_FL)) {
         flags |= FS_TOPDIR_FL;
         if (ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0) { s->marked[s->nmarked++] = fd; fd = -1; }
     }
@@ -74,5 +80,7 @@ void vspread_end(vspread *s) {
         close(s->marked[k]);
     }
     s->nmarked = 0;
+    free(s->marked);
+    s->marked = NULL;
     pthread_mutex_destroy(&s->lock);
 }

@@ -11,7 +11,7 @@
 
 enum { VSPREAD_OFF, VSPREAD_ON, VSPREAD_AUTO };
 
-#define VSPREAD_MAX_MARKED 256 /* hub directories flagged at most per tree */
+#define VSPREAD_MAX_MARKED 4096 /* hub directories flagged at most per tree (each held open until the end) */
 
 typedef struct vspread {
     int mode;                /* from VELO_DIR_SPREAD: "0" off, "1" on, else auto */
@@ -19,11 +19,12 @@ typedef struct vspread {
     atomic_uint timed;       /* mkdirs timed so far (auto, inactive) */
     atomic_ullong timed_ns;  /* the current window's total time */
     pthread_mutex_t lock;    /* guards marked/nmarked */
-    int marked[VSPREAD_MAX_MARKED]; /* directories we set the flag on, open */
-    int nmarked;
+    int *marked;             /* directories we set the flag on, open */
+    int nmarked, capmarked;  /* capmarked: VSPREAD_MAX_MARKED within a quarter of the fd limit */
 } vspread;
 
-/* Reads the mode (VSPREAD_ON is active at once). */
+/* Reads the mode (VSPREAD_ON is active at once). Never fails: without
+ * memory for the list of marks nothing is ever marked. */
 void vspread_begin(vspread *s);
 
 static inline int vspread_active(vspread *s) { return atomic_load_explicit(&s->active, memory_order_relaxed); }
@@ -37,7 +38,7 @@ static inline int vspread_wants_timing(vspread *s) { return s->mode == VSPREAD_A
 int vspread_note_mkdir(vspread *s, uint64_t ns);
 
 /* Sets FS_TOPDIR_FL on the directory `path` (relative to atfd) and remembers
- * it. Never fails: without the flag, or past VSPREAD_MAX_MARKED, nothing
+ * it. Never fails: without the flag, or past capmarked, nothing
  * changes. Safe from any thread. */
 void vspread_mark(vspread *s, int atfd, const char *path);
 

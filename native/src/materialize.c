@@ -307,8 +307,10 @@ static uint32_t count_jobs(const vtree *t) {
 }
 
 /* The directories with at least HUB_SUBDIRS subdirectories, where spreading
- * pays (dir_spread.h). NULL when out of memory. */
-#define HUB_SUBDIRS 16
+ * pays (dir_spread.h): 8 measured better than 16 for a venv (a package's
+ * subpackages spread too) and alike for node_modules, 3 worse for
+ * node_modules (docs/BENCHMARKS.md). NULL when out of memory. */
+#define HUB_SUBDIRS 8
 static uint8_t *find_hubs(const vtree *t) {
     uint8_t *hub = calloc(t->count ? t->count : 1, 1);
     if (!hub) return NULL;
