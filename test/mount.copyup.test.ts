@@ -9,9 +9,8 @@
 // cache into it, and an unprivileged user gets the same writable mount
 // through fusermount3.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
-  appendFileSync, chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync,
+  appendFileSync, chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync,
   renameSync, rmdirSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +29,7 @@ import { checkoutForNobody } from './support/asNobody.js';
 import { isAlive, killLeftoverServers, openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 import { veloEnv } from './support/runVelo.js';
 import { veloBin } from './support/paths.js';
+import { snapshot } from './support/writtenTreeSnapshot.js';
 
 let base: string;
 let store: Store;
@@ -61,25 +61,6 @@ function makeFixture(root: string): void {
   symlinkSync('node_modules/a', join(root, 'link-to-a'));
 }
 
-/** what a user sees: kind, mode, size, bytes, link target (no times: the writes happen at different instants) */
-function snapshot(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(rel ? join(root, rel) : root).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const p = join(root, r);
-      const st = lstatSync(p);
-      const mode = (st.mode & 0o7777).toString(8);
-      if (st.isDirectory()) {
-        out[r] = `dir ${mode}`;
-        walk(r);
-      } else if (st.isSymbolicLink()) out[r] = `symlink -> ${readlinkSync(p)}`;
-      else out[r] = `file ${mode} nlink=${st.nlink} size=${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`;
-    }
-  };
-  walk('');
-  return out;
-}
 
 /** The same sequence of edits, with the outcome of each (ok or the errno code). */
 function edits(root: string): Record<string, string> {

@@ -4,9 +4,8 @@
 // view under the overlay serves reads by FUSE passthrough here (forced: this
 // tree's files are small), so the overlay is checked on the stacked mount.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
-  appendFileSync, chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync,
+  appendFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync,
   symlinkSync, truncateSync, writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +21,7 @@ import { summarizeUpper } from '../src/project/mountUpper.js';
 import { veloEnv } from './support/runVelo.js';
 import { veloBin } from './support/paths.js';
 import { openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
+import { snapshot } from './support/writtenTreeSnapshot.js';
 
 let base: string;
 let store: Store;
@@ -49,25 +49,6 @@ function makeFixture(root: string): void {
   symlinkSync('node_modules/a', join(root, 'link-to-a'));
 }
 
-/** what a user sees: kind, mode, size, bytes, link target (no times: the writes happen at different instants) */
-function snapshot(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(rel ? join(root, rel) : root).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const p = join(root, r);
-      const st = lstatSync(p);
-      const mode = (st.mode & 0o7777).toString(8);
-      if (st.isDirectory()) {
-        out[r] = `dir ${mode}`;
-        walk(r);
-      } else if (st.isSymbolicLink()) out[r] = `symlink -> ${readlinkSync(p)}`;
-      else out[r] = `file ${mode} nlink=${st.nlink} size=${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`;
-    }
-  };
-  walk('');
-  return out;
-}
 
 /** The same sequence of edits, with the outcome of each (ok or the errno code). */
 function edits(root: string): Record<string, string> {

@@ -822,20 +822,26 @@ static int write_all(int fd, const char *buf, size_t size, off_t off) {
     return 0;
 }
 
+/* The fd to write ino through: the one create() opened (fi->fh), else the
+ * upper copy (copied up now if need be), opened for this call (*own = 1: the
+ * caller closes it). -errno on failure. */
+static int writable_fd(vfs *fs, fuse_ino_t ino, struct fuse_file_info *fi, int *own) {
+    *own = 0;
+    if (fi && fi->fh != 0) return (int)fi->fh - 1; /* a file we created and opened (create) */
+    vnode *n;
+    LOCK(fs);
+    int fd = copy_up(fs, ino, 0, &n);
+    if (fd == 0) fd = open_upper(fs, n, O_WRONLY);
+    UNLOCK(fs);
+    if (fd >= 0) *own = 1;
+    return fd;
+}
+
 void vup_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
-    int fd, own = 0;
-    if (fi && fi->fh != 0) {
-        fd = (int)fi->fh - 1; /* a file we created and opened (create) */
-    } else {
-        vnode *n;
-        LOCK(fs);
-        fd = copy_up(fs, ino, 0, &n);
-        if (fd == 0) fd = open_upper(fs, n, O_WRONLY);
-        UNLOCK(fs);
-        if (fd < 0) { fuse_reply_err(req, -fd); return; }
-        own = 1;
-    }
+    int own;
+    int fd = writable_fd(fs, ino, fi, &own);
+    if (fd < 0) { fuse_reply_err(req, -fd); return; }
     int rc = write_all(fd, data, size, off);
     if (own) close(fd);
     if (rc != 0) fuse_reply_err(req, -rc);
@@ -1140,18 +1146,9 @@ void vup_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_in
 
 void vup_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
-    int fd, own = 0, rc = 0;
-    if (fi && fi->fh != 0) {
-        fd = (int)fi->fh - 1;
-    } else {
-        vnode *n;
-        LOCK(fs);
-        fd = copy_up(fs, ino, 0, &n);
-        if (fd == 0) fd = open_upper(fs, n, O_WRONLY);
-        UNLOCK(fs);
-        if (fd < 0) { fuse_reply_err(req, -fd); return; }
-        own = 1;
-    }
+    int own, rc = 0;
+    int fd = writable_fd(fs, ino, fi, &own);
+    if (fd < 0) { fuse_reply_err(req, -fd); return; }
     if (fallocate(fd, mode, off, len) != 0) rc = errno;
     if (own) close(fd);
     fuse_reply_err(req, rc);
