@@ -681,16 +681,22 @@ void vup_forget(vfs *fs, fuse_ino_t ino, uint64_t count) {
     UNLOCK(fs);
 }
 
+/* The attributes of ino (its upper node n, or else its tree entry) and how
+ * long the kernel may keep them. 0 or -errno; under the lock. */
+static int attr_of(vfs *fs, fuse_ino_t ino, vnode *n, struct stat *st, double *timeout) {
+    if (n) return stat_node(fs, n, st);
+    if (!is_tree_ino(fs, ino)) return -ESTALE;
+    vfs_fill_attr(fs, (uint32_t)(ino - 1), st);
+    *timeout = VFS_TIMEOUT;
+    return 0;
+}
+
 void vup_getattr(fuse_req_t req, fuse_ino_t ino) {
     vfs *fs = fs_of(req);
     struct stat st;
     double timeout = VUP_TIMEOUT;
-    int rc = 0;
     LOCK(fs);
-    vnode *n = vnodes_get(&fs->up->nodes, ino);
-    if (n) rc = stat_node(fs, n, &st);
-    else if (is_tree_ino(fs, ino)) { vfs_fill_attr(fs, (uint32_t)(ino - 1), &st); timeout = VFS_TIMEOUT; }
-    else rc = -ESTALE;
+    int rc = attr_of(fs, ino, vnodes_get(&fs->up->nodes, ino), &st, &timeout);
     UNLOCK(fs);
     if (rc != 0) fuse_reply_err(req, -rc);
     else fuse_reply_attr(req, &st, timeout);
@@ -889,11 +895,7 @@ void vup_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, 
         else if (to_set & FUSE_SET_ATTR_MTIME) ts[1] = attr->st_mtim;
         if ((kept ? futimens(n->fd, ts) : utimensat(up->upperfd, p, ts, AT_SYMLINK_NOFOLLOW)) != 0) rc = -errno;
     }
-    if (rc == 0) {
-        if (n) rc = stat_node(fs, n, &st);
-        else if (is_tree_ino(fs, ino)) { vfs_fill_attr(fs, (uint32_t)(ino - 1), &st); timeout = VFS_TIMEOUT; }
-        else rc = -ESTALE;
-    }
+    if (rc == 0) rc = attr_of(fs, ino, n, &st, &timeout);
     UNLOCK(fs);
     if (rc != 0) fuse_reply_err(req, -rc);
     else fuse_reply_attr(req, &st, timeout);
