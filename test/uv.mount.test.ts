@@ -168,6 +168,42 @@ describe('velo uv sync --projection mount', () => {
     expect(imp.stdout.trim()).toBe('2');
   });
 
+  test('where overlayfs cannot be mounted (forced: VELO_MOUNT_OVERLAY=0), a copy-up mount: in sync for uv, writes in the upper, the store untouched', () => {
+    const other = copyProject('app-two', join(root, 'copyup'));
+    const l = runUvCli(['lock'], env('lock'), other);
+    expect(l.code, l.stderr).toBe(0);
+    const copyUp = { VELO_MOUNT_OVERLAY: '0' };
+    const { json, stderr } = sync(other, ['--locked', '--projection', 'mount'], copyUp);
+    expect(stderr).not.toMatch(/projection mount:/);
+    expect(json).toMatchObject({ noop: false, projection: 'mount', method: 'fuse-rw', engine: 'fuse' });
+    const venv2 = join(other, '.venv');
+    expect(isMountPoint(venv2)).toBe(true);
+    const imp = runPython(join(venv2, 'bin', 'python'), 'import velo_greet; print(velo_greet.greet("x"))', env('velo'), other);
+    expect(imp.code, imp.stderr).toBe(0);
+    expect(imp.stdout).toBe('hello, x\n');
+    const again = runUvCli(['sync', '--locked'], env('velo', copyUp), other);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toMatch(/Installed|Uninstalled|Built|Prepared/);
+
+    const store = Store.open(veloHome);
+    try {
+      const rel = `${SITE}/velo_greet/__init__.py`;
+      const before = sha(storeObject(store, json.tree as string, rel));
+      appendFileSync(join(venv2, rel), '\nEDITED = True\n');
+      const edited = runPython(join(venv2, 'bin', 'python'), 'import velo_greet; print(velo_greet.EDITED)', env('velo'), other);
+      expect(edited.stdout.trim()).toBe('True');
+      expect(sha(storeObject(store, json.tree as string, rel))).toBe(before);
+      const m = listMounts(store).find((x) => x.dest === venv2)!;
+      expect(m).toMatchObject({ method: 'fuse-rw', ecosystem: 'uv' });
+      expect(readFileSync(join(m.upper!, rel), 'utf8')).toContain('EDITED = True');
+    } finally {
+      store.close();
+    }
+    // a file edited inside a package is repaired by --reinstall (as with uv): the recorded tree again, over an empty upper
+    expect(sync(other, ['--locked', '--projection', 'mount', '--reinstall'], copyUp).json).toMatchObject({ noop: false, method: 'fuse-rw', fromEnvironmentManifest: true });
+    expect(readFileSync(join(venv2, SITE, 'velo_greet', '__init__.py'), 'utf8')).not.toContain('EDITED');
+  });
+
   test('without FUSE: linked, with one line saying why', () => {
     const other = copyProject('app-two', join(root, 'nofuse'));
     const l = runUvCli(['lock'], env('lock'), other);
