@@ -118,7 +118,7 @@ export function tearDown(record: MountRecord): number | undefined {
   return pid;
 }
 
-/** overlayfs refused to mount (a kernel without it, a container): the caller falls back to a read-only view */
+/** overlayfs refused to mount (a kernel without it, a container): the caller falls back to a copy-up view (fuse-rw) */
 export class OverlayFailed extends Error {}
 
 /**
