@@ -6,33 +6,14 @@
 // package.json, the lockfile's packages, node_modules.
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertNpmOk, prepareProject, type PreparedProject, type ProjectSpec } from './support/npmProject.js';
-import { startRegistry, type Registry } from './support/registry.js';
+import { describe, expect, it } from 'vitest';
+import { assertNpmOk, type PreparedProject, type ProjectSpec } from './support/npmProject.js';
+import { useRegistryProjects } from './support/registryProjects.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { veloAsync } from './support/runVelo.js';
-import { tempDirs } from './support/tmp.js';
 
-let registry: Registry;
-const tmp = tempDirs('velo-npm-commands-');
-let home: string;
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  registry = await startRegistry();
-  home = tmp();
-}, 300_000);
-
-afterAll(async () => {
-  for (const c of cleanups) await c();
-  await registry?.stop();
-});
-
-async function project(spec: string | ProjectSpec): Promise<PreparedProject> {
-  const p = await prepareProject(spec, registry);
-  cleanups.push(p.cleanup);
-  return p;
-}
+const fx = useRegistryProjects('velo-npm-commands-');
+const project = (spec: string | ProjectSpec): Promise<PreparedProject> => fx.project(spec);
 
 /** a second project with the same files as p (package.json, lockfile, .npmrc), for the real npm */
 async function twinOf(p: PreparedProject, spec: string | ProjectSpec): Promise<PreparedProject> {
@@ -41,7 +22,7 @@ async function twinOf(p: PreparedProject, spec: string | ProjectSpec): Promise<P
   return t;
 }
 
-const veloNpm = (p: PreparedProject, args: string[]) => veloAsync(['npm', ...args], { ...p.env, VELO_HOME: home }, p.dir);
+const veloNpm = (p: PreparedProject, args: string[]) => veloAsync(['npm', ...args], { ...p.env, VELO_HOME: fx.home }, p.dir);
 const pkgJson = (p: PreparedProject) => JSON.parse(readFileSync(join(p.dir, 'package.json'), 'utf8')) as Record<string, unknown>;
 /** the lockfile's packages, without the root entry's name (the twin directories differ) */
 const lockPackages = (p: PreparedProject) => {

@@ -5,36 +5,21 @@
 // build writes are the same too.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prepareProject, assertNpmOk, type PreparedProject } from './support/npmProject.js';
-import { startRegistry, type Registry } from './support/registry.js';
+import { describe, expect, it } from 'vitest';
+import { assertNpmOk, type PreparedProject } from './support/npmProject.js';
+import { useRegistryProjects } from './support/registryProjects.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { velo, veloAsync } from './support/runVelo.js';
-import { tempDirs } from './support/tmp.js';
 import { repoRoot } from './support/paths.js';
 
-let registry: Registry;
-const tmp = tempDirs('velo-npm-store-');
-let home: string;
-const cleanups: (() => Promise<void>)[] = [];
+const fx = useRegistryProjects('velo-npm-store-');
+const tmp = fx.tmp;
 
-beforeAll(async () => {
-  registry = await startRegistry();
-  home = tmp();
-}, 300_000);
-
-afterAll(async () => {
-  for (const c of cleanups) await c();
-  await registry?.stop();
-});
-
-async function project(name: string, npmrc?: Record<string, string | number | boolean>): Promise<PreparedProject> {
-  const p = await prepareProject(name, registry, npmrc ? { npmrc } : {});
-  cleanups.push(p.cleanup);
-  return p;
+function project(name: string, npmrc?: Record<string, string | number | boolean>): Promise<PreparedProject> {
+  return fx.project(name, npmrc ? { npmrc } : {});
 }
 
-function veloEnv(p: PreparedProject, storeHome = home): NodeJS.ProcessEnv {
+function veloEnv(p: PreparedProject, storeHome = fx.home): NodeJS.ProcessEnv {
   return { ...p.env, VELO_HOME: storeHome };
 }
 
@@ -118,15 +103,11 @@ describe('install scripts', () => {
   it("the user's allowScripts policy: a denied package's scripts do not run, as with npm", async () => {
     const fixture = join(repoRoot(), 'fixtures/npm-projects/scripts');
     const pkg = JSON.parse(readFileSync(join(fixture, 'package.json'), 'utf8')) as Record<string, unknown>;
-    const p = await prepareProject(
-      {
-        name: 'scripts-denied',
-        packageJson: { ...pkg, allowScripts: { 'velo-fx-scripted': false } },
-        files: { 'root-lifecycle.js': readFileSync(join(fixture, 'root-lifecycle.js'), 'utf8') },
-      },
-      registry,
-    );
-    cleanups.push(p.cleanup);
+    const p = await fx.project({
+      name: 'scripts-denied',
+      packageJson: { ...pkg, allowScripts: { 'velo-fx-scripted': false } },
+      files: { 'root-lifecycle.js': readFileSync(join(fixture, 'root-lifecycle.js'), 'utf8') },
+    });
     assertNpmOk(await p.npm(['ci']), 'npm ci');
     const expected = snapshot(p.dir);
     expect(expected['velo-fx-scripted/built.txt']).toBeUndefined();
@@ -192,22 +173,22 @@ describe('the store', () => {
     expect(r1.code, r1.stderr).toBe(0);
     expect((JSON.parse(r1.stdout) as { fetched: number }).fetched).toBeGreaterThan(0);
     const second = await project('basic');
-    await registry.clearRequests();
+    await fx.registry.clearRequests();
     const r2 = await veloAsync(['npm', 'ci', '--json'], veloEnv(second, storeHome), second.dir);
     expect(r2.code, r2.stderr).toBe(0);
     const s2 = JSON.parse(r2.stdout) as { fetched: number; fromStore: number; packages: number; method: string };
     expect(s2.fetched).toBe(0);
     expect(s2.fromStore).toBe(s2.packages);
-    expect(await registry.requests()).toEqual([]);
+    expect(await fx.registry.requests()).toEqual([]);
     expect(snapshot(second.dir)).toEqual(snapshot(first.dir));
     const r3 = await veloAsync(['npm', 'ci', '--json'], veloEnv(second, storeHome), second.dir);
     expect(JSON.parse(r3.stdout)).toMatchObject({ noop: true });
     // touching the lockfile's content is not a no-op any more
-    await registry.clearRequests();
+    await fx.registry.clearRequests();
     const offline = await veloAsync(['npm', 'ci', '--offline', '--json'], veloEnv(second, storeHome), second.dir);
     expect(offline.code, offline.stderr).toBe(0);
     expect(JSON.parse(offline.stdout)).toMatchObject({ noop: false, fetched: 0 });
-    expect(await registry.requests()).toEqual([]);
+    expect(await fx.registry.requests()).toEqual([]);
   });
 
   it('install scripts run once; the built package comes from the store next time', async () => {
