@@ -19,38 +19,13 @@
 // Medians of --runs runs; ratios against the plain copy. Results are printed
 // and written to docs/BENCHMARKS.md, section "## Mount" (other sections kept).
 import { execFileSync, execSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem, release } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { nodeModulesEntries } from '../native/test-support/syntheticTree.mjs';
+import { join } from 'node:path';
+import { mountBenchSetup, repo, writePlainTree } from './lib/mountBenchSetup.mjs';
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p) => join(repo, 'dist', 'src', p);
-const { values: opt } = parseArgs({
-  options: {
-    packages: { type: 'string', default: '1000' },
-    runs: { type: 'string', default: '5' },
-    'big-mb': { type: 'string', default: '256' },
-    'no-docs': { type: 'boolean', default: false },
-  },
-});
-const packages = Number(opt.packages);
-const runs = Number(opt.runs);
-const bigMb = Number(opt['big-mb']);
-if (process.getuid() !== 0) {
-  console.error('mount-bench: run as root (overlayfs and drop_caches need it)');
-  process.exit(1);
-}
-if (!existsSync(dist('project/mount.js'))) {
-  console.error('mount-bench: build first: npx tsc -p tsconfig.json && node native/build.mjs');
-  process.exit(1);
-}
-const { Store } = await import(dist('store/store.js'));
-const { ingestDir } = await import(dist('store/addFilesFromDir.js'));
-const { materialize } = await import(dist('project/materialize.js'));
-const { mountProjection, unmountProjection } = await import(dist('project/mount.js'));
+const { packages, runs, bigMb, writeDocs, velo } = await mountBenchSetup('mount-bench', { bigMb: 256, whyRoot: 'overlayfs and drop_caches need it' });
+const { Store, ingestDir, materialize, mountProjection, unmountProjection } = velo;
 
 /** What the numbers come from (structural; the same on every run). */
 const NOTES = `### Notes
@@ -115,20 +90,8 @@ try {
   /** written in a function of its own, so the entries' bytes and the big buffer are garbage afterwards:
    * the processes this one starts (a mount's server) then fork from a small process, as from velo */
   const writePlain = () => {
-    const entries = nodeModulesEntries({ packages });
-    for (const e of entries) {
-      const p = join(plain, e.path);
-      if (e.kind === 'dir') mkdirSync(p, { recursive: true });
-      else if (e.kind === 'symlink') symlinkSync(e.target, p);
-      else {
-        writeFileSync(p, e.data);
-        if (e.exec) chmodSync(p, 0o755);
-      }
-    }
-    const big = Buffer.alloc(bigMb * 1024 * 1024);
-    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE((i * 2654435761) >>> 0, i);
-    writeFileSync(join(plain, 'big.bin'), big);
-    return { files: entries.filter((e) => e.kind === 'file').length + 1, dirs: entries.filter((e) => e.kind === 'dir').length };
+    const t = writePlainTree(plain, packages, bigMb);
+    return { files: t.files + 1, dirs: t.dirs };
   };
   const { files, dirs } = writePlain();
   console.log(`tree: ${files} files, ${dirs} dirs, + big.bin ${bigMb} MiB; written in ${((now() - t) / 1000).toFixed(1)} s`);
@@ -289,7 +252,7 @@ try {
   ];
   const section = lines.join('\n');
   console.log('\n' + section);
-  if (!opt['no-docs']) {
+  if (writeDocs) {
     const doc = join(repo, 'docs', 'BENCHMARKS.md');
     const old = existsSync(doc) ? readFileSync(doc, 'utf8') : '# Benchmarks\n';
     const at = old.search(/^## Mount\s*$/m);

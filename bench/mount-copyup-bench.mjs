@@ -22,37 +22,13 @@
 // Results are printed and written to docs/BENCHMARKS.md, section
 // "## Mount: copy-up (fuse-rw)" (other sections kept).
 import { execSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { nodeModulesEntries } from '../native/test-support/syntheticTree.mjs';
+import { join } from 'node:path';
+import { mountBenchSetup, repo, writePlainTree } from './lib/mountBenchSetup.mjs';
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p) => join(repo, 'dist', 'src', p);
-const { values: opt } = parseArgs({
-  options: {
-    packages: { type: 'string', default: '1000' },
-    runs: { type: 'string', default: '5' },
-    'big-mb': { type: 'string', default: '64' },
-    'no-docs': { type: 'boolean', default: false },
-  },
-});
-const packages = Number(opt.packages);
-const runs = Number(opt.runs);
-const bigMb = Number(opt['big-mb']);
-if (process.getuid() !== 0) {
-  console.error('mount-copyup-bench: run as root (the overlay it compares with needs it)');
-  process.exit(1);
-}
-if (!existsSync(dist('project/mount.js'))) {
-  console.error('mount-copyup-bench: build first: npx tsc -p tsconfig.json && node native/build.mjs');
-  process.exit(1);
-}
-const { Store } = await import(dist('store/store.js'));
-const { ingestDir } = await import(dist('store/addFilesFromDir.js'));
-const { mountProjection, unmountProjection } = await import(dist('project/mount.js'));
+const { packages, runs, bigMb, writeDocs, velo } = await mountBenchSetup('mount-copyup-bench', { bigMb: 64, whyRoot: 'the overlay it compares with needs it' });
+const { Store, ingestDir, mountProjection, unmountProjection } = velo;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const now = () => performance.now();
@@ -66,20 +42,7 @@ let store;
 
 try {
   const plain = join(base, 'plain');
-  const entries = nodeModulesEntries({ packages });
-  for (const e of entries) {
-    const p = join(plain, e.path);
-    if (e.kind === 'dir') mkdirSync(p, { recursive: true });
-    else if (e.kind === 'symlink') symlinkSync(e.target, p);
-    else {
-      writeFileSync(p, e.data);
-      if (e.exec) chmodSync(p, 0o755);
-    }
-  }
-  const big = Buffer.alloc(bigMb * 1024 * 1024);
-  for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE((i * 2654435761) >>> 0, i);
-  writeFileSync(join(plain, 'big.bin'), big);
-  const files = entries.filter((e) => e.kind === 'file').length;
+  const { files } = writePlainTree(plain, packages, bigMb);
   store = Store.open(home);
   const { tree } = await ingestDir(store, plain);
   console.log(`tree: ${files} files + big.bin ${bigMb} MiB; tree ${tree}`);
@@ -179,7 +142,7 @@ try {
   ];
   const section = lines.join('\n');
   console.log('\n' + section);
-  if (!opt['no-docs']) {
+  if (writeDocs) {
     const doc = join(repo, 'docs', 'BENCHMARKS.md');
     const old = existsSync(doc) ? readFileSync(doc, 'utf8') : '# Benchmarks\n';
     const at = old.search(/^## Mount: copy-up \(fuse-rw\)\s*$/m);
@@ -194,7 +157,7 @@ try {
   }
 } finally {
   try {
-    if (store) for (const m of (await import(dist('project/mount.js'))).listMounts(store)) await unmountProjection(m.dest, { store });
+    if (store) for (const m of velo.listMounts(store)) await unmountProjection(m.dest, { store });
   } catch {
     /* best effort */
   }

@@ -29,7 +29,7 @@ import { checkoutForNobody } from './support/asNobody.js';
 import { isAlive, killLeftoverServers, openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 import { veloEnv } from './support/runVelo.js';
 import { veloBin } from './support/paths.js';
-import { snapshot } from './support/writtenTreeSnapshot.js';
+import { makeEditFixture, snapshot } from './support/editFixture.js';
 
 let base: string;
 let store: Store;
@@ -38,28 +38,6 @@ let mounted: MountResult;
 /** a kernel overlay over a plain copy of the same tree: the reference */
 let ref: { lower: string; upper: string; work: string; merged: string };
 
-function makeFixture(root: string): void {
-  const w = (rel: string, data: string): void => {
-    mkdirSync(join(root, rel, '..'), { recursive: true });
-    writeFileSync(join(root, rel), data);
-  };
-  w('node_modules/a/package.json', '{"name":"a","main":"index.js"}');
-  w('node_modules/a/index.js', 'module.exports = "a";\n');
-  w('node_modules/a/README.md', '# a\n');
-  w('node_modules/b/index.js', 'module.exports = "b";\n');
-  w('node_modules/b/lib/one.js', 'one\n');
-  w('node_modules/b/lib/two.js', 'two\n');
-  w('node_modules/c/index.js', 'c\n');
-  w('node_modules/c/deep/er/file.txt', 'deep\n');
-  w('node_modules/d/x.js', 'x\n');
-  w('node_modules/d/y.js', 'y\n');
-  w('node_modules/e/keep.txt', 'keep\n');
-  w('bin/run.sh', '#!/bin/sh\necho run\n');
-  chmodSync(join(root, 'bin/run.sh'), 0o755);
-  w('same-as-a.js', 'module.exports = "a";\n');
-  w('big.bin', 'z'.repeat(300_000));
-  symlinkSync('node_modules/a', join(root, 'link-to-a'));
-}
 
 
 /** The same sequence of edits, with the outcome of each (ok or the errno code). */
@@ -127,7 +105,7 @@ beforeAll(async () => {
   ({ base, store } = openMountSandbox('velo-mount-copyup-'));
   chmodSync(base, 0o755); // the unprivileged test below reaches into it
   const src = join(base, 'src');
-  makeFixture(src);
+  makeEditFixture(src, { more: true });
   tree = (await ingestDir(store, src, { mtimes: true })).tree;
   ref = { lower: join(base, 'ref-lower'), upper: join(base, 'ref-upper'), work: join(base, 'ref-work'), merged: join(base, 'ref-merged') };
   await materialize(store, tree, ref.lower, { method: 'copy' });

@@ -21,7 +21,7 @@ import { summarizeUpper } from '../src/project/mountUpper.js';
 import { veloEnv } from './support/runVelo.js';
 import { veloBin } from './support/paths.js';
 import { openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
-import { snapshot } from './support/writtenTreeSnapshot.js';
+import { makeEditFixture, snapshot } from './support/editFixture.js';
 
 let base: string;
 let store: Store;
@@ -30,24 +30,6 @@ let mounted: MountResult;
 /** a kernel overlay over a plain copy of the same tree: the reference */
 let ref: { lower: string; upper: string; work: string; merged: string };
 
-function makeFixture(root: string): void {
-  const w = (rel: string, data: string): void => {
-    mkdirSync(join(root, rel, '..'), { recursive: true });
-    writeFileSync(join(root, rel), data);
-  };
-  w('node_modules/a/package.json', '{"name":"a"}');
-  w('node_modules/a/index.js', 'module.exports = "a";\n');
-  w('node_modules/a/README.md', '# a\n');
-  w('node_modules/b/index.js', 'module.exports = "b";\n');
-  w('node_modules/b/lib/one.js', 'one\n');
-  w('node_modules/b/lib/two.js', 'two\n');
-  w('node_modules/c/index.js', 'c\n');
-  w('node_modules/c/deep/er/file.txt', 'deep\n');
-  w('bin/run.sh', '#!/bin/sh\necho run\n');
-  chmodSync(join(root, 'bin/run.sh'), 0o755);
-  w('same-as-a.js', 'module.exports = "a";\n');
-  symlinkSync('node_modules/a', join(root, 'link-to-a'));
-}
 
 
 /** The same sequence of edits, with the outcome of each (ok or the errno code). */
@@ -86,7 +68,7 @@ function edits(root: string): Record<string, string> {
 beforeAll(async () => {
   ({ base, store } = openMountSandbox('velo-mount-overlay-'));
   const src = join(base, 'src');
-  makeFixture(src);
+  makeEditFixture(src);
   tree = (await ingestDir(store, src, { mtimes: true })).tree;
   ref = { lower: join(base, 'ref-lower'), upper: join(base, 'ref-upper'), work: join(base, 'ref-work'), merged: join(base, 'ref-merged') };
   await materialize(store, tree, ref.lower, { method: 'copy' });
