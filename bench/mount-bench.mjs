@@ -19,10 +19,10 @@
 // Medians of --runs runs; ratios against the plain copy. Results are printed
 // and written to docs/BENCHMARKS.md, section "## Mount" (other sections kept).
 import { execFileSync, execSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem, release } from 'node:os';
 import { join } from 'node:path';
-import { mountBenchSetup, repo, writePlainTree } from './lib/mountBenchSetup.mjs';
+import { mountBenchSetup, repo, writeDocSection, writePlainTree } from './lib/mountBenchSetup.mjs';
 
 const { packages, runs, bigMb, writeDocs, velo } = await mountBenchSetup('mount-bench', { bigMb: 256, whyRoot: 'overlayfs and drop_caches need it' });
 const { Store, ingestDir, materialize, mountProjection, unmountProjection } = velo;
@@ -252,19 +252,7 @@ try {
   ];
   const section = lines.join('\n');
   console.log('\n' + section);
-  if (writeDocs) {
-    const doc = join(repo, 'docs', 'BENCHMARKS.md');
-    const old = existsSync(doc) ? readFileSync(doc, 'utf8') : '# Benchmarks\n';
-    const at = old.search(/^## Mount\s*$/m);
-    let next;
-    if (at < 0) next = old.replace(/\n*$/, '\n\n') + section;
-    else {
-      const rest = old.slice(at + 1).search(/^## /m);
-      next = old.slice(0, at) + section + (rest < 0 ? '' : '\n' + old.slice(at + 1 + rest));
-    }
-    writeFileSync(doc, next.replace(/\n*$/, '\n'));
-    console.log(`written to ${doc}`);
-  }
+  if (writeDocs) console.log(`written to ${writeDocSection(/^## Mount\s*$/m, section)}`);
 } finally {
   for (const d of ['mnt', 'mnt-pt']) {
     if (!existsSync(join(base, d))) continue;

@@ -22,10 +22,10 @@
 // Results are printed and written to docs/BENCHMARKS.md, section
 // "## Mount: copy-up (fuse-rw)" (other sections kept).
 import { execSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { mountBenchSetup, repo, writePlainTree } from './lib/mountBenchSetup.mjs';
+import { mountBenchSetup, writeDocSection, writePlainTree } from './lib/mountBenchSetup.mjs';
 
 const { packages, runs, bigMb, writeDocs, velo } = await mountBenchSetup('mount-copyup-bench', { bigMb: 64, whyRoot: 'the overlay it compares with needs it' });
 const { Store, ingestDir, mountProjection, unmountProjection } = velo;
@@ -142,19 +142,7 @@ try {
   ];
   const section = lines.join('\n');
   console.log('\n' + section);
-  if (writeDocs) {
-    const doc = join(repo, 'docs', 'BENCHMARKS.md');
-    const old = existsSync(doc) ? readFileSync(doc, 'utf8') : '# Benchmarks\n';
-    const at = old.search(/^## Mount: copy-up \(fuse-rw\)\s*$/m);
-    let next;
-    if (at < 0) next = old.replace(/\n*$/, '\n\n') + section;
-    else {
-      const rest = old.slice(at + 1).search(/^## /m);
-      next = old.slice(0, at) + section + (rest < 0 ? '' : '\n' + old.slice(at + 1 + rest));
-    }
-    writeFileSync(doc, next.replace(/\n*$/, '\n'));
-    console.log(`written to ${doc}`);
-  }
+  if (writeDocs) console.log(`written to ${writeDocSection(/^## Mount: copy-up \(fuse-rw\)\s*$/m, section)}`);
 } finally {
   try {
     if (store) for (const m of velo.listMounts(store)) await unmountProjection(m.dest, { store });

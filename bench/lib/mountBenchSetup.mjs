@@ -1,7 +1,7 @@
 // What the mount benchmarks share before they measure: their options
 // (--packages, --runs, --big-mb, --no-docs), the checks that they run as
 // root on a built tree, and velo's modules from dist/.
-import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -62,4 +62,19 @@ export function writePlainTree(plain, packages, bigMb) {
   for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE((i * 2654435761) >>> 0, i);
   writeFileSync(join(plain, 'big.bin'), big);
   return { files: entries.filter((e) => e.kind === 'file').length, dirs: entries.filter((e) => e.kind === 'dir').length };
+}
+
+/** Puts `section` in docs/BENCHMARKS.md in place of the section whose heading matches `heading` (or at the end). */
+export function writeDocSection(heading, section) {
+  const doc = join(repo, 'docs', 'BENCHMARKS.md');
+  const old = existsSync(doc) ? readFileSync(doc, 'utf8') : '# Benchmarks\n';
+  const at = old.search(heading);
+  let next;
+  if (at < 0) next = old.replace(/\n*$/, '\n\n') + section;
+  else {
+    const rest = old.slice(at + 1).search(/^## /m);
+    next = old.slice(0, at) + section + (rest < 0 ? '' : '\n' + old.slice(at + 1 + rest));
+  }
+  writeFileSync(doc, next.replace(/\n*$/, '\n'));
+  return doc;
 }
