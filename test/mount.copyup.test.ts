@@ -16,11 +16,7 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
-import { hashBuffer } from '../src/store/hash.js';
-import { OBJECT_MTIME_S } from '../src/store/layout.js';
 import { Store } from '../src/store/store.js';
-import { readTree } from '../src/store/trees.js';
-import { materialize } from '../src/project/materialize.js';
 import { listMounts, mountProjection, repairStaleMounts, unmountProjection, type MountResult } from '../src/project/mount.js';
 import { stopServer } from '../src/project/mountProcess.js';
 import { topMountAt } from '../src/project/mountTable.js';
@@ -29,28 +25,20 @@ import { checkoutForNobody } from './support/asNobody.js';
 import { isAlive, killLeftoverServers, openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 import { veloEnv } from './support/runVelo.js';
 import { veloBin } from './support/paths.js';
-import { makeEditFixture, snapshot } from './support/editFixture.js';
+import { expectObjectsIntact, makeEditFixture, mountReferenceOverlay, snapshot, stepRecorder, type ReferenceOverlay } from './support/editFixture.js';
 
 let base: string;
 let store: Store;
 let tree: string;
 let mounted: MountResult;
 /** a kernel overlay over a plain copy of the same tree: the reference */
-let ref: { lower: string; upper: string; work: string; merged: string };
+let ref: ReferenceOverlay;
 
 
 
 /** The same sequence of edits, with the outcome of each (ok or the errno code). */
 function edits(root: string): Record<string, string> {
-  const outcome: Record<string, string> = {};
-  const step = (name: string, fn: () => void): void => {
-    try {
-      fn();
-      outcome[name] = 'ok';
-    } catch (err) {
-      outcome[name] = (err as NodeJS.ErrnoException).code ?? String(err);
-    }
-  };
+  const { outcome, step } = stepRecorder();
   const p = (rel: string): string => join(root, rel);
   step('create a file', () => writeFileSync(p('node_modules/.cache'), 'cache\n'));
   step('create a dir tree', () => mkdirSync(p('node_modules/new/sub'), { recursive: true }));
@@ -107,11 +95,7 @@ beforeAll(async () => {
   const src = join(base, 'src');
   makeEditFixture(src, { more: true });
   tree = (await ingestDir(store, src, { mtimes: true })).tree;
-  ref = { lower: join(base, 'ref-lower'), upper: join(base, 'ref-upper'), work: join(base, 'ref-work'), merged: join(base, 'ref-merged') };
-  await materialize(store, tree, ref.lower, { method: 'copy' });
-  for (const d of [ref.upper, ref.work, ref.merged]) mkdirSync(d);
-  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o',
-    `lowerdir=${ref.lower},upperdir=${ref.upper},workdir=${ref.work},index=off,xino=off,redirect_dir=off,metacopy=off`, ref.merged]);
+  ref = await mountReferenceOverlay(base, store, tree);
   mounted = await mountProjection(store, tree, join(base, 'dest'), { copyUp: true });
 });
 
@@ -201,18 +185,7 @@ describe('a copy-up mount (fuse-rw)', () => {
   });
 
   it('never writes to the store: every object re-hashes to its name with its mode and mtime', () => {
-    const t = readTree(store, tree);
-    let checked = 0;
-    for (const e of t.entries) {
-      if (e.kind !== 'file') continue;
-      const path = store.objectPath(e.digest, e.exec);
-      expect(hashBuffer(readFileSync(path))).toBe(e.digest);
-      const st = statSync(path);
-      expect(st.mode & 0o777).toBe(e.exec ? 0o555 : 0o444);
-      expect(Math.floor(st.mtimeMs / 1000)).toBe(OBJECT_MTIME_S);
-      checked++;
-    }
-    expect(checked).toBe(14);
+    expect(expectObjectsIntact(store, tree)).toBe(14);
   });
 
   it('shows what the upper layer holds in listMounts and velo status', () => {

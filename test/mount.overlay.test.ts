@@ -5,44 +5,32 @@
 // tree's files are small), so the overlay is checked on the stacked mount.
 import { execFileSync } from 'node:child_process';
 import {
-  appendFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync,
+  appendFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync,
   symlinkSync, truncateSync, writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
-import { hashBuffer } from '../src/store/hash.js';
-import { OBJECT_MTIME_S } from '../src/store/layout.js';
 import { Store } from '../src/store/store.js';
-import { readTree } from '../src/store/trees.js';
-import { materialize } from '../src/project/materialize.js';
 import { listMounts, mountProjection, type MountResult } from '../src/project/mount.js';
 import { summarizeUpper } from '../src/project/mountUpper.js';
 import { veloEnv } from './support/runVelo.js';
 import { veloBin } from './support/paths.js';
 import { openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
-import { makeEditFixture, snapshot } from './support/editFixture.js';
+import { expectObjectsIntact, makeEditFixture, mountReferenceOverlay, snapshot, stepRecorder, type ReferenceOverlay } from './support/editFixture.js';
 
 let base: string;
 let store: Store;
 let tree: string;
 let mounted: MountResult;
 /** a kernel overlay over a plain copy of the same tree: the reference */
-let ref: { lower: string; upper: string; work: string; merged: string };
+let ref: ReferenceOverlay;
 
 
 
 /** The same sequence of edits, with the outcome of each (ok or the errno code). */
 function edits(root: string): Record<string, string> {
-  const outcome: Record<string, string> = {};
-  const step = (name: string, fn: () => void): void => {
-    try {
-      fn();
-      outcome[name] = 'ok';
-    } catch (err) {
-      outcome[name] = (err as NodeJS.ErrnoException).code ?? String(err);
-    }
-  };
+  const { outcome, step } = stepRecorder();
   step('create a file', () => writeFileSync(join(root, 'node_modules/.cache'), 'cache\n'));
   step('create a dir tree', () => mkdirSync(join(root, 'node_modules/new/sub'), { recursive: true }));
   step('create a symlink', () => symlinkSync('../a', join(root, 'node_modules/new/link')));
@@ -70,11 +58,7 @@ beforeAll(async () => {
   const src = join(base, 'src');
   makeEditFixture(src);
   tree = (await ingestDir(store, src, { mtimes: true })).tree;
-  ref = { lower: join(base, 'ref-lower'), upper: join(base, 'ref-upper'), work: join(base, 'ref-work'), merged: join(base, 'ref-merged') };
-  await materialize(store, tree, ref.lower, { method: 'copy' });
-  for (const d of [ref.upper, ref.work, ref.merged]) mkdirSync(d);
-  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o',
-    `lowerdir=${ref.lower},upperdir=${ref.upper},workdir=${ref.work},index=off,xino=off,redirect_dir=off,metacopy=off`, ref.merged]);
+  ref = await mountReferenceOverlay(base, store, tree);
   process.env.VELO_FUSE_PASSTHROUGH = '1'; // the server started by mountProjection inherits it
   try {
     mounted = await mountProjection(store, tree, join(base, 'dest'));
@@ -115,18 +99,7 @@ describe('writing through a mount', () => {
   });
 
   it('never writes to the store: every object re-hashes to its name with its mode and mtime, and the FUSE view is unchanged', () => {
-    const t = readTree(store, tree);
-    let checked = 0;
-    for (const e of t.entries) {
-      if (e.kind !== 'file') continue;
-      const path = store.objectPath(e.digest, e.exec);
-      expect(hashBuffer(readFileSync(path))).toBe(e.digest);
-      const st = statSync(path);
-      expect(st.mode & 0o777).toBe(e.exec ? 0o555 : 0o444);
-      expect(Math.floor(st.mtimeMs / 1000)).toBe(OBJECT_MTIME_S);
-      checked++;
-    }
-    expect(checked).toBe(10);
+    expect(expectObjectsIntact(store, tree)).toBe(10);
     const lower = join(store.home, 'mounts', mounted.id, 'lower');
     expect(snapshot(lower)).toEqual(snapshot(ref.lower));
   });

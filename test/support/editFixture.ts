@@ -6,8 +6,15 @@
  * writes happen at different instants on each side).
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { hashBuffer } from '../../src/store/hash.js';
+import { OBJECT_MTIME_S } from '../../src/store/layout.js';
+import type { Store } from '../../src/store/store.js';
+import { readTree } from '../../src/store/trees.js';
+import { materialize } from '../../src/project/materialize.js';
 
 /** node_modules-like files, a bin, a symlink; `more` adds two packages and a 300 KB file */
 export function makeEditFixture(root: string, { more = false } = {}): void {
@@ -53,4 +60,52 @@ export function snapshot(root: string): Record<string, string> {
   };
   walk('');
   return out;
+}
+
+export interface ReferenceOverlay {
+  lower: string;
+  upper: string;
+  work: string;
+  merged: string;
+}
+
+/** The reference: a kernel overlayfs (as velo mounts it) over a plain copy of the tree, at <base>/ref-merged. */
+export async function mountReferenceOverlay(base: string, store: Store, tree: string): Promise<ReferenceOverlay> {
+  const ref = { lower: join(base, 'ref-lower'), upper: join(base, 'ref-upper'), work: join(base, 'ref-work'), merged: join(base, 'ref-merged') };
+  await materialize(store, tree, ref.lower, { method: 'copy' });
+  for (const d of [ref.upper, ref.work, ref.merged]) mkdirSync(d);
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o',
+    `lowerdir=${ref.lower},upperdir=${ref.upper},workdir=${ref.work},index=off,xino=off,redirect_dir=off,metacopy=off`, ref.merged]);
+  return ref;
+}
+
+/** Runs named steps, recording each outcome: 'ok' or the errno code it threw. */
+export function stepRecorder(): { outcome: Record<string, string>; step(name: string, fn: () => void): void } {
+  const outcome: Record<string, string> = {};
+  return {
+    outcome,
+    step(name, fn) {
+      try {
+        fn();
+        outcome[name] = 'ok';
+      } catch (err) {
+        outcome[name] = (err as NodeJS.ErrnoException).code ?? String(err);
+      }
+    },
+  };
+}
+
+/** Every file object of the tree still hashes to its name, with the store's mode and mtime; returns how many. */
+export function expectObjectsIntact(store: Store, tree: string): number {
+  let checked = 0;
+  for (const e of readTree(store, tree).entries) {
+    if (e.kind !== 'file') continue;
+    const path = store.objectPath(e.digest, e.exec);
+    expect(hashBuffer(readFileSync(path))).toBe(e.digest);
+    const st = statSync(path);
+    expect(st.mode & 0o777).toBe(e.exec ? 0o555 : 0o444);
+    expect(Math.floor(st.mtimeMs / 1000)).toBe(OBJECT_MTIME_S);
+    checked++;
+  }
+  return checked;
 }
