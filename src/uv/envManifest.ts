@@ -18,13 +18,13 @@
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { getKey, setKey } from '../store/keys.js';
 import { putTree, readTree } from '../store/trees.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
 import { DIST_LAYOUT } from './distKey.js';
-import { settingsFingerprint, stampOf, type FileStamp } from './envState.js';
+import { sameStamp, settingsFingerprint, stampOf, type FileStamp } from './envState.js';
 
 /** Bump when the environment tree or the manifest changes shape. */
 export const ENV_LAYOUT = 'velo-uv-env-1';
@@ -113,14 +113,10 @@ export function envKey(k: EnvKeyInput): string {
   return `uv-env:${createHash('sha256').update(JSON.stringify(ident)).digest('hex').slice(0, 48)}`;
 }
 
-/** The stat identity of an interpreter binary (follows symlinks). */
+/** The stat identity of an interpreter binary (follows symlinks), as the manifest records it. */
 export function interpreterIdentOf(realPath: string): string {
-  try {
-    const st = statSync(realPath, { bigint: true });
-    return `${st.size}:${st.mtimeNs}:${st.ino}`;
-  } catch {
-    return '<absent>';
-  }
+  const st = stampOf(realPath);
+  return st.size < 0 ? '<absent>' : `${st.size}:${st.mtimeNs}:${st.ino}`;
 }
 
 /** What uv watches in a local package to decide whether to rebuild it. */
@@ -128,11 +124,6 @@ export function localStampsOf(dirs: string[]): FileStamp[] {
   const out: FileStamp[] = [];
   for (const d of [...dirs].sort()) for (const f of ['pyproject.toml', 'setup.py', 'setup.cfg', 'src']) out.push(stampOf(join(d, f)));
   return out;
-}
-
-function sameStamps(a: FileStamp[], b: FileStamp[]): boolean {
-  if (a.length !== b.length) return false;
-  return a.every((s, i) => s.path === b[i]!.path && s.size === b[i]!.size && s.mtimeNs === b[i]!.mtimeNs && s.ino === b[i]!.ino);
 }
 
 export function saveEnvManifest(store: Store, key: string, m: Omit<EnvManifest, 'version'>): void {
@@ -156,6 +147,6 @@ export function loadEnvManifest(store: Store, key: string): EnvManifest | undefi
   }
   if (m.version !== 1) return undefined;
   if (interpreterIdentOf(m.interpreterPath) !== m.interpreterIdent) return undefined;
-  if (!sameStamps(localStampsOf(m.localDirs), m.localStamps)) return undefined;
+  if (!m.localStamps.every(sameStamp)) return undefined; // recorded by localStampsOf(m.localDirs)
   return m;
 }

@@ -67,7 +67,8 @@ export function stampOf(path: string, follow = true): FileStamp {
   }
 }
 
-function sameStamp(a: FileStamp): boolean {
+/** Whether the file still has the stamp it had (a missing file keeps matching a missing file). */
+export function sameStamp(a: FileStamp): boolean {
   const now = stampOf(a.path);
   return now.size === a.size && now.mtimeNs === a.mtimeNs && now.ino === a.ino;
 }
