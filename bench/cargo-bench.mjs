@@ -129,7 +129,7 @@ function isMountPoint(path) {
 const dist = (p) => join(repo, 'dist', p);
 const { Store } = await import(dist('src/store/store.js'));
 const { readTree } = await import(dist('src/store/trees.js'));
-const mountApi = await import(dist('src/project/mount.js'));
+const mountApi = await import(dist('src/mount/mount.js'));
 
 /** velo's mounts under dir (a previous run's, or this one's), taken down so the clones can be deleted */
 async function unmountUnder(dir) {

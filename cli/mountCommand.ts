@@ -3,8 +3,8 @@
  */
 import { resolve } from 'node:path';
 import { VeloError } from '../src/errors.js';
-import { listMounts, mountProjection, repairStaleMounts, unmountAll, unmountProjection, type RepairReport, type MountStatus, type UnmountResult } from '../src/project/mount.js';
-import { resolveMountSource } from '../src/project/mountSource.js';
+import { listMounts, mountProjection, repairStaleMounts, unmountAll, unmountProjection, type RepairReport, type MountStatus, type UnmountResult } from '../src/mount/mount.js';
+import { resolveMountSource } from '../src/mount/mountSource.js';
 import { flag, need, parse, str } from './args.js';
 import { openStore } from './storeContext.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';

@@ -3,7 +3,7 @@
  */
 import { storeStatus } from '../src/store/status.js';
 import { summarizeSnapshots } from '../src/cargo/snapshots.js';
-import { listMounts } from '../src/project/mount.js';
+import { listMounts } from '../src/mount/mount.js';
 import { flag, parse } from './args.js';
 import { config } from './context.js';
 import { openStore } from './storeContext.js';

@@ -8,7 +8,7 @@ import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { readTree } from '../src/store/trees.js';
 import { registerProject } from '../src/store/keys.js';
 import { withLease } from '../src/store/lock.js';
-import { materialize } from '../src/project/materialize.js';
+import { materialize } from '../src/projection/materialize.js';
 import { flag, need, parse, str } from './args.js';
 import { config } from './context.js';
 import { openStore } from './storeContext.js';

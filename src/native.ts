@@ -7,7 +7,20 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import type { LinkFarmResult } from './project/linkFarm.js';
+
+/** What laying a tree out did, counted the same way by the native engine and the JavaScript link farm. */
+export interface LinkFarmResult {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  linked: number;
+  reflinked: number;
+  copied: number;
+  fallbacks: number;
+  bytes: number;
+  /** indices of entries whose object failed the size/mtime check */
+  tampered: number[];
+}
 
 /** The native engine reports what the JavaScript one does. */
 export type NativeMaterializeResult = LinkFarmResult;

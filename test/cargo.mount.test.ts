@@ -16,7 +16,7 @@ import { ALL_UNITS, expectSameDemoBinary, expectStoreObjectsIntact, rebuiltPacka
 
 const dist = (p: string): string => join(REPO_ROOT, 'dist', p);
 const { readTree } = (await import(dist('src/store/trees.js'))) as typeof import('../src/store/trees.js');
-const mounts = (await import(dist('src/project/mount.js'))) as typeof import('../src/project/mount.js');
+const mounts = (await import(dist('src/mount/mount.js'))) as typeof import('../src/mount/mount.js');
 
 const MOUNT = ['--projection', 'mount'];
 

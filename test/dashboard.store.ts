@@ -17,7 +17,7 @@ import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { graftTrees, readTree } from '../src/store/trees.js';
 import { registerProject, setKey } from '../src/store/keys.js';
-import { materialize } from '../src/project/materialize.js';
+import { materialize } from '../src/projection/materialize.js';
 
 export interface DashboardStore {
   home: string;

@@ -11,9 +11,9 @@ import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { registerProject } from '../src/store/keys.js';
 import { Store } from '../src/store/store.js';
 import { readTree } from '../src/store/trees.js';
-import { materialize } from '../src/project/materialize.js';
-import { listMounts, mountProjection, repairStaleMounts, unmountProjection } from '../src/project/mount.js';
-import { readMountTable } from '../src/project/mountTable.js';
+import { materialize } from '../src/projection/materialize.js';
+import { listMounts, mountProjection, repairStaleMounts, unmountProjection } from '../src/mount/mount.js';
+import { readMountTable } from '../src/mount/mountTable.js';
 import { velo } from './support/runVelo.js';
 import { isAlive, openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 

@@ -12,9 +12,9 @@ import { nodeModulesEntries, writeObjects } from '../native/test-support/synthet
 import { writeTree } from '../native/test-support/treeWriter.mjs';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { Store } from '../src/store/store.js';
-import { listMounts, mountProjection, repairStaleMounts, unmountProjection } from '../src/project/mount.js';
-import { serverBinary, startTicks } from '../src/project/mountProcess.js';
-import { readMountTable } from '../src/project/mountTable.js';
+import { listMounts, mountProjection, repairStaleMounts, unmountProjection } from '../src/mount/mount.js';
+import { serverBinary, startTicks } from '../src/mount/mountProcess.js';
+import { readMountTable } from '../src/mount/mountTable.js';
 import { velo } from './support/runVelo.js';
 import { isAlive, openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 

@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { Store } from '../src/store/store.js';
 import { readTree } from '../src/store/trees.js';
-import { materialize } from '../src/project/materialize.js';
-import { listMounts, mountProjection, type MountResult } from '../src/project/mount.js';
-import { readMountTable } from '../src/project/mountTable.js';
+import { materialize } from '../src/projection/materialize.js';
+import { listMounts, mountProjection, type MountResult } from '../src/mount/mount.js';
+import { readMountTable } from '../src/mount/mountTable.js';
 import { openMountSandbox, removeMountSandbox } from './support/mountSandbox.js';
 import { catDigest, listTree } from './support/treeListing.js';
 

@@ -9,7 +9,7 @@ import { SMALL_FILE_LIMIT } from '../src/store/addFile.js';
 import { Store } from '../src/store/store.js';
 import { readCounters } from '../src/store/counters.js';
 import { readTree } from '../src/store/trees.js';
-import { materialize } from '../src/project/materialize.js';
+import { materialize } from '../src/projection/materialize.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { veloAsync } from './support/runVelo.js';
 import { tempDirs } from './support/tmp.js';

@@ -5,7 +5,7 @@ import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { readTree } from '../src/store/trees.js';
 import { readCounters } from '../src/store/counters.js';
-import { materialize } from '../src/project/materialize.js';
+import { materialize } from '../src/projection/materialize.js';
 import { parseTree, serializeTree } from '../src/store/treeFormat.js';
 import { describeDir, asObject } from './support/treeCompare.js';
 import { tempDirs } from './support/tmp.js';

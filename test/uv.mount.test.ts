@@ -10,7 +10,7 @@ import { appendFileSync, existsSync, lstatSync, readFileSync, statSync, writeFil
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { listMounts, unmountProjection } from '../src/project/mount.js';
+import { listMounts, unmountProjection } from '../src/mount/mount.js';
 import { Store } from '../src/store/store.js';
 import { readTree } from '../src/store/trees.js';
 import { copyProject, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';

@@ -24,7 +24,7 @@ export async function mountBenchSetup(name, { bigMb, whyRoot }) {
     console.error(`${name}: run as root (${whyRoot})`);
     process.exit(1);
   }
-  if (!existsSync(dist('project/mount.js'))) {
+  if (!existsSync(dist('mount/mount.js'))) {
     console.error(`${name}: build first: npx tsc -p tsconfig.json && node native/build.mjs`);
     process.exit(1);
   }
@@ -36,8 +36,8 @@ export async function mountBenchSetup(name, { bigMb, whyRoot }) {
     velo: {
       ...(await import(dist('store/store.js'))),
       ...(await import(dist('store/addFilesFromDir.js'))),
-      ...(await import(dist('project/materialize.js'))),
-      ...(await import(dist('project/mount.js'))),
+      ...(await import(dist('projection/materialize.js'))),
+      ...(await import(dist('mount/mount.js'))),
     },
   };
 }

@@ -5,7 +5,7 @@
  *               [--threads N] [--tree-id <hex>] [--dest <path>] [--passthrough auto|on|off]
  *               [--overlay-upper <dir> --overlay-work <dir>] [--upper <dir> --work <dir>]
  *
- * velo starts it detached for each mount (src/project/mountProcess.ts). It
+ * velo starts it detached for each mount (src/mount/mountProcess.ts). It
  * mounts the tree's read-only FUSE view at --fuse-at (the same fuse_fs.c /
  * fuse_server.c the addon uses, no Node: it starts in about a millisecond),
  * writes <dir>/server.json atomically ({pid, ticks, id, fuseAt, started}),
@@ -263,7 +263,7 @@ static int unmount_own_overlays(void) {
 }
 
 /* The overlay at dest over our FUSE view, with the options velo uses
- * (src/project/mountKernel.ts): a FUSE lower layer has no file handles for
+ * (src/mount/mountKernel.ts): a FUSE lower layer has no file handles for
  * index/nfs_export, and its inode numbers are per mount (no xino). */
 static int mount_overlay(void) {
     char opts[12800];

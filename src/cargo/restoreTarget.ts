@@ -21,7 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LinkMethod, Projection } from '../config.js';
-import { materialize } from '../project/materialize.js';
+import { materialize } from '../projection/materialize.js';
 import type { Store } from '../store/store.js';
 import { applyFreshness, MANIFEST_PATH, parseManifest, type FreshnessResult } from './freshness.js';
 import { buildMountTree } from './mountTree.js';

@@ -17,7 +17,7 @@
  *   and useful to hardlink.
  */
 import type { LinkMethod } from '../config.js';
-import { resolveMethod } from '../project/linkMethod.js';
+import { resolveMethod } from '../projection/linkMethod.js';
 import type { Store } from '../store/store.js';
 import { dirname } from 'node:path';
 

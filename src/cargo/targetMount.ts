@@ -1,6 +1,6 @@
 /**
  * Target dirs by mount: the tree made by mountTree.ts is mounted at the
- * target through the public API of src/project/mount.ts — a FUSE view of
+ * target through the public API of src/mount/mount.ts — a FUSE view of
  * the tree whose writable layer (a kernel overlayfs as root, the mount
  * server's copy-up otherwise) takes every write cargo and rustc make, so no
  * store object is reachable for writing.
@@ -75,7 +75,7 @@ function mountUnavailableReason(): string | undefined {
 export async function mountTarget(store: Store, tree: string, targetDir: string, options: { keys: string[] }): Promise<TargetMountResult> {
   const why = mountUnavailableReason();
   if (why) throw new TargetMountUnavailable(why);
-  const { mountProjection, unmountProjection } = await import('../project/mount.js');
+  const { mountProjection, unmountProjection } = await import('../mount/mount.js');
   let m;
   try {
     m = await mountProjection(store, tree, targetDir, { ecosystem: TARGET_MOUNT_ECOSYSTEM, keys: options.keys, backgroundRemoval: true });
@@ -93,7 +93,7 @@ export async function mountTarget(store: Store, tree: string, targetDir: string,
 
 /** Unmount a velo mount at targetDir (leaves an empty directory); false when there was none. */
 export async function unmountTarget(store: Store | undefined, targetDir: string): Promise<boolean> {
-  const { unmountProjection } = await import('../project/mount.js');
+  const { unmountProjection } = await import('../mount/mount.js');
   try {
     await unmountProjection(targetDir, store ? { store } : {});
     return true;

@@ -15,8 +15,8 @@ import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import { acquireLease } from '../store/lock.js';
 import { readTree, readTreeBuffer } from '../store/trees.js';
 import { readTreeHeader } from '../store/treeFormat.js';
-import { materialize, TamperedObjectsError, type MaterializeResult } from '../project/materialize.js';
-import { removeTree, restoreAside } from '../project/atomicSwap.js';
+import { materialize, TamperedObjectsError, type MaterializeResult } from '../projection/materialize.js';
+import { removeTree, restoreAside } from '../projection/atomicSwap.js';
 // planning, fetching and laying out are loaded only when a lockfile install needs them (the
 // manifest path and the no-op never do; tar alone is a large module)
 import type { PlacedPackage } from './layout.js';
@@ -252,7 +252,7 @@ async function projectDirs(
 ): Promise<{ results: ProjectedDir[]; note: string | undefined }> {
   let note: string | undefined;
   const mountsNeeded = o.projection === 'mount' || dirs.some(([dir]) => mightBeMountPoint(root, join(root, dir)));
-  const mounts = mountsNeeded ? await import('../project/mount.js') : undefined;
+  const mounts = mountsNeeded ? await import('../mount/mount.js') : undefined;
   if (mounts && o.projection === 'mount') {
     if (!mountable) note = 'packages whose install scripts must run need a writable tree: node_modules was linked this time';
     else {

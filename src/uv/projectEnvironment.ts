@@ -19,10 +19,10 @@ import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LinkMethod, Projection } from '../config.js';
 import { VeloError } from '../errors.js';
-import { materialize } from '../project/materialize.js';
+import { materialize } from '../projection/materialize.js';
 import { registerProject } from '../store/keys.js';
 import type { Store } from '../store/store.js';
-import type { MountStatus } from '../project/mount.js';
+import type { MountStatus } from '../mount/mount.js';
 import { STATE_FILE } from './envState.js';
 
 export interface ProjectEnvOptions {
@@ -68,7 +68,7 @@ function isMountPoint(dest: string): boolean {
 async function linkEnvironment(o: ProjectEnvOptions, note: string | undefined): Promise<ProjectedEnv> {
   if (isMountPoint(o.envDir)) {
     // a link farm cannot be renamed over a mount point: the mount goes first
-    const mounts = await import('../project/mount.js');
+    const mounts = await import('../mount/mount.js');
     if (mounts.listMounts(o.store).some((m) => m.dest === o.envDir)) await mounts.unmountProjection(o.envDir, { store: o.store });
   }
   const m = await materialize(o.store, o.tree, o.envDir, {
@@ -97,7 +97,7 @@ function pristine(upper: MountStatus['upperSummary']): boolean {
 }
 
 async function mountEnvironment(o: ProjectEnvOptions): Promise<ProjectedEnv> {
-  const mounts = await import('../project/mount.js');
+  const mounts = await import('../mount/mount.js');
   // the same tree mounted with changes in its upper layer (a package removed, a file edited):
   // mountProjection would keep it as it is, but a sync makes the environment exact again —
   // a new mount over an empty upper, swapped in atomically

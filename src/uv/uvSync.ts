@@ -18,7 +18,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { VeloError } from '../errors.js';
 import type { LinkMethod, Projection } from '../config.js';
-import { TamperedObjectsError } from '../project/materialize.js';
+import { TamperedObjectsError } from '../projection/materialize.js';
 import { deleteKey, getKey } from '../store/keys.js';
 import { processAlive, withLease } from '../store/lock.js';
 import { readTree } from '../store/trees.js';

@@ -14,7 +14,7 @@ import { hashBuffer } from '../../src/store/hash.js';
 import { OBJECT_MTIME_S } from '../../src/store/layout.js';
 import type { Store } from '../../src/store/store.js';
 import { readTree } from '../../src/store/trees.js';
-import { materialize } from '../../src/project/materialize.js';
+import { materialize } from '../../src/projection/materialize.js';
 
 /** node_modules-like files, a bin, a symlink; `more` adds two packages and a 300 KB file */
 export function makeEditFixture(root: string, { more = false } = {}): void {

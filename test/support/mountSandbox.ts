@@ -7,8 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { unmountAll } from '../../src/project/mount.js';
-import { readMountTable } from '../../src/project/mountTable.js';
+import { unmountAll } from '../../src/mount/mount.js';
+import { readMountTable } from '../../src/mount/mountTable.js';
 import { Store } from '../../src/store/store.js';
 
 /** A new directory under the system tmpdir with a store at <base>/home. */

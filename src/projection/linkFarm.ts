@@ -12,19 +12,9 @@ import { errnoCode, fsError } from '../errors.js';
 import { OBJECT_MTIME_MS, objectPathIn } from '../store/layout.js';
 import type { ParsedTree } from '../store/treeFormat.js';
 import type { ConcreteMethod } from './linkMethod.js';
+import type { LinkFarmResult } from '../native.js';
 
-export interface LinkFarmResult {
-  files: number;
-  dirs: number;
-  symlinks: number;
-  linked: number;
-  reflinked: number;
-  copied: number;
-  fallbacks: number;
-  bytes: number;
-  /** indices of entries whose object failed the size/mtime check */
-  tampered: number[];
-}
+export type { LinkFarmResult };
 
 const FALLBACK_CODES = new Set(['EXDEV', 'EMLINK', 'EPERM', 'EOPNOTSUPP', 'ENOTSUP', 'EINVAL', 'ENOSYS']);
 

@@ -24,7 +24,7 @@
 import { closeSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { VeloError, fsError } from '../errors.js';
-import { removeTree } from './atomicSwap.js';
+import { removeTree } from '../projection/atomicSwap.js';
 import { fromServerError } from './mountAvailability.js';
 import { detachMount, detachTop, mountOverlay, moveCoveredAside, moveMount, swapMounts } from './mountKernel.js';
 import { ServerStartError, livePid, retireServer, startServer, stopServer } from './mountProcess.js';

@@ -43,7 +43,7 @@ import { defaultHome } from '../config.js';
 import { Store } from '../store/store.js';
 import { readTreeBuffer } from '../store/trees.js';
 import { readTreeHeader } from '../store/treeFormat.js';
-import { recoverLeftovers } from './atomicSwap.js';
+import { recoverLeftovers } from '../projection/atomicSwap.js';
 import { OverlayFailed, ensureDir, isEmptyDir, mountOverlayReplacing, mountViewReplacing, tearDown } from './mountAttach.js';
 import { requireFuse } from './mountAvailability.js';
 import { checkMount, type MountHealth } from './mountHealth.js';
