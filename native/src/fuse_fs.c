@@ -1,6 +1,6 @@
 /* fuse_fs.c — libfuse low-level operations serving a tree: read-only, or
  * (copy-up mode, fs->up) with writes copied up into an upper directory by
- * fuse_upper.c. In copy-up mode every operation first asks vup_slow(): an
+ * fuse_upper.c. In copy-up mode every operation first asks the layer's slow(): an
  * inode nobody changed (nor anything in it) is served here exactly as in
  * the read-only mode; the rest goes to fuse_upper.c.
  *
@@ -37,7 +37,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "fuse_upper.h"
 #include "materialize.h" /* VELO_OBJECT_MTIME */
 
 /* fi->fh of a file opened in passthrough mode (otherwise: object fd + 1, or 0) */
@@ -184,17 +183,20 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
 
 static void pt_forget(vfs *fs, fuse_ino_t ino);
 
+/* Whether the writable layer serves inode ino (copy-up mode only). */
+static inline int layer_serves(vfs *fs, fuse_ino_t ino) { return fs->up && fs->layer->slow(fs, ino); }
+
 /* Nothing is kept per inode, except a passthrough backing file. */
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
     vfs *fs = fs_of(req);
-    if (fs->up) vup_forget(fs, ino, nlookup);
+    if (fs->up) fs->layer->forget(fs, ino, nlookup);
     if (fs->slots) pt_forget(fs, ino);
     fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
     vfs *fs = fs_of(req);
-    for (size_t k = 0; fs->up && k < count; k++) vup_forget(fs, forgets[k].ino, forgets[k].nlookup);
+    for (size_t k = 0; fs->up && k < count; k++) fs->layer->forget(fs, forgets[k].ino, forgets[k].nlookup);
     if (fs->slots)
         for (size_t k = 0; k < count; k++) pt_forget(fs, forgets[k].ino);
     fuse_reply_none(req);
@@ -204,7 +206,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
     vfs *fs = fs_of(req);
-    if (vup_slow(fs, parent)) { vup_lookup(req, parent, name); return; }
+    if (layer_serves(fs, parent)) { fs->layer->lookup(req, parent, name); return; }
     int64_t p = index_of(fs, parent);
     struct fuse_entry_param e;
     if (p < 0) { fuse_reply_err(req, ESTALE); return; }
@@ -218,14 +220,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
         return;
     }
     fill_entry(fs, c, &e);
-    if (fs->up) vup_note_lookup(fs, c); /* copy-up mode counts the kernel's references */
+    if (fs->up) fs->layer->note_lookup(fs, c); /* copy-up mode counts the kernel's references */
     fuse_reply_entry(req, &e);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     (void)fi;
     vfs *fs = fs_of(req);
-    if (vup_slow(fs, ino)) { vup_getattr(req, ino); return; }
+    if (layer_serves(fs, ino)) { fs->layer->getattr(req, ino); return; }
     int64_t i = index_of(fs, ino);
     struct stat st;
     if (i < 0) { fuse_reply_err(req, ESTALE); return; }
@@ -235,7 +237,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
     vfs *fs = fs_of(req);
-    if (vup_slow(fs, ino)) { vup_readlink(req, ino); return; }
+    if (layer_serves(fs, ino)) { fs->layer->readlink(req, ino); return; }
     int64_t i = index_of(fs, ino);
     if (i < 0) { fuse_reply_err(req, ESTALE); return; }
     if (vtree_kind(&fs->tree, (uint32_t)i) != VTREE_KIND_SYMLINK) { fuse_reply_err(req, EINVAL); return; }
@@ -250,7 +252,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
     vfs *fs = fs_of(req);
-    if (fs->up) { vup_statfs(req, ino); return; }
+    if (fs->up) { fs->layer->statfs(req, ino); return; }
     struct statvfs sv;
     memset(&sv, 0, sizeof sv);
     sv.f_bsize = 4096;
@@ -278,7 +280,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
-    if (vup_slow(fs, ino)) { vup_opendir(req, ino, fi); return; }
+    if (layer_serves(fs, ino)) { fs->layer->opendir(req, ino, fi); return; }
     int64_t i = index_of(fs, ino);
     if (i < 0) { fuse_reply_err(req, ESTALE); return; }
     if (vtree_kind(&fs->tree, (uint32_t)i) != VTREE_KIND_DIR) { fuse_reply_err(req, ENOTDIR); return; }
@@ -296,7 +298,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 /* Shared by readdir and readdirplus. Offsets: 0 ".", 1 "..", 2+k child k. */
 static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus) {
     vfs *fs = fs_of(req);
-    if (vup_slow(fs, ino)) { vup_readdir(req, ino, size, off, plus); return; }
+    if (layer_serves(fs, ino)) { fs->layer->readdir(req, ino, size, off, plus); return; }
     const vtree *t = &fs->tree;
     int64_t d = index_of(fs, ino);
     if (d < 0) { fuse_reply_err(req, ESTALE); return; }
@@ -322,7 +324,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int
                            : fuse_add_direntry(req, buf + used, size - used, name, &e.attr, (off_t)k + 1);
         if (need > size - used) break;
         used += need;
-        if (plus && k >= 2 && fs->up) vup_note_lookup(fs, i); /* a readdirplus entry is a lookup */
+        if (plus && k >= 2 && fs->up) fs->layer->note_lookup(fs, i); /* a readdirplus entry is a lookup */
     }
     fuse_reply_buf(req, buf, used);
     free(buf);
@@ -441,7 +443,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     if (fs->up) {
         /* copy-up mode never uses passthrough: the kernel opens files by itself where it can */
         if (atomic_load(&fs->no_open)) fuse_reply_err(req, ENOSYS);
-        else vup_open_file(req, ino, fi);
+        else fs_of(req)->layer->open(req, ino, fi);
         return;
     }
     int64_t i = index_of(fs, ino);
@@ -493,7 +495,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     atomic_fetch_add(&fs->n_reads, 1);
-    if (fi->fh == 0 && vup_slow(fs, ino)) { vup_read(req, ino, size, off); return; }
+    if (fi->fh == 0 && layer_serves(fs, ino)) { fs->layer->read(req, ino, size, off); return; }
     int fd = (int)fi->fh - 1, own = 0;
     if (fi->fh == 0 || fi->fh == PT_FH) { /* opened without us (or, never expected, a passthrough file) */
         int64_t i = index_of(fs, ino);
@@ -528,31 +530,31 @@ static void rofs(fuse_req_t req) { fuse_reply_err(req, EROFS); }
 static int writable(fuse_req_t req) { return fs_of(req)->up != NULL; }
 
 static void op_setattr(fuse_req_t r, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *f) {
-    if (writable(r)) vup_setattr(r, i, a, s, f);
+    if (writable(r)) fs_of(r)->layer->setattr(r, i, a, s, f);
     else rofs(r);
 }
 static void op_mknod(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, dev_t d) {
-    if (writable(r)) vup_mknod(r, p, n, m, d);
+    if (writable(r)) fs_of(r)->layer->mknod(r, p, n, m, d);
     else rofs(r);
 }
 static void op_mkdir(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m) {
-    if (writable(r)) vup_mkdir(r, p, n, m);
+    if (writable(r)) fs_of(r)->layer->mkdir(r, p, n, m);
     else rofs(r);
 }
 static void op_unlink(fuse_req_t r, fuse_ino_t p, const char *n) {
-    if (writable(r)) vup_unlink(r, p, n);
+    if (writable(r)) fs_of(r)->layer->unlink(r, p, n);
     else rofs(r);
 }
 static void op_rmdir(fuse_req_t r, fuse_ino_t p, const char *n) {
-    if (writable(r)) vup_rmdir(r, p, n);
+    if (writable(r)) fs_of(r)->layer->rmdir(r, p, n);
     else rofs(r);
 }
 static void op_symlink(fuse_req_t r, const char *l, fuse_ino_t p, const char *n) {
-    if (writable(r)) vup_symlink(r, l, p, n);
+    if (writable(r)) fs_of(r)->layer->symlink(r, l, p, n);
     else rofs(r);
 }
 static void op_rename(fuse_req_t r, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn, unsigned f) {
-    if (writable(r)) vup_rename(r, p, n, np, nn, f);
+    if (writable(r)) fs_of(r)->layer->rename(r, p, n, np, nn, f);
     else rofs(r);
 }
 /* Hard links: EPERM in copy-up mode (documented; cargo and cp fall back to copying). */
@@ -561,15 +563,15 @@ static void op_link(fuse_req_t r, fuse_ino_t i, fuse_ino_t np, const char *nn) {
     fuse_reply_err(r, writable(r) ? EPERM : EROFS);
 }
 static void op_write(fuse_req_t r, fuse_ino_t i, const char *b, size_t s, off_t o, struct fuse_file_info *f) {
-    if (writable(r)) vup_write(r, i, b, s, o, f);
+    if (writable(r)) fs_of(r)->layer->write(r, i, b, s, o, f);
     else rofs(r);
 }
 static void op_create(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *f) {
-    if (writable(r)) vup_create(r, p, n, m, f);
+    if (writable(r)) fs_of(r)->layer->create(r, p, n, m, f);
     else rofs(r);
 }
 static void op_fsync(fuse_req_t r, fuse_ino_t i, int d, struct fuse_file_info *f) {
-    if (writable(r)) vup_fsync(r, i, d, f);
+    if (writable(r)) fs_of(r)->layer->fsync(r, i, d, f);
     else fuse_reply_err(r, 0);
 }
 static void op_setxattr(fuse_req_t r, fuse_ino_t i, const char *n, const char *v, size_t s, int f) {
@@ -581,7 +583,7 @@ static void op_removexattr(fuse_req_t r, fuse_ino_t i, const char *n) {
     fuse_reply_err(r, writable(r) ? ENOTSUP : EROFS);
 }
 static void op_fallocate(fuse_req_t r, fuse_ino_t i, int m, off_t o, off_t l, struct fuse_file_info *f) {
-    if (writable(r)) vup_fallocate(r, i, m, o, l, f);
+    if (writable(r)) fs_of(r)->layer->fallocate(r, i, m, o, l, f);
     else rofs(r);
 }
 

@@ -40,6 +40,38 @@ typedef struct vfs_slot {
                               release for the next open until the kernel forgets the inode */
 } vfs_slot;
 
+/* The writable layer (copy-up mode, fuse_upper.c) as the read-only
+ * filesystem sees it: a table of handlers that vup_open() plugs in. The
+ * read-only code knows the layer only through this table, so the dependency
+ * runs one way (fuse_upper.c uses fuse_fs.h, never the reverse). Every
+ * handler is called only while fs->up is set. */
+struct vfs;
+typedef struct vfs_layer {
+    /* whether inode ino must be served by the layer (it, or a parent's listing, changed) */
+    int (*slow)(struct vfs *fs, fuse_ino_t ino);
+    void (*note_lookup)(struct vfs *fs, uint32_t i);
+    void (*forget)(struct vfs *fs, fuse_ino_t ino, uint64_t n);
+    void (*lookup)(fuse_req_t req, fuse_ino_t parent, const char *name);
+    void (*getattr)(fuse_req_t req, fuse_ino_t ino);
+    void (*readlink)(fuse_req_t req, fuse_ino_t ino);
+    void (*opendir)(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+    void (*readdir)(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus);
+    void (*open)(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+    void (*read)(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
+    void (*write)(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi);
+    void (*setattr)(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi);
+    void (*create)(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi);
+    void (*mknod)(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+    void (*mkdir)(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+    void (*symlink)(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name);
+    void (*unlink)(fuse_req_t req, fuse_ino_t parent, const char *name);
+    void (*rmdir)(fuse_req_t req, fuse_ino_t parent, const char *name);
+    void (*rename)(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned flags);
+    void (*fsync)(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+    void (*fallocate)(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi);
+    void (*statfs)(fuse_req_t req, fuse_ino_t ino);
+} vfs_layer;
+
 /* Read concurrently by every worker thread; only the open bookkeeping and
  * the negotiated flags change after mount. */
 typedef struct vfs {
@@ -61,7 +93,8 @@ typedef struct vfs {
     atomic_ulong n_opens;         /* open requests answered with a file */
     atomic_ulong n_backing_opens; /* backing files registered (passthrough) */
     atomic_ulong n_reads;         /* read requests (passthrough reads never reach us) */
-    struct vup *up;               /* the writable layer (copy-up mode), else NULL: read-only */
+    struct vup *up;               /* the writable layer's state (copy-up mode), else NULL: read-only */
+    const vfs_layer *layer;       /* its handlers, set with up */
 } vfs;
 
 /* Counts subdirectories into fs->nlink, and the files and their bytes.

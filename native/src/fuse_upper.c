@@ -33,6 +33,38 @@
 #include "fuse_upper_nodes.h"
 #include "tree.h"
 
+/* Whether a request about inode ino must be served by the functions below; fuse_fs.c reaches them through fs->layer
+ * (fs->up set and the inode is not a pristine tree entry). */
+static int vup_slow(vfs *fs, fuse_ino_t ino);
+
+/* The kernel took one more reference to tree entry i (a positive lookup or
+ * readdirplus entry answered on the fast path). */
+static void vup_note_lookup(vfs *fs, uint32_t i);
+
+/* The kernel dropped n references to ino (any inode, fast or slow). */
+static void vup_forget(vfs *fs, fuse_ino_t ino, uint64_t n);
+
+/* The operations of the slow path (the fast path lives in fuse_fs.c). */
+static void vup_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+static void vup_getattr(fuse_req_t req, fuse_ino_t ino);
+static void vup_readlink(fuse_req_t req, fuse_ino_t ino);
+static void vup_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+static void vup_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus);
+static void vup_open_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+static void vup_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
+static void vup_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi);
+static void vup_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi);
+static void vup_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi);
+static void vup_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+static void vup_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+static void vup_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name);
+static void vup_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+static void vup_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+static void vup_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned flags);
+static void vup_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+static void vup_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi);
+static void vup_statfs(fuse_req_t req, fuse_ino_t ino);
+
 #define NONE VNODE_NO_TREE
 #define NODE_BUCKETS (1u << 16)
 
@@ -73,13 +105,13 @@ static void tree_name(const vtree *t, uint32_t i, char out[VTREE_NAME_MAX + 1]) 
     out[len] = '\0';
 }
 
-int vup_slow(vfs *fs, fuse_ino_t ino) {
+static int vup_slow(vfs *fs, fuse_ino_t ino) {
     if (!fs->up) return 0;
     if (!is_tree_ino(fs, ino)) return 1;
     return atomic_load_explicit(&fs->up->slow[ino - 1], memory_order_acquire) != 0;
 }
 
-void vup_note_lookup(vfs *fs, uint32_t i) { atomic_fetch_add_explicit(&fs->up->tlookup[i], 1, memory_order_relaxed); }
+static void vup_note_lookup(vfs *fs, uint32_t i) { atomic_fetch_add_explicit(&fs->up->tlookup[i], 1, memory_order_relaxed); }
 
 /* ---- paths in the layers ---------------------------------------------- */
 
@@ -627,7 +659,7 @@ static int vacate(vfs *fs, const dirv *d, const char *name, vnode *n) {
 #define LOCK(fs) pthread_mutex_lock(&(fs)->up->lock)
 #define UNLOCK(fs) pthread_mutex_unlock(&(fs)->up->lock)
 
-void vup_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+static void vup_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
     vfs *fs = fs_of(req);
     struct fuse_entry_param e;
     dirv d;
@@ -659,7 +691,7 @@ void vup_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
     else fuse_reply_entry(req, &e);
 }
 
-void vup_forget(vfs *fs, fuse_ino_t ino, uint64_t count) {
+static void vup_forget(vfs *fs, fuse_ino_t ino, uint64_t count) {
     vup *up = fs->up;
     if (is_tree_ino(fs, ino)) {
         _Atomic uint32_t *c = &up->tlookup[ino - 1];
@@ -691,7 +723,7 @@ static int attr_of(vfs *fs, fuse_ino_t ino, vnode *n, struct stat *st, double *t
     return 0;
 }
 
-void vup_getattr(fuse_req_t req, fuse_ino_t ino) {
+static void vup_getattr(fuse_req_t req, fuse_ino_t ino) {
     vfs *fs = fs_of(req);
     struct stat st;
     double timeout = VUP_TIMEOUT;
@@ -702,7 +734,7 @@ void vup_getattr(fuse_req_t req, fuse_ino_t ino) {
     else fuse_reply_attr(req, &st, timeout);
 }
 
-void vup_readlink(fuse_req_t req, fuse_ino_t ino) {
+static void vup_readlink(fuse_req_t req, fuse_ino_t ino) {
     vfs *fs = fs_of(req);
     char target[PATH_MAX];
     int rc = 0;
@@ -730,7 +762,7 @@ void vup_readlink(fuse_req_t req, fuse_ino_t ino) {
     else fuse_reply_readlink(req, target);
 }
 
-void vup_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+static void vup_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     dirv d;
     LOCK(fs);
@@ -741,7 +773,7 @@ void vup_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     fuse_reply_open(req, fi);
 }
 
-void vup_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus) {
+static void vup_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus) {
     vfs *fs = fs_of(req);
     dirv d;
     names l = { 0 };
@@ -786,7 +818,7 @@ void vup_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plu
 
 /* Only reached where the kernel cannot open files by itself (Linux < 5.1):
  * an open for writing or truncating copies up first. */
-void vup_open_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+static void vup_open_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     int acc = fi->flags & O_ACCMODE, fd;
     LOCK(fs);
@@ -804,7 +836,7 @@ void vup_open_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     if (fuse_reply_open(req, fi) != 0) close(fd);
 }
 
-void vup_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
+static void vup_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
     vfs *fs = fs_of(req);
     LOCK(fs);
     int fd = open_for_read(fs, ino);
@@ -843,7 +875,7 @@ static int writable_fd(vfs *fs, fuse_ino_t ino, struct fuse_file_info *fi, int *
     return fd;
 }
 
-void vup_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off, struct fuse_file_info *fi) {
+static void vup_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     int own;
     int fd = writable_fd(fs, ino, fi, &own);
@@ -854,7 +886,7 @@ void vup_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, of
     else fuse_reply_write(req, size);
 }
 
-void vup_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+static void vup_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
     (void)fi;
     vfs *fs = fs_of(req);
     vup *up = fs->up;
@@ -939,7 +971,7 @@ static void entry_refused(vfs *fs, fuse_ino_t ino) {
     UNLOCK(fs);
 }
 
-void vup_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
+static void vup_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     struct fuse_entry_param e;
     char p[PATH_MAX];
@@ -966,7 +998,7 @@ void vup_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
     }
 }
 
-void vup_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+static void vup_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
     (void)rdev;
     vfs *fs = fs_of(req);
     struct fuse_entry_param e;
@@ -992,7 +1024,7 @@ void vup_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     else if (fuse_reply_entry(req, &e) != 0) entry_refused(fs, e.ino);
 }
 
-void vup_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+static void vup_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
     vfs *fs = fs_of(req);
     vup *up = fs->up;
     struct fuse_entry_param e;
@@ -1021,7 +1053,7 @@ void vup_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     else if (fuse_reply_entry(req, &e) != 0) entry_refused(fs, e.ino);
 }
 
-void vup_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
+static void vup_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
     vfs *fs = fs_of(req);
     struct fuse_entry_param e;
     char p[PATH_MAX];
@@ -1053,14 +1085,14 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
     fuse_reply_err(req, -rc);
 }
 
-void vup_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) { remove_name(req, parent, name, 0); }
-void vup_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) { remove_name(req, parent, name, 1); }
+static void vup_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) { remove_name(req, parent, name, 0); }
+static void vup_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) { remove_name(req, parent, name, 1); }
 
 /* rename(2): a file or symlink is copied up, then renamed in the upper
  * layer; a directory with tree content answers EXDEV (as overlayfs without
  * redirect_dir: mv then copies); the old name gets a whiteout where the
  * tree has it. RENAME_NOREPLACE is honoured; EXCHANGE and WHITEOUT: EINVAL. */
-void vup_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned flags) {
+static void vup_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned flags) {
     vfs *fs = fs_of(req);
     vup *up = fs->up;
     dirv from, to;
@@ -1128,7 +1160,7 @@ done:
     fuse_reply_err(req, -rc);
 }
 
-void vup_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+static void vup_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     int fd, own = 0, rc = 0;
     if (fi && fi->fh != 0) {
@@ -1146,7 +1178,7 @@ void vup_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_in
     fuse_reply_err(req, rc);
 }
 
-void vup_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
+static void vup_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
     vfs *fs = fs_of(req);
     int own, rc = 0;
     int fd = writable_fd(fs, ino, fi, &own);
@@ -1157,7 +1189,7 @@ void vup_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t le
 }
 
 /* The upper layer's filesystem: where writes go. */
-void vup_statfs(fuse_req_t req, fuse_ino_t ino) {
+static void vup_statfs(fuse_req_t req, fuse_ino_t ino) {
     (void)ino;
     vfs *fs = fs_of(req);
     struct statvfs sv;
@@ -1200,6 +1232,32 @@ static void clear_work(int workfd) {
     names_free(&l);
 }
 
+/* The handlers fuse_fs.c calls through fs->layer (fuse_fs.h). */
+static const vfs_layer VUP_LAYER = {
+    .slow = vup_slow,
+    .note_lookup = vup_note_lookup,
+    .forget = vup_forget,
+    .lookup = vup_lookup,
+    .getattr = vup_getattr,
+    .readlink = vup_readlink,
+    .opendir = vup_opendir,
+    .readdir = vup_readdir,
+    .open = vup_open_file,
+    .read = vup_read,
+    .write = vup_write,
+    .setattr = vup_setattr,
+    .create = vup_create,
+    .mknod = vup_mknod,
+    .mkdir = vup_mkdir,
+    .symlink = vup_symlink,
+    .unlink = vup_unlink,
+    .rmdir = vup_rmdir,
+    .rename = vup_rename,
+    .fsync = vup_fsync,
+    .fallocate = vup_fallocate,
+    .statfs = vup_statfs,
+};
+
 int vup_open(vfs *fs, const char *upper_dir, const char *work_dir, char *err, size_t errlen) {
     vup *up = calloc(1, sizeof *up);
     if (!up) { snprintf(err, errlen, "out of memory"); return -ENOMEM; }
@@ -1225,6 +1283,7 @@ int vup_open(vfs *fs, const char *upper_dir, const char *work_dir, char *err, si
     }
     pthread_mutex_init(&up->lock, NULL);
     up->next_ino = (fuse_ino_t)fs->tree.count + 1;
+    fs->layer = &VUP_LAYER;
     fs->up = up;
     clear_work(up->workfd);
     scan_upper(fs, ".", 0, 0);
