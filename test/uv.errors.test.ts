@@ -86,12 +86,12 @@ describe('velo uv sync refuses bad input and keeps the previous .venv', () => {
     const broken = text.replace('name = "velo-greet"', 'name = "velo-greet');
     const upTo = broken.slice(0, broken.indexOf('name = "velo-greet')).split('\n');
     const line = upTo.length;
-    const column = upTo[upTo.length - 1]!.length + 'name = '.length + 1; // the opening quote
+    const column = broken.split('\n')[line - 1]!.length + 1; // the end of the line, where the string should have closed
     writeFileSync(lockPath, broken);
 
     const frozen = veloUv(['sync', '--frozen'], env('ok'), dir);
     expect(frozen.code).toBe(14);
-    expect(frozen.stderr).toContain(`velo: ${lockPath} is not a valid uv.lock: line ${line}, column ${column}: unterminated string`);
+    expect(frozen.stderr).toContain(`velo: ${lockPath} is not a valid uv.lock: line ${line}, column ${column}: control characters are not allowed in strings`);
     expect(frozen.stderr).toContain('hint: regenerate it with `uv lock`');
     expectIntact(dir, before);
 

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { VeloError, fsError } from '../errors.js';
-import { parseToml, TomlError, type TomlTable, type TomlValue } from './toml.js';
+import { parse as parseToml, TomlError, type TomlTable, type TomlValue } from 'smol-toml';
 
 /** Lock versions this velo reads (uv.lock `version`). */
 export const SUPPORTED_LOCK_VERSIONS = [1];
@@ -72,7 +72,7 @@ export function parseUvLock(text: string, path: string): UvLock {
   try {
     doc = parseToml(text);
   } catch (err) {
-    if (err instanceof TomlError) throw lockError(path, err.message);
+    if (err instanceof TomlError) throw lockError(path, tomlProblem(err));
     throw err;
   }
   const version = doc.version;
@@ -87,6 +87,12 @@ export function parseUvLock(text: string, path: string): UvLock {
   const lock: UvLock = { path, version, revision, packages };
   if (typeof doc['requires-python'] === 'string') lock.requiresPython = doc['requires-python'];
   return lock;
+}
+
+/** smol-toml's error as one line: where, then what ("line 3, column 7: invalid value"). */
+function tomlProblem(err: TomlError): string {
+  const what = (err.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
+  return `line ${err.line}, column ${err.column}: ${what}`;
 }
 
 function isTable(v: TomlValue | undefined): v is TomlTable {
