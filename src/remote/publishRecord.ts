@@ -1,0 +1,93 @@
+/**
+ * What this store has published to a remote, so nothing is uploaded twice
+ * and an interrupted publish resumes where it stopped: one small SQLite file
+ * per remote in <store>/remote/. A record is written right after the upload
+ * it describes succeeded. Records are trusted for RECORD_TRUST_MS only: the
+ * remote's gc deletes unreferenced content older than its grace period
+ * (twice that), so a key written now never points at content gc may be
+ * deleting.
+ */
+import { mkdirSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { fsError } from '../errors.js';
+import { writeTransaction } from '../store/indexDb.js';
+import type { Store } from '../store/store.js';
+import type { ObjectLocation } from './remoteLayout.js';
+
+export const DEFAULT_GC_GRACE_MS = 48 * 3600_000;
+export const RECORD_TRUST_MS = DEFAULT_GC_GRACE_MS / 2;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS objects (digest TEXT PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS trees (digest TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, tree TEXT NOT NULL, at INTEGER NOT NULL);
+`;
+
+export class PublishRecord {
+  readonly #db: DatabaseSync;
+  readonly path: string;
+
+  constructor(store: Store, remoteId: string) {
+    const dir = join(store.home, 'remote');
+    this.path = join(dir, `${createHash('sha256').update(remoteId).digest('hex').slice(0, 16)}.db`);
+    try {
+      mkdirSync(dir, { recursive: true });
+      this.#db = new DatabaseSync(this.path, { timeout: 30_000 });
+      this.#db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;');
+      this.#db.exec(SCHEMA);
+    } catch (err) {
+      throw fsError(err, `cannot open the publish record ${this.path}`);
+    }
+  }
+
+  #since(): number {
+    return Date.now() - RECORD_TRUST_MS;
+  }
+
+  objectLocation(digest: string): ObjectLocation | undefined {
+    const row = this.#db.prepare('SELECT pack, offset, length FROM objects WHERE digest = ? AND at >= ?').get(digest, this.#since()) as
+      | { pack: string; offset: number; length: number }
+      | undefined;
+    return row ? { pack: row.pack, offset: Number(row.offset), length: Number(row.length) } : undefined;
+  }
+
+  addObjects(entries: Iterable<[string, ObjectLocation]>): void {
+    const now = Date.now();
+    writeTransaction(this.#db, () => {
+      const ins = this.#db.prepare('INSERT OR REPLACE INTO objects(digest, pack, offset, length, at) VALUES(?, ?, ?, ?, ?)');
+      for (const [d, l] of entries) ins.run(d, l.pack, l.offset, l.length, now);
+    });
+  }
+
+  hasTree(digest: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM trees WHERE digest = ? AND at >= ?').get(digest, this.#since()) !== undefined;
+  }
+
+  addTree(digest: string): void {
+    this.#db.prepare('INSERT OR REPLACE INTO trees(digest, at) VALUES(?, ?)').run(digest, Date.now());
+  }
+
+  /** the tree this key was published with, when that is recent */
+  keyTree(name: string): string | undefined {
+    return (this.#db.prepare('SELECT tree FROM keys WHERE name = ? AND at >= ?').get(name, this.#since()) as { tree: string } | undefined)?.tree;
+  }
+
+  addKeys(entries: Iterable<[name: string, tree: string]>): void {
+    const now = Date.now();
+    writeTransaction(this.#db, () => {
+      const ins = this.#db.prepare('INSERT OR REPLACE INTO keys(name, tree, at) VALUES(?, ?, ?)');
+      for (const [n, t] of entries) ins.run(n, t, now);
+    });
+  }
+
+  counts(): { objects: number; trees: number; keys: number } {
+    const c = (t: string): number => Number((this.#db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n);
+    return { objects: c('objects'), trees: c('trees'), keys: c('keys') };
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Where things live in a remote (docs/REMOTE.md, "Layout"):
+ *
+ *   <prefix>keys/<sha256(name)>.json   package key → tree, plus the index of
+ *                                      where each of the tree's objects lives
+ *                                      (written LAST: a key is a promise that
+ *                                      everything it names is already there)
+ *   <prefix>trees/<digest>             serialized trees by BLAKE3 digest
+ *   <prefix>packs/<digest>             many small objects in one PUT, named by
+ *                                      the BLAKE3 digest of the pack's bytes;
+ *                                      read one object by a ranged GET
+ *   <prefix>objects/<digest>           a large object on its own
+ */
+import { createHash } from 'node:crypto';
+import { VeloError } from '../errors.js';
+import { isDigest } from '../store/hash.js';
+
+export const REMOTE_FORMAT = 1;
+/** objects up to this size go into packs; larger ones are stored on their own */
+export const PACK_OBJECT_MAX = 1 << 20;
+/** a pack is sealed and uploaded once it holds this many bytes */
+export const PACK_TARGET = 16 << 20;
+/** objects larger than this are not published (S3's single PUT takes 5 GB; velo keeps memory bounded) */
+export const OBJECT_PUBLISH_MAX = 512 << 20;
+
+export function keyObjectName(prefix: string, name: string): string {
+  return `${prefix}keys/${createHash('sha256').update(name).digest('hex')}.json`;
+}
+export function treeObjectName(prefix: string, digest: string): string {
+  return `${prefix}trees/${digest}`;
+}
+export function packObjectName(prefix: string, pack: string): string {
+  return `${prefix}packs/${pack}`;
+}
+export function looseObjectName(prefix: string, digest: string): string {
+  return `${prefix}objects/${digest}`;
+}
+
+/** Where an object lives: in a pack at [offset, offset+length), or on its own (pack ''). */
+export interface ObjectLocation {
+  pack: string;
+  offset: number;
+  length: number;
+}
+
+/** The JSON body of keys/<sha256(name)>.json. */
+export interface RemoteKey {
+  v: number;
+  name: string;
+  kind: string;
+  tree: string;
+  files: number;
+  bytes: number;
+  /** the packs the objects are in */
+  packs: string[];
+  /** [digest, index into packs or -1 for a loose object, offset, length] */
+  objects: [string, number, number, number][];
+}
+
+export function encodeRemoteKey(k: { name: string; kind: string; tree: string; files: number; bytes: number }, locations: Map<string, ObjectLocation>): Buffer {
+  const packs: string[] = [];
+  const packIndex = new Map<string, number>();
+  const objects: RemoteKey['objects'] = [];
+  for (const [digest, loc] of [...locations].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    let i = -1;
+    if (loc.pack !== '') {
+      i = packIndex.get(loc.pack) ?? -1;
+      if (i < 0) {
+        i = packs.push(loc.pack) - 1;
+        packIndex.set(loc.pack, i);
+      }
+    }
+    objects.push([digest, i, loc.offset, loc.length]);
+  }
+  const body: RemoteKey = { v: REMOTE_FORMAT, name: k.name, kind: k.kind, tree: k.tree, files: k.files, bytes: k.bytes, packs, objects };
+  return Buffer.from(JSON.stringify(body));
+}
+
+const nonNegInt = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/** Parse a key body from the (untrusted) remote; throws BAD_INPUT when it is not one. */
+export function decodeRemoteKey(data: Buffer, expectedName: string): { key: RemoteKey; locations: Map<string, ObjectLocation> } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(data.toString('utf8'));
+  } catch {
+    throw new VeloError('BAD_INPUT', `remote key for ${expectedName} is not JSON`);
+  }
+  const k = raw as Partial<RemoteKey>;
+  const bad = (why: string): never => {
+    throw new VeloError('BAD_INPUT', `remote key for ${expectedName}: ${why}`);
+  };
+  if (!k || typeof k !== 'object' || k.v !== REMOTE_FORMAT) bad(`unknown format ${JSON.stringify(k?.v)}`);
+  if (k.name !== expectedName) bad(`names ${JSON.stringify(k.name)}`);
+  if (typeof k.tree !== 'string' || !isDigest(k.tree)) bad('no tree digest');
+  if (typeof k.kind !== 'string' || !nonNegInt(k.files) || !nonNegInt(k.bytes)) bad('bad kind, files or bytes');
+  if (!Array.isArray(k.packs) || !k.packs.every((p) => typeof p === 'string' && isDigest(p))) bad('bad pack list');
+  if (!Array.isArray(k.objects)) bad('no object index');
+  const locations = new Map<string, ObjectLocation>();
+  for (const o of k.objects!) {
+    if (!Array.isArray(o) || o.length !== 4) bad('bad object entry');
+    const [digest, i, offset, length] = o as unknown[];
+    if (typeof digest !== 'string' || !isDigest(digest) || typeof i !== 'number' || !Number.isInteger(i) || i < -1 || i >= k.packs!.length || !nonNegInt(offset) || !nonNegInt(length)) {
+      bad('bad object entry');
+    }
+    locations.set(digest as string, { pack: i === -1 ? '' : k.packs![i as number]!, offset: offset as number, length: length as number });
+  }
+  return { key: k as RemoteKey, locations };
+}
