@@ -35,6 +35,11 @@ velo's own flags (the rest go to npm: --omit, --include, --ignore-scripts, --off
                          overlayfs as root, by copy-up in the mount server
                          otherwise; falls back to link, saying why, where FUSE is
                          unavailable or scripts must run)
+  --remote URL           use this shared store on S3 (s3://bucket/prefix) before the
+                         registry, and publish to it after (default: VELO_REMOTE, or
+                         "remote" in velo.json / ~/.config/velo/config.json;
+                         VELO_REMOTE_MODE=read only reads; see docs/REMOTE.md)
+  --no-remote            use no remote this time
   --force                reinstall even when nothing changed
   -h, --help             this help
 
@@ -54,14 +59,14 @@ const NPM_VALUE_FLAGS = new Set([
 ]);
 
 export interface SplitArgs {
-  velo: { json: boolean; method: LinkMethod | undefined; projection: Projection | undefined; force: boolean; help: boolean };
+  velo: { json: boolean; method: LinkMethod | undefined; projection: Projection | undefined; force: boolean; help: boolean; remote: string | false | undefined };
   npm: string[];
   packages: string[];
   prefix: string | undefined;
 }
 
 export function splitArgs(args: string[]): SplitArgs {
-  const velo: SplitArgs['velo'] = { json: false, method: undefined, projection: undefined, force: false, help: false };
+  const velo: SplitArgs['velo'] = { json: false, method: undefined, projection: undefined, force: false, help: false, remote: undefined };
   const npmArgs: string[] = [];
   const packages: string[] = [];
   let prefix: string | undefined;
@@ -71,6 +76,12 @@ export function splitArgs(args: string[]): SplitArgs {
     if (flag === '--json') velo.json = true;
     else if (flag === '--force' && inline === undefined) velo.force = true;
     else if (flag === '-h' || flag === '--help') velo.help = true;
+    else if (flag === '--no-remote' && inline === undefined) velo.remote = false;
+    else if (flag === '--remote') {
+      const v = inline ?? args[++i];
+      if (!v || v.startsWith('-')) throw new VeloError('USAGE', '--remote needs a URL (s3://bucket/prefix)');
+      velo.remote = v;
+    }
     else if (flag === '--method') {
       const v = inline ?? args[++i];
       if (!v || !LINK_METHODS.includes(v as LinkMethod)) throw new VeloError('USAGE', `--method must be one of ${LINK_METHODS.join(', ')}`);
@@ -162,6 +173,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { Store } = await import('../src/store/store.js');
   const { npmInstall } = await import('../src/npm/install.js');
   const store = Store.open(cfg.home);
+  const remote = split.velo.remote !== false && (split.velo.remote || cfg.remote)
+    ? (await import('../src/remote/remote.js')).openRemote({ env: io.env, flag: split.velo.remote, configured: cfg.remote })
+    : undefined;
   const progress = split.velo.json ? undefined : createProgress(io);
   try {
     const summary = await npmInstall({
@@ -175,23 +189,27 @@ export async function run(argv: string[], io: Io): Promise<number> {
       threads: cfg.threads,
       veloVersion: version,
       env: io.env,
+      ...(remote ? { remote } : {}),
       scriptStdio: split.velo.json ? [0, 2, 2] : 'inherit',
       ...(progress?.active ? { progress: npmInstallProgress(progress) } : {}),
       onWait: (holder) =>
         err(io, holder.kind === 'project' ? `velo: waiting for another velo (pid ${holder.pid}) installing in ${root}` : `velo: waiting for ${holder.kind} (pid ${holder.pid}) to finish with the store`),
     });
     progress?.done();
+    for (const w of summary.remote?.warnings ?? []) err(io, `velo: warning: ${w}`);
     if (split.velo.json) json(io, { ...summary, noop: false });
     else {
+      const fromRemote = summary.remote?.fromRemote ?? 0;
       out(
         io,
-        `velo: ${summary.packages} packages (${summary.fromStore} from store, ${summary.fetched} fetched` +
+        `velo: ${summary.packages} packages (${summary.fromStore - fromRemote} from store, ${fromRemote ? `${fromRemote} from remote, ` : ''}${summary.fetched} fetched` +
           `${summary.built || summary.builtFromStore ? `, ${summary.built} built, ${summary.builtFromStore} built from store` : ''}); ` +
           (summary.projection === 'mount' ? `mounted ${summary.files} files (${summary.method})` : `${summary.files} files by ${summary.method}`) +
           ` in ${formatMs(summary.ms)}` +
           (summary.bytesSaved > 0 ? `, ${formatBytes(summary.bytesSaved)} not copied` : ''),
       );
       if (summary.projectionNote) err(io, `velo: projection mount: ${summary.projectionNote}`);
+      if (summary.remote?.published) err(io, `velo: published ${summary.remote.published} packages to ${summary.remote.url} (${formatBytes(summary.remote.uploadedBytes)})`);
     }
     return 0;
   } catch (e) {

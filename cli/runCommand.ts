@@ -124,9 +124,11 @@ async function bringNpmUpToDate(root: string, cfg: VeloConfig, io: Io, quiet: bo
     import('../src/ui/progress.js'),
   ]);
   const store = Store.open(cfg.home);
+  const remote = cfg.remote ? (await import('../src/remote/remote.js')).openRemote({ env: io.env, configured: cfg.remote }) : undefined;
   const progress = quiet ? undefined : createProgress({ stderr: io.stderr, env: io.env });
   try {
     const s = await npmInstall({
+      ...(remote ? { remote } : {}),
       root,
       mode: 'ci',
       npmArgs: [],
@@ -147,7 +149,8 @@ async function bringNpmUpToDate(root: string, cfg: VeloConfig, io: Io, quiet: bo
       `${s.built || s.builtFromStore ? `, ${s.built} built, ${s.builtFromStore} built from store` : ''}), ` +
       `${s.files} files ${s.projection === 'mount' ? 'mounted' : `by ${s.method}`} in ${formatMs(s.ms)}` +
       (s.bytesSaved > 0 ? `, ${formatBytes(s.bytesSaved)} not copied` : '') +
-      (s.projectionNote ? `; projection mount: ${s.projectionNote}` : '')
+      (s.projectionNote ? `; projection mount: ${s.projectionNote}` : '') +
+      (s.remote?.warnings.length ? `; ${s.remote.warnings.join('; ')}` : '')
     );
   } finally {
     progress?.done();

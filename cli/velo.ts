@@ -25,6 +25,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }>
   mount: { summary: 'mount a tree or a project\'s tree at a directory (FUSE view; writes go to an overlay or copy-up layer)', load: async () => (await import('./mountCommand.js')).runMount },
   umount: { summary: 'unmount what velo mounted (--all: everything)', load: async () => (await import('./mountCommand.js')).runUmount },
   mounts: { summary: 'list mounts; repair stale ones', load: async () => (await import('./mountCommand.js')).runMounts },
+  remote: { summary: 'the shared store on S3: remote status | remote gc', load: async () => (await import('./remoteCommand.js')).run },
   dashboard: { summary: 'what the store holds and saves, live on the terminal (--json too)', load: async () => (await import('./dashboardCommand.js')).run },
 };
 
@@ -39,8 +40,10 @@ Commands:
 ${lines.join('\n')}
 
 Configuration: VELO_HOME (store, default ~/.local/share/velo), VELO_METHOD
-(auto|reflink|hardlink|copy), VELO_PROJECTION (link|mount), VELO_THREADS;
-or the same keys in ~/.config/velo/config.json.`;
+(auto|reflink|hardlink|copy), VELO_PROJECTION (link|mount), VELO_THREADS,
+VELO_REMOTE (s3://bucket/prefix: a shared store, with AWS_* credentials;
+VELO_REMOTE_MODE=read never writes); or the same keys in
+~/.config/velo/config.json.`;
 }
 
 function version(): string {

@@ -21,6 +21,8 @@ export interface VeloConfig {
   projection: Projection;
   /** threads for bulk filesystem work */
   threads: number;
+  /** the shared store on S3 (s3://bucket/prefix), when one is configured: VELO_REMOTE, velo.json, config file */
+  remote: string | undefined;
 }
 
 export const LINK_METHODS: readonly LinkMethod[] = ['auto', 'reflink', 'hardlink', 'copy'];
@@ -74,7 +76,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, projectConfig: 
     pick('projection', user.projection, PROJECTIONS, file) ??
     'link';
   const threads = threadsSetting(env.VELO_THREADS ?? user.threads, 'VELO_THREADS / threads');
-  return { home, method, projection, threads };
+  const remote = remoteSetting(env.VELO_REMOTE, 'VELO_REMOTE') ?? remoteSetting(projectConfig.remote, 'velo.json') ?? remoteSetting(user.remote, file);
+  return { home, method, projection, threads, remote };
+}
+
+function remoteSetting(value: unknown, source: string): string | undefined {
+  if (value === undefined || value === '' || value === null) return undefined;
+  if (typeof value !== 'string') throw new VeloError('BAD_INPUT', `${source}: remote must be an s3://bucket/prefix string (got ${JSON.stringify(value)})`);
+  return value;
 }
 
 /**

@@ -7,12 +7,18 @@ import type { Store } from '../store/store.js';
 import type { Plan, PlannedPackage } from './plan.js';
 import type { LoadedNpmConfig } from './userNpm.js';
 import type { InstallProgress } from './installTypes.js';
+import type { Remote } from '../remote/remote.js';
+
+/** the key kinds shared through a remote: registry packages as fetched (built trees are per machine) */
+export const REMOTE_KINDS = ['npm'] as const;
 
 export interface PackageTrees {
   /** package key (or `unkeyed:<location>`) → tree */
   have: Map<string, string>;
-  /** the packages this run fetched */
+  /** the packages this run fetched from the registry */
   missing: PlannedPackage[];
+  /** the packages that came from the remote */
+  fromRemote: number;
   fetchedBytes: number;
 }
 
@@ -21,9 +27,18 @@ export function treeKeyOf(p: PlannedPackage): string {
   return p.key ?? `unkeyed:${p.location}`;
 }
 
-export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan: Plan, progress: InstallProgress | undefined): Promise<PackageTrees> {
+export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan: Plan, progress: InstallProgress | undefined, remote?: Remote): Promise<PackageTrees> {
   const keyed = plan.packages.filter((p) => p.key);
   const have = getKeys(store, keyed.map((p) => p.key!));
+  let fromRemote = 0;
+  const lacking = [...new Set(keyed.map((p) => p.key!).filter((k) => !have.has(k)))];
+  if (remote && lacking.length > 0) {
+    progress?.phase?.('fetch', `${lacking.length} packages from the remote`);
+    for (const [key, tree] of await remote.fill(store, lacking, REMOTE_KINDS)) {
+      have.set(key, tree);
+      fromRemote++;
+    }
+  }
   const missing = plan.packages.filter((p) => !p.key || !have.has(p.key));
   let fetchedBytes = 0;
   if (missing.length > 0) {
@@ -39,5 +54,5 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
     });
     for (const f of fetched) have.set(treeKeyOf(f.pkg), f.result.tree);
   }
-  return { have, missing, fetchedBytes };
+  return { have, missing, fromRemote, fetchedBytes };
 }

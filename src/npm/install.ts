@@ -20,6 +20,7 @@ import { readTreeHeader } from '../store/treeFormat.js';
 import { TamperedObjectsError } from '../projection/materialize.js';
 import type { AnyRecord, UserNpm } from './userNpm.js';
 import { locateNpm } from './userNpm.js';
+import { isPackageKey } from './packageKey.js';
 import { takeDeadPending, writePending } from './state.js';
 import { loadManifest, projectKey, type ProjectManifest } from './projectCache.js';
 import type { InstallOptions, InstallSummary } from './installTypes.js';
@@ -96,7 +97,7 @@ async function installFromManifest(
       copyFileSync(store.objectPath(m.hiddenLockfile, false), hidden);
       chmodSync(hidden, 0o644);
     });
-    return finishInstall(o, root, npm, {
+    const summary = await finishInstall(o, root, npm, {
       t0,
       userEnv,
       versions,
@@ -108,6 +109,7 @@ async function installFromManifest(
       packages: m.packages,
       fromProjectCache: true,
     });
+    return withRemote(o, summary, m.keys);
   });
 }
 
@@ -130,7 +132,7 @@ async function installFromLockfile(
   const { loaded, plan, resolvedLockfile } = await resolveAndPlan(o, root, npm, userEnv);
   const store = o.store;
   return underLease(o, root, async (asides) => {
-    const { have, missing, fetchedBytes } = await lookUpAndFetch(store, loaded, plan, o.progress);
+    const { have, missing, fetchedBytes } = await lookUpAndFetch(store, loaded, plan, o.progress, o.remote);
     const builds = await planBuilds(store, plan, have);
 
     o.progress?.phase?.('link');
@@ -158,7 +160,7 @@ async function installFromLockfile(
     if (failedOptional.length === 0 && linksInside && plan.packages.every((p) => p.key)) {
       usedKeys.push(recordProjectManifest(o, root, userEnv, versions, { results, keys: [...usedKeys], extraInputs, packages: plan.packages.length }));
     }
-    return finishInstall(o, root, npm, {
+    const summary = await finishInstall(o, root, npm, {
       t0,
       userEnv,
       versions,
@@ -177,5 +179,13 @@ async function installFromLockfile(
       fromProjectCache: false,
       loaded,
     });
+    return withRemote(o, summary, usedKeys);
   });
+}
+
+/** After a successful install: publish the package keys the remote lacks, and report what the remote did. */
+async function withRemote(o: InstallOptions, summary: InstallSummary, keys: string[]): Promise<InstallSummary> {
+  if (!o.remote) return summary;
+  await o.remote.publish(o.store, keys.filter(isPackageKey));
+  return { ...summary, remote: o.remote.report() };
 }

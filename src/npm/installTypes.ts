@@ -2,6 +2,7 @@
 import type { LinkMethod, Projection } from '../config.js';
 import type { Store } from '../store/store.js';
 import type { InstallMode } from './plan.js';
+import type { Remote, RemoteReport } from '../remote/remote.js';
 
 export type Phase = 'config' | 'resolve' | 'plan' | 'fetch' | 'link' | 'scripts' | 'done';
 
@@ -29,6 +30,8 @@ export interface InstallOptions {
   progress?: InstallProgress;
   /** another velo is installing into this project (or gc holds the store): called once, then velo waits */
   onWait?: (holder: { kind: string; pid: number }) => void;
+  /** the shared store on S3: looked up before the registry, published to after a successful install */
+  remote?: Remote;
 }
 
 export interface InstallSummary {
@@ -53,6 +56,8 @@ export interface InstallSummary {
   /** why the projection asked for was not used, when it was not */
   projectionNote: string | undefined;
   ms: number;
+  /** what the remote gave and took (when one is configured) */
+  remote?: RemoteReport;
 }
 
 /** A projected node_modules dir's previous tree, kept aside for a rollback. */

@@ -17,6 +17,11 @@ export function packageKey(p: { integrity: string | undefined; resolved: string 
   return undefined;
 }
 
+/** A registry or git package's key (not a built or project key): what a remote shares. */
+export function isPackageKey(key: string): boolean {
+  return key.startsWith('npm:') || key.startsWith('npm-git:');
+}
+
 export function libcFamily(): string {
   if (process.platform !== 'linux') return 'none';
   const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;

@@ -96,9 +96,9 @@ export function renderProjectConfig(cfg: ProjectConfig): string {
   return JSON.stringify(obj, null, 2) + '\n';
 }
 
-/** The settings as loadConfig() takes them (method, projection). */
+/** The settings as loadConfig() takes them (method, projection, and the remote when velo.json names one). */
 export function asConfigOverrides(cfg: ProjectConfig | undefined): Record<string, unknown> {
-  return cfg ? { method: cfg.method, projection: cfg.projection } : {};
+  return cfg ? { method: cfg.method, projection: cfg.projection, remote: cfg.extra.remote } : {};
 }
 
 /** Write velo.json atomically; nothing is written when the bytes would not change. */

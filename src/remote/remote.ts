@@ -6,7 +6,25 @@
  * Callers read `warnings` and go on with the registry.
  */
 import { RemoteError, S3Client } from './s3Client.js';
-import type { RemoteSettings } from './remoteConfig.js';
+import { remoteSettings, type RemoteSettings, type RemoteSources } from './remoteConfig.js';
+import type { Store } from '../store/store.js';
+import type { FillResult } from './fill.js';
+import type { PublishResult } from './publish.js';
+
+/** What an install did with the remote, for its summary. */
+export interface RemoteReport {
+  url: string;
+  mode: 'read' | 'readwrite';
+  /** packages whose trees came from the remote */
+  fromRemote: number;
+  downloadedBytes: number;
+  /** keys this run wrote to the remote */
+  published: number;
+  uploadedBytes: number;
+  requests: number;
+  /** at most one per kind of trouble; the install went on without the remote */
+  warnings: string[];
+}
 
 export class Remote {
   readonly settings: RemoteSettings;
@@ -46,6 +64,36 @@ export class Remote {
     }
   }
 
+  #filled: FillResult | undefined;
+  #published: PublishResult | undefined;
+
+  /** Look package keys up in the remote; returns key → tree for those now in the local store. */
+  async fill(store: Store, names: string[], kinds: readonly string[]): Promise<Map<string, string>> {
+    const { fillFromRemote } = await import('./fill.js');
+    this.#filled = await fillFromRemote(store, this, names, kinds);
+    return this.#filled.trees;
+  }
+
+  /** Publish what the remote lacks of these keys (never in read mode). */
+  async publish(store: Store, names: string[]): Promise<void> {
+    if (this.settings.mode === 'read' || !this.usable) return;
+    const { publishToRemote } = await import('./publish.js');
+    this.#published = await publishToRemote(store, this, names);
+  }
+
+  report(): RemoteReport {
+    return {
+      url: this.settings.url,
+      mode: this.settings.mode,
+      fromRemote: this.#filled?.trees.size ?? 0,
+      downloadedBytes: this.#filled?.bytes ?? 0,
+      published: this.#published?.keys ?? 0,
+      uploadedBytes: this.#published?.bytes ?? 0,
+      requests: this.client.stats.requests,
+      warnings: this.warnings(),
+    };
+  }
+
   /** Content that was missing or did not match its digest (remembered for one warning). */
   damaged(what: string): void {
     this.#damaged.push(what);
@@ -72,4 +120,10 @@ export class Remote {
     }
     return out;
   }
+}
+
+/** The remote the flags, environment and config files name; undefined when none (or --no-remote). */
+export function openRemote(src: RemoteSources): Remote | undefined {
+  const settings = remoteSettings(src);
+  return settings ? new Remote(settings) : undefined;
 }

@@ -3,7 +3,8 @@
  * conventions users already have:
  *
  *  - the remote: `--no-remote` > `--remote URL` > VELO_REMOTE > `remote` in
- *    velo.json > `remote` in velo's config file; a URL is s3://bucket[/prefix]
+ *    velo.json > `remote` in velo's config file (the last three resolved by
+ *    loadConfig); a URL is s3://bucket[/prefix]; "none" or "off" means none
  *  - the mode: VELO_REMOTE_MODE=read (never writes) or readwrite (default)
  *  - credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
  *    else the profile AWS_PROFILE (default "default") in ~/.aws/credentials
@@ -97,10 +98,8 @@ function awsProfile(env: NodeJS.ProcessEnv): AwsProfile {
 export interface RemoteSources {
   env: NodeJS.ProcessEnv;
   flag?: RemoteFlag;
-  /** `remote` from velo.json */
-  project?: unknown;
-  /** `remote` from the user's config file */
-  user?: unknown;
+  /** the remote loadConfig() found (VELO_REMOTE, velo.json, config file) */
+  configured?: string | undefined;
 }
 
 /** The remote to use, or undefined when none is configured (or --no-remote). */
@@ -112,7 +111,7 @@ export function remoteSettings(src: RemoteSources): RemoteSettings | undefined {
     if (typeof v !== 'string') throw new VeloError('BAD_INPUT', `${where}: remote must be an s3://bucket/prefix string (got ${JSON.stringify(v)})`);
     return v;
   };
-  const url = pickUrl(src.flag, '--remote') ?? pickUrl(env.VELO_REMOTE, 'VELO_REMOTE') ?? pickUrl(src.project, 'velo.json') ?? pickUrl(src.user, 'config file');
+  const url = pickUrl(src.flag, '--remote') ?? pickUrl(src.configured ?? env.VELO_REMOTE, 'VELO_REMOTE');
   if (url === undefined || url === 'none' || url === 'off') return undefined;
   const { bucket, prefix } = parseRemoteUrl(url);
   const modeRaw = (env.VELO_REMOTE_MODE ?? '').toLowerCase();

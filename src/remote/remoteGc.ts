@@ -1,0 +1,103 @@
+/**
+ * The remote's gc: keys written in the last `keepDays` days are live; every
+ * tree, pack and loose object they reference is kept. Older keys are
+ * deleted, then whatever no live key references — but only content older
+ * than the grace period, so a publish in flight (its objects up, its key not
+ * yet written) never loses anything. Publishers trust their own records for
+ * half the default grace (publishRecord.ts), so a key written now never
+ * points at content gc may delete.
+ */
+import { VeloError } from '../errors.js';
+import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, treeObjectName } from './remoteLayout.js';
+import type { ListedObject } from './s3Client.js';
+import { runPool } from './pool.js';
+import { DEFAULT_GC_GRACE_MS } from './publishRecord.js';
+import type { Remote } from './remote.js';
+
+export interface RemoteGcOptions {
+  keepDays: number;
+  graceMs?: number;
+  dryRun?: boolean;
+  now?: number;
+}
+
+export interface RemoteGcResult {
+  dryRun: boolean;
+  keysKept: number;
+  keysDeleted: number;
+  /** keys whose body could not be read as a key (deleted like old keys) */
+  keysUnreadable: number;
+  deleted: { trees: number; packs: number; objects: number; bytes: number };
+  kept: { trees: number; packs: number; objects: number; bytes: number };
+}
+
+const CONCURRENCY = 16;
+
+export async function remoteGc(remote: Remote, o: RemoteGcOptions): Promise<RemoteGcResult> {
+  if (remote.settings.mode === 'read') throw new VeloError('REFUSED', `VELO_REMOTE_MODE=read: remote gc deletes, and this remote is read-only here`);
+  if (!(o.keepDays >= 0)) throw new VeloError('USAGE', `keep days must be >= 0`);
+  const now = o.now ?? Date.now();
+  const keepSince = now - o.keepDays * 86_400_000;
+  const graceSince = now - (o.graceMs ?? DEFAULT_GC_GRACE_MS);
+  const dryRun = o.dryRun === true;
+  const { client, prefix } = remote;
+  const result: RemoteGcResult = {
+    dryRun,
+    keysKept: 0,
+    keysDeleted: 0,
+    keysUnreadable: 0,
+    deleted: { trees: 0, packs: 0, objects: 0, bytes: 0 },
+    kept: { trees: 0, packs: 0, objects: 0, bytes: 0 },
+  };
+  const list = async (area: string): Promise<ListedObject[]> => {
+    const out: ListedObject[] = [];
+    for await (const x of client.list(`${prefix}${area}/`)) out.push(x);
+    return out;
+  };
+  const del = async (names: string[]): Promise<void> => {
+    if (!dryRun) await runPool(names, CONCURRENCY, (n) => client.delete(n));
+  };
+
+  const keys = await list('keys');
+  const live = new Set<string>();
+  const old: string[] = [];
+  await runPool(keys, CONCURRENCY, async (k) => {
+    if (k.lastModified < keepSince) {
+      old.push(k.key);
+      return;
+    }
+    const body = await client.get(k.key);
+    if (!body) return;
+    let parsed;
+    try {
+      const name = (JSON.parse(body.toString('utf8')) as { name?: unknown }).name;
+      if (typeof name !== 'string' || keyObjectName(prefix, name) !== k.key) throw new Error('misnamed');
+      parsed = decodeRemoteKey(body, name);
+    } catch {
+      result.keysUnreadable++;
+      if (k.lastModified < graceSince) old.push(k.key);
+      return;
+    }
+    result.keysKept++;
+    live.add(treeObjectName(prefix, parsed.key.tree));
+    for (const [digest, loc] of parsed.locations) live.add(loc.pack === '' ? looseObjectName(prefix, digest) : packObjectName(prefix, loc.pack));
+  });
+  // old keys first: from here on nothing names the content swept below
+  await del(old);
+  result.keysDeleted = old.length;
+  for (const area of ['trees', 'packs', 'objects'] as const) {
+    const doomed: string[] = [];
+    for (const x of await list(area)) {
+      if (live.has(x.key) || x.lastModified >= graceSince) {
+        result.kept[area]++;
+        result.kept.bytes += x.size;
+      } else {
+        doomed.push(x.key);
+        result.deleted[area]++;
+        result.deleted.bytes += x.size;
+      }
+    }
+    await del(doomed);
+  }
+  return result;
+}

@@ -1,0 +1,159 @@
+// velo npm ci through a shared store on S3 (a real SeaweedFS weed mini on
+// loopback, SigV4 identities): a machine with an empty store installs from
+// what another published, without asking the registry; a damaged, refusing
+// or dead remote costs one warning and the registry path; read mode writes
+// nothing; status and gc.
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PreparedProject } from './support/npmProject.js';
+import { useRegistryProjects } from './support/registryProjects.js';
+import { asObject, describeDir } from './support/treeCompare.js';
+import { veloAsync } from './support/runVelo.js';
+import { deadEndpoint, startS3Server, type S3Server } from './support/s3Server.js';
+import { S3Client } from '../src/remote/s3Client.js';
+import { S3_KEYS } from './support/s3Server.js';
+
+const fx = useRegistryProjects('velo-remote-npm-');
+let s3: S3Server;
+beforeAll(async () => {
+  s3 = await startS3Server();
+}, 90_000);
+afterAll(async () => {
+  await s3?.stop();
+});
+
+const nodeModules = (p: PreparedProject) => asObject(describeDir(join(p.dir, 'node_modules'), { skip: (rel) => rel === '.package-lock.json' }));
+
+/** velo npm ci in p with its own fresh store (VELO_HOME) and the given remote settings */
+function ci(p: PreparedProject, home: string, env: NodeJS.ProcessEnv, args: string[] = []) {
+  return veloAsync(['npm', 'ci', '--json', ...args], { ...p.env, VELO_HOME: home, ...env }, p.dir);
+}
+
+function client(): S3Client {
+  return new S3Client({ endpoint: s3.endpoint, bucket: s3.bucket, region: 'us-east-1', pathStyle: true, credentials: S3_KEYS.rw, timeoutMs: 5000 });
+}
+
+async function listed(prefix: string): Promise<{ key: string; size: number }[]> {
+  const out: { key: string; size: number }[] = [];
+  for await (const o of client().list(prefix)) out.push(o);
+  return out;
+}
+
+const remoteEnv = (prefix: string, who: 'rw' | 'ro' | 'wrong' = 'rw'): NodeJS.ProcessEnv => ({ ...s3.env(who), VELO_REMOTE: `s3://${s3.bucket}/${prefix}` });
+const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('velo: warning:'));
+
+describe('velo npm ci with a remote', () => {
+  it('a fresh store installs from what another machine published: 0 registry requests, the same node_modules', async () => {
+    const a = await fx.project('dev');
+    const first = await ci(a, fx.tmp(), remoteEnv('team1'));
+    expect(first.code, first.stderr).toBe(0);
+    const s1 = JSON.parse(first.stdout);
+    expect(s1.remote).toMatchObject({ url: `s3://${s3.bucket}/team1/`, fromRemote: 0, warnings: [] });
+    expect(s1.remote.published).toBe(s1.packages);
+    expect((await listed('team1/keys/')).length).toBe(s1.packages);
+
+    const b = await fx.project('dev');
+    cpSync(join(a.dir, 'package-lock.json'), join(b.dir, 'package-lock.json'));
+    await fx.registry.clearRequests();
+    const second = await ci(b, fx.tmp(), remoteEnv('team1'));
+    expect(second.code, second.stderr).toBe(0);
+    const s2 = JSON.parse(second.stdout);
+    expect(await fx.registry.requests()).toEqual([]);
+    expect(s2).toMatchObject({ fetched: 0, remote: { fromRemote: s1.packages, published: 0, warnings: [] } });
+    expect(nodeModules(b)).toEqual(nodeModules(a));
+    expect(warnings(second.stderr)).toEqual([]);
+
+    // velo remote status sees what was published
+    const st = await veloAsync(['remote', 'status', '--json'], { ...remoteEnv('team1'), VELO_HOME: fx.tmp() });
+    expect(st.code, st.stderr).toBe(0);
+    const status = JSON.parse(st.stdout);
+    expect(status.remote.keys.count).toBe(s1.packages);
+    expect(status.remote.packs.count).toBeGreaterThan(0);
+    expect(status.totalBytes).toBeGreaterThan(0);
+  });
+
+  it('garbage in the remote never reaches node_modules: one warning, those packages from the registry', async () => {
+    const a = await fx.project('basic');
+    expect((await ci(a, fx.tmp(), remoteEnv('team2'))).code).toBe(0);
+    const c = client();
+    for (const o of await listed('team2/packs/')) await c.put(o.key, Buffer.alloc(o.size, 0x5a));
+    const b = await fx.project('basic');
+    cpSync(join(a.dir, 'package-lock.json'), join(b.dir, 'package-lock.json'));
+    await fx.registry.clearRequests();
+    const r = await ci(b, fx.tmp(), remoteEnv('team2', 'ro'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(warnings(r.stderr)).toHaveLength(1);
+    expect(warnings(r.stderr)[0]).toMatch(/not matching their digest/);
+    expect((await fx.registry.requestsOfKind('tarball')).length).toBeGreaterThan(0);
+    expect(nodeModules(b)).toEqual(nodeModules(a));
+  });
+
+  it('a remote that is down, or refuses the key: the install succeeds with one warning', async () => {
+    const a = await fx.project('basic');
+    const down = await ci(a, fx.tmp(), { ...remoteEnv('team3'), AWS_ENDPOINT_URL: await deadEndpoint() });
+    expect(down.code, down.stderr).toBe(0);
+    expect(warnings(down.stderr)).toHaveLength(1);
+    expect(warnings(down.stderr)[0]).toMatch(/not used: .*ECONNREFUSED.*registry/);
+    const reference = nodeModules(a);
+
+    const b = await fx.project('basic');
+    const wrong = await ci(b, fx.tmp(), remoteEnv('team3', 'wrong'));
+    expect(wrong.code, wrong.stderr).toBe(0);
+    expect(warnings(wrong.stderr)).toHaveLength(1);
+    expect(warnings(wrong.stderr)[0]).toMatch(/access denied/);
+    expect(nodeModules(b)).toEqual(reference);
+
+    // the read-only key can read but not publish: one warning, nothing written
+    const c = await fx.project('basic');
+    const ro = await ci(c, fx.tmp(), remoteEnv('team3', 'ro'));
+    expect(ro.code, ro.stderr).toBe(0);
+    expect(warnings(ro.stderr)).toHaveLength(1);
+    expect(warnings(ro.stderr)[0]).toMatch(/publishing stopped: PUT .*access denied/);
+    expect(await listed('team3/')).toEqual([]);
+  });
+
+  it('VELO_REMOTE_MODE=read and --no-remote never write', async () => {
+    const a = await fx.project('basic');
+    const r = await ci(a, fx.tmp(), { ...remoteEnv('team4'), VELO_REMOTE_MODE: 'read' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).remote).toMatchObject({ mode: 'read', published: 0, warnings: [] });
+    const b = await fx.project('basic');
+    const n = await ci(b, fx.tmp(), remoteEnv('team4'), ['--no-remote']);
+    expect(n.code, n.stderr).toBe(0);
+    expect(JSON.parse(n.stdout).remote).toBeUndefined();
+    expect(await listed('team4/')).toEqual([]);
+    // and gc refuses in read mode (exit 16)
+    const gc = await veloAsync(['remote', 'gc'], { ...remoteEnv('team4'), VELO_REMOTE_MODE: 'read', VELO_HOME: fx.tmp() });
+    expect(gc.code).toBe(16);
+  });
+
+  it('velo remote gc keeps what recent keys reference and deletes the rest', async () => {
+    const a = await fx.project('basic');
+    expect((await ci(a, fx.tmp(), remoteEnv('team5'))).code).toBe(0);
+    // an orphan pack nobody references (an interrupted publish)
+    await client().put('team5/packs/' + 'ab'.repeat(32), Buffer.from('orphan'));
+    const before = await listed('team5/');
+    const env = { ...remoteEnv('team5'), VELO_HOME: fx.tmp() };
+    // within the grace period nothing unreferenced goes
+    const kept = JSON.parse((await veloAsync(['remote', 'gc', '--json'], env)).stdout);
+    expect(kept).toMatchObject({ keysDeleted: 0, deleted: { packs: 0, trees: 0, objects: 0 } });
+    // grace 0: the orphan goes, everything the keys reference stays
+    const dry = JSON.parse((await veloAsync(['remote', 'gc', '--grace-hours', '0', '--dry-run', '--json'], env)).stdout);
+    expect(dry).toMatchObject({ dryRun: true, deleted: { packs: 1, trees: 0, objects: 0 } });
+    expect((await listed('team5/')).length).toBe(before.length);
+    const swept = JSON.parse((await veloAsync(['remote', 'gc', '--grace-hours', '0', '--json'], env)).stdout);
+    expect(swept).toMatchObject({ keysDeleted: 0, deleted: { packs: 1 } });
+    expect((await listed('team5/')).map((o) => o.key)).not.toContain('team5/packs/' + 'ab'.repeat(32));
+    // the remote still installs a fresh store
+    const b = await fx.project('basic');
+    cpSync(join(a.dir, 'package-lock.json'), join(b.dir, 'package-lock.json'));
+    await fx.registry.clearRequests();
+    expect((await ci(b, fx.tmp(), remoteEnv('team5', 'ro'))).code).toBe(0);
+    expect(await fx.registry.requests()).toEqual([]);
+    // keep-days 0: every key is old, then nothing is referenced
+    const all = JSON.parse((await veloAsync(['remote', 'gc', '--keep-days', '0', '--grace-hours', '0', '--json'], env)).stdout);
+    expect(all.keysDeleted).toBeGreaterThan(0);
+    expect(await listed('team5/')).toEqual([]);
+  });
+});
