@@ -68,7 +68,9 @@ async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof 
   const tty = io.interactive && !checked.args.json;
   let drawn = false;
   const pause = Number(io.env.VELO_TEST_PAUSE_BEFORE_SWAP_MS ?? 0);
+  const remote = cfg.remote ? (await import('../src/remote/remote.js')).openRemote({ env: io.env, configured: cfg.remote }) : undefined;
   const r = await uvSync({
+    remote,
     argv,
     cwd: io.cwd,
     env: io.env,
@@ -95,6 +97,7 @@ async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof 
     return r.delegated.code;
   }
   if (r.projectionNote) err(io, `velo: projection mount: ${r.projectionNote}`);
+  for (const w of r.remote?.warnings ?? []) err(io, `velo: warning: ${w}`);
   if (checked.args.json) {
     json(io, r);
     return 0;

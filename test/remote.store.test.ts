@@ -72,7 +72,7 @@ describe('remote store tier (weed mini)', () => {
     const { store, keys, dirs } = await seededStore();
     const remote = remoteFor('p1/');
     const order: string[] = [];
-    const pub = await publishToRemote(store, remote, keys, { onPut: (name) => order.push(name.slice('p1/'.length).split('/')[0]!) });
+    const pub = await publishToRemote(store, remote, keys, ['npm'], { onPut: (name) => order.push(name.slice('p1/'.length).split('/')[0]!) });
     expect(remote.warnings()).toEqual([]);
     expect(pub.keys).toBe(2);
     expect(pub.packs).toBe(1); // 42 small objects in one PUT
@@ -85,7 +85,7 @@ describe('remote store tier (weed mini)', () => {
     expect(listed.filter((k) => k.startsWith('objects/'))).toHaveLength(1); // the 3 MiB file on its own
 
     // publishing again uploads nothing
-    const again = await publishToRemote(store, remoteFor('p1/'), keys);
+    const again = await publishToRemote(store, remoteFor('p1/'), keys, ['npm']);
     expect(again).toMatchObject({ keys: 0, objects: 0, packs: 0, trees: 0, bytes: 0, alreadyThere: 2 });
 
     const fresh = Store.open(join(tmp(), 'store'));
@@ -105,7 +105,7 @@ describe('remote store tier (weed mini)', () => {
 
   it('a remote object overwritten with garbage never enters the store: that key is left to the registry, with one warning', async () => {
     const { store, keys } = await seededStore();
-    await publishToRemote(store, remoteFor('p2/'), keys);
+    await publishToRemote(store, remoteFor('p2/'), keys, ['npm']);
     const rw = remoteFor('p2/').client;
     // overwrite every pack with garbage of the same length
     for await (const o of rw.list('p2/packs/')) await rw.put(o.key, Buffer.alloc(o.size, 0x41));
@@ -132,7 +132,7 @@ describe('remote store tier (weed mini)', () => {
   it('the read-only key cannot publish: one warning, nothing written; VELO_REMOTE_MODE=read never sends a write', async () => {
     const { store, keys } = await seededStore();
     const ro = remoteFor('p3/', 'ro');
-    const res = await publishToRemote(store, ro, keys);
+    const res = await publishToRemote(store, ro, keys, ['npm']);
     expect(res.keys).toBe(0);
     const w = ro.warnings();
     expect(w).toHaveLength(1);
@@ -141,7 +141,7 @@ describe('remote store tier (weed mini)', () => {
 
     const readMode = remoteFor('p3/', 'rw', { VELO_REMOTE_MODE: 'read' });
     const puts: string[] = [];
-    const r2 = await publishToRemote(store, readMode, keys, { onPut: (n) => puts.push(n) });
+    const r2 = await publishToRemote(store, readMode, keys, ['npm'], { onPut: (n) => puts.push(n) });
     expect(r2.keys).toBe(0);
     expect(readMode.client.stats.requests).toBe(0);
     expect(puts).toEqual([]);
@@ -151,7 +151,7 @@ describe('remote store tier (weed mini)', () => {
 
   it('a wrong secret or a server that is down: one warning and nothing filled, quickly', async () => {
     const { store, keys } = await seededStore();
-    await publishToRemote(store, remoteFor('p4/'), keys);
+    await publishToRemote(store, remoteFor('p4/'), keys, ['npm']);
     const fresh = Store.open(join(tmp(), 'store'));
     const wrong = remoteFor('p4/', 'wrong');
     expect((await fillFromRemote(fresh, wrong, keys, ['npm'])).trees.size).toBe(0);
@@ -184,7 +184,7 @@ describe('remote store tier (weed mini)', () => {
       }
       return remoteFor('p5/', 'ro').client.put(name, body, type); // a real 403 from the server
     };
-    await publishToRemote(store, first, keys);
+    await publishToRemote(store, first, keys, ['npm']);
     expect(first.warnings()[0]).toMatch(/publishing stopped/);
     stopAfterPack = false;
     const after1 = await listAll('p5/');
@@ -194,7 +194,7 @@ describe('remote store tier (weed mini)', () => {
 
     const second = remoteFor('p5/');
     const secondPuts: string[] = [];
-    const res = await publishToRemote(store, second, keys, { onPut: (n) => secondPuts.push(n.slice(3)) });
+    const res = await publishToRemote(store, second, keys, ['npm'], { onPut: (n) => secondPuts.push(n.slice(3)) });
     expect(second.warnings()).toEqual([]);
     expect(res.keys).toBe(2);
     for (const done of uploaded1) expect(secondPuts).not.toContain(done);

@@ -8,9 +8,7 @@ import type { Plan, PlannedPackage } from './plan.js';
 import type { LoadedNpmConfig } from './userNpm.js';
 import type { InstallProgress } from './installTypes.js';
 import type { Remote } from '../remote/remote.js';
-
-/** the key kinds shared through a remote: registry packages as fetched (built trees are per machine) */
-export const REMOTE_KINDS = ['npm'] as const;
+import { REMOTE_KINDS } from './packageKey.js';
 
 export interface PackageTrees {
   /** package key (or `unkeyed:<location>`) → tree */

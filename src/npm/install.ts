@@ -20,7 +20,7 @@ import { readTreeHeader } from '../store/treeFormat.js';
 import { TamperedObjectsError } from '../projection/materialize.js';
 import type { AnyRecord, UserNpm } from './userNpm.js';
 import { locateNpm } from './userNpm.js';
-import { isPackageKey } from './packageKey.js';
+import { REMOTE_KINDS } from './packageKey.js';
 import { takeDeadPending, writePending } from './state.js';
 import { loadManifest, projectKey, type ProjectManifest } from './projectCache.js';
 import type { InstallOptions, InstallSummary } from './installTypes.js';
@@ -186,6 +186,6 @@ async function installFromLockfile(
 /** After a successful install: publish the package keys the remote lacks, and report what the remote did. */
 async function withRemote(o: InstallOptions, summary: InstallSummary, keys: string[]): Promise<InstallSummary> {
   if (!o.remote) return summary;
-  await o.remote.publish(o.store, keys.filter(isPackageKey));
+  await o.remote.publish(o.store, keys, REMOTE_KINDS);
   return { ...summary, remote: o.remote.report() };
 }

@@ -17,10 +17,8 @@ export function packageKey(p: { integrity: string | undefined; resolved: string 
   return undefined;
 }
 
-/** A registry or git package's key (not a built or project key): what a remote shares. */
-export function isPackageKey(key: string): boolean {
-  return key.startsWith('npm:') || key.startsWith('npm-git:');
-}
+/** The key kinds a remote shares: registry and git packages as fetched (built trees stay per machine). */
+export const REMOTE_KINDS = ['npm'] as const;
 
 export function libcFamily(): string {
   if (process.platform !== 'linux') return 'none';

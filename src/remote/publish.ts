@@ -63,7 +63,8 @@ function keyKind(store: Store, name: string): string {
   return (store.index.prepare('SELECT kind FROM keys WHERE name = ?').get(name) as { kind: string } | undefined)?.kind ?? '';
 }
 
-export async function publishToRemote(store: Store, remote: Remote, names: string[], hooks: PublishHooks = {}): Promise<PublishResult> {
+/** Publish the keys among `names` whose local kind is one of `kinds`. */
+export async function publishToRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], hooks: PublishHooks = {}): Promise<PublishResult> {
   const result: PublishResult = { keys: 0, alreadyThere: 0, skipped: 0, objects: 0, packs: 0, trees: 0, bytes: 0, requests: 0 };
   if (remote.settings.mode === 'read' || !remote.usable) return result;
   remote.phase = 'publish';
@@ -79,7 +80,7 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
     return ok === true;
   };
   try {
-    const local = getKeys(store, names);
+    const local = getKeys(store, names.filter((n) => kinds.includes(keyKind(store, n))));
     let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
     if (todo.length === 0) {
       result.alreadyThere = local.size;

@@ -70,15 +70,33 @@ export class Remote {
   /** Look package keys up in the remote; returns key → tree for those now in the local store. */
   async fill(store: Store, names: string[], kinds: readonly string[]): Promise<Map<string, string>> {
     const { fillFromRemote } = await import('./fill.js');
-    this.#filled = await fillFromRemote(store, this, names, kinds);
-    return this.#filled.trees;
+    let r: FillResult;
+    try {
+      r = await fillFromRemote(store, this, names, kinds);
+    } catch (err) {
+      // never worse than no remote: whatever went wrong, the registry path follows
+      this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'fetch' };
+      return new Map();
+    }
+    const prev = this.#filled;
+    this.#filled = prev ? { ...r, trees: new Map([...prev.trees, ...r.trees]), bytes: prev.bytes + r.bytes, objects: prev.objects + r.objects } : r;
+    return r.trees;
   }
 
-  /** Publish what the remote lacks of these keys (never in read mode). */
-  async publish(store: Store, names: string[]): Promise<void> {
+  /** Publish what the remote lacks of these keys, those of the given kinds (never in read mode). */
+  async publish(store: Store, names: string[], kinds: readonly string[]): Promise<void> {
     if (this.settings.mode === 'read' || !this.usable) return;
     const { publishToRemote } = await import('./publish.js');
-    this.#published = await publishToRemote(store, this, names);
+    let r: PublishResult;
+    try {
+      r = await publishToRemote(store, this, names, kinds);
+    } catch (err) {
+      // the install already succeeded: a publishing failure of any kind is a warning
+      this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'publish' };
+      return;
+    }
+    const prev = this.#published;
+    this.#published = prev ? { ...r, keys: prev.keys + r.keys, bytes: prev.bytes + r.bytes } : r;
   }
 
   report(): RemoteReport {

@@ -29,7 +29,11 @@ import { envDirFor } from './projectPaths.js';
 import { runProcess, toolFailed, type ProcessResult } from './runUvProcess.js';
 import { loadDistribution, storeDistribution, type StoredDistribution } from './storedDistribution.js';
 import type { SyncArgs } from './syncArgs.js';
+import type { Remote } from '../remote/remote.js';
 import { isShareable, type LockPackage, type UvLock } from './uvLock.js';
+
+/** The key kinds a remote shares for uv: installed distributions (keyed by the interpreter's identity). */
+export const UV_REMOTE_KINDS = ['uv'] as const;
 
 export type BuildPhase = 'scratch' | 'plan' | 'fetch' | 'ingest' | 'compile' | 'link';
 
@@ -49,6 +53,8 @@ export interface BuildContext {
   threads: number;
   phase: (name: BuildPhase, message: string) => void;
   endPhase: (name: BuildPhase) => void;
+  /** the shared store on S3: distributions the local store lacks are looked up there before uv fetches them */
+  remote?: Remote | undefined;
 }
 
 export interface BuiltEnvironment {
@@ -157,6 +163,11 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
   }
   const keyOf = new Map(wanted.map((p) => [p, distKey(p, interp, workspaceDir)]));
   const found = getKeys(store, [...keyOf.values()]);
+  const lacking = [...keyOf.values()].filter((k) => !found.has(k));
+  if (c.remote && lacking.length > 0) {
+    c.phase('fetch', `looking ${lacking.length} distribution(s) up in the remote`);
+    for (const [key, tree] of await c.remote.fill(store, lacking, UV_REMOTE_KINDS)) found.set(key, tree);
+  }
   const stored = new Map<string, StoredDistribution>();
   for (const [key, tree] of found) {
     try {

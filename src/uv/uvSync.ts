@@ -29,6 +29,7 @@ import { settingsFingerprint, stampOf, writeStateInto, type FileStamp } from './
 import { checkNoop, type NoopAnswer } from './noop.js';
 import { projectEnvironment, type ProjectedEnv } from './projectEnvironment.js';
 import { runProcess, toolFailed, type ProcessResult } from './runUvProcess.js';
+import type { Remote, RemoteReport } from '../remote/remote.js';
 
 export type UvSyncPhase = 'lock' | 'scratch' | 'plan' | 'fetch' | 'ingest' | 'compile' | 'link';
 
@@ -54,6 +55,8 @@ export interface UvSyncOptions {
   backgroundRemoval?: boolean;
   /** wait this long with the new environment staged, before the swap (tests kill velo here) */
   pauseBeforeSwapMs?: number;
+  /** the shared store on S3: looked up before uv fetches, published to after a successful sync */
+  remote?: Remote | undefined;
 }
 
 export interface UvSyncResult {
@@ -93,6 +96,8 @@ export interface UvSyncResult {
   conflicts: string[];
   durationMs: number;
   phasesMs: Record<string, number>;
+  /** what the remote gave and took (when one is configured) */
+  remote?: RemoteReport;
 }
 
 /** Remove scratch directories that killed velo processes left in the store's tmp/. */
@@ -297,7 +302,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
     );
     if (lockRan && !m.lockChecked) saveEnvManifest(store, key, { ...m, lockChecked: true });
     endPhase('link');
-    return {
+    return withRemote(m.keys, {
       ...emptyResult(base, projection),
       python: m.python,
       distributions: m.distributions,
@@ -313,7 +318,15 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       conflicts: m.conflicts,
       durationMs: performance.now() - started,
       phasesMs,
-    };
+    });
+  }
+
+  /** After a successful sync: publish the distributions the remote lacks, and report what the remote did. */
+  async function withRemote(keys: string[], r: UvSyncResult): Promise<UvSyncResult> {
+    if (!o.remote) return r;
+    const { UV_REMOTE_KINDS } = await import('./buildWithUv.js');
+    await o.remote.publish(store, keys, UV_REMOTE_KINDS);
+    return { ...r, remote: o.remote.report() };
   }
 
   /** Plan with uv, build the tree, project it, and record the manifest. */
@@ -338,6 +351,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         threads: o.threads ?? 2,
         phase,
         endPhase,
+        remote: o.remote,
       });
     } finally {
       rmSync(work, { recursive: true, force: true, maxRetries: 2 });
@@ -383,7 +397,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       });
     }
     endPhase('link');
-    return {
+    return withRemote(b.distKeys, {
       noop: false,
       projectDir: b.projectDir,
       workspaceDir: b.workspaceDir,
@@ -408,7 +422,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       conflicts: b.conflicts,
       durationMs: performance.now() - started,
       phasesMs,
-    };
+    });
   }
 }
 
