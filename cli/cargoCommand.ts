@@ -7,6 +7,8 @@
  * starts cargo. The store, materialize and the freshness check load only
  * when something is to be restored or stored.
  */
+import type { Remote } from '../src/remote/remote.js';
+import { openConfiguredRemote } from './remoteContext.js';
 import { parseCargoArgs, type CargoInvocation } from '../src/cargo/cargoArgs.js';
 import { isNoOp, planCargoRun, type CargoPlan } from '../src/cargo/plan.js';
 import { spawnCargo } from '../src/cargo/spawnCargo.js';
@@ -68,6 +70,7 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
   }
   let plan: CargoPlan | undefined;
   let projection: 'link' | 'mount' = 'link';
+  let remote: Remote | undefined;
   try {
     const inv = parseCargoArgs(args);
     if (inv.subcommand === 'clean') return await runClean(inv, io);
@@ -77,7 +80,9 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     projection = inv.projection ?? cfg.projection;
     if (!isNoOp(plan)) {
       const { prepareTarget } = await import('../src/cargo/prepareTarget.js');
-      const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method, projection });
+      remote = await openConfiguredRemote(io, cfg);
+      const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method, projection, remote });
+      for (const w of remote?.warnings() ?? []) err(io, `velo: warning: ${w}`);
       if (prep.action === 'restored') {
         const r = prep.restore;
         const rebuild = r.freshness.invalidated.length;
@@ -100,7 +105,10 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     if (code === 0 && (await import('../src/cargo/unchangedTarget.js')).targetUnchanged(plan)) return code;
     const cfg = config(io);
     const { recordTarget } = await import('../src/cargo/recordTarget.js');
-    const rec = await recordTarget(plan, code, { home: cfg.home, method: cfg.method, projection });
+    remote ??= await openConfiguredRemote(io, cfg);
+    const warned = new Set(remote?.warnings() ?? []);
+    const rec = await recordTarget(plan, code, { home: cfg.home, method: cfg.method, projection, remote });
+    for (const w of remote?.warnings() ?? []) if (!warned.has(w)) err(io, `velo: warning: ${w}`);
     if (rec.action === 'stored') {
       const r = rec.result;
       say(

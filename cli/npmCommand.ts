@@ -13,6 +13,7 @@ import { isUpToDate } from '../src/npm/state.js';
 import { config } from './context.js';
 import { createProgress, npmInstallProgress } from '../src/ui/progress.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
+import { openConfiguredRemote } from './remoteContext.js';
 
 const USAGE = `Usage: velo npm <command> [args]
 
@@ -173,9 +174,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { Store } = await import('../src/store/store.js');
   const { npmInstall } = await import('../src/npm/install.js');
   const store = Store.open(cfg.home);
-  const remote = split.velo.remote !== false && (split.velo.remote || cfg.remote)
-    ? (await import('../src/remote/remote.js')).openRemote({ env: io.env, flag: split.velo.remote, configured: cfg.remote })
-    : undefined;
+  const remote = await openConfiguredRemote(io, cfg, split.velo.remote);
   const progress = split.velo.json ? undefined : createProgress(io);
   try {
     const summary = await npmInstall({

@@ -5,6 +5,7 @@ import { VeloError } from '../src/errors.js';
 import { flag, parse, str } from './args.js';
 import { config } from './context.js';
 import { openStore } from './storeContext.js';
+import { openConfiguredRemote } from './remoteContext.js';
 import { formatBytes, json, out, type Io } from './io.js';
 
 const USAGE = `Usage: velo remote status [--json] [--remote URL]
@@ -48,8 +49,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   );
   if (p.help) return out(io, USAGE), 0;
   const cfg = config(io);
-  const { openRemote } = await import('../src/remote/remote.js');
-  const remote = openRemote({ env: io.env, flag: str(p, 'remote'), configured: cfg.remote });
+  const remote = await openConfiguredRemote(io, cfg, str(p, 'remote'));
   if (!remote) throw new VeloError('USAGE', 'no remote configured: set VELO_REMOTE=s3://bucket/prefix or pass --remote URL');
   if (sub === 'status') {
     const { remoteStatus, REMOTE_AREAS } = await import('../src/remote/remoteStatus.js');

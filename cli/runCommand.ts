@@ -22,6 +22,7 @@ import { asConfigOverrides, readProjectConfig, PROJECT_CONFIG_FILE } from '../sr
 import { buildRunEnv } from '../src/project/runEnv.js';
 import { isUpToDate } from '../src/npm/state.js';
 import { err, formatBytes, formatMs, out, type Io } from './io.js';
+import { openConfiguredRemote } from './remoteContext.js';
 
 /**
  * `velo uv` is not among velo's commands yet (cli/velo.ts): until it is,
@@ -124,7 +125,7 @@ async function bringNpmUpToDate(root: string, cfg: VeloConfig, io: Io, quiet: bo
     import('../src/ui/progress.js'),
   ]);
   const store = Store.open(cfg.home);
-  const remote = cfg.remote ? (await import('../src/remote/remote.js')).openRemote({ env: io.env, configured: cfg.remote }) : undefined;
+  const remote = await openConfiguredRemote(io, cfg);
   const progress = quiet ? undefined : createProgress({ stderr: io.stderr, env: io.env });
   try {
     const s = await npmInstall({

@@ -8,6 +8,7 @@ import type { VeloConfig } from '../src/config.js';
 import { checkNoop } from '../src/uv/noop.js';
 import { config } from './context.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
+import { openConfiguredRemote } from './remoteContext.js';
 
 const USAGE = `Usage: velo uv sync [uv sync arguments] [--json]
 
@@ -68,7 +69,7 @@ async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof 
   const tty = io.interactive && !checked.args.json;
   let drawn = false;
   const pause = Number(io.env.VELO_TEST_PAUSE_BEFORE_SWAP_MS ?? 0);
-  const remote = cfg.remote ? (await import('../src/remote/remote.js')).openRemote({ env: io.env, configured: cfg.remote }) : undefined;
+  const remote = await openConfiguredRemote(io, cfg);
   const r = await uvSync({
     remote,
     argv,

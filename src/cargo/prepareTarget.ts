@@ -23,7 +23,18 @@ import { Store } from '../store/store.js';
 import { isNoOp, isTargetPresent, readLock, type CargoPlan } from './plan.js';
 import { restoreTarget, type RestoreResult } from './restoreTarget.js';
 import { keyMaterial, lockDigest, snapshotKey } from './snapshotKey.js';
-import { bestSnapshot, useSnapshot, type SnapshotInfo } from './snapshots.js';
+import { addSnapshot, bestSnapshot, remoteSnapshotName, SNAPSHOT_KIND, useSnapshot, type SnapshotInfo } from './snapshots.js';
+import { readTree } from '../store/trees.js';
+import type { Remote } from '../remote/remote.js';
+
+/** No local snapshot for this key: the remote's (every byte checked), recorded as a local snapshot. */
+async function snapshotFromRemote(store: Store, keyId: string, remote: Remote | undefined): Promise<SnapshotInfo | undefined> {
+  if (!remote) return undefined;
+  const tree = (await remote.fill(store, [remoteSnapshotName(keyId)], [SNAPSHOT_KIND], { setKeys: false })).get(remoteSnapshotName(keyId));
+  if (!tree) return undefined;
+  const parsed = readTree(store, tree);
+  return addSnapshot(store, keyId, tree, { files: parsed.entries.filter((e) => e.kind === 'file').length, logicalBytes: parsed.logicalSize });
+}
 import { readTargetState } from './targetState.js';
 import { targetSignature, walkTarget } from './targetWalk.js';
 import { cargoCommand, statBits } from './toolchain.js';
@@ -63,14 +74,14 @@ export async function confirmLocation(plan: CargoPlan): Promise<boolean> {
   return true;
 }
 
-export async function prepareTarget(plan: CargoPlan, options: { home: string; method: LinkMethod; projection?: Projection }): Promise<PrepareOutcome> {
+export async function prepareTarget(plan: CargoPlan, options: { home: string; method: LinkMethod; projection?: Projection; remote?: Remote | undefined }): Promise<PrepareOutcome> {
   if (!(await confirmLocation(plan))) return { action: 'none', reason: 'metadata-failed' };
   if (isNoOp(plan)) return { action: 'none', reason: 'same-key' };
   const { targetDir, root } = plan.location;
   const store = Store.open(options.home);
   try {
     return await withLease(store, 'install', async () => {
-      const best = bestSnapshot(store, plan.key.id, root);
+      const best = bestSnapshot(store, plan.key.id, root) ?? (await snapshotFromRemote(store, plan.key.id, options.remote));
       if (!best) return { action: 'none', reason: 'no-snapshot' } as const;
       const state = plan.state;
       if (plan.targetPresent) {

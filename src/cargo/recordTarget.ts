@@ -25,7 +25,8 @@ import { targetMethod } from './targetMethod.js';
 import { targetUnchanged } from './unchangedTarget.js';
 import { keyMaterial, lockDigest, snapshotKey } from './snapshotKey.js';
 import { snapshotTarget, type SnapshotTargetResult } from './snapshotTarget.js';
-import { addSnapshot, keepViewTree, useSnapshot, type SnapshotInfo } from './snapshots.js';
+import { addSnapshot, keepViewTree, remoteSnapshotName, SNAPSHOT_KIND, useSnapshot, type SnapshotInfo } from './snapshots.js';
+import type { Remote } from '../remote/remote.js';
 import { readTargetState, writeTargetState } from './targetState.js';
 import { targetSignature, walkTarget } from './targetWalk.js';
 import { cargoCommand, rustcInfo, statBits, toolchainStamp } from './toolchain.js';
@@ -56,7 +57,7 @@ async function metadata(plan: CargoPlan): Promise<CargoMetadata | undefined> {
 export async function recordTarget(
   plan: CargoPlan,
   exitCode: number,
-  options: { home: string; method: LinkMethod; projection?: Projection },
+  options: { home: string; method: LinkMethod; projection?: Projection; remote?: Remote | undefined },
 ): Promise<RecordOutcome> {
   const started = performance.now();
   if (exitCode !== 0) {
@@ -116,6 +117,8 @@ export async function recordTarget(
       const remounted = remount ? await remountTarget(store, result.fullTree, targetDir, snapshot, stateFields) : undefined;
       if (remounted?.mounted) useSnapshot(store, root, snapshot, 'mount', 'mount');
       else useSnapshot(store, root, snapshot, targetMethod(store, options.method, targetDir));
+      // the remote keeps one snapshot per key: the first published (cargo's fingerprints rebuild what is stale)
+      await options.remote?.publish(store, [snapshot.name], [SNAPSHOT_KIND], { remoteName: () => remoteSnapshotName(key.id) });
       return { action: 'stored', snapshot, result, ms: performance.now() - started, remount: remounted } as const;
     }, { project: targetDir });
   } finally {

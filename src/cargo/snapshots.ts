@@ -30,6 +30,11 @@ export interface SnapshotInfo {
   projects: string[];
 }
 
+/** The name a remote knows a key's snapshot by: one per key, the first published wins. */
+export function remoteSnapshotName(keyId: string): string {
+  return `${PREFIX}${keyId}`;
+}
+
 export function snapshotName(keyId: string, createdMs: number): string {
   return `${PREFIX}${keyId}/${String(createdMs).padStart(15, '0')}`;
 }

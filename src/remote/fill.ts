@@ -53,7 +53,12 @@ interface Wanted {
   users: Found[];
 }
 
-export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[]): Promise<FillResult> {
+export interface FillOptions {
+  /** set each key found in the local index under its name (default); false: the caller records the trees itself */
+  setKeys?: boolean;
+}
+
+export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
   remote.phase = 'fetch';
   const requests0 = remote.client.stats.requests;
   const result: FillResult = { trees: new Map(), objects: 0, bytes: 0, requests: 0 };
@@ -118,7 +123,7 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
     // the last word: every object of the tree is in the local store now
     if (!f.files.every((e) => objectLooksIntact(store.objectPath(e.digest, e.exec), e.size))) continue;
     if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
-    setKey(store, f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
+    if (options.setKeys !== false) setKey(store, f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
     result.trees.set(f.name, f.tree);
   }
   store.flushCounters();

@@ -57,6 +57,8 @@ interface Plan {
 export interface PublishHooks {
   /** called before each PUT with the object name (tests observe the order) */
   onPut?: (objectName: string) => void;
+  /** the remote name of a local key (default: the same name) */
+  remoteName?: (localName: string) => string;
 }
 
 function keyKind(store: Store, name: string): string {
@@ -80,7 +82,10 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
     return ok === true;
   };
   try {
-    const local = getKeys(store, names.filter((n) => kinds.includes(keyKind(store, n))));
+    const rename = hooks.remoteName ?? ((n: string) => n);
+    // remote name → tree
+    const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(keyKind(store, n))))].map(([n, t]) => [rename(n), t]));
+    const kindOf = new Map(names.map((n) => [rename(n), keyKind(store, n)]));
     let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
     if (todo.length === 0) {
       result.alreadyThere = local.size;
@@ -171,7 +176,7 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
         pack.size += data.length;
         if (pack.size >= PACK_TARGET) await sealPack();
       }
-      plans.push({ name, tree, kind: keyKind(store, name), files, logicalSize });
+      plans.push({ name, tree, kind: kindOf.get(name) ?? '', files, logicalSize });
     }
     await sealPack();
     await uploads.idle();

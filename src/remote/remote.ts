@@ -8,8 +8,8 @@
 import { RemoteError, S3Client } from './s3Client.js';
 import { remoteSettings, type RemoteSettings, type RemoteSources } from './remoteConfig.js';
 import type { Store } from '../store/store.js';
-import type { FillResult } from './fill.js';
-import type { PublishResult } from './publish.js';
+import type { FillOptions, FillResult } from './fill.js';
+import type { PublishHooks, PublishResult } from './publish.js';
 
 /** What an install did with the remote, for its summary. */
 export interface RemoteReport {
@@ -68,11 +68,11 @@ export class Remote {
   #published: PublishResult | undefined;
 
   /** Look package keys up in the remote; returns key → tree for those now in the local store. */
-  async fill(store: Store, names: string[], kinds: readonly string[]): Promise<Map<string, string>> {
+  async fill(store: Store, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<Map<string, string>> {
     const { fillFromRemote } = await import('./fill.js');
     let r: FillResult;
     try {
-      r = await fillFromRemote(store, this, names, kinds);
+      r = await fillFromRemote(store, this, names, kinds, options);
     } catch (err) {
       // never worse than no remote: whatever went wrong, the registry path follows
       this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'fetch' };
@@ -84,12 +84,12 @@ export class Remote {
   }
 
   /** Publish what the remote lacks of these keys, those of the given kinds (never in read mode). */
-  async publish(store: Store, names: string[], kinds: readonly string[]): Promise<void> {
+  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}): Promise<void> {
     if (this.settings.mode === 'read' || !this.usable) return;
     const { publishToRemote } = await import('./publish.js');
     let r: PublishResult;
     try {
-      r = await publishToRemote(store, this, names, kinds);
+      r = await publishToRemote(store, this, names, kinds, hooks);
     } catch (err) {
       // the install already succeeded: a publishing failure of any kind is a warning
       this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'publish' };
