@@ -8,75 +8,22 @@
 //   peer of velo's empty store); disk used by five copies under npm vs velo.
 // Usage: node bench/npm-bench.mjs [--runs N] [--cold-runs M] [--work DIR] [--skip-peers]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { peerTools } from './lib/peers.mjs';
+import { Measurements, benchSetup, repo, rmNm, time, velo } from './lib/npm1207.mjs';
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '5' }, 'cold-runs': { type: 'string', default: '2' }, work: { type: 'string' }, 'skip-peers': { type: 'boolean' } },
 });
 const runs = Number(values.runs);
 const coldRuns = Number(values['cold-runs']);
-const work = values.work ?? join(repo, 'bench', 'work', 'npm');
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
-const velo = join(repo, 'bin', 'velo');
-const src = join(repo, 'bench', 'npm-1207');
-const env = { ...process.env, CI: '1', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
-for (const k of Object.keys(env)) if (/^npm_config_(nodedir|userconfig)$/i.test(k)) delete env[k];
-
-function project(name) {
-  const d = join(work, name);
-  rmSync(d, { recursive: true, force: true });
-  mkdirSync(d, { recursive: true });
-  cpSync(join(src, 'package.json'), join(d, 'package.json'));
-  cpSync(join(src, 'package-lock.json'), join(d, 'package-lock.json'));
-  return d;
-}
-function time(cmd, args, opts) {
-  const t0 = performance.now();
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...opts });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-  return ms;
-}
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const results = [];
-function measure(label, n, before, run) {
-  const samples = [];
-  for (let i = 0; i < n; i++) {
-    before?.(i);
-    samples.push(run(i));
-  }
-  results.push({ label, median: median(samples), samples });
-  console.log(`${label.padEnd(58)} median ${median(samples).toFixed(0).padStart(7)} ms  [${samples.map((s) => s.toFixed(0)).join(', ')}]`);
-}
-const rmNm = (d) => rmSync(join(d, 'node_modules'), { recursive: true, force: true });
-/**
- * Each case once per round, `n` rounds, the order rotated every round (on
- * this machine file creation slows down run after run, so a fixed order
- * would favour whoever goes first); the rm before each run is not timed,
- * a `sync` settles it.
- */
-function measureInterleaved(cases, n) {
-  const samples = cases.map(() => []);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < cases.length; j++) {
-      const k = (i + j) % cases.length;
-      const c = cases[k];
-      c.before?.(i);
-      execFileSync('sync');
-      samples[k].push(c.run(i));
-    }
-  }
-  cases.forEach((c, k) => {
-    results.push({ label: c.label, median: median(samples[k]), samples: samples[k] });
-    console.log(`${c.label.padEnd(58)} median ${median(samples[k]).toFixed(0).padStart(7)} ms  [${samples[k].map((s) => s.toFixed(0)).join(', ')}]`);
-  });
-}
+const { work, env, project } = benchSetup('npm', values.work);
+const m = new Measurements();
+const measure = (...a) => m.measure(...a);
+const measureInterleaved = (...a) => m.interleaved(...a);
+const results = m.results;
 
 // baseline: node start-up, for the no-op comparison
 measure('node -e 0', runs, null, () => time(process.execPath, ['-e', '0'], { env }));

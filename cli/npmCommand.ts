@@ -213,6 +213,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     return 0;
   } catch (e) {
     progress?.done();
+    // the install failed for its own reasons; what the remote did is still worth saying
+    for (const w of remote?.warnings() ?? []) err(io, `velo: warning: ${w}`);
     throw e;
   } finally {
     store.close();

@@ -7,19 +7,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { artifacts, cargoSandbox, veloCargo, type CargoSandbox } from '../fixtures/cargo/harness.js';
 import { ALL_UNITS, expectSameDemoBinary, units } from './support/cargoChecks.js';
-import { startS3Server, type S3Server } from './support/s3Server.js';
+import { useS3Server } from './support/s3Server.js';
 
 describe('velo cargo with a remote', () => {
   let sb: CargoSandbox;
-  let s3: S3Server;
-  beforeAll(async () => {
+  const s3 = useS3Server();
+  beforeAll(() => {
     sb = cargoSandbox('velo-remote-cargo-');
-    s3 = await startS3Server();
-  }, 120_000);
-  afterAll(async () => {
-    await s3?.stop();
-    sb?.remove();
   });
+  afterAll(() => sb?.remove());
 
   test('a fresh store restores the target another machine published; cargo compiles nothing', () => {
     const remote = { ...s3.env('rw'), VELO_REMOTE: `s3://${s3.bucket}/cargo1` };

@@ -5,23 +5,15 @@
 // nothing; status and gc.
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PreparedProject } from './support/npmProject.js';
 import { useRegistryProjects } from './support/registryProjects.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { veloAsync } from './support/runVelo.js';
-import { deadEndpoint, startS3Server, type S3Server } from './support/s3Server.js';
-import { S3Client } from '../src/remote/s3Client.js';
-import { S3_KEYS } from './support/s3Server.js';
+import { deadEndpoint, useS3Server } from './support/s3Server.js';
 
 const fx = useRegistryProjects('velo-remote-npm-');
-let s3: S3Server;
-beforeAll(async () => {
-  s3 = await startS3Server();
-}, 90_000);
-afterAll(async () => {
-  await s3?.stop();
-});
+const s3 = useS3Server();
 
 const nodeModules = (p: PreparedProject) => asObject(describeDir(join(p.dir, 'node_modules'), { skip: (rel) => rel === '.package-lock.json' }));
 
@@ -30,15 +22,8 @@ function ci(p: PreparedProject, home: string, env: NodeJS.ProcessEnv, args: stri
   return veloAsync(['npm', 'ci', '--json', ...args], { ...p.env, VELO_HOME: home, ...env }, p.dir);
 }
 
-function client(): S3Client {
-  return new S3Client({ endpoint: s3.endpoint, bucket: s3.bucket, region: 'us-east-1', pathStyle: true, credentials: S3_KEYS.rw, timeoutMs: 5000 });
-}
-
-async function listed(prefix: string): Promise<{ key: string; size: number }[]> {
-  const out: { key: string; size: number }[] = [];
-  for await (const o of client().list(prefix)) out.push(o);
-  return out;
-}
+const client = () => s3.client();
+const listed = (prefix: string) => s3.list(prefix);
 
 const remoteEnv = (prefix: string, who: 'rw' | 'ro' | 'wrong' = 'rw'): NodeJS.ProcessEnv => ({ ...s3.env(who), VELO_REMOTE: `s3://${s3.bucket}/${prefix}` });
 const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('velo: warning:'));

@@ -3,7 +3,7 @@
 // another, and what happens when the remote is damaged, refuses or is down.
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { getKey, setKey } from '../src/store/keys.js';
@@ -17,18 +17,11 @@ import { S3Client } from '../src/remote/s3Client.js';
 import { walkStoreDir } from '../src/store/walkStore.js';
 import { hashBuffer } from '../src/store/hash.js';
 import { describeDir, asObject } from './support/treeCompare.js';
-import { deadEndpoint, startS3Server, type S3Server } from './support/s3Server.js';
+import { deadEndpoint, useS3Server } from './support/s3Server.js';
 import { tempDirs } from './support/tmp.js';
 
 const tmp = tempDirs('velo-remote-');
-let s3: S3Server;
-
-beforeAll(async () => {
-  s3 = await startS3Server();
-}, 90_000);
-afterAll(async () => {
-  await s3?.stop();
-});
+const s3 = useS3Server();
 
 function remoteFor(prefix: string, who: 'rw' | 'ro' | 'wrong' = 'rw', extra: NodeJS.ProcessEnv = {}): Remote {
   const settings = remoteSettings({ env: { ...s3.env(who), VELO_REMOTE: `s3://${s3.bucket}/${prefix}`, ...extra } })!;
@@ -36,10 +29,7 @@ function remoteFor(prefix: string, who: 'rw' | 'ro' | 'wrong' = 'rw', extra: Nod
 }
 
 async function listAll(prefix: string): Promise<string[]> {
-  const client = remoteFor(prefix).client;
-  const out: string[] = [];
-  for await (const o of client.list(prefix)) out.push(o.key.slice(prefix.length));
-  return out.sort();
+  return (await s3.list(prefix)).map((o) => o.key.slice(prefix.length)).sort();
 }
 
 /** A store with two "packages": many small files (packed), one big file (loose), an exec file, an empty file. */

@@ -7,21 +7,19 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { copyProject, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
 import { tempDirs } from './support/tmp.js';
 import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
-import { deadEndpoint, startS3Server, type S3Server } from './support/s3Server.js';
+import { deadEndpoint, useS3Server } from './support/s3Server.js';
 
 const tmp = tempDirs('velo-remote-uv-');
 let root: string;
 let python: string;
 let index: PyIndex;
-let s3: S3Server;
+const s3 = useS3Server();
 
 beforeAll(async () => {
   root = tmp();
   ({ python, index } = await startUvIndexSandbox(root));
-  s3 = await startS3Server();
 }, 180_000);
 afterAll(async () => {
-  await s3?.stop();
   await stopUvIndexSandbox(index, root);
 });
 

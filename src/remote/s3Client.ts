@@ -1,8 +1,9 @@
 /**
  * A small S3 client on Node's fetch and sigv4.ts: GET (whole or a byte
  * range), PUT, DELETE and ListObjectsV2 — all velo's remote tier needs.
- * Every request has a timeout; failures are RemoteError (a VeloError with
- * code NETWORK and the HTTP status, 0 when the server was not reached).
+ * Every request has an idle timeout and transient failures are retried;
+ * failures are RemoteError (a VeloError with code NETWORK and the HTTP
+ * status, 0 when the server was not reached).
  */
 import { VeloError } from '../errors.js';
 import { signRequest, uriEncode, type Credentials } from './sigv4.js';
@@ -20,11 +21,27 @@ export interface S3Location {
 
 export class RemoteError extends VeloError {
   readonly status: number;
-  constructor(message: string, status: number, cause?: unknown) {
+  /** worth retrying: a reset connection or a timeout, not a refused one */
+  readonly transient: boolean;
+  constructor(message: string, status: number, cause?: unknown, transient = false) {
     super('NETWORK', message, cause === undefined ? {} : { cause });
     this.status = status;
+    this.transient = transient;
   }
 }
+
+interface Answer {
+  status: number;
+  body: Buffer;
+}
+
+const RETRIES = 2;
+const RETRY_DELAY_MS = 200;
+const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
+/** connection failures that say the server is not there: retrying will not help */
+const NOT_TRANSIENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_INVALID_URL', 'ERR_TLS_CERT_ALTNAME_INVALID', 'DEPTH_ZERO_SELF_SIGNED_CERT']);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface ListedObject {
   key: string;
@@ -50,69 +67,106 @@ export class S3Client {
     return url;
   }
 
-  async #send(method: string, key: string, opts: { query?: Record<string, string>; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Response> {
+  /**
+   * One request, its whole answer read. The timeout is for silence — no
+   * answer, or no body bytes, for timeoutMs (an upload gets extra time for
+   * its bytes at 256 KiB/s) — not for the whole transfer, so a large object
+   * on a slow link is not cut off while it flows. Transient failures (reset
+   * connections, timeouts, 5xx, 429) are retried twice; a refused
+   * connection or a 4xx is not.
+   */
+  async #request(method: string, key: string, opts: { query?: Record<string, string>; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Answer> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answer = await this.#once(method, key, opts);
+        if (attempt < RETRIES && RETRY_STATUS.has(answer.status)) {
+          await sleep(RETRY_DELAY_MS * 4 ** attempt);
+          continue;
+        }
+        return answer;
+      } catch (err) {
+        if (!(err instanceof RemoteError) || attempt >= RETRIES || !err.transient) throw err;
+        await sleep(RETRY_DELAY_MS * 4 ** attempt);
+      }
+    }
+  }
+
+  async #once(method: string, key: string, opts: { query?: Record<string, string>; headers?: Record<string, string>; body?: Buffer }): Promise<Answer> {
     const url = this.url(key, opts.query);
     const base = { ...(opts.headers ?? {}) };
     if (opts.body) base['content-length'] = String(opts.body.length);
     const headers = this.loc.credentials ? signRequest({ method, url, headers: base, region: this.loc.region, credentials: this.loc.credentials }) : base;
     this.stats.requests++;
-    let res: Response;
+    const ac = new AbortController();
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = true;
+        ac.abort();
+      }, ms);
+    };
+    arm(this.loc.timeoutMs + Math.round((opts.body?.length ?? 0) / 256));
     try {
-      res = await fetch(url, {
+      const res = await fetch(url, {
         method,
         headers,
         ...(opts.body ? { body: opts.body as Uint8Array<ArrayBuffer> } : {}),
-        signal: AbortSignal.timeout(this.loc.timeoutMs),
+        signal: ac.signal,
       });
+      if (opts.body) this.stats.bytesOut += opts.body.length;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      if (res.body) {
+        const reader = res.body.getReader();
+        for (;;) {
+          arm(this.loc.timeoutMs);
+          const { done, value } = await reader.read();
+          if (done) break;
+          chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+          size += value.byteLength;
+        }
+      }
+      this.stats.bytesIn += size;
+      return { status: res.status, body: Buffer.concat(chunks, size) };
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
-      const why = e.name === 'TimeoutError' ? `no answer within ${this.loc.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
-      throw new RemoteError(`${method} ${this.describe(key)}: ${why}`, 0, err);
+      const code = e.cause?.code;
+      const why = timedOut ? `no answer within ${this.loc.timeoutMs} ms` : (code ?? e.cause?.message ?? e.message);
+      throw new RemoteError(`${method} ${this.describe(key)}: ${why}`, 0, err, timedOut || !NOT_TRANSIENT.has(code ?? ''));
+    } finally {
+      clearTimeout(timer);
     }
-    if (opts.body) this.stats.bytesOut += opts.body.length;
-    return res;
   }
 
   describe(key: string): string {
     return `s3://${this.loc.bucket}/${key}`;
   }
 
-  async #fail(method: string, key: string, res: Response): Promise<never> {
-    const text = await res.text().catch(() => '');
-    const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+  #fail(method: string, key: string, res: Answer): never {
+    const code = /<Code>([^<]*)<\/Code>/.exec(res.body.toString('utf8'))?.[1];
     const what = res.status === 403 ? 'access denied' : res.status === 404 ? 'not found' : `HTTP ${res.status}`;
     throw new RemoteError(`${method} ${this.describe(key)}: ${what}${code ? ` (${code})` : ''}`, res.status);
   }
 
   /** The object's bytes (or the byte range [start, end], inclusive), undefined when it does not exist. */
   async get(key: string, range?: { start: number; end: number }): Promise<Buffer | undefined> {
-    const res = await this.#send('GET', key, range ? { headers: { range: `bytes=${range.start}-${range.end}` } } : {});
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return undefined;
-    }
+    const res = await this.#request('GET', key, range ? { headers: { range: `bytes=${range.start}-${range.end}` } } : {});
+    if (res.status === 404) return undefined;
     if (res.status !== 200 && res.status !== 206) return this.#fail('GET', key, res);
-    let body: Buffer;
-    try {
-      body = Buffer.from(await res.arrayBuffer());
-    } catch (err) {
-      throw new RemoteError(`GET ${this.describe(key)}: ${(err as Error).message}`, 0, err);
-    }
-    this.stats.bytesIn += body.length;
-    if (range && res.status === 200) body = body.subarray(range.start, range.end + 1); // a server that ignored Range
-    return body;
+    // a server that ignored Range sends the whole object
+    return range && res.status === 200 ? res.body.subarray(range.start, range.end + 1) : res.body;
   }
 
   async put(key: string, body: Buffer, contentType = 'application/octet-stream'): Promise<void> {
-    const res = await this.#send('PUT', key, { body, headers: { 'content-type': contentType } });
-    if (res.status !== 200) return this.#fail('PUT', key, res);
-    await res.body?.cancel();
+    const res = await this.#request('PUT', key, { body, headers: { 'content-type': contentType } });
+    if (res.status !== 200) this.#fail('PUT', key, res);
   }
 
   async delete(key: string): Promise<void> {
-    const res = await this.#send('DELETE', key);
-    if (res.status !== 204 && res.status !== 200 && res.status !== 404) return this.#fail('DELETE', key, res);
-    await res.body?.cancel();
+    const res = await this.#request('DELETE', key);
+    if (res.status !== 204 && res.status !== 200 && res.status !== 404) this.#fail('DELETE', key, res);
   }
 
   /** Every object under prefix (ListObjectsV2, 1000 a page). */
@@ -121,10 +175,9 @@ export class S3Client {
     do {
       const query: Record<string, string> = { 'list-type': '2', prefix };
       if (token) query['continuation-token'] = token;
-      const res = await this.#send('GET', '', { query });
-      if (res.status !== 200) return this.#fail('LIST', prefix, res);
-      const xml = await res.text();
-      this.stats.bytesIn += xml.length;
+      const res = await this.#request('GET', '', { query });
+      if (res.status !== 200) this.#fail('LIST', prefix, res);
+      const xml = res.body.toString('utf8');
       for (const m of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
         const body = m[1]!;
         const key = xmlText(/<Key>([\s\S]*?)<\/Key>/.exec(body)?.[1] ?? '');
