@@ -31,6 +31,8 @@ import type { Remote } from './remote.js';
 
 export const UPLOAD_CONCURRENCY = 4;
 const SMALL_CONCURRENCY = 16;
+/** up to this many keys to publish are checked one by one (HEAD); more, by listing keys/ */
+const HEAD_LIMIT = 200;
 
 export interface PublishResult {
   /** keys written now */
@@ -91,13 +93,19 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
       result.alreadyThere = local.size;
       return result;
     }
-    // what the remote has already (another machine may have published it)
+    // what the remote has already (another machine may have published it): a HEAD
+    // each for a few keys, one listing of keys/ for many
     const present = new Set<string>();
-    const listed = await remote.guard(async () => {
-      for await (const o of remote.client.list(`${remote.prefix}keys/`)) present.add(o.key);
+    const asked = await remote.guard(async () => {
+      if (todo.length <= HEAD_LIMIT) {
+        await runPool(todo, SMALL_CONCURRENCY, async ([name]) => {
+          const objectName = keyObjectName(remote.prefix, name);
+          if (await remote.client.exists(objectName)) present.add(objectName);
+        });
+      } else for await (const o of remote.client.list(`${remote.prefix}keys/`)) present.add(o.key);
       return true;
     });
-    if (!listed) return result;
+    if (!asked) return result;
     const known = todo.filter(([name]) => present.has(keyObjectName(remote.prefix, name)));
     record.addKeys(known);
     todo = todo.filter(([name]) => !present.has(keyObjectName(remote.prefix, name)));

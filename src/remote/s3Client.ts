@@ -159,6 +159,14 @@ export class S3Client {
     return range && res.status === 200 ? res.body.subarray(range.start, range.end + 1) : res.body;
   }
 
+  /** Whether the object exists (HEAD). */
+  async exists(key: string): Promise<boolean> {
+    const res = await this.#request('HEAD', key);
+    if (res.status === 404) return false;
+    if (res.status !== 200) this.#fail('HEAD', key, res);
+    return true;
+  }
+
   async put(key: string, body: Buffer, contentType = 'application/octet-stream'): Promise<void> {
     const res = await this.#request('PUT', key, { body, headers: { 'content-type': contentType } });
     if (res.status !== 200) this.#fail('PUT', key, res);
