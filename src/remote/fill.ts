@@ -21,6 +21,9 @@ import type { Remote } from './remote.js';
 
 export const FETCH_CONCURRENCY = 16;
 const EMPTY_DIGEST = hashBuffer(Buffer.alloc(0));
+/** the most a key's JSON or a tree from the remote may weigh (the remote is untrusted; memory is not) */
+const KEY_MAX_BYTES = 64 << 20;
+const TREE_MAX_BYTES = 512 << 20;
 /** neighbouring objects in a pack are read in one GET when the gap is at most this */
 const MERGE_GAP = 64 << 10;
 /** and the merged range at most this long */
@@ -98,7 +101,9 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
 
   await runPool(planReads([...wanted.values()]), FETCH_CONCURRENCY, async (read) => {
     const objectName = read.pack === '' ? looseObjectName(remote.prefix, read.items[0]!.digest) : packObjectName(remote.prefix, read.pack);
-    const data = await remote.guard(() => remote.client.get(objectName, read.pack === '' ? undefined : { start: read.start, end: read.end - 1 }));
+    const data = await remote.guard(() =>
+      read.pack === '' ? remote.client.get(objectName, undefined, read.end) : remote.client.get(objectName, { start: read.start, end: read.end - 1 }),
+    );
     if (data === undefined) {
       if (remote.usable) remote.damaged(`${objectName} is missing`);
       for (const w of read.items) for (const u of w.users) u.bad = true;
@@ -132,7 +137,7 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
 }
 
 async function lookUp(store: Store, remote: Remote, name: string, kinds: readonly string[]): Promise<Found | undefined> {
-  const data = await remote.guard(() => remote.client.get(keyObjectName(remote.prefix, name)));
+  const data = await remote.guard(() => remote.client.get(keyObjectName(remote.prefix, name), undefined, KEY_MAX_BYTES));
   if (data === undefined) return undefined;
   let decoded;
   try {
@@ -150,7 +155,7 @@ async function lookUp(store: Store, remote: Remote, name: string, kinds: readonl
   let bytes: Buffer;
   if (hasTree(store, key.tree)) bytes = readTreeBuffer(store, key.tree);
   else {
-    treeBuf = await remote.guard(() => remote.client.get(treeObjectName(remote.prefix, key.tree)));
+    treeBuf = await remote.guard(() => remote.client.get(treeObjectName(remote.prefix, key.tree), undefined, TREE_MAX_BYTES));
     if (treeBuf === undefined) {
       if (remote.usable) remote.damaged(`tree ${key.tree} of ${name} is missing`);
       return undefined;

@@ -30,6 +30,14 @@ export class RemoteError extends VeloError {
   }
 }
 
+interface RequestOptions {
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** refuse an answer body longer than this */
+  maxBytes?: number;
+}
+
 interface Answer {
   status: number;
   body: Buffer;
@@ -75,7 +83,7 @@ export class S3Client {
    * connections, timeouts, 5xx, 429) are retried twice; a refused
    * connection or a 4xx is not.
    */
-  async #request(method: string, key: string, opts: { query?: Record<string, string>; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Answer> {
+  async #request(method: string, key: string, opts: RequestOptions = {}): Promise<Answer> {
     for (let attempt = 0; ; attempt++) {
       try {
         const answer = await this.#once(method, key, opts);
@@ -91,7 +99,7 @@ export class S3Client {
     }
   }
 
-  async #once(method: string, key: string, opts: { query?: Record<string, string>; headers?: Record<string, string>; body?: Buffer }): Promise<Answer> {
+  async #once(method: string, key: string, opts: RequestOptions): Promise<Answer> {
     const url = this.url(key, opts.query);
     const base = { ...(opts.headers ?? {}) };
     if (opts.body) base['content-length'] = String(opts.body.length);
@@ -126,11 +134,16 @@ export class S3Client {
           if (done) break;
           chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
           size += value.byteLength;
+          if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+            await reader.cancel();
+            throw new RemoteError(`${method} ${this.describe(key)}: the answer is larger than the ${opts.maxBytes} bytes it can be`, res.status);
+          }
         }
       }
       this.stats.bytesIn += size;
       return { status: res.status, body: Buffer.concat(chunks, size) };
     } catch (err) {
+      if (err instanceof RemoteError) throw err;
       const e = err as Error & { cause?: { code?: string; message?: string } };
       const code = e.cause?.code;
       const why = timedOut ? `no answer within ${this.loc.timeoutMs} ms` : (code ?? e.cause?.message ?? e.message);
@@ -150,13 +163,20 @@ export class S3Client {
     throw new RemoteError(`${method} ${this.describe(key)}: ${what}${code ? ` (${code})` : ''}`, res.status);
   }
 
-  /** The object's bytes (or the byte range [start, end], inclusive), undefined when it does not exist. */
-  async get(key: string, range?: { start: number; end: number }): Promise<Buffer | undefined> {
-    const res = await this.#request('GET', key, range ? { headers: { range: `bytes=${range.start}-${range.end}` } } : {});
+  /**
+   * The object's bytes (or the byte range [start, end], inclusive), undefined
+   * when it does not exist. An answer longer than maxBytes (or than the range)
+   * is refused: the remote is untrusted, and memory is not.
+   */
+  async get(key: string, range?: { start: number; end: number }, maxBytes?: number): Promise<Buffer | undefined> {
+    const limit = maxBytes ?? (range ? range.end - range.start + 1 : undefined);
+    const res = await this.#request('GET', key, {
+      ...(range ? { headers: { range: `bytes=${range.start}-${range.end}` } } : {}),
+      ...(limit !== undefined ? { maxBytes: limit } : {}),
+    });
     if (res.status === 404) return undefined;
     if (res.status !== 200 && res.status !== 206) return this.#fail('GET', key, res);
-    // a server that ignored Range sends the whole object
-    return range && res.status === 200 ? res.body.subarray(range.start, range.end + 1) : res.body;
+    return res.body;
   }
 
   /** Whether the object exists (HEAD). */
