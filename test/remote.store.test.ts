@@ -3,6 +3,7 @@
 // another, and what happens when the remote is damaged, refuses or is down.
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
@@ -42,8 +43,7 @@ async function seededStore(): Promise<{ store: Store; keys: string[]; dirs: stri
   chmodSync(join(a, 'bin.sh'), 0o755);
   writeFileSync(join(a, 'empty'), '');
   const b = tmp();
-  const big = Buffer.alloc(3 * 1024 * 1024 + 5);
-  for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+  const big = randomBytes(3 * 1024 * 1024 + 5); // incompressible: stored on its own, not packed
   writeFileSync(join(b, 'big.bin'), big);
   writeFileSync(join(b, 'index.js'), 'module.exports = 0;\n'); // shared with nothing
   writeFileSync(join(b, 'f1.js'), 'module.exports = 1;\n'.repeat(2)); // same bytes as a/lib/f1.js

@@ -15,7 +15,7 @@ import { hasTree, putTreeBuffer, readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
-import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, treeObjectName, type ObjectLocation } from './remoteLayout.js';
+import { decodeObject, decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, treeObjectName, type ObjectLocation } from './remoteLayout.js';
 import { runPool } from './pool.js';
 import type { Remote } from './remote.js';
 
@@ -86,7 +86,8 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
         continue;
       }
       const loc = f.locations.get(e.digest);
-      if (!loc || loc.length !== e.size) {
+      // stored as it is: exactly its size; compressed: smaller than it
+      if (!loc || (loc.enc === 0 ? loc.length !== e.size : loc.length >= e.size)) {
         remote.damaged(`${f.name}: no index entry of the right size for object ${e.digest}`);
         f.bad = true;
         continue;
@@ -111,8 +112,8 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
     }
     for (const w of read.items) {
       const off = read.pack === '' ? 0 : w.loc.offset - read.start;
-      const bytes = data.subarray(off, off + w.size);
-      if (bytes.length !== w.size || hashBuffer(bytes) !== w.digest) {
+      const bytes = decodeObject(data.subarray(off, off + w.loc.length), w.loc.enc, w.size);
+      if (!bytes || bytes.length !== w.size || hashBuffer(bytes) !== w.digest) {
         remote.damaged(`object ${w.digest} in ${objectName} does not match its digest`);
         for (const u of w.users) u.bad = true;
         continue;
@@ -189,7 +190,7 @@ export function planReads(wanted: Wanted[]): Read[] {
   const reads: Read[] = [];
   const byPack = new Map<string, Wanted[]>();
   for (const w of wanted) {
-    if (w.loc.pack === '') reads.push({ pack: '', start: 0, end: w.size, items: [w] });
+    if (w.loc.pack === '') reads.push({ pack: '', start: 0, end: w.loc.length, items: [w] });
     else {
       const list = byPack.get(w.loc.pack);
       if (list) list.push(w);

@@ -19,6 +19,7 @@ import {
   OBJECT_PUBLISH_MAX,
   PACK_OBJECT_MAX,
   PACK_TARGET,
+  encodeObject,
   encodeRemoteKey,
   keyObjectName,
   looseObjectName,
@@ -170,18 +171,19 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
       for (const [e, data] of fresh) {
         if (queued.has(e.digest)) continue;
         queued.add(e.digest);
-        if (data.length > PACK_OBJECT_MAX) {
+        const { bytes, enc } = encodeObject(data);
+        if (bytes.length > PACK_OBJECT_MAX) {
           await uploads.admit(async () => {
-            if (await put(looseObjectName(remote.prefix, e.digest), data)) {
-              record.addObjects([[e.digest, { pack: '', offset: 0, length: data.length }]]);
+            if (await put(looseObjectName(remote.prefix, e.digest), bytes)) {
+              record.addObjects([[e.digest, { pack: '', offset: 0, length: bytes.length, enc }]]);
               result.objects++;
             }
           });
           continue;
         }
-        pack.entries.push([e.digest, { pack: '', offset: pack.size, length: data.length }]);
-        pack.parts.push(data);
-        pack.size += data.length;
+        pack.entries.push([e.digest, { pack: '', offset: pack.size, length: bytes.length, enc }]);
+        pack.parts.push(bytes);
+        pack.size += bytes.length;
         if (pack.size >= PACK_TARGET) await sealPack();
       }
       plans.push({ name, tree, kind: kindOf.get(name) ?? '', files, logicalSize });

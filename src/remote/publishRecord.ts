@@ -20,7 +20,7 @@ export const DEFAULT_GC_GRACE_MS = 48 * 3600_000;
 export const RECORD_TRUST_MS = DEFAULT_GC_GRACE_MS / 2;
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS objects (digest TEXT PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (digest TEXT PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, enc INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS trees (digest TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, tree TEXT NOT NULL, at INTEGER NOT NULL);
 `;
@@ -31,7 +31,8 @@ export class PublishRecord {
 
   constructor(store: Store, remoteId: string) {
     const dir = join(store.home, 'remote');
-    this.path = join(dir, `${createHash('sha256').update(remoteId).digest('hex').slice(0, 16)}.db`);
+    // .r1: the record's own format (bump when its tables change)
+    this.path = join(dir, `${createHash('sha256').update(remoteId).digest('hex').slice(0, 16)}.r1.db`);
     try {
       mkdirSync(dir, { recursive: true });
       this.#db = new DatabaseSync(this.path, { timeout: 30_000 });
@@ -46,18 +47,32 @@ export class PublishRecord {
     return Date.now() - RECORD_TRUST_MS;
   }
 
+  /** the trusted object records, read once (a publish asks for every file of every tree) */
+  #objects: Map<string, ObjectLocation> | undefined;
+
   objectLocation(digest: string): ObjectLocation | undefined {
-    const row = this.#db.prepare('SELECT pack, offset, length FROM objects WHERE digest = ? AND at >= ?').get(digest, this.#since()) as
-      | { pack: string; offset: number; length: number }
-      | undefined;
-    return row ? { pack: row.pack, offset: Number(row.offset), length: Number(row.length) } : undefined;
+    if (!this.#objects) {
+      this.#objects = new Map();
+      const rows = this.#db.prepare('SELECT digest, pack, offset, length, enc FROM objects WHERE at >= ?').all(this.#since()) as {
+        digest: string;
+        pack: string;
+        offset: number;
+        length: number;
+        enc: number;
+      }[];
+      for (const r of rows) this.#objects.set(r.digest, { pack: r.pack, offset: Number(r.offset), length: Number(r.length), enc: r.enc === 1 ? 1 : 0 });
+    }
+    return this.#objects.get(digest);
   }
 
   addObjects(entries: Iterable<[string, ObjectLocation]>): void {
     const now = Date.now();
     writeTransaction(this.#db, () => {
-      const ins = this.#db.prepare('INSERT OR REPLACE INTO objects(digest, pack, offset, length, at) VALUES(?, ?, ?, ?, ?)');
-      for (const [d, l] of entries) ins.run(d, l.pack, l.offset, l.length, now);
+      const ins = this.#db.prepare('INSERT OR REPLACE INTO objects(digest, pack, offset, length, enc, at) VALUES(?, ?, ?, ?, ?, ?)');
+      for (const [d, l] of entries) {
+        ins.run(d, l.pack, l.offset, l.length, l.enc, now);
+        this.#objects?.set(d, l);
+      }
     });
   }
 

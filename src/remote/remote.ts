@@ -104,7 +104,8 @@ export class Remote {
       url: this.settings.url,
       mode: this.settings.mode,
       fromRemote: this.#filled?.trees.size ?? 0,
-      downloadedBytes: this.#filled?.bytes ?? 0,
+      // bytes that crossed the network (objects compressed), not what they unpack to
+      downloadedBytes: this.client.stats.bytesIn,
       published: this.#published?.keys ?? 0,
       uploadedBytes: this.#published?.bytes ?? 0,
       requests: this.client.stats.requests,
