@@ -17,10 +17,10 @@ else VELO_REMOTE, else "remote" in velo.json or ~/.config/velo/config.json
 environment and files: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, ~/.aws/.
 
-  status            what the remote holds (keys, trees, packs, loose objects:
+  status            what the remote holds (keys with their trees, packs, loose objects:
                     counts and bytes) and what this store has published there
   gc                delete the keys written more than --keep-days ago (default 30),
-                    then every tree, pack and object no remaining key references
+                    then every pack and object no remaining key references
                     and older than --grace-hours (default 48: a publish in flight
                     keeps its uploads)
   --dry-run         gc: report what would be deleted, delete nothing
@@ -61,7 +61,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         out(io, `remote ${s.url} at ${s.endpoint} (${s.mode === 'read' ? 'read only' : 'read-write'}): ${formatBytes(s.totalBytes)}`);
         for (const a of REMOTE_AREAS) out(io, `  ${a.padEnd(8)} ${String(s.remote[a].count).padStart(8)}  ${formatBytes(s.remote[a].bytes)}`);
         const mine = s.publishedByThisStore;
-        out(io, `published from this store: ${mine.keys} keys, ${mine.trees} trees, ${mine.objects} objects`);
+        out(io, `published from this store: ${mine.keys} keys, ${mine.objects} objects`);
       }
     } finally {
       store.close();
@@ -82,8 +82,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const verb = r.dryRun ? 'would delete' : 'deleted';
     out(
       io,
-      `${verb} ${r.keysDeleted} keys, ${r.deleted.trees} trees, ${r.deleted.packs} packs, ${r.deleted.objects} objects (${formatBytes(r.deleted.bytes)}); ` +
-        `kept ${r.keysKept} keys and ${r.kept.trees + r.kept.packs + r.kept.objects} items (${formatBytes(r.kept.bytes)})`,
+      `${verb} ${r.keysDeleted} keys, ${r.deleted.packs} packs, ${r.deleted.objects} objects (${formatBytes(r.deleted.bytes)}); ` +
+        `kept ${r.keysKept} keys, ${r.kept.packs} packs, ${r.kept.objects} objects (${formatBytes(r.kept.bytes)})`,
     );
   }
   return 0;

@@ -58,7 +58,7 @@ async function seededStore(): Promise<{ store: Store; keys: string[]; dirs: stri
 }
 
 describe('remote store tier (weed mini)', () => {
-  it('publishes objects in packs, then trees, then keys; a fresh store fills from it with every byte checked', async () => {
+  it('publishes objects in packs, then keys carrying their trees; a fresh store fills from it with every byte checked', async () => {
     const { store, keys, dirs } = await seededStore();
     const remote = remoteFor('p1/');
     const order: string[] = [];
@@ -69,14 +69,14 @@ describe('remote store tier (weed mini)', () => {
     // keys are the last PUTs, after every pack, loose object and tree
     const firstKey = order.indexOf('keys');
     expect(order.slice(firstKey).every((k) => k === 'keys')).toBe(true);
-    expect(order.slice(0, firstKey)).toEqual(expect.arrayContaining(['packs', 'objects', 'trees']));
+    expect(order.slice(0, firstKey)).toEqual(expect.arrayContaining(['packs', 'objects']));
     const listed = await listAll('p1/');
     expect(listed.filter((k) => k.startsWith('keys/'))).toHaveLength(2);
     expect(listed.filter((k) => k.startsWith('objects/'))).toHaveLength(1); // the 3 MiB file on its own
 
     // publishing again uploads nothing
     const again = await publishToRemote(store, remoteFor('p1/'), keys, ['npm']);
-    expect(again).toMatchObject({ keys: 0, objects: 0, packs: 0, trees: 0, bytes: 0, alreadyThere: 2 });
+    expect(again).toMatchObject({ keys: 0, objects: 0, packs: 0, bytes: 0, alreadyThere: 2 });
 
     const fresh = Store.open(join(tmp(), 'store'));
     const r2 = remoteFor('p1/');
@@ -115,6 +115,25 @@ describe('remote store tier (weed mini)', () => {
       seen++;
     }
     expect(seen).toBeLessThan(3); // at most the empty file and the loose big object
+    store.close();
+    fresh.close();
+  });
+
+  it('a key whose tree was swapped for another is refused: one warning, nothing set', async () => {
+    const { store, keys } = await seededStore();
+    await publishToRemote(store, remoteFor('p6/'), keys, ['npm']);
+    const rw = remoteFor('p6/').client;
+    const [first, second] = (await s3.list('p6/keys/')).map((o) => o.key);
+    const a = JSON.parse((await rw.get(first!))!.toString());
+    const b = JSON.parse((await rw.get(second!))!.toString());
+    await rw.put(first!, Buffer.from(JSON.stringify({ ...a, treeData: b.treeData }))); // still names its own digest
+    const fresh = Store.open(join(tmp(), 'store'));
+    const remote = remoteFor('p6/');
+    const filled = await fillFromRemote(fresh, remote, [a.name], ['npm']);
+    expect(filled.trees.size).toBe(0);
+    expect(getKey(fresh, a.name)).toBeUndefined();
+    expect(remote.warnings()).toHaveLength(1);
+    expect(remote.warnings()[0]).toMatch(/does not match its digest/);
     store.close();
     fresh.close();
   });

@@ -1,6 +1,6 @@
 /**
- * Lookup before the registry: package key → remote key → tree → the objects
- * the local store lacks. Everything from the remote is untrusted: the key's
+ * Lookup before the registry: package key → remote key (which carries its
+ * tree) → the objects the local store lacks. Everything from the remote is untrusted: the key's
  * JSON is checked field by field, the tree and every object are re-hashed
  * with BLAKE3 before they enter the local store, and an object's length must
  * be the size its tree gives. A key is set locally only when its tree and
@@ -15,15 +15,14 @@ import { hasTree, putTreeBuffer, readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
-import { decodeObject, decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, treeObjectName, type ObjectLocation } from './remoteLayout.js';
+import { decodeObject, decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, type ObjectLocation } from './remoteLayout.js';
 import { runPool } from './pool.js';
 import type { Remote } from './remote.js';
 
 export const FETCH_CONCURRENCY = 16;
 const EMPTY_DIGEST = hashBuffer(Buffer.alloc(0));
-/** the most a key's JSON or a tree from the remote may weigh (the remote is untrusted; memory is not) */
-const KEY_MAX_BYTES = 64 << 20;
-const TREE_MAX_BYTES = 512 << 20;
+/** the most a key's JSON (its tree included) from the remote may weigh: the remote is untrusted, memory is not */
+const KEY_MAX_BYTES = 512 << 20;
 /** neighbouring objects in a pack are read in one GET when the gap is at most this */
 const MERGE_GAP = 64 << 10;
 /** and the merged range at most this long */
@@ -156,11 +155,7 @@ async function lookUp(store: Store, remote: Remote, name: string, kinds: readonl
   let bytes: Buffer;
   if (hasTree(store, key.tree)) bytes = readTreeBuffer(store, key.tree);
   else {
-    treeBuf = await remote.guard(() => remote.client.get(treeObjectName(remote.prefix, key.tree), undefined, TREE_MAX_BYTES));
-    if (treeBuf === undefined) {
-      if (remote.usable) remote.damaged(`tree ${key.tree} of ${name} is missing`);
-      return undefined;
-    }
+    treeBuf = Buffer.from(key.treeData, 'base64');
     if (hashBuffer(treeBuf) !== key.tree) {
       remote.damaged(`tree ${key.tree} of ${name} does not match its digest`);
       return undefined;

@@ -1,6 +1,6 @@
 /**
  * After a successful install: publish what the remote lacks — objects (small
- * ones packed many to a PUT), then trees, then keys. A key is written only
+ * ones packed many to a PUT), then keys, each carrying its tree. A key is written only
  * after everything it names is there, so a reader never finds a key whose
  * content is missing. Every upload is recorded locally as soon as it
  * succeeded (publishRecord.ts): nothing is uploaded twice, and an
@@ -24,7 +24,6 @@ import {
   keyObjectName,
   looseObjectName,
   packObjectName,
-  treeObjectName,
   type ObjectLocation,
 } from './remoteLayout.js';
 import { Limiter, runPool } from './pool.js';
@@ -44,7 +43,6 @@ export interface PublishResult {
   skipped: number;
   objects: number;
   packs: number;
-  trees: number;
   bytes: number;
   requests: number;
 }
@@ -70,7 +68,7 @@ function keyKind(store: Store, name: string): string {
 
 /** Publish the keys among `names` whose local kind is one of `kinds`. */
 export async function publishToRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], hooks: PublishHooks = {}): Promise<PublishResult> {
-  const result: PublishResult = { keys: 0, alreadyThere: 0, skipped: 0, objects: 0, packs: 0, trees: 0, bytes: 0, requests: 0 };
+  const result: PublishResult = { keys: 0, alreadyThere: 0, skipped: 0, objects: 0, packs: 0, bytes: 0, requests: 0 };
   if (remote.settings.mode === 'read' || !remote.usable) return result;
   remote.phase = 'publish';
   const requests0 = remote.client.stats.requests;
@@ -192,7 +190,7 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
     await uploads.idle();
     if (!remote.usable) return result;
 
-    // then trees, for the keys whose objects are all there
+    // keys last (each carrying its tree), for the keys whose objects are all there
     const locate = (p: Plan): Map<string, ObjectLocation> | undefined => {
       const m = new Map<string, ObjectLocation>();
       for (const e of p.files) {
@@ -204,20 +202,10 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
       return m;
     };
     const ready = plans.filter((p) => locate(p) !== undefined);
-    const trees = [...new Set(ready.map((p) => p.tree))].filter((t) => !record.hasTree(t));
-    await runPool(trees, SMALL_CONCURRENCY, async (tree) => {
-      if (await put(treeObjectName(remote.prefix, tree), readTreeBuffer(store, tree))) {
-        record.addTree(tree);
-        result.trees++;
-      }
-    });
-    if (!remote.usable) return result;
-
-    // keys last
     await runPool(ready, SMALL_CONCURRENCY, async (p) => {
       const locations = locate(p);
-      if (!locations || !record.hasTree(p.tree)) return;
-      const body = encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, files: p.files.length, bytes: p.logicalSize }, locations);
+      if (!locations) return;
+      const body = encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: readTreeBuffer(store, p.tree), files: p.files.length, bytes: p.logicalSize }, locations);
       if (await put(keyObjectName(remote.prefix, p.name), body, 'application/json')) {
         record.addKeys([[p.name, p.tree]]);
         result.keys++;

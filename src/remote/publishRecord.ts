@@ -21,7 +21,6 @@ export const RECORD_TRUST_MS = DEFAULT_GC_GRACE_MS / 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS objects (digest TEXT PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, enc INTEGER NOT NULL, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS trees (digest TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, tree TEXT NOT NULL, at INTEGER NOT NULL);
 `;
 
@@ -76,14 +75,6 @@ export class PublishRecord {
     });
   }
 
-  hasTree(digest: string): boolean {
-    return this.#db.prepare('SELECT 1 FROM trees WHERE digest = ? AND at >= ?').get(digest, this.#since()) !== undefined;
-  }
-
-  addTree(digest: string): void {
-    this.#db.prepare('INSERT OR REPLACE INTO trees(digest, at) VALUES(?, ?)').run(digest, Date.now());
-  }
-
   /** the tree this key was published with, when that is recent */
   keyTree(name: string): string | undefined {
     return (this.#db.prepare('SELECT tree FROM keys WHERE name = ? AND at >= ?').get(name, this.#since()) as { tree: string } | undefined)?.tree;
@@ -97,9 +88,9 @@ export class PublishRecord {
     });
   }
 
-  counts(): { objects: number; trees: number; keys: number } {
+  counts(): { objects: number; keys: number } {
     const c = (t: string): number => Number((this.#db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n);
-    return { objects: c('objects'), trees: c('trees'), keys: c('keys') };
+    return { objects: c('objects'), keys: c('keys') };
   }
 
   close(): void {

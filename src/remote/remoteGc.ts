@@ -1,6 +1,6 @@
 /**
  * The remote's gc: keys written in the last `keepDays` days are live; every
- * tree, pack and loose object they reference is kept. Older keys are
+ * pack and loose object they reference is kept (a key carries its tree). Older keys are
  * deleted, then whatever no live key references — but only content older
  * than the grace period, so a publish in flight (its objects up, its key not
  * yet written) never loses anything. Publishers trust their own records for
@@ -8,7 +8,7 @@
  * points at content gc may delete.
  */
 import { VeloError } from '../errors.js';
-import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, treeObjectName } from './remoteLayout.js';
+import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName } from './remoteLayout.js';
 import type { ListedObject } from './s3Client.js';
 import { runPool } from './pool.js';
 import { DEFAULT_GC_GRACE_MS } from './publishRecord.js';
@@ -27,8 +27,8 @@ export interface RemoteGcResult {
   keysDeleted: number;
   /** keys whose body could not be read as a key (deleted like old keys) */
   keysUnreadable: number;
-  deleted: { trees: number; packs: number; objects: number; bytes: number };
-  kept: { trees: number; packs: number; objects: number; bytes: number };
+  deleted: { packs: number; objects: number; bytes: number };
+  kept: { packs: number; objects: number; bytes: number };
 }
 
 const CONCURRENCY = 16;
@@ -46,8 +46,8 @@ export async function remoteGc(remote: Remote, o: RemoteGcOptions): Promise<Remo
     keysKept: 0,
     keysDeleted: 0,
     keysUnreadable: 0,
-    deleted: { trees: 0, packs: 0, objects: 0, bytes: 0 },
-    kept: { trees: 0, packs: 0, objects: 0, bytes: 0 },
+    deleted: { packs: 0, objects: 0, bytes: 0 },
+    kept: { packs: 0, objects: 0, bytes: 0 },
   };
   const list = async (area: string): Promise<ListedObject[]> => {
     const out: ListedObject[] = [];
@@ -79,13 +79,12 @@ export async function remoteGc(remote: Remote, o: RemoteGcOptions): Promise<Remo
       return;
     }
     result.keysKept++;
-    live.add(treeObjectName(prefix, parsed.key.tree));
     for (const [digest, loc] of parsed.locations) live.add(loc.pack === '' ? looseObjectName(prefix, digest) : packObjectName(prefix, loc.pack));
   });
   // old keys first: from here on nothing names the content swept below
   await del(old);
   result.keysDeleted = old.length;
-  for (const area of ['trees', 'packs', 'objects'] as const) {
+  for (const area of ['packs', 'objects'] as const) {
     const doomed: string[] = [];
     for (const x of await list(area)) {
       if (live.has(x.key) || x.lastModified >= graceSince) {

@@ -1,11 +1,13 @@
 /**
  * Where things live in a remote (docs/REMOTE.md, "Layout"):
  *
- *   <prefix>keys/<sha256(name)>.json   package key → tree, plus the index of
- *                                      where each of the tree's objects lives
- *                                      (written LAST: a key is a promise that
- *                                      everything it names is already there)
- *   <prefix>trees/<digest>             serialized trees by BLAKE3 digest
+ *   <prefix>keys/<sha256(name)>.json   package key → its tree (digest and the
+ *                                      serialized tree itself, so one GET gives
+ *                                      a reader everything but the objects),
+ *                                      plus the index of where each of the
+ *                                      tree's objects lives (written LAST: a
+ *                                      key is a promise that everything it
+ *                                      names is already there)
  *   <prefix>packs/<digest>             many small objects in one PUT, named by
  *                                      the BLAKE3 digest of the pack's bytes;
  *                                      read one object by a ranged GET
@@ -30,9 +32,6 @@ export const OBJECT_PUBLISH_MAX = 512 << 20;
 
 export function keyObjectName(prefix: string, name: string): string {
   return `${prefix}keys/${createHash('sha256').update(name).digest('hex')}.json`;
-}
-export function treeObjectName(prefix: string, digest: string): string {
-  return `${prefix}trees/${digest}`;
 }
 export function packObjectName(prefix: string, pack: string): string {
   return `${prefix}packs/${pack}`;
@@ -76,6 +75,8 @@ export interface RemoteKey {
   name: string;
   kind: string;
   tree: string;
+  /** the serialized tree (docs/FORMAT.md), base64; BLAKE3 of its bytes is `tree` */
+  treeData: string;
   files: number;
   bytes: number;
   /** the packs the objects are in */
@@ -84,7 +85,10 @@ export interface RemoteKey {
   objects: [string, number, number, number, ObjectEncoding][];
 }
 
-export function encodeRemoteKey(k: { name: string; kind: string; tree: string; files: number; bytes: number }, locations: Map<string, ObjectLocation>): Buffer {
+export function encodeRemoteKey(
+  k: { name: string; kind: string; tree: string; treeData: Buffer; files: number; bytes: number },
+  locations: Map<string, ObjectLocation>,
+): Buffer {
   const packs: string[] = [];
   const packIndex = new Map<string, number>();
   const objects: RemoteKey['objects'] = [];
@@ -99,7 +103,7 @@ export function encodeRemoteKey(k: { name: string; kind: string; tree: string; f
     }
     objects.push([digest, i, loc.offset, loc.length, loc.enc]);
   }
-  const body: RemoteKey = { v: REMOTE_FORMAT, name: k.name, kind: k.kind, tree: k.tree, files: k.files, bytes: k.bytes, packs, objects };
+  const body: RemoteKey = { v: REMOTE_FORMAT, name: k.name, kind: k.kind, tree: k.tree, treeData: k.treeData.toString('base64'), files: k.files, bytes: k.bytes, packs, objects };
   return Buffer.from(JSON.stringify(body));
 }
 
@@ -120,6 +124,7 @@ export function decodeRemoteKey(data: Buffer, expectedName: string): { key: Remo
   if (!k || typeof k !== 'object' || k.v !== REMOTE_FORMAT) bad(`unknown format ${JSON.stringify(k?.v)}`);
   if (k.name !== expectedName) bad(`names ${JSON.stringify(k.name)}`);
   if (typeof k.tree !== 'string' || !isDigest(k.tree)) bad('no tree digest');
+  if (typeof k.treeData !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(k.treeData)) bad('no tree');
   if (typeof k.kind !== 'string' || !nonNegInt(k.files) || !nonNegInt(k.bytes)) bad('bad kind, files or bytes');
   if (!Array.isArray(k.packs) || !k.packs.every((p) => typeof p === 'string' && isDigest(p))) bad('bad pack list');
   if (!Array.isArray(k.objects)) bad('no object index');

@@ -1,13 +1,13 @@
 /**
- * `velo remote status`: what is where — the remote's keys, trees, packs and
- * loose objects (counts and bytes, from listings), and what this store has
+ * `velo remote status`: what is where — the remote's keys (with their
+ * trees), packs and loose objects (counts and bytes, from listings), and what this store has
  * recorded as published there.
  */
 import type { Store } from '../store/store.js';
 import { PublishRecord } from './publishRecord.js';
 import type { Remote } from './remote.js';
 
-export const REMOTE_AREAS = ['keys', 'trees', 'packs', 'objects'] as const;
+export const REMOTE_AREAS = ['keys', 'packs', 'objects'] as const;
 export type RemoteArea = (typeof REMOTE_AREAS)[number];
 
 export interface RemoteStatus {
@@ -18,7 +18,7 @@ export interface RemoteStatus {
   remote: Record<RemoteArea, { count: number; bytes: number }>;
   totalBytes: number;
   /** what this store recorded as published to this remote */
-  publishedByThisStore: { keys: number; trees: number; objects: number };
+  publishedByThisStore: { keys: number; objects: number };
 }
 
 export async function remoteStatus(store: Store, remote: Remote): Promise<RemoteStatus> {
