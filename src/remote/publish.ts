@@ -85,8 +85,8 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
   try {
     const rename = hooks.remoteName ?? ((n: string) => n);
     // remote name → tree
-    const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(keyKind(store, n))))].map(([n, t]) => [rename(n), t]));
     const kindOf = new Map(names.map((n) => [rename(n), keyKind(store, n)]));
+    const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(kindOf.get(rename(n))!)))].map(([n, t]) => [rename(n), t]));
     let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
     if (todo.length === 0) {
       result.alreadyThere = local.size;
