@@ -15,6 +15,7 @@
  * velo made as a directory becomes a mount the same way.
  */
 import type { LinkMethod, Projection } from '../config.js';
+import { enclosingRoot } from '../projection/containment.js';
 import { withLease } from '../store/lock.js';
 import { Store } from '../store/store.js';
 import type { KnownPackage } from './freshness.js';
@@ -134,7 +135,7 @@ async function remountTarget(
   try {
     const made = buildMountTree(store, { source: tree, projectRoot: state.project, check: false, state });
     const view = keepViewTree(store, made.viewTree, { files: made.files, logicalBytes: made.bytes });
-    const m = await mountTarget(store, made.tree, targetDir, { keys: [snapshot.name, view] });
+    const m = await mountTarget(store, made.tree, targetDir, { keys: [snapshot.name, view], within: enclosingRoot(targetDir, state.project) });
     return { mounted: true, replaced: m.replaced, upper: m.upper, ms: performance.now() - t0 };
   } catch (err) {
     // the snapshot is stored and the target is intact (with its state): only the remount did not happen

@@ -19,6 +19,7 @@
  * (`mountNote`).
  */
 import { readFileSync } from 'node:fs';
+import { enclosingRoot } from '../projection/containment.js';
 import { join } from 'node:path';
 import type { LinkMethod, Projection } from '../config.js';
 import { materialize } from '../projection/materialize.js';
@@ -77,6 +78,7 @@ export async function restoreTarget(store: Store, options: RestoreOptions): Prom
   let freshness: FreshnessResult | undefined;
   let signature = '';
   const done = await materialize(store, options.snapshot.tree, options.targetDir, {
+    within: enclosingRoot(options.targetDir, options.projectRoot),
     method,
     backgroundRemoval: true,
     beforeSwap: (staging) => {
@@ -130,7 +132,7 @@ async function restoreByMount(store: Store, options: RestoreOptions, started: nu
     },
   });
   const view = keepViewTree(store, made.viewTree, { files: made.files, logicalBytes: made.bytes });
-  const m = await mountTarget(store, made.tree, options.targetDir, { keys: [options.snapshot.name, view] });
+  const m = await mountTarget(store, made.tree, options.targetDir, { keys: [options.snapshot.name, view], within: enclosingRoot(options.targetDir, options.projectRoot) });
   return {
     method: 'mount',
     projection: 'mount',

@@ -73,10 +73,6 @@ function linkEscapes(type: 'SymbolicLink' | 'Link', relPath: string[], linkpath:
   return resolved === '..' || resolved.startsWith('../');
 }
 
-export function normalizeBinPath(p: string): string {
-  return posix.normalize(p.replace(/\\/g, '/')).replace(/^(\.\/)+/, '');
-}
-
 export function ingestTarball(store: Store, source: Readable, options: TarballOptions): Promise<TarballIngest> {
   const { pkgid } = options;
   const bins = options.bins ?? new Set<string>();

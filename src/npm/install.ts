@@ -61,7 +61,7 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
 export function recoverInterruptedInstall(home: string, root: string): boolean {
   const dead = takeDeadPending(home, root, processAlive);
   if (!dead) return false;
-  rollBack(dead.asides);
+  rollBack(root, dead.asides);
   return true;
 }
 

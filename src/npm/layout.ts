@@ -6,7 +6,7 @@
  * private: copied, never hardlinked, since their scripts write into them.
  */
 import { posix } from 'node:path';
-import { graftTrees, type GraftPart } from '../store/trees.js';
+import { graftTrees, readTree, type GraftPart } from '../store/trees.js';
 import type { TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { nodeModulesRootOf, type Plan, type PlannedLink, type PlannedPackage } from './plan.js';
@@ -32,15 +32,26 @@ function binDirFor(relLocation: string): string {
   return parent ? `${parent}/.bin` : '.bin';
 }
 
-function addBins(entries: Map<string, TreeEntry>, relLocation: string, bins: Map<string, string>): void {
+/**
+ * `.bin` links for one package. `has` says whether a bin target is in the
+ * package: bin-links makes no link for a target that is not there.
+ */
+function addBins(entries: Map<string, TreeEntry>, relLocation: string, bins: Map<string, string>, has: (path: string) => boolean = () => true): void {
   if (bins.size === 0) return;
   const binDir = binDirFor(relLocation);
   for (const [name, path] of bins) {
+    if (!has(path)) continue;
     const linkPath = `${binDir}/${name}`;
     if (entries.has(linkPath)) continue; // the first package (by location) keeps the name
     const target = posix.relative(binDir, `${relLocation}/${path}`);
     entries.set(linkPath, { path: linkPath, kind: 'symlink', target });
   }
+}
+
+/** Does a package tree hold this path (file, directory or symlink)? */
+function pathsOf(store: Store, tree: string): (path: string) => boolean {
+  const paths = new Set(readTree(store, tree).entries.map((e) => e.path));
+  return (path) => paths.has(path);
 }
 
 export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPackage[]): NodeModulesTree[] {
@@ -55,7 +66,8 @@ export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPacka
   for (const p of placed) {
     const { rel, g } = group(p.pkg.location);
     g.parts.push({ prefix: rel, tree: p.tree, private: p.private });
-    if (plan.binLinks) addBins(g.extra, rel, p.pkg.bins);
+    // a package whose scripts run may still create its bin targets (npm links after preinstall): linked as declared
+    if (plan.binLinks) addBins(g.extra, rel, p.pkg.bins, p.private || p.pkg.bins.size === 0 ? undefined : pathsOf(store, p.tree));
   }
   for (const link of plan.links as PlannedLink[]) {
     const { rel, g } = group(link.location);

@@ -6,10 +6,10 @@
  * store keys) and links to place.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, posix, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { VeloError } from '../errors.js';
 import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
-import { normalizeBinPath } from './ingestTarball.js';
+import { normalizeBins } from './bins.js';
 import { packageKey } from './packageKey.js';
 
 export interface PlannedPackage {
@@ -84,6 +84,7 @@ export function checkLockfileSyntax(root: string): string | undefined {
   if (typeof lock.packages !== 'object' || lock.packages === null) throw new VeloError('LOCKFILE', `${path}: the "packages" section is missing`);
   for (const [loc, entry] of Object.entries(lock.packages as Record<string, unknown>)) {
     if (typeof entry !== 'object' || entry === null) throw new VeloError('LOCKFILE', `${path}: packages[${JSON.stringify(loc)}] is not an object`);
+    refuseOutsideKey(root, path, loc);
     const e = entry as { link?: boolean; version?: unknown };
     if (loc.includes('node_modules/') && !e.link && typeof e.version !== 'string') {
       throw new VeloError('LOCKFILE', `${path}: packages[${JSON.stringify(loc)}] has no version`);
@@ -92,24 +93,38 @@ export function checkLockfileSyntax(root: string): string | undefined {
   return path;
 }
 
-function binsOf(pkg: AnyRecord | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  const bin = pkg?.bin;
-  if (!bin) return out;
-  if (typeof bin === 'string') {
-    const name = String(pkg?.name ?? '').replace(/^@[^/]+\//, '');
-    if (name) out.set(name, normalizeBinPath(bin));
-    return out;
+/**
+ * A package key (one naming something under a node_modules) must stay in
+ * the project: `node_modules/../../x/node_modules/y`, an absolute path or
+ * `node_modules/a/../../../x` would make velo write outside it. npm ignores
+ * such keys; velo refuses the lockfile, before anything is written. Keys
+ * without a node_modules component (a linked folder such as `../lib`) name
+ * link targets, which velo only points a symlink at.
+ */
+function refuseOutsideKey(root: string, lockfile: string, key: string): void {
+  if (!key.split(/[\\/]/).includes('node_modules')) return;
+  const rel = relative(root, resolve(root, key));
+  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new VeloError('LOCKFILE', `${lockfile}: packages[${JSON.stringify(key)}] lies outside the project (${resolve(root, key)}); velo installs nothing outside ${root}`, {
+      hint: 'the lockfile was edited by hand or crafted; restore it from a trusted source or regenerate it with npm install',
+    });
   }
-  if (typeof bin === 'object') {
-    for (const [k, v] of Object.entries(bin as Record<string, unknown>)) {
-      if (typeof v !== 'string') continue;
-      const name = posix.basename(k.replace(/\\/g, '/'));
-      if (!name || name === '.' || name === '..') continue;
-      out.set(name, normalizeBinPath(v));
-    }
+}
+
+/**
+ * The node_modules directories a package may be installed in: the
+ * project's own and those of linked folders inside the project (workspaces,
+ * file: dependencies). A node anywhere else (a key such as
+ * `src/node_modules/x`) is refused.
+ */
+function allowedNodeModules(root: string, ideal: AnyRecord): Set<string> {
+  const allowed = new Set(['node_modules']);
+  for (const node of ideal.inventory.values() as Iterable<AnyRecord>) {
+    if (!node.isLink || typeof node.realpath !== 'string') continue;
+    const rel = relative(root, node.realpath);
+    if (rel && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)) allowed.add(`${rel.split(sep).join('/')}/node_modules`);
   }
-  return out;
+  return allowed;
 }
 
 /** The node_modules directory a location lives in, e.g. 'packages/a/node_modules' for 'packages/a/node_modules/x/node_modules/y'. */
@@ -167,15 +182,22 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
   const packages: PlannedPackage[] = [];
   const links: PlannedLink[] = [];
   const dirs = new Set<string>();
+  const allowed = allowedNodeModules(root, ideal);
   for (const node of ideal.inventory.values() as Iterable<AnyRecord>) {
     if (node.isProjectRoot || node.inert) continue;
     if (typeof node.shouldOmit === 'function' && node.shouldOmit(omit)) continue;
     if (node.inDepBundle) continue; // comes inside its bundler's tarball
     if (!node.location.includes('node_modules/')) continue; // a workspace folder itself (fsChild), not installed
-    dirs.add(nodeModulesRootOf(node.location));
+    const nmRoot = nodeModulesRootOf(node.location);
+    if (!allowed.has(nmRoot)) {
+      throw new VeloError('LOCKFILE', `the lockfile places ${JSON.stringify(node.location)} in ${nmRoot}, which is neither the project's node_modules nor a workspace's; velo installs nothing there`, {
+        hint: 'the lockfile was edited by hand or crafted; restore it from a trusted source or regenerate it with npm install',
+      });
+    }
+    dirs.add(nmRoot);
     if (node.isLink) {
       const linkDir = dirname(node.path);
-      links.push({ location: node.location, target: relative(linkDir, node.realpath), bins: binsOf(node.target?.package), node });
+      links.push({ location: node.location, target: relative(linkDir, node.realpath), bins: normalizeBins(node.target?.package), node });
       continue;
     }
     const integrity: string | undefined = node.integrity ?? undefined;
@@ -188,7 +210,7 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
       integrity,
       resolved,
       key: packageKey({ integrity, resolved }),
-      bins: binsOf(node.package),
+      bins: normalizeBins(node.package),
       hasInstallScript: Boolean(node.hasInstallScript),
       scriptsAllowed: !denied,
       optional: Boolean(node.optional),

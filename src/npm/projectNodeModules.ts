@@ -11,6 +11,7 @@ import type { Projection } from '../config.js';
 import { acquireLease } from '../store/lock.js';
 import { materialize } from '../projection/materialize.js';
 import { restoreAside } from '../projection/atomicSwap.js';
+import { projectionTarget } from '../projection/containment.js';
 import { clearPending, clearState } from './state.js';
 import type { Aside, InstallOptions } from './installTypes.js';
 
@@ -38,7 +39,7 @@ export async function underLease<T>(o: InstallOptions, root: string, fn: (asides
     clearState(o.store.home, root);
     return await fn(asides);
   } catch (err) {
-    rollBack(asides);
+    rollBack(root, asides);
     clearPending(o.store.home, root);
     throw err;
   } finally {
@@ -68,7 +69,7 @@ export async function projectDirs(
       try {
         const results: ProjectedDir[] = [];
         for (const [dir, tree] of dirs) {
-          const m = await mounts.mountProjection(o.store, tree, join(root, dir), { ecosystem: 'npm' });
+          const m = await mounts.mountProjection(o.store, tree, join(root, dir), { within: root, ecosystem: 'npm' });
           results.push({ dir, tree, projection: 'mount', method: m.method, engine: 'fuse', files: m.files, bytes: m.logicalBytes, linked: 0, logicalBytes: m.logicalBytes });
         }
         return { results, note };
@@ -83,7 +84,7 @@ export async function projectDirs(
     const dest = join(root, dir);
     // a velo mount there goes first: a link farm cannot be renamed over a mount point
     if (mounts?.mountAt(o.store, dest)) await mounts.unmountProjection(dest, { store: o.store });
-    const r = await materialize(o.store, tree, dest, { method: o.method, threads: o.threads, keepOld: true });
+    const r = await materialize(o.store, tree, dest, { within: root, method: o.method, threads: o.threads, keepOld: true });
     asides.push({ dest, aside: r.aside });
     results.push({ dir, tree, projection: 'link', method: r.method, engine: r.engine, files: r.files, bytes: r.bytes, linked: r.linked + r.reflinked, logicalBytes: r.logicalBytes });
   }
@@ -112,11 +113,11 @@ export async function writeHiddenLockfile(write: () => void | Promise<void>): Pr
   }
 }
 
-/** Put the previous trees back, newest first. */
-export function rollBack(asides: Aside[]): void {
+/** Put the previous trees back, newest first; every path is checked to lie inside the project first. */
+export function rollBack(root: string, asides: Aside[]): void {
   for (const a of asides.reverse()) {
     try {
-      restoreAside(a.dest, a.aside);
+      restoreAside(projectionTarget(a.dest, root), a.aside);
     } catch {
       /* best effort; recoverLeftovers finishes it next run */
     }

@@ -80,7 +80,7 @@ export interface FinishInput {
 export async function finishInstall(o: InstallOptions, root: string, npm: UserNpm, f: FinishInput): Promise<InstallSummary> {
   const store = o.store;
   clearPending(store.home, root);
-  for (const a of f.asides) if (a.aside) removeTree(a.aside, true);
+  for (const a of f.asides) if (a.aside) removeTree(a.aside, root, true);
   f.asides.length = 0;
   let files = 0;
   let bytes = 0;
