@@ -193,6 +193,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       );
       if (summary.projectionNote) err(io, `velo: projection mount: ${summary.projectionNote}`);
     }
+    // on stderr whatever the output mode, as npm prints its warnings
+    for (const w of summary.warnings) err(io, `velo: warning: ${w}`);
     return 0;
   } catch (e) {
     progress?.done();

@@ -6,12 +6,14 @@
 // names in a tarball), velo lays out the same node_modules as npm ci does.
 // Real registry on loopback, real npm.
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { assertNpmOk, type PreparedProject } from './support/npmProject.js';
 import { useRegistryProjects } from './support/registryProjects.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { veloAsync } from './support/runVelo.js';
+import { repoRoot } from './support/paths.js';
 import { buildTarball, type TarEntrySpec } from './support/craftedTarballs.js';
 
 const fx = useRegistryProjects('velo-npm-untrusted-');
@@ -173,6 +175,99 @@ describe('bins whose names or targets leave the package', () => {
         expect(target.startsWith(pkgDir + '/'), `${link} -> ${target}`).toBe(true);
         expect(dirname(join(p.dir, 'node_modules/.bin', link))).toBe(join(p.dir, 'node_modules/.bin'));
       }
+    });
+  }
+});
+
+describe('tarball entries no filesystem can hold', () => {
+  it('a 300-byte file name and a 10,000-level deep path: dropped with a warning naming the package and path, the rest installed as npm ci installs it', async () => {
+    const name = 'velo-fx-long-names';
+    const manifest = { name, version: '1.0.0' };
+    await fx.registry.publishTarball(manifest, buildTarball([
+      { path: 'package/package.json', content: JSON.stringify(manifest) },
+      { path: 'package/index.js', content: 'module.exports = 1;\n' },
+      { path: `package/${'n'.repeat(300)}`, content: 'too long a name\n' },
+      { path: `package/${'d/'.repeat(10_000)}deep.js`, content: 'too deep\n' },
+      { path: 'package/lib/ok.js', content: 'ok\n' },
+    ]));
+    const p = await fx.project({ name: 'untrusted-long', packageJson: { name: 'untrusted-long', version: '1.0.0', dependencies: { [name]: '1.0.0' } } });
+    const npm = await p.npm(['ci']);
+    assertNpmOk(npm, 'npm ci');
+    expect(npm.stderr).toMatch(/TAR_ENTRY_ERROR/);
+    const expected = nodeModules(p);
+    rmSync(join(p.dir, 'node_modules'), { recursive: true, force: true });
+    const home = fx.tmp();
+    const r = await veloAsync(['npm', 'ci'], { ...p.env, VELO_HOME: home }, p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/velo: warning: velo-fx-long-names@1\.0\.0: dropped "n{60}…n{40}": file name too long \(300 bytes; the limit is 255\)/);
+    expect(r.stderr).toMatch(/velo: warning: velo-fx-long-names@1\.0\.0: dropped "d\/d\/.*deep\.js": path excessively deep \(10001 levels; the limit is 1024\)/);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(nodeModules(p)).toEqual(expected);
+    expect(Object.keys(expected)).toContain('velo-fx-long-names/lib/ok.js');
+  });
+});
+
+/** Every file under a store's objects/ (and what is left in its tmp/). */
+function storeFiles(home: string): { objects: string[]; tmp: string[] } {
+  const objects = existsSync(join(home, 'objects')) ? [...describeDir(join(home, 'objects')).entries()].filter(([, d]) => d.kind === 'file').map(([k]) => k).sort() : [];
+  const tmp = existsSync(join(home, 'tmp')) ? readdirSync(join(home, 'tmp')).sort() : [];
+  return { objects, tmp };
+}
+
+describe('a refused tarball leaves nothing behind', () => {
+  const leafIndex = readFileSync(join(repoRoot(), 'fixtures/packages/velo-fx-leaf@1.0.0/index.js'));
+  const cases: [string, string, TarEntrySpec[], { tamper: boolean; code: number; message: RegExp }][] = [
+    [
+      'a decompression bomb',
+      'velo-fx-bomb',
+      [
+        { path: 'package/index.js', content: leafIndex },
+        { path: 'package/zeros.bin', content: Buffer.alloc(64 << 20) },
+      ],
+      { tamper: false, code: 4, message: /velo-fx-bomb@1\.0\.0: the tarball is damaged \(max decompression ratio exceeded/ },
+    ],
+    [
+      'a large low-ratio tarball whose bytes do not match the lockfile',
+      'velo-fx-noise-tampered',
+      [
+        { path: 'package/index.js', content: leafIndex },
+        { path: 'package/noise.bin', content: randomBytes(24 << 20) },
+        { path: 'package/README.md', content: 'A readme with letters in it.\n' },
+      ],
+      { tamper: true, code: 6, message: /velo-fx-noise-tampered@1\.0\.0: the downloaded tarball does not match the lockfile's integrity/ },
+    ],
+    [
+      'a large low-ratio file followed by an entry that escapes the package',
+      'velo-fx-noise-then-escape',
+      [
+        { path: 'package/index.js', content: leafIndex },
+        { path: 'package/noise.bin', content: randomBytes(24 << 20) },
+        { path: 'package/escape', type: 'symlink', linkpath: '../../../outside' },
+      ],
+      { tamper: false, code: 6, message: /velo-fx-noise-then-escape@1\.0\.0: the tarball contains a symlink pointing outside the package/ },
+    ],
+  ];
+  for (const [what, name, files, expected] of cases) {
+    it(`${what}: no temporary file, no new object, shared objects kept, the store sound`, async () => {
+      const manifest = { name, version: '1.0.0' };
+      await fx.registry.publishTarball(manifest, buildTarball([{ path: 'package/package.json', content: JSON.stringify(manifest) }, ...files]));
+      const home = fx.tmp();
+      // the store already holds velo-fx-leaf, whose index.js the refused package shares
+      const first = await leafProject();
+      expect((await veloAsync(['npm', 'ci'], { ...first.env, VELO_HOME: home }, first.dir)).code).toBe(0);
+      const before = storeFiles(home);
+      const p = await fx.project({ name: `untrusted-${name}`, packageJson: { name: `untrusted-${name}`, version: '1.0.0', dependencies: { [name]: '1.0.0' } } });
+      if (expected.tamper) await fx.registry.setFailure({ mode: 'tamper', on: 'tarball', name });
+      try {
+        const r = await veloAsync(['npm', 'ci'], { ...p.env, VELO_HOME: home }, p.dir);
+        expect(r.code, r.stderr).toBe(expected.code);
+        expect(r.stderr).toMatch(expected.message);
+      } finally {
+        await fx.registry.setFailure(null);
+      }
+      expect(storeFiles(home)).toEqual(before);
+      const verify = await veloAsync(['verify', '--json'], { VELO_HOME: home });
+      expect(verify.code, verify.stdout).toBe(0);
     });
   }
 });

@@ -14,6 +14,8 @@ export interface PackageTrees {
   /** the packages this run fetched */
   missing: PlannedPackage[];
   fetchedBytes: number;
+  /** what fetching dropped from tarballs (as npm's tar does), for the user */
+  warnings: string[];
 }
 
 /** The key a package's tree is found under in `have`. */
@@ -26,6 +28,7 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
   const have = getKeys(store, keyed.map((p) => p.key!));
   const missing = plan.packages.filter((p) => !p.key || !have.has(p.key));
   let fetchedBytes = 0;
+  const warnings: string[] = [];
   if (missing.length > 0) {
     progress?.phase?.('fetch', `${missing.length} packages`);
     // loaded only when something is missing: tar alone is a large module
@@ -37,7 +40,10 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
         progress?.fetched?.(++done, missing.length, fetchedBytes);
       },
     });
-    for (const f of fetched) have.set(treeKeyOf(f.pkg), f.result.tree);
+    for (const f of fetched) {
+      have.set(treeKeyOf(f.pkg), f.result.tree);
+      warnings.push(...f.result.warnings);
+    }
   }
-  return { have, missing, fetchedBytes };
+  return { have, missing, fetchedBytes, warnings };
 }

@@ -130,7 +130,7 @@ async function installFromLockfile(
   const { loaded, plan, resolvedLockfile } = await resolveAndPlan(o, root, npm, userEnv);
   const store = o.store;
   return underLease(o, root, async (asides) => {
-    const { have, missing, fetchedBytes } = await lookUpAndFetch(store, loaded, plan, o.progress);
+    const { have, missing, fetchedBytes, warnings } = await lookUpAndFetch(store, loaded, plan, o.progress);
     const builds = await planBuilds(store, plan, have);
 
     o.progress?.phase?.('link');
@@ -176,6 +176,7 @@ async function installFromLockfile(
       resolvedLockfile,
       fromProjectCache: false,
       loaded,
+      warnings,
     });
   });
 }

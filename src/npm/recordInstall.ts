@@ -74,6 +74,7 @@ export interface FinishInput {
   resolvedLockfile?: boolean;
   fromProjectCache: boolean;
   loaded?: LoadedNpmConfig;
+  warnings?: string[];
 }
 
 /** Common end of both paths: drop the old trees, register, root scripts, no-op state. */
@@ -133,6 +134,7 @@ export async function finishInstall(o: InstallOptions, root: string, npm: UserNp
     fromProjectCache: f.fromProjectCache,
     projection: f.results[0]?.projection ?? 'link',
     projectionNote: f.projectionNote,
+    warnings: f.warnings ?? [],
     ms: Math.round(performance.now() - f.t0),
   };
 }

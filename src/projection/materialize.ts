@@ -8,7 +8,7 @@
  */
 import { chmodSync, utimesSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { VeloError } from '../errors.js';
+import { errnoCode, fsError, VeloError } from '../errors.js';
 import type { LinkMethod } from '../config.js';
 import { loadNative } from '../native.js';
 import { quarantineObject } from '../store/commitObject.js';
@@ -75,7 +75,12 @@ export async function materialize(store: Store, tree: string, destination: strin
     if (native) {
       // the engine reads the entries itself; JavaScript parses them only to name tampered objects
       engine = 'native';
-      laid = await native.materialize(buf, join(store.home, 'objects'), staging, method, options.threads ?? 4);
+      try {
+        laid = await native.materialize(buf, join(store.home, 'objects'), staging, method, options.threads ?? 4);
+      } catch (err) {
+        if (errnoCode(err) === 'CORRUPT_TREE') throw new VeloError('CORRUPT_TREE', `tree ${tree}: ${(err as Error).message}`, { cause: err });
+        throw fsError(err, `cannot lay out ${dest}`); // ENAMETOOLONG, ENOSPC, EACCES…: the user's to act on, not an internal error
+      }
     } else {
       laid = layOutTree(parseTree(buf), store.home, staging, method);
     }
