@@ -92,7 +92,8 @@ describe('lockfile keys that leave the project', () => {
     expect(existsSync(join(p.dir, 'node_modules'))).toBe(false);
   });
 
-  it('a workspace folder that is a symlink to outside the project: velo refuses to install through it (exit 6)', async () => {
+  for (const projection of ['link', 'mount'] as const) {
+  it(`a workspace folder that is a symlink to outside the project: velo refuses to install through it (exit 6, --projection ${projection})`, async () => {
     const p = await fx.project({
       name: 'untrusted-ws',
       // a conflicting version at the root keeps the workspace's own copy in packages/a/node_modules
@@ -107,11 +108,15 @@ describe('lockfile keys that leave the project', () => {
     rmSync(join(p.dir, 'packages/a'), { recursive: true });
     symlinkSync(outside, join(p.dir, 'packages/a'));
     const before = snapshot();
-    const r = await veloAsync(['npm', 'ci'], { ...p.env, VELO_HOME: fx.home }, p.dir);
+    const r = await veloAsync(['npm', 'ci', '--projection', projection], { ...p.env, VELO_HOME: fx.home }, p.dir);
+    // nothing was mounted or linked anywhere, not even the root's node_modules
+    const mounted = await veloAsync(['umount', '--all', '--json'], { VELO_HOME: fx.home });
     expect(r.code, r.stderr).toBe(6);
     expect(r.stderr).toMatch(/refusing to touch .*packages\/a\/node_modules: it is not inside/);
     expect(snapshot()).toEqual(before);
+    expect(existsSync(join(p.dir, 'node_modules')), mounted.stdout).toBe(false);
   });
+  }
 });
 
 /** Publish a package whose files are given; its manifest (and so the lockfile) carries `bin`. */
@@ -204,6 +209,29 @@ describe('tarball entries no filesystem can hold', () => {
     expect(r.stderr).not.toMatch(/internal error/);
     expect(nodeModules(p)).toEqual(expected);
     expect(Object.keys(expected)).toContain('velo-fx-long-names/lib/ok.js');
+  });
+});
+
+describe('a path too long for this project', () => {
+  it('an entry whose path under node_modules would pass PATH_MAX: dropped with a warning, the directories that fit made, as npm ci does', async () => {
+    const name = 'velo-fx-long-path';
+    const manifest = { name, version: '1.0.0' };
+    // 20 directories of 200 bytes: 4 kB inside the package, fine on its own, too long under any project
+    const deep = Array.from({ length: 20 }, (_, i) => `${String(i).padStart(2, '0')}${'p'.repeat(198)}`).join('/');
+    await fx.registry.publishTarball(manifest, buildTarball([
+      { path: 'package/package.json', content: JSON.stringify(manifest) },
+      { path: 'package/index.js', content: 'module.exports = 1;\n' },
+      { path: `package/${deep}/file.js`, content: 'too long a path\n' },
+    ]));
+    const p = await fx.project({ name: 'untrusted-longpath', packageJson: { name: 'untrusted-longpath', version: '1.0.0', dependencies: { [name]: '1.0.0' } } });
+    assertNpmOk(await p.npm(['ci']), 'npm ci');
+    const expected = nodeModules(p);
+    rmSync(join(p.dir, 'node_modules'), { recursive: true, force: true });
+    const r = await veloAsync(['npm', 'ci'], { ...p.env, VELO_HOME: fx.tmp() }, p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/velo: warning: velo-fx-long-path@1\.0\.0: dropped \d+ entr(y|ies) whose path in .*\/node_modules would be longer than 4095 bytes/);
+    expect(nodeModules(p)).toEqual(expected);
+    expect(Object.keys(expected)).toContain('velo-fx-long-path/index.js');
   });
 });
 

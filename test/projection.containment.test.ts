@@ -10,6 +10,7 @@ import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { materialize } from '../src/projection/materialize.js';
 import { assertContained, OutsideProjectError } from '../src/projection/containment.js';
 import { removeTree } from '../src/projection/atomicSwap.js';
+import { mountProjection } from '../src/mount/mount.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { tempDirs } from './support/tmp.js';
 
@@ -51,6 +52,9 @@ describe('assertContained', () => {
     expect(() => assertContained(join(project, 'linked/node_modules'), project)).toThrow(/resolves to .*outside\/node_modules/);
     // deeper: a symlinked grandparent, and a destination that does not exist yet
     expect(() => assertContained(join(project, 'linked/node_modules/pkg/new'), project)).toThrow(OutsideProjectError);
+    // a dangling symlink in the chain counts where it points (mkdir through it would land there)
+    symlinkSync(join(outside, 'not-yet'), join(project, 'dangling'));
+    expect(() => assertContained(join(project, 'dangling/node_modules'), project)).toThrow(/resolves to .*outside\/not-yet\/node_modules/);
     // the destination itself being a symlink is fine: renaming or deleting it touches the link only
     symlinkSync(outside, join(project, 'node_modules'));
     expect(assertContained(join(project, 'node_modules'), project)).toBe(join(project, 'node_modules'));
@@ -81,6 +85,24 @@ describe('projections refuse before touching anything', () => {
       // a plain destination inside works
       const ok = await materialize(store, tree, join(project, 'node_modules'), { within: project, method: 'copy' });
       expect(ok.files).toBe(1);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('mountProjection into a symlinked parent pointing outside: refused before anything is mounted or created', async () => {
+    const { project, outside, snapshot } = layout();
+    const store = Store.open(join(tmp(), 'store'));
+    try {
+      const src = join(tmp(), 'src');
+      mkdirSync(src);
+      writeFileSync(join(src, 'index.js'), 'module.exports = 1;\n');
+      const { tree } = await ingestDir(store, src);
+      symlinkSync(outside, join(project, 'packages'));
+      const before = snapshot();
+      await expect(mountProjection(store, tree, join(project, 'packages/node_modules'), { within: project })).rejects.toMatchObject({ code: 'UNSAFE_PATH' });
+      await expect(mountProjection(store, tree, join(project, 'packages/new/node_modules'), { within: project })).rejects.toBeInstanceOf(OutsideProjectError);
+      expect(snapshot()).toEqual(before);
     } finally {
       store.close();
     }

@@ -24,6 +24,7 @@ import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import { VeloError } from '../errors.js';
+import { MAX_DEPTH, NAME_MAX, PATH_MAX, shortPath } from './pathLimits.js';
 import { commitStaged, discardStaged, ObjectWriter, type StagedObject } from '../store/objectWriter.js';
 import { putTree } from '../store/trees.js';
 import type { TreeEntry } from '../store/treeFormat.js';
@@ -57,15 +58,6 @@ function fixShebang(data: Buffer): Buffer {
   if (!m) return data;
   const line = Buffer.from(m[1]!, 'latin1');
   return Buffer.concat([line, Buffer.from('\n'), data.subarray(line.length + 2)]);
-}
-
-/** node-tar's default maxDepth, which npm uses: deeper entries are dropped with a warning */
-const MAX_DEPTH = 1024;
-const NAME_MAX = 255;
-const PATH_MAX = 4096;
-
-function shown(path: string): string {
-  return JSON.stringify(path.length > 120 ? `${path.slice(0, 60)}…${path.slice(-40)}` : path);
 }
 
 /** Why an entry cannot be created on any filesystem (npm's tar warns and drops it), or undefined. */
@@ -169,7 +161,7 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         if (rel.length === 0) return void entry.resume();
         const why = uncreatable(rel);
         if (why) {
-          result.warnings.push(`${pkgid}: dropped ${shown(rel.join('/'))}: ${why}`);
+          result.warnings.push(`${pkgid}: dropped ${shortPath(rel.join('/'))}: ${why}`);
           return void entry.resume();
         }
         let path = rel.join('/');

@@ -11,7 +11,7 @@
  */
 import { chmodSync, copyFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { VeloError } from '../errors.js';
+import { errnoCode, VeloError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { deleteKey } from '../store/keys.js';
 import { processAlive } from '../store/lock.js';
@@ -42,8 +42,9 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
     try {
       return await installFromManifest(o, root, npm, manifest, userEnv, versions, t0);
     } catch (err) {
-      // a damaged or collected tree: plan from the lockfile instead
-      if (!(err instanceof VeloError) || !['CORRUPT_OBJECT', 'NOT_FOUND', 'CORRUPT_TREE'].includes(err.code)) throw err;
+      // a damaged or collected tree, or one recorded where paths were shorter (ENAMETOOLONG here): plan from the lockfile instead
+      const tooLong = err instanceof VeloError && errnoCode(err.cause) === 'ENAMETOOLONG';
+      if (!(err instanceof VeloError) || !(tooLong || ['CORRUPT_OBJECT', 'NOT_FOUND', 'CORRUPT_TREE'].includes(err.code))) throw err;
     }
   }
   try {
@@ -134,7 +135,7 @@ async function installFromLockfile(
     const builds = await planBuilds(store, plan, have);
 
     o.progress?.phase?.('link');
-    const trees = composeNodeModules(store, plan, builds.placed);
+    const { trees, warnings: layoutWarnings } = composeNodeModules(store, plan, builds.placed);
     const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, builds.toBuild.length === 0);
     writePending(store.home, root, asides);
     const omitSet = new Set<string>(loaded.flat.omit ?? []);
@@ -155,7 +156,8 @@ async function installFromLockfile(
     // an optional package failed (its scripts may pass elsewhere), a package has no
     // stable key, or a link points outside the project
     const linksInside = plan.links.every((l) => !relative(root, l.node.realpath).startsWith('..'));
-    if (failedOptional.length === 0 && linksInside && plan.packages.every((p) => p.key)) {
+    // nor when entries were left out for this project's path length (another path may fit them)
+    if (failedOptional.length === 0 && linksInside && layoutWarnings.length === 0 && plan.packages.every((p) => p.key)) {
       usedKeys.push(recordProjectManifest(o, root, userEnv, versions, { results, keys: [...usedKeys], extraInputs, packages: plan.packages.length }));
     }
     return finishInstall(o, root, npm, {
@@ -176,7 +178,7 @@ async function installFromLockfile(
       resolvedLockfile,
       fromProjectCache: false,
       loaded,
-      warnings,
+      warnings: [...warnings, ...layoutWarnings],
     });
   });
 }

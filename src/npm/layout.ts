@@ -9,6 +9,7 @@ import { posix } from 'node:path';
 import { graftTrees, readTree, type GraftPart } from '../store/trees.js';
 import type { TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
+import { PATH_MAX, shortPath } from './pathLimits.js';
 import { nodeModulesRootOf, type Plan, type PlannedLink, type PlannedPackage } from './plan.js';
 
 export interface PlacedPackage {
@@ -21,6 +22,29 @@ export interface NodeModulesTree {
   /** relative to the project root, e.g. 'node_modules' */
   dir: string;
   tree: string;
+}
+
+export interface ComposedNodeModules {
+  trees: NodeModulesTree[];
+  /** entries left out because their path in this project would be too long, per package */
+  warnings: string[];
+}
+
+/**
+ * Leave out what npm's tar could not create in this project: an entry whose
+ * absolute path would reach PATH_MAX fails there with ENAMETOOLONG, and npm
+ * warns and goes on (the directories above it that fit are still made).
+ */
+function fittingPaths(absDir: string, pkgid: string): { keep: (path: string) => boolean; warning: () => string | undefined } {
+  const base = Buffer.byteLength(absDir) + 1;
+  const dropped: string[] = [];
+  return {
+    keep: (path) => base + Buffer.byteLength(path) < PATH_MAX || (dropped.push(path), false),
+    warning: () => {
+      if (dropped.length === 0) return undefined;
+      return `${pkgid}: dropped ${dropped.length} entr${dropped.length === 1 ? 'y' : 'ies'} whose path in ${absDir} would be longer than ${PATH_MAX - 1} bytes (first: ${shortPath(dropped[0]!)})`;
+    },
+  };
 }
 
 /** The .bin directory bin-links uses for a package at `location` (relative to its node_modules root). */
@@ -54,7 +78,8 @@ function pathsOf(store: Store, tree: string): (path: string) => boolean {
   return (path) => paths.has(path);
 }
 
-export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPackage[]): NodeModulesTree[] {
+export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPackage[]): ComposedNodeModules {
+  const fits: ReturnType<typeof fittingPaths>[] = [];
   const byDir = new Map<string, { parts: GraftPart[]; extra: Map<string, TreeEntry> }>();
   const group = (location: string): { rel: string; g: { parts: GraftPart[]; extra: Map<string, TreeEntry> } } => {
     const dir = nodeModulesRootOf(location);
@@ -65,7 +90,9 @@ export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPacka
   for (const dir of plan.nodeModulesDirs) group(`${dir}/x`);
   for (const p of placed) {
     const { rel, g } = group(p.pkg.location);
-    g.parts.push({ prefix: rel, tree: p.tree, private: p.private });
+    const fit = fittingPaths(`${plan.root}/${nodeModulesRootOf(p.pkg.location)}`, `${p.pkg.name}@${p.pkg.version}`);
+    fits.push(fit);
+    g.parts.push({ prefix: rel, tree: p.tree, private: p.private, keep: fit.keep });
     // a package whose scripts run may still create its bin targets (npm links after preinstall): linked as declared
     if (plan.binLinks) addBins(g.extra, rel, p.pkg.bins, p.private || p.pkg.bins.size === 0 ? undefined : pathsOf(store, p.tree));
   }
@@ -78,5 +105,5 @@ export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPacka
   for (const [dir, g] of [...byDir.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
     out.push({ dir, tree: graftTrees(store, g.parts, [...g.extra.values()]) });
   }
-  return out;
+  return { trees: out, warnings: fits.map((f) => f.warning()).filter((w): w is string => w !== undefined) };
 }

@@ -61,6 +61,8 @@ export async function projectDirs(
   mountable: boolean,
 ): Promise<{ results: ProjectedDir[]; note: string | undefined }> {
   let note: string | undefined;
+  // every destination is proven inside the project before the first is touched
+  for (const [dir] of dirs) projectionTarget(join(root, dir), root);
   const mountsNeeded = o.projection === 'mount' || dirs.some(([dir]) => mightBeMountPoint(root, join(root, dir)));
   const mounts = mountsNeeded ? await import('../mount/mount.js') : undefined;
   if (mounts && o.projection === 'mount') {

@@ -10,7 +10,7 @@
  *
  * A path that fails the check is never touched: UNSAFE_PATH (exit 6).
  */
-import { realpathSync } from 'node:fs';
+import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { errnoCode, VeloError } from '../errors.js';
 
@@ -30,17 +30,26 @@ export class OutsideProjectError extends VeloError {
   }
 }
 
-/** realpath of the longest existing prefix of an absolute path, with the rest appended as written. */
+/**
+ * realpath of the longest existing prefix of an absolute path, with the rest
+ * appended as written. A dangling symlink in the chain is followed to where
+ * it points (what mkdir through it would reach), not taken as a plain name.
+ */
 function realOfExisting(path: string): string {
   const rest: string[] = [];
   let p = path;
-  for (;;) {
+  for (let hops = 0; ; ) {
     try {
       const real = realpathSync(p);
-      return rest.length === 0 ? real : join(real, ...rest.reverse());
+      return rest.length === 0 ? real : join(real, ...[...rest].reverse());
     } catch (err) {
       const code = errnoCode(err);
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      if (lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink()) {
+        if (++hops > 40) throw new VeloError('UNSAFE_PATH', `too many levels of symbolic links at ${p}`);
+        p = resolve(dirname(p), readlinkSync(p));
+        continue;
+      }
       const parent = dirname(p);
       if (parent === p) return path;
       rest.push(basename(p));
