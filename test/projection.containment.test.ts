@@ -68,16 +68,25 @@ describe('assertContained', () => {
   });
 });
 
+/** A store holding a one-file tree, and a project whose `packages` is a symlink to the outside directory. */
+async function symlinkedProject(run: (x: { store: Store; tree: string; project: string; snapshot: () => Record<string, unknown> }) => Promise<void>): Promise<void> {
+  const { project, outside, snapshot } = layout();
+  const store = Store.open(join(tmp(), 'store'));
+  try {
+    const src = join(tmp(), 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'index.js'), 'module.exports = 1;\n');
+    const { tree } = await ingestDir(store, src);
+    symlinkSync(outside, join(project, 'packages'));
+    await run({ store, tree, project, snapshot });
+  } finally {
+    store.close();
+  }
+}
+
 describe('projections refuse before touching anything', () => {
-  it('materialize into a symlinked parent pointing outside: refused, the outside tree unchanged, no staging left', async () => {
-    const { project, outside, snapshot } = layout();
-    const store = Store.open(join(tmp(), 'store'));
-    try {
-      const src = join(tmp(), 'src');
-      mkdirSync(src);
-      writeFileSync(join(src, 'index.js'), 'module.exports = 1;\n');
-      const { tree } = await ingestDir(store, src);
-      symlinkSync(outside, join(project, 'packages'));
+  it('materialize into a symlinked parent pointing outside: refused, the outside tree unchanged, no staging left', () =>
+    symlinkedProject(async ({ store, tree, project, snapshot }) => {
       const before = snapshot();
       await expect(materialize(store, tree, join(project, 'packages/node_modules'), { within: project, method: 'copy' })).rejects.toMatchObject({ code: 'UNSAFE_PATH' });
       await expect(materialize(store, tree, join(project, 'packages/node_modules/pkg'), { within: project, method: 'copy' })).rejects.toBeInstanceOf(OutsideProjectError);
@@ -85,28 +94,15 @@ describe('projections refuse before touching anything', () => {
       // a plain destination inside works
       const ok = await materialize(store, tree, join(project, 'node_modules'), { within: project, method: 'copy' });
       expect(ok.files).toBe(1);
-    } finally {
-      store.close();
-    }
-  });
+    }));
 
-  it('mountProjection into a symlinked parent pointing outside: refused before anything is mounted or created', async () => {
-    const { project, outside, snapshot } = layout();
-    const store = Store.open(join(tmp(), 'store'));
-    try {
-      const src = join(tmp(), 'src');
-      mkdirSync(src);
-      writeFileSync(join(src, 'index.js'), 'module.exports = 1;\n');
-      const { tree } = await ingestDir(store, src);
-      symlinkSync(outside, join(project, 'packages'));
+  it('mountProjection into a symlinked parent pointing outside: refused before anything is mounted or created', () =>
+    symlinkedProject(async ({ store, tree, project, snapshot }) => {
       const before = snapshot();
       await expect(mountProjection(store, tree, join(project, 'packages/node_modules'), { within: project })).rejects.toMatchObject({ code: 'UNSAFE_PATH' });
       await expect(mountProjection(store, tree, join(project, 'packages/new/node_modules'), { within: project })).rejects.toBeInstanceOf(OutsideProjectError);
       expect(snapshot()).toEqual(before);
-    } finally {
-      store.close();
-    }
-  });
+    }));
 
   it('removeTree refuses a path outside its root', () => {
     const { project, outside, snapshot } = layout();
