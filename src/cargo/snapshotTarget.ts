@@ -23,6 +23,7 @@ import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { ParsedEntry, TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { buildFreshnessManifest, MANIFEST_PATH, type FreshnessManifest, type KnownPackage } from './freshness.js';
+import { findStaleUnits, staleEntryFilter } from './staleUnits.js';
 import { targetSignature, walkTarget } from './targetWalk.js';
 
 export interface SnapshotTargetOptions {
@@ -46,6 +47,9 @@ export interface SnapshotTargetResult {
   hashed: number;
   newObjects: number;
   newBytes: number;
+  /** units of the target dir no current build uses (staleUnits.ts), left out of the snapshot, and their files' bytes */
+  staleUnits: number;
+  staleBytes: number;
   /** targetSignature() of the dir as stored */
   signature: string;
   /** the snapshot plus incremental/, when asked for (else the snapshot itself) */
@@ -57,10 +61,12 @@ export async function snapshotTarget(store: Store, options: SnapshotTargetOption
   const keepIncremental = options.incremental === true;
   const both = !keepIncremental && options.withIncrementalTree === true;
   const walked = walkTarget(options.targetDir, { incremental: keepIncremental || both });
-  const plain = walkTarget(options.targetDir, { incremental: false });
+  const plain = both ? walkTarget(options.targetDir, { incremental: false }) : walked;
   const signature = targetSignature(plain);
-  // with both trees: which walked paths belong in the snapshot (everything but incremental/)
-  const inSnapshot = both ? new Set(plain.map((w) => w.path)) : undefined;
+  // units no current build uses stay out of the snapshot (the target dir keeps them, and so does the tree a mount shows)
+  const stale = findStaleUnits(options.targetDir, new Set(options.packages.filter((p) => p.path).map((p) => p.name)));
+  const isStale = staleEntryFilter(walked, stale);
+  const inSnapshot = new Set(plain.filter((w) => !isStale(w.path)).map((w) => w.path));
   const extra: TreeEntry[] = [];
   const previous = new Map<string, ParsedEntry>();
   if (options.previousTree && hasTree(store, options.previousTree)) {
@@ -68,11 +74,13 @@ export async function snapshotTarget(store: Store, options: SnapshotTargetOption
   }
   const byInode = new Map<string, string>();
   const entries: TreeEntry[] = [];
-  const result = { files: 0, logicalBytes: 0, hashed: 0, newObjects: 0, newBytes: 0 };
+  const result = { files: 0, logicalBytes: 0, hashed: 0, newObjects: 0, newBytes: 0, staleUnits: stale.count, staleBytes: 0 };
   let newest = 0n;
   try {
     for (const w of walked) {
-      const into = inSnapshot === undefined || inSnapshot.has(w.path) ? entries : extra;
+      const into = inSnapshot.has(w.path) ? entries : extra;
+      if (into === extra && w.kind === 'file' && isStale(w.path)) result.staleBytes += w.size;
+      if (into === extra && !both) continue;
       if (w.kind === 'dir') {
         into.push({ path: w.path, kind: 'dir', mtimeNs: 0n });
         continue;
@@ -106,7 +114,8 @@ export async function snapshotTarget(store: Store, options: SnapshotTargetOption
         result.logicalBytes += w.size;
       }
     }
-    const manifest = buildFreshnessManifest(options.targetDir, options.projectRoot, options.packages);
+    const built = buildFreshnessManifest(options.targetDir, options.projectRoot, options.packages);
+    const manifest = { ...built, units: built.units.filter((u) => !isStale(u.fingerprint)) };
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
     const added = writeBufferToStore(store, manifestBytes, false);
     if (added.created) {

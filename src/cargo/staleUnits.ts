@@ -1,0 +1,202 @@
+/**
+ * Which units of a target dir a snapshot leaves out: the ones no current
+ * build uses any more. Cargo never deletes an artifact; after three
+ * dependency bumps a target dir holds every earlier version's units, and a
+ * snapshot of all of it restores 2–3x what a clean build makes.
+ *
+ * Cargo names every unit (`<profile>/.fingerprint/<pkg>-<hash>/`, with the
+ * same `<hash>` in `deps/<name>-<hash>.*`, `build/<pkg>-<hash>/`,
+ * `examples/<name>-<hash>`). In each unit dir, `<kind>-<name>` holds the
+ * unit's fingerprint hash (u64, little-endian hex) and `<kind>-<name>.json`
+ * its inputs, among them `deps`: the fingerprint hashes of the units it was
+ * built against. The rule, per profile dir (debug, release, <triple>/debug
+ * … are never weighed against each other, so every profile a project has
+ * built stays):
+ *
+ * 1. a *root* is a compiled unit (not a build-script run) of a workspace
+ *    member. Roots are grouped by everything their fingerprint says except
+ *    their dependencies and the compiler (package, kind, target, profile and
+ *    mode — `check`, `build` and `test` differ there —, features, path,
+ *    flags, compile kind): units of one group are the same crate built
+ *    again after its dependencies or the toolchain changed. Of each group
+ *    the one cargo wrote last is current (ties: all of them);
+ * 2. every unit reachable from a current root through `deps` is used
+ *    (registry crates, build scripts and their runs, proc macros);
+ * 3. every other unit with a fingerprint is stale: its fingerprint dir,
+ *    its `build/` dir, its hash-named files in `deps/` and `examples/`,
+ *    and the uplifted copies of those (same inode) leave the snapshot.
+ *
+ * Anything unreadable (a fingerprint velo cannot parse, no package list)
+ * prunes nothing in that profile: leaving a unit in costs bytes, leaving a
+ * used one out costs a rebuild. The target dir itself is never touched.
+ */
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { profileDirs, type WalkedEntry } from './targetWalk.js';
+
+const UNIT_DIR = /^(.+)-([0-9a-f]{16})$/;
+/** a hash-named artifact: `<name>-<hash>` with optional extensions */
+const HASHED_FILE = /-([0-9a-f]{16})(\.[^/]*)?$/;
+
+interface FingerprintNode {
+  /** unit dir name: `<pkg>-<hash>` */
+  unit: string;
+  pkg: string;
+  /** the fingerprint file's name: `lib-geom`, `run-build-script-build-script-build`, … */
+  kind: string;
+  /** the fingerprint hash as a decimal string (undefined: no hash file — cargo would rebuild the unit) */
+  hash: string | undefined;
+  deps: string[];
+  /** the fingerprint's fields that say which crate this is, without its dependencies and compiler */
+  group: string;
+  mtimeNs: bigint;
+}
+
+/** Stale units of one target dir: per profile dir, the unit hashes to leave out. */
+export interface StaleUnits {
+  /** profile dir (relative, e.g. `debug`) → hashes of stale units */
+  byProfile: Map<string, Set<string>>;
+  /** how many unit dirs are stale, in all profiles */
+  count: number;
+}
+
+/** u64 numbers in cargo's fingerprint JSON exceed a double: quote them before parsing. */
+function parseFingerprintJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(text.replace(/([[,:])\s*(\d{16,})(?=\s*[,\]}])/g, '$1"$2"')) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The hash file holds the u64 as little-endian hex; the JSON names dependencies by its decimal value. */
+function hashFromFile(text: string): string | undefined {
+  const hex = text.trim();
+  if (!/^[0-9a-f]{16}$/.test(hex)) return undefined;
+  return BigInt(`0x${hex.match(/../g)!.reverse().join('')}`).toString();
+}
+
+function readNodes(fpDir: string): FingerprintNode[] | undefined {
+  const nodes: FingerprintNode[] = [];
+  for (const ud of readdirSync(fpDir, { withFileTypes: true })) {
+    if (!ud.isDirectory()) continue;
+    const m = UNIT_DIR.exec(ud.name);
+    if (!m) continue;
+    const unitAbs = join(fpDir, ud.name);
+    for (const f of readdirSync(unitAbs)) {
+      if (!f.endsWith('.json')) continue;
+      const kind = f.slice(0, -5);
+      const json = parseFingerprintJson(readFileSync(join(unitAbs, f), 'utf8'));
+      if (!json || !Array.isArray(json.deps)) return undefined;
+      const deps: string[] = [];
+      for (const d of json.deps as unknown[]) {
+        if (!Array.isArray(d) || typeof d[d.length - 1] !== 'string') return undefined;
+        deps.push(d[d.length - 1] as string);
+      }
+      let hash: string | undefined;
+      let mtimeNs = 0n;
+      try {
+        hash = hashFromFile(readFileSync(join(unitAbs, kind), 'utf8'));
+        mtimeNs = lstatSync(join(unitAbs, kind), { bigint: true }).mtimeNs;
+      } catch {
+        hash = undefined; // invalidated (velo's freshness check) or never finished: cargo rebuilds it
+      }
+      const { deps: _d, local: _l, rustc: _r, ...identity } = json;
+      const group = JSON.stringify([m[1], kind, Object.entries(identity).sort(([a], [b]) => (a < b ? -1 : 1))]);
+      nodes.push({ unit: ud.name, pkg: m[1]!, kind, hash, deps, group, mtimeNs });
+    }
+  }
+  return nodes;
+}
+
+function isBuildScript(kind: string): boolean {
+  return kind.startsWith('build-script-') || kind.startsWith('run-build-script-');
+}
+
+/** The stale unit dirs of one profile's fingerprints (see the rule above). */
+export function staleInProfile(nodes: FingerprintNode[], members: Set<string>): Set<string> {
+  const newest = new Map<string, bigint>();
+  for (const n of nodes) {
+    if (n.hash === undefined || !members.has(n.pkg) || isBuildScript(n.kind)) continue;
+    const t = newest.get(n.group);
+    if (t === undefined || n.mtimeNs > t) newest.set(n.group, n.mtimeNs);
+  }
+  const byHash = new Map<string, FingerprintNode[]>();
+  for (const n of nodes) if (n.hash !== undefined) byHash.set(n.hash, [...(byHash.get(n.hash) ?? []), n]);
+  const used = new Set<FingerprintNode>();
+  const queue = nodes.filter((n) => n.hash !== undefined && newest.get(n.group) === n.mtimeNs && members.has(n.pkg) && !isBuildScript(n.kind));
+  while (queue.length > 0) {
+    const n = queue.pop()!;
+    if (used.has(n)) continue;
+    used.add(n);
+    for (const d of n.deps) for (const dep of byHash.get(d) ?? []) if (!used.has(dep)) queue.push(dep);
+  }
+  const usedUnits = new Set([...used].map((n) => n.unit));
+  const stale = new Set<string>();
+  for (const n of nodes) if (!usedUnits.has(n.unit)) stale.add(n.unit);
+  return stale;
+}
+
+/** Find the stale units of a target dir; `members` are the workspace's path packages (none: nothing is pruned). */
+export function findStaleUnits(targetDir: string, members: Set<string>): StaleUnits {
+  const byProfile = new Map<string, Set<string>>();
+  let count = 0;
+  if (members.size === 0) return { byProfile, count };
+  for (const profile of profileDirs(targetDir)) {
+    let nodes: FingerprintNode[] | undefined;
+    try {
+      nodes = readNodes(join(targetDir, profile, '.fingerprint'));
+    } catch {
+      nodes = undefined;
+    }
+    if (!nodes) continue;
+    const stale = staleInProfile(nodes, members);
+    if (stale.size === 0) continue;
+    const hashes = new Set([...stale].map((u) => UNIT_DIR.exec(u)![2]!));
+    // a hash shared with a used unit (never seen, but cheap to rule out) keeps its files
+    for (const n of nodes) if (!stale.has(n.unit)) hashes.delete(UNIT_DIR.exec(n.unit)![2]!);
+    byProfile.set(profile, hashes);
+    count += stale.size;
+  }
+  return { byProfile, count };
+}
+
+/**
+ * Which walked entries belong to stale units: fingerprint and build dirs
+ * (with their contents), hash-named files in deps/ and examples/, and the
+ * uplifted copies of those (same device and inode).
+ */
+export function staleEntryFilter(entries: WalkedEntry[], stale: StaleUnits): (path: string) => boolean {
+  if (stale.count === 0) return () => false;
+  const dropped = new Set<string>();
+  const droppedInodes = new Set<string>();
+  const profiles = [...stale.byProfile.keys()].sort((a, b) => b.length - a.length);
+  const isStale = (path: string): boolean => {
+    for (const p of profiles) {
+      if (!path.startsWith(`${p}/`)) continue;
+      const rest = path.slice(p.length + 1).split('/');
+      const hashes = stale.byProfile.get(p)!;
+      if ((rest[0] === '.fingerprint' || rest[0] === 'build') && rest.length >= 2) {
+        const m = UNIT_DIR.exec(rest[1]!);
+        return m !== null && hashes.has(m[2]!);
+      }
+      if ((rest[0] === 'deps' || rest[0] === 'examples') && rest.length === 2) {
+        const m = HASHED_FILE.exec(rest[1]!);
+        return m !== null && hashes.has(m[1]!);
+      }
+      return false;
+    }
+    return false;
+  };
+  for (const e of entries) {
+    if (!isStale(e.path)) continue;
+    dropped.add(e.path);
+    if (e.kind === 'file') droppedInodes.add(`${e.dev}:${e.ino}`);
+  }
+  // uplifted files (debug/<bin>, debug/lib<name>.rlib, build/…/build-script-build) share the inode of what they copy
+  for (const e of entries) if (e.kind === 'file' && droppedInodes.has(`${e.dev}:${e.ino}`)) dropped.add(e.path);
+  // in a mounted target they are symlinks to the hash-named files (upliftLinks.ts)
+  for (const e of entries) if (e.kind === 'symlink' && e.target !== undefined && dropped.has(posix.join(posix.dirname(e.path), e.target))) dropped.add(e.path);
+  return (path) => dropped.has(path);
+}

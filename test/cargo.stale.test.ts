@@ -1,0 +1,121 @@
+/**
+ * Snapshots as lean as target/: after dependency bumps a snapshot holds the
+ * units the current Cargo.lock uses, not every earlier version's; switching
+ * profiles keeps both profiles' units (debug → release → debug compiles
+ * nothing it built before). Real cargo on the fixture workspace (build
+ * scripts, a proc macro, registry crates with several versions).
+ */
+import { lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { artifacts, cargo, cargoSandbox, veloCargo, type CargoSandbox } from '../fixtures/cargo/harness.js';
+
+/** Set one registry package's version in a clone's Cargo.lock (what pulling a dependency bump does). */
+function bump(clone: string, name: string, from: string, to: string): void {
+  const lock = join(clone, 'Cargo.lock');
+  const text = readFileSync(lock, 'utf8');
+  const before = `name = "${name}"\nversion = "${from}"`;
+  expect(text).toContain(before);
+  writeFileSync(lock, text.replace(before, `name = "${name}"\nversion = "${to}"`));
+}
+
+const BUMPS: [string, string, string][] = [
+  ['tinyhash', '0.3.1', '0.3.2'],
+  ['tinyfmt', '1.2.0', '1.2.1'],
+  ['tinyhash', '0.3.2', '0.3.3'],
+];
+
+/** Bytes of every file under dir, rustc's incremental caches left out (velo never stores them). */
+function bytesOf(dir: string): number {
+  let total = 0;
+  for (const d of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, d.name);
+    if (d.isDirectory()) {
+      if (d.name !== 'incremental') total += bytesOf(p);
+    } else if (d.isFile()) total += lstatSync(p).size;
+  }
+  return total;
+}
+
+function units(dir: string): string[] {
+  return readdirSync(join(dir, 'target', 'debug', '.fingerprint')).sort();
+}
+
+function compiled(stderr: string): string[] {
+  return [...stderr.matchAll(/^\s+Compiling (\S+)/gm)].map((m) => m[1]!).sort();
+}
+
+describe('velo cargo: after dependency bumps a snapshot holds what the current Cargo.lock uses', () => {
+  let sb: CargoSandbox;
+  let a: string;
+  beforeAll(() => {
+    sb = cargoSandbox();
+    a = sb.clone('a');
+    const first = veloCargo(['build'], a, sb.env);
+    expect(first.code, first.stderr).toBe(0);
+    for (const [name, from, to] of BUMPS) {
+      bump(a, name, from, to);
+      const r = veloCargo(['build'], a, sb.env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/velo: stored .*target as snapshot/);
+    }
+  });
+  afterAll(() => sb.remove());
+
+  test('the clone that built every version keeps them all (velo never deletes from a target dir)', () => {
+    expect(units(a).filter((u) => u.startsWith('tinyhash-'))).toHaveLength(3);
+  });
+
+  test('a new clone restores one unit per crate, ≤ 1.2x plain cargo’s target, and compiles nothing', () => {
+    const b = sb.clone('b');
+    const c = sb.clone('c');
+    for (const clone of [b, c]) for (const [name, from, to] of BUMPS) bump(clone, name, from, to);
+    const restored = veloCargo(['build', '--message-format=json'], b, sb.env);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toMatch(/velo: restored .*\/b\/target from snapshot/);
+    expect(restored.stderr).not.toMatch(/will rebuild/);
+    expect(artifacts(restored.stdout).filter((x) => !x.fresh)).toEqual([]);
+    const plain = cargo(['build'], c, sb.env);
+    expect(plain.code, plain.stderr).toBe(0);
+    // the same unit dirs as a clean build of this Cargo.lock: no earlier version's units
+    expect(units(b)).toEqual(units(c));
+    const ratio = bytesOf(join(b, 'target')) / bytesOf(join(c, 'target'));
+    expect(ratio).toBeLessThanOrEqual(1.2);
+    expect(ratio).toBeGreaterThan(0.8);
+  });
+});
+
+describe('velo cargo: switching profiles compiles nothing built before', () => {
+  let sb: CargoSandbox;
+  beforeAll(() => {
+    sb = cargoSandbox();
+  });
+  afterAll(() => sb.remove());
+
+  test('debug → release → debug → release in one clone, then both profiles in a new clone', () => {
+    const p = sb.clone('p');
+    const steps: [string[], boolean][] = [
+      [['build', '-v'], true],
+      [['build', '-v', '--release'], true],
+      [['build', '-v'], false],
+      [['build', '-v', '--release'], false],
+    ];
+    for (const [args, compiles] of steps) {
+      const r = veloCargo(args, p, sb.env);
+      expect(r.code, r.stderr).toBe(0);
+      if (compiles) expect(compiled(r.stderr).length, args.join(' ')).toBeGreaterThan(0);
+      else {
+        expect({ args, compiled: compiled(r.stderr) }).toEqual({ args, compiled: [] });
+        expect(r.stderr).toMatch(/Fresh velo-demo/);
+      }
+    }
+    // a new clone: each profile restored (or already there), nothing compiled either way round
+    const q = sb.clone('q');
+    for (const args of [['build', '-v', '--release'], ['build', '-v'], ['build', '-v', '--release']]) {
+      const r = veloCargo(args, q, sb.env);
+      expect(r.code, r.stderr).toBe(0);
+      expect({ args, compiled: compiled(r.stderr) }).toEqual({ args, compiled: [] });
+    }
+    expect(readdirSync(join(q, 'target')).filter((n) => n === 'debug' || n === 'release').sort()).toEqual(['debug', 'release']);
+  });
+});
