@@ -7,7 +7,7 @@
  * starts cargo. The store, materialize and the freshness check load only
  * when something is to be restored or stored.
  */
-import { parseCargoArgs, type CargoInvocation } from '../src/cargo/cargoArgs.js';
+import { buildProfileDirs, parseCargoArgs, type CargoInvocation } from '../src/cargo/cargoArgs.js';
 import { isNoOp, planCargoRun, type CargoPlan } from '../src/cargo/plan.js';
 import { spawnCargo } from '../src/cargo/spawnCargo.js';
 import { locateWorkspace } from '../src/cargo/workspace.js';
@@ -80,7 +80,9 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
       const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method, projection });
       if (prep.action === 'restored') {
         const r = prep.restore;
-        const rebuild = r.freshness.invalidated.length;
+        // units of this build's profile dirs, one per unit: what this cargo run rebuilds first
+        const { invalidatedUnits } = await import('../src/cargo/freshness.js');
+        const rebuild = invalidatedUnits(r.freshness.invalidated, buildProfileDirs(plan.inv));
         if (r.mountNote) say(io, plan, `projection mount: ${r.mountNote}`);
         say(
           io,

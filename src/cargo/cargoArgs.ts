@@ -191,3 +191,9 @@ export function parseCargoArgs(args: string[]): CargoInvocation {
   return inv;
 }
 
+
+/** The profile dirs a build writes: `<dir>` (host artifacts too) and `<triple>/<dir>` for each --target. */
+export function buildProfileDirs(inv: Pick<CargoInvocation, 'profile' | 'targets'>): string[] {
+  const dir = inv.profile === 'dev' || inv.profile === 'test' ? 'debug' : inv.profile === 'bench' ? 'release' : inv.profile;
+  return [dir, ...inv.targets.map((t) => `${t}/${dir}`)];
+}

@@ -167,20 +167,35 @@ export function dropSnapshots(store: Store, keep: number, options: { dryRun?: bo
 }
 
 export interface SnapshotSummary {
+  /** snapshots a project that still exists lists (what gc keeps) */
   snapshots: number;
+  /** cargo projects (workspace roots) that still exist and list a snapshot */
   projects: number;
-  /** bytes the snapshots' target dirs hold, added up */
+  /** bytes those snapshots' target dirs hold, added up */
   logicalBytes: number;
   /** bytes of distinct file contents among them: what the store keeps */
   uniqueBytes: number;
+  /** snapshots only deleted projects (or none) list: the next `velo gc` frees them */
+  unreferenced: number;
 }
 
-/** What the snapshots hold and what deduplication saves (reads every snapshot tree). */
-export function summarizeSnapshots(store: Store): SnapshotSummary {
+/**
+ * What the snapshots hold and what deduplication saves (reads every live
+ * snapshot tree). A snapshot counts while a project that lists it exists —
+ * gc's rule — so deleting a clone drops its snapshots from the figures
+ * before gc frees them.
+ */
+export function summarizeSnapshots(store: Store, exists: (path: string) => boolean = existsSync): SnapshotSummary {
   const snaps = listSnapshots(store);
   const seen = new Map<string, number>();
+  const projects = new Set<string>();
   let logical = 0;
+  let live = 0;
   for (const s of snaps) {
+    const owners = s.projects.filter((p) => exists(p));
+    if (owners.length === 0) continue;
+    live++;
+    for (const p of owners) projects.add(p);
     let tree;
     try {
       tree = readTree(store, s.tree);
@@ -195,6 +210,5 @@ export function summarizeSnapshots(store: Store): SnapshotSummary {
   }
   let unique = 0;
   for (const size of seen.values()) unique += size;
-  const projects = new Set(snaps.flatMap((s) => s.projects).filter((p) => existsSync(p)));
-  return { snapshots: snaps.length, projects: projects.size, logicalBytes: logical, uniqueBytes: unique };
+  return { snapshots: live, projects: projects.size, logicalBytes: logical, uniqueBytes: unique, unreferenced: snaps.length - live };
 }
