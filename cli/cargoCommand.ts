@@ -78,6 +78,9 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     if (!isNoOp(plan)) {
       const { prepareTarget } = await import('../src/cargo/prepareTarget.js');
       const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method, projection });
+      if (prep.action === 'none' && prep.reason === 'adopted') {
+        say(io, plan, `adopted ${plan.location.targetDir} (made by cargo): cargo builds in it as it is; velo stores it after a successful build`);
+      }
       if (prep.action === 'restored') {
         const r = prep.restore;
         // units of this build's profile dirs, one per unit: what this cargo run rebuilds first
