@@ -77,7 +77,20 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     projection = inv.projection ?? cfg.projection;
     if (!isNoOp(plan)) {
       const { prepareTarget } = await import('../src/cargo/prepareTarget.js');
-      const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method, projection });
+      if (!plan.targetPresent) {
+        const { isVeloMount } = await import('../src/cargo/targetMount.js');
+        if (isVeloMount(plan.location.targetDir)) {
+          say(io, plan, `${plan.location.targetDir} is an empty velo mount: plain \`cargo clean\` or \`rm -rf\` empties a mounted target but cannot remove it (a mount point); \`velo cargo clean\` unmounts it first`);
+        }
+      }
+      const shown = plan;
+      const prep = await prepareTarget(plan, {
+        home: cfg.home,
+        method: cfg.method,
+        projection,
+        onMountToCopy: (cost) =>
+          say(io, shown, `${shown.location.targetDir} is mounted; the ${projection} projection replaces the mount with a copy of the snapshot: ${cost.files} files, ${formatBytes(cost.bytes)} on disk (\`--projection mount\` keeps it a mount)`),
+      });
       if (prep.action === 'none' && prep.reason === 'adopted') {
         say(io, plan, `adopted ${plan.location.targetDir} (made by cargo): cargo builds in it as it is; velo stores it after a successful build`);
       }

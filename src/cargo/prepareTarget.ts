@@ -24,7 +24,7 @@ import { VeloError } from '../errors.js';
 import { withLease } from '../store/lock.js';
 import { Store } from '../store/store.js';
 import { isNoOp, isTargetPresent, readLock, type CargoPlan } from './plan.js';
-import { restoreTarget, type RestoreResult } from './restoreTarget.js';
+import { restoreTarget, type RestoreOptions, type RestoreResult } from './restoreTarget.js';
 import { keyMaterial, lockDigest, snapshotKey } from './snapshotKey.js';
 import { bestSnapshot, useSnapshot, type SnapshotInfo } from './snapshots.js';
 import { readTargetState } from './targetState.js';
@@ -78,7 +78,15 @@ export function madeByCargo(targetDir: string): boolean {
   }
 }
 
-export async function prepareTarget(plan: CargoPlan, options: { home: string; method: LinkMethod; projection?: Projection }): Promise<PrepareOutcome> {
+export interface PrepareOptions {
+  home: string;
+  method: LinkMethod;
+  projection?: Projection;
+  /** told before a mounted target is replaced by a copy (restoreTarget.ts) */
+  onMountToCopy?: RestoreOptions['onMountToCopy'];
+}
+
+export async function prepareTarget(plan: CargoPlan, options: PrepareOptions): Promise<PrepareOutcome> {
   if (!(await confirmLocation(plan))) return { action: 'none', reason: 'metadata-failed' };
   if (isNoOp(plan)) return { action: 'none', reason: 'same-key' };
   const { targetDir, root } = plan.location;
@@ -116,6 +124,7 @@ export async function prepareTarget(plan: CargoPlan, options: { home: string; me
         projection: options.projection ?? 'link',
         rustc: { stamp: plan.rustcStamp, verbose: plan.rustc.verbose },
         keyMaterial: best.key === plan.key.id ? plan.keyMaterial : undefined,
+        onMountToCopy: options.onMountToCopy,
       });
       useSnapshot(store, root, best, restore.method, restore.projection);
       return { action: 'restored', snapshot: best, restore, replaced: plan.targetPresent } as const;

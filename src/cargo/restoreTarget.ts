@@ -44,6 +44,8 @@ export interface RestoreOptions {
   rustc?: { stamp: string; verbose: string } | undefined;
   /** keyMaterial() of the run, when the snapshot's key is the run's key */
   keyMaterial?: string | undefined;
+  /** told before a mounted target is taken down to be copied: what the copy costs */
+  onMountToCopy?: ((cost: { files: number; bytes: number }) => void) | undefined;
 }
 
 export interface RestoreResult {
@@ -73,7 +75,10 @@ export async function restoreTarget(store: Store, options: RestoreOptions): Prom
     }
   }
   // a mount point cannot be renamed aside: a velo mount there goes first
-  if (isVeloMount(options.targetDir)) await unmountTarget(store, options.targetDir);
+  if (isVeloMount(options.targetDir)) {
+    options.onMountToCopy?.({ files: options.snapshot.files, bytes: options.snapshot.logicalBytes });
+    await unmountTarget(store, options.targetDir);
+  }
   const method = targetMethod(store, options.method, options.targetDir);
   let freshness: FreshnessResult | undefined;
   let signature = '';
