@@ -11,7 +11,8 @@ import { buildProfileDirs, parseCargoArgs, type CargoInvocation } from '../src/c
 import { isNoOp, planCargoRun, type CargoPlan } from '../src/cargo/plan.js';
 import { spawnCargo } from '../src/cargo/spawnCargo.js';
 import { locateWorkspace } from '../src/cargo/workspace.js';
-import { config } from './context.js';
+import { remapSetting } from '../src/cargo/remapPathPrefix.js';
+import { config, projectConfigFile } from './context.js';
 import { err, formatBytes, formatMs, out, renderError, type Io } from './io.js';
 
 const USAGE = `Usage: velo cargo <build|check|clippy|run|test> [cargo args] [--force] [--velo-incremental] [--projection link|mount]
@@ -47,8 +48,8 @@ function say(io: Io, plan: CargoPlan | undefined, text: string): void {
 }
 
 /** Run cargo; a signal sent to velo goes on to cargo, and velo waits for it. */
-async function runRealCargo(args: string[], cwd: string, io: Io): Promise<number> {
-  const running = spawnCargo(args, { cwd, env: io.env, stdio: { stdout: io.stdout, stderr: io.stderr } });
+async function runRealCargo(args: string[], cwd: string, io: Io, env: NodeJS.ProcessEnv = io.env): Promise<number> {
+  const running = spawnCargo(args, { cwd, env, stdio: { stdout: io.stdout, stderr: io.stderr } });
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const forward = (sig: NodeJS.Signals): void => {
     running.child.kill(sig);
@@ -72,7 +73,7 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     const inv = parseCargoArgs(args);
     if (inv.subcommand === 'clean') return await runClean(inv, io);
     if (!inv.snapshotSubcommand) return await runRealCargo(inv.cargoArgs, io.cwd, io);
-    plan = await planCargoRun(args, io.cwd, io.env);
+    plan = await planCargoRun(args, io.cwd, io.env, { remapTo: remapSetting(io.env, projectConfigFile(io)) });
     const cfg = config(io);
     projection = inv.projection ?? cfg.projection;
     if (!isNoOp(plan)) {
@@ -112,7 +113,7 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
   } catch (e) {
     return renderError(io, e);
   }
-  const code = await runRealCargo(plan.inv.cargoArgs, io.cwd, io).catch((e: unknown) => renderError(io, e));
+  const code = await runRealCargo(plan.inv.cargoArgs, io.cwd, io, plan.env).catch((e: unknown) => renderError(io, e));
   try {
     // a no-op build: nothing to store, and nothing heavy to load
     if (code === 0 && (await import('../src/cargo/unchangedTarget.js')).targetUnchanged(plan)) return code;

@@ -65,6 +65,8 @@ export interface CargoInvocation {
   incremental: boolean;
   /** velo --projection link|mount: how a restored target is projected (default: velo's configuration) */
   projection: 'link' | 'mount' | undefined;
+  /** rustflags velo adds from its configuration (remapPathPrefix.ts): part of the snapshot key */
+  extraRustflags?: string[] | undefined;
 }
 
 function splitFeatures(value: string): string[] {
