@@ -122,12 +122,16 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     const rec = await recordTarget(plan, code, { home: cfg.home, method: cfg.method, projection });
     if (rec.action === 'stored') {
       const r = rec.result;
-      say(
-        io,
-        plan,
-        `stored ${plan.location.targetDir} as snapshot ${short(rec.snapshot.tree)} ` +
-          `(${r.files} files, ${formatBytes(r.logicalBytes)}; ${r.newObjects} new objects, ${formatBytes(r.newBytes)}) in ${formatMs(rec.ms)}`,
-      );
+      const stale = r.staleUnits > 0 ? `; ${r.staleUnits} unit(s) no current build uses left out, ${formatBytes(r.staleBytes)}` : '';
+      if (rec.reused) say(io, plan, `${plan.location.targetDir} is snapshot ${short(rec.snapshot.tree)}, already stored for this build (${r.files} files, ${formatBytes(r.logicalBytes)}${stale}) in ${formatMs(rec.ms)}`);
+      else {
+        say(
+          io,
+          plan,
+          `stored ${plan.location.targetDir} as snapshot ${short(rec.snapshot.tree)} ` +
+            `(${r.files} files, ${formatBytes(r.logicalBytes)}; ${r.newObjects} new objects, ${formatBytes(r.newBytes)}${stale}) in ${formatMs(rec.ms)}`,
+        );
+      }
       const m = rec.remount;
       if (m?.mounted) say(io, plan, `mounted ${plan.location.targetDir} on snapshot ${short(rec.snapshot.tree)} (${m.replaced === 'directory' ? 'was a directory' : 'writable layer emptied'}) in ${formatMs(m.ms)}`);
       else if (m) say(io, plan, `projection mount: ${m.reason}: ${plan.location.targetDir} stays as it is`);

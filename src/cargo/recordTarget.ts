@@ -26,7 +26,7 @@ import { targetMethod } from './targetMethod.js';
 import { targetUnchanged } from './unchangedTarget.js';
 import { keyMaterial, lockDigest, snapshotKey } from './snapshotKey.js';
 import { snapshotTarget, type SnapshotTargetResult } from './snapshotTarget.js';
-import { addSnapshot, keepViewTree, useSnapshot, type SnapshotInfo } from './snapshots.js';
+import { addSnapshot, bestSnapshot, keepViewTree, useSnapshot, type SnapshotInfo } from './snapshots.js';
 import { readTargetState, writeTargetState } from './targetState.js';
 import { targetSignature, walkTarget } from './targetWalk.js';
 import { cargoCommand, rustcInfo, statBits, toolchainStamp } from './toolchain.js';
@@ -36,7 +36,7 @@ import { dirname, join } from 'node:path';
 export type RecordOutcome =
   | { action: 'none'; reason: 'cargo-failed' | 'no-target' | 'separate-build-dir' }
   | { action: 'unchanged'; snapshot: string; ms: number }
-  | { action: 'stored'; snapshot: SnapshotInfo; result: SnapshotTargetResult; ms: number; remount: RemountOutcome | undefined };
+  | { action: 'stored'; snapshot: SnapshotInfo; result: SnapshotTargetResult; ms: number; remount: RemountOutcome | undefined; /** the key already had this very tree */ reused: boolean };
 
 /** The target mounted again on the stored snapshot, or why not. */
 export type RemountOutcome = { mounted: true; replaced: 'nothing' | 'directory' | 'mount'; upper: string; ms: number } | { mounted: false; reason: string };
@@ -103,7 +103,9 @@ export async function recordTarget(
         writeTargetState(targetDir, { ...state, ...rustcCache, project: root, signature: result.signature });
         return { action: 'unchanged', snapshot: result.tree, ms: performance.now() - started } as const;
       }
-      const snapshot = addSnapshot(store, key.id, result.tree, { files: result.files, logicalBytes: result.logicalBytes });
+      // the same tree already stored under this key (a profile switch that compiled nothing): no new snapshot
+      const same = bestSnapshot(store, key.id, root);
+      const snapshot = same?.tree === result.tree ? same : addSnapshot(store, key.id, result.tree, { files: result.files, logicalBytes: result.logicalBytes });
       const stateFields = {
         project: root,
         key: key.id,
@@ -117,7 +119,7 @@ export async function recordTarget(
       const remounted = remount ? await remountTarget(store, result.fullTree, targetDir, snapshot, stateFields) : undefined;
       if (remounted?.mounted) useSnapshot(store, root, snapshot, 'mount', 'mount');
       else useSnapshot(store, root, snapshot, targetMethod(store, options.method, targetDir));
-      return { action: 'stored', snapshot, result, ms: performance.now() - started, remount: remounted } as const;
+      return { action: 'stored', snapshot, result, ms: performance.now() - started, remount: remounted, reused: snapshot === same } as const;
     }, { project: targetDir });
   } finally {
     store.close();
