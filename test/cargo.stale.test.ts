@@ -85,6 +85,51 @@ describe('velo cargo: after dependency bumps a snapshot holds what the current C
   });
 });
 
+describe('velo cargo: units of a Cargo.lock that is no longer current', () => {
+  let sb: CargoSandbox;
+  beforeAll(() => {
+    sb = cargoSandbox();
+  });
+  afterAll(() => sb.remove());
+
+  test('check units from before a bump leave the snapshot; going back to the old Cargo.lock keeps its units', () => {
+    const r = sb.clone('r');
+    for (const args of [['build'], ['check']]) expect(veloCargo(args, r, sb.env).code).toBe(0);
+    bump(r, 'tinyhash', '0.3.1', '0.3.2');
+    const bumped = veloCargo(['build'], r, sb.env);
+    expect(bumped.code, bumped.stderr).toBe(0);
+    // the check units were built against tinyhash 0.3.1, which the lock no longer has
+    expect(bumped.stderr).toMatch(/velo: stored .*unit\(s\) no current build uses left out/);
+    const b = sb.clone('b');
+    const c = sb.clone('c');
+    for (const clone of [b, c]) bump(clone, 'tinyhash', '0.3.1', '0.3.2');
+    expect(veloCargo(['build'], b, sb.env).stderr).toMatch(/velo: restored/);
+    expect(cargo(['build'], c, sb.env).code).toBe(0);
+    // units built against tinyhash are exactly a clean build's; check units of crates that do not use it stay (still current)
+    const usesTinyhash = (u: string): boolean => /^(tinyhash|tinyfmt|textkit|render|velo-demo)-[0-9a-f]{16}$/.test(u);
+    expect(units(b).filter(usesTinyhash)).toEqual(units(c).filter(usesTinyhash));
+    expect(units(b).filter((u) => u.startsWith('tinyhash-'))).toHaveLength(1);
+
+    // back to the old lock, with one member edited so that the build stores: the old units are the used ones
+    bump(r, 'tinyhash', '0.3.2', '0.3.1');
+    const edit = (clone: string): void => {
+      const main = join(clone, 'crates', 'velo-demo', 'src', 'main.rs');
+      writeFileSync(main, readFileSync(main, 'utf8') + '\n#[allow(dead_code)]\nfn added_by_the_stale_test() {}\n');
+    };
+    edit(r);
+    const back = veloCargo(['build', '-v'], r, sb.env);
+    expect(back.code, back.stderr).toBe(0);
+    expect(compiled(back.stderr)).toEqual(['velo-demo']);
+    expect(back.stderr).toMatch(/velo: stored/);
+    const d = sb.clone('d');
+    edit(d);
+    const restored = veloCargo(['build', '-v'], d, sb.env);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toMatch(/velo: restored/);
+    expect(compiled(restored.stderr)).toEqual([]);
+  });
+});
+
 describe('velo cargo: switching profiles compiles nothing built before', () => {
   let sb: CargoSandbox;
   beforeAll(() => {

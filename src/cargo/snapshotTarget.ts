@@ -22,7 +22,8 @@ import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { ParsedEntry, TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { buildFreshnessManifest, MANIFEST_PATH, type FreshnessManifest, type KnownPackage } from './freshness.js';
-import { findStaleUnits, staleEntryFilter } from './staleUnits.js';
+import { readLock } from './plan.js';
+import { findStaleUnits, lockedVersions, staleEntryFilter } from './staleUnits.js';
 import { targetSignature, walkTarget } from './targetWalk.js';
 
 export interface SnapshotTargetOptions {
@@ -63,7 +64,8 @@ export async function snapshotTarget(store: Store, options: SnapshotTargetOption
   const plain = both ? walkTarget(options.targetDir, { incremental: false }) : walked;
   const signature = targetSignature(plain);
   // units no current build uses stay out of the snapshot (the target dir keeps them, and so does the tree a mount shows)
-  const stale = findStaleUnits(options.targetDir, new Set(options.packages.filter((p) => p.path).map((p) => p.name)));
+  const members = new Set(options.packages.filter((p) => p.path).map((p) => p.name));
+  const stale = findStaleUnits(options.targetDir, members, lockedVersions(readLock(options.projectRoot)?.toString('utf8')));
   const isStale = staleEntryFilter(walked, stale);
   const inSnapshot = new Set(plain.filter((w) => !isStale(w.path)).map((w) => w.path));
   const extra: TreeEntry[] = [];

@@ -13,18 +13,33 @@
  * … are never weighed against each other, so every profile a project has
  * built stays):
  *
- * 1. a *root* is a compiled unit (not a build-script run) of a workspace
- *    member. Roots are grouped by everything their fingerprint says except
+ * 1. a unit of a registry (or git) package whose version is not in the
+ *    current Cargo.lock is *superseded*; so is every unit built against
+ *    one (through `deps`, transitively). The version is read from rustc's
+ *    dep-info of the unit (`deps/<crate>-<hash>.d`): its sources sit in
+ *    `<name>-<version>/` (cargo's registry sources); a version velo cannot read supersedes
+ *    nothing (git dependencies, vendor dirs named without a version);
+ * 2. a *root* is a compiled unit (not a build-script run) of a workspace
+ *    member that is not superseded. Roots are grouped by everything their fingerprint says except
  *    their dependencies and the compiler (package, kind, target, profile and
  *    mode — `check`, `build` and `test` differ there —, features, path,
  *    flags, compile kind): units of one group are the same crate built
  *    again after its dependencies or the toolchain changed. Of each group
  *    the one cargo wrote last is current (ties: all of them);
- * 2. every unit reachable from a current root through `deps` is used
+ * 3. every unit reachable from a current root through `deps` is used
  *    (registry crates, build scripts and their runs, proc macros);
- * 3. every other unit with a fingerprint is stale: its fingerprint dir,
+ * 4. every other unit with a fingerprint is stale: its fingerprint dir,
  *    its `build/` dir, its hash-named files in `deps/` and `examples/`,
  *    and the uplifted copies of those (same inode) leave the snapshot.
+ *
+ * Step 1 is what makes a test or check unit built before a bump (and
+ * not since) stale, and a build after going back to an older Cargo.lock
+ * keep the older units cargo found fresh — newer units of the same group
+ * are then built against versions the lock no longer has. What step 2
+ * cannot tell: two builds of a member under one lock whose only difference
+ * is a workspace-internal one (a feature of another member): the newer is
+ * kept. A unit left out costs a rebuild in a clone that restores the
+ * snapshot, never a wrong build.
  *
  * Anything unreadable (a fingerprint velo cannot parse, no package list)
  * prunes nothing in that profile: leaving a unit in costs bytes, leaving a
@@ -50,6 +65,8 @@ interface FingerprintNode {
   /** the fingerprint's fields that say which crate this is, without its dependencies and compiler */
   group: string;
   mtimeNs: bigint;
+  /** the package version its sources' directory names (`<name>-<version>/`), when there is one */
+  version: string | undefined;
 }
 
 /** Stale units of one target dir: per profile dir, the unit hashes to leave out. */
@@ -77,8 +94,47 @@ function hashFromFile(text: string): string | undefined {
   return BigInt(`0x${hex.match(/../g)!.reverse().join('')}`).toString();
 }
 
-function readNodes(fpDir: string): FingerprintNode[] | undefined {
+/**
+ * The version in the `<pkg>-<version>/` directory of a unit's sources, read
+ * from rustc's dep-info beside its artifacts (`deps/<crate>-<hash>.d`, or
+ * `build/<pkg>-<hash>/build_script_build-<hash>.d`): cargo's own dep-info
+ * leaves registry sources out.
+ */
+function versionFromRustcDepInfo(profileAbs: string, depsDFiles: Map<string, string>, unit: string, pkg: string, hash: string): string | undefined {
+  let file = depsDFiles.get(hash);
+  if (file === undefined) {
+    try {
+      const name = readdirSync(join(profileAbs, 'build', unit)).find((f) => f.endsWith(`-${hash}.d`));
+      if (name !== undefined) file = join(profileAbs, 'build', unit, name);
+    } catch {
+      return undefined;
+    }
+  }
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const escaped = pkg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`/${escaped}-(\\d+\\.\\d+\\.\\d+(?:[-+][0-9A-Za-z.+]*)?)/`).exec(text);
+  return m?.[1];
+}
+
+function readNodes(profileAbs: string, members: Set<string>): FingerprintNode[] | undefined {
+  const fpDir = join(profileAbs, '.fingerprint');
   const nodes: FingerprintNode[] = [];
+  // rustc's dep-info files in deps/, by unit hash
+  const depsDFiles = new Map<string, string>();
+  try {
+    for (const f of readdirSync(join(profileAbs, 'deps'))) {
+      const m = /-([0-9a-f]{16})\.d$/.exec(f);
+      if (m) depsDFiles.set(m[1]!, join(profileAbs, 'deps', f));
+    }
+  } catch {
+    /* no deps/ yet */
+  }
   for (const ud of readdirSync(fpDir, { withFileTypes: true })) {
     if (!ud.isDirectory()) continue;
     const m = UNIT_DIR.exec(ud.name);
@@ -104,7 +160,8 @@ function readNodes(fpDir: string): FingerprintNode[] | undefined {
       }
       const { deps: _d, local: _l, rustc: _r, ...identity } = json;
       const group = JSON.stringify([m[1], kind, Object.entries(identity).sort(([a], [b]) => (a < b ? -1 : 1))]);
-      nodes.push({ unit: ud.name, pkg: m[1]!, kind, hash, deps, group, mtimeNs });
+      const version = members.has(m[1]!) ? undefined : versionFromRustcDepInfo(profileAbs, depsDFiles, ud.name, m[1]!, m[2]!);
+      nodes.push({ unit: ud.name, pkg: m[1]!, kind, hash, deps, group, mtimeNs, version });
     }
   }
   return nodes;
@@ -114,18 +171,38 @@ function isBuildScript(kind: string): boolean {
   return kind.startsWith('build-script-') || kind.startsWith('run-build-script-');
 }
 
-/** The stale unit dirs of one profile's fingerprints (see the rule above). */
-export function staleInProfile(nodes: FingerprintNode[], members: Set<string>): Set<string> {
+/**
+ * The stale unit dirs of one profile's fingerprints (see the rule above).
+ * `locked`: name → versions in the current Cargo.lock (undefined: no lock read, nothing superseded by it).
+ */
+export function staleInProfile(nodes: FingerprintNode[], members: Set<string>, locked?: Map<string, Set<string>>): Set<string> {
+  const byHash = new Map<string, FingerprintNode[]>();
+  for (const n of nodes) if (n.hash !== undefined) byHash.set(n.hash, [...(byHash.get(n.hash) ?? []), n]);
+  // superseded: a version the lock no longer has, or built against one
+  const superseded = new Map<FingerprintNode, boolean>();
+  const isSuperseded = (n: FingerprintNode, path: Set<FingerprintNode>): boolean => {
+    const known = superseded.get(n);
+    if (known !== undefined) return known;
+    if (path.has(n)) return false; // a cycle (never in cargo's graph): taints nothing
+    path.add(n);
+    let out = locked !== undefined && n.version !== undefined && locked.get(n.pkg)?.has(n.version) !== true;
+    for (const d of n.deps) {
+      if (out) break;
+      for (const dep of byHash.get(d) ?? []) if (isSuperseded(dep, path)) out = true;
+    }
+    path.delete(n);
+    superseded.set(n, out);
+    return out;
+  };
+  const isRoot = (n: FingerprintNode): boolean => n.hash !== undefined && members.has(n.pkg) && !isBuildScript(n.kind) && !isSuperseded(n, new Set());
   const newest = new Map<string, bigint>();
   for (const n of nodes) {
-    if (n.hash === undefined || !members.has(n.pkg) || isBuildScript(n.kind)) continue;
+    if (!isRoot(n)) continue;
     const t = newest.get(n.group);
     if (t === undefined || n.mtimeNs > t) newest.set(n.group, n.mtimeNs);
   }
-  const byHash = new Map<string, FingerprintNode[]>();
-  for (const n of nodes) if (n.hash !== undefined) byHash.set(n.hash, [...(byHash.get(n.hash) ?? []), n]);
   const used = new Set<FingerprintNode>();
-  const queue = nodes.filter((n) => n.hash !== undefined && newest.get(n.group) === n.mtimeNs && members.has(n.pkg) && !isBuildScript(n.kind));
+  const queue = nodes.filter((n) => isRoot(n) && newest.get(n.group) === n.mtimeNs);
   while (queue.length > 0) {
     const n = queue.pop()!;
     if (used.has(n)) continue;
@@ -138,20 +215,30 @@ export function staleInProfile(nodes: FingerprintNode[], members: Set<string>): 
   return stale;
 }
 
+/** name → versions of the packages in a Cargo.lock (undefined when there is none or it cannot be read). */
+export function lockedVersions(lockText: string | undefined): Map<string, Set<string>> | undefined {
+  if (lockText === undefined) return undefined;
+  const out = new Map<string, Set<string>>();
+  for (const m of lockText.matchAll(/^\[\[package\]\]\s*\nname = "([^"]+)"\s*\nversion = "([^"]+)"/gm)) {
+    out.set(m[1]!, (out.get(m[1]!) ?? new Set()).add(m[2]!));
+  }
+  return out.size > 0 ? out : undefined;
+}
+
 /** Find the stale units of a target dir; `members` are the workspace's path packages (none: nothing is pruned). */
-export function findStaleUnits(targetDir: string, members: Set<string>): StaleUnits {
+export function findStaleUnits(targetDir: string, members: Set<string>, locked?: Map<string, Set<string>>): StaleUnits {
   const byProfile = new Map<string, Set<string>>();
   let count = 0;
   if (members.size === 0) return { byProfile, count };
   for (const profile of profileDirs(targetDir)) {
     let nodes: FingerprintNode[] | undefined;
     try {
-      nodes = readNodes(join(targetDir, profile, '.fingerprint'));
+      nodes = readNodes(join(targetDir, profile), members);
     } catch {
       nodes = undefined;
     }
     if (!nodes) continue;
-    const stale = staleInProfile(nodes, members);
+    const stale = staleInProfile(nodes, members, locked);
     if (stale.size === 0) continue;
     const hashes = new Set([...stale].map((u) => UNIT_DIR.exec(u)![2]!));
     // a hash shared with a used unit (never seen, but cheap to rule out) keeps its files
