@@ -135,6 +135,13 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
       const m = rec.remount;
       if (m?.mounted) say(io, plan, `mounted ${plan.location.targetDir} on snapshot ${short(rec.snapshot.tree)} (${m.replaced === 'directory' ? 'was a directory' : 'writable layer emptied'}) in ${formatMs(m.ms)}`);
       else if (m) say(io, plan, `projection mount: ${m.reason}: ${plan.location.targetDir} stays as it is`);
+    } else if (rec.action === 'registered') {
+      say(
+        io,
+        plan,
+        `${plan.location.targetDir} is unchanged: snapshot ${short(rec.snapshot.tree)} ` +
+          `${rec.reused ? 'is already stored' : 'now also stands'} for this build (${rec.snapshot.files} files, ${formatBytes(rec.snapshot.logicalBytes)}) in ${formatMs(rec.ms)}`,
+      );
     } else if (rec.action === 'none' && rec.reason === 'separate-build-dir') {
       say(io, plan, 'not stored: this project uses a separate build dir (build.build-dir), which velo cargo does not snapshot');
     }

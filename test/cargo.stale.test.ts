@@ -147,8 +147,9 @@ describe('velo cargo: switching profiles compiles nothing built before', () => {
     ];
     for (const [i, [args, compiles]] of steps.entries()) {
       const r = veloCargo(args, p, sb.env);
-      // back to release with nothing compiled: the target is the release snapshot already stored, not a new one
-      if (i === 3) expect(r.stderr).toMatch(/velo: .*\/p\/target is snapshot \w+, already stored for this build/);
+      // back to a profile with nothing compiled: the target is registered as it is (nothing read or stored again)
+      if (i === 2) expect(r.stderr).toMatch(/velo: .*\/p\/target is unchanged: snapshot \w+ now also stands for this build/);
+      if (i === 3) expect(r.stderr).toMatch(/velo: .*\/p\/target is unchanged: snapshot \w+ is already stored for this build/);
       expect(r.code, r.stderr).toBe(0);
       if (compiles) expect(compiled(r.stderr).length, args.join(' ')).toBeGreaterThan(0);
       else {

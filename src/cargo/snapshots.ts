@@ -68,6 +68,12 @@ export function listSnapshots(store: Store): SnapshotInfo[] {
   return out.sort((a, b) => b.created - a.created || (a.name < b.name ? 1 : -1));
 }
 
+/** The snapshot of that name, or undefined. */
+export function findSnapshot(store: Store, name: string): SnapshotInfo | undefined {
+  const k = listKeys(store, SNAPSHOT_KIND).find((r) => r.name === name);
+  return k ? toInfo(k, []) : undefined;
+}
+
 /**
  * The snapshot to restore for a key: the newest one this project made or
  * used (built from its own sources, so the most of it stays fresh), else the
