@@ -36,6 +36,16 @@ are; \`velo cargo clean\` first unmounts a mounted target dir.
                        one copy (Linux with FUSE; else copied, saying why).
                        Default from VELO_PROJECTION, velo.json, config.
 
+A snapshot holds the units the current build uses (earlier dependency
+versions stay in target/ but not in the store); debug and release stay
+side by side. A target/ plain cargo made is adopted (cargo builds in it,
+velo stores it); any other dir velo did not make is refused (exit 16).
+
+  cargo.remapPathPrefix (velo.json "cargo": {"remapPathPrefix": "."}, the
+  user config, or VELO_CARGO_REMAP_PATH_PREFIX): give rustc
+  --remap-path-prefix=<workspace root>=<value>, so debug info does not name
+  the clone that compiled a restored binary (targets become per clone).
+
 See docs/CARGO.md for how restored targets are kept honest with cargo.`;
 
 function short(digest: string): string {
