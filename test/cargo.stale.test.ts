@@ -5,6 +5,7 @@
  * nothing it built before). Real cargo on the fixture workspace (build
  * scripts, a proc macro, registry crates with several versions).
  */
+import { execFileSync } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -127,6 +128,28 @@ describe('velo cargo: units of a Cargo.lock that is no longer current', () => {
     expect(restored.code, restored.stderr).toBe(0);
     expect(restored.stderr).toMatch(/velo: restored/);
     expect(compiled(restored.stderr)).toEqual([]);
+  });
+});
+
+describe('velo cargo: a --target build keeps the host units it uses', () => {
+  let sb: CargoSandbox;
+  beforeAll(() => {
+    sb = cargoSandbox();
+  });
+  afterAll(() => sb.remove());
+
+  test('build scripts and the proc macro (in debug/) stay in the snapshot of a --target build (in <triple>/debug/)', () => {
+    const host = /^host: (\S+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))![1]!;
+    const t = sb.clone('t');
+    const first = veloCargo(['build', '-v', '--target', host], t, sb.env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/velo: stored/);
+    const u = sb.clone('u');
+    const r = veloCargo(['build', '-v', '--target', host], u, sb.env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/velo: restored/);
+    expect(compiled(r.stderr)).toEqual([]);
+    expect(r.stderr).toMatch(/Fresh shape_derive/);
   });
 });
 

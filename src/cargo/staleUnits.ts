@@ -9,9 +9,11 @@
  * `examples/<name>-<hash>`). In each unit dir, `<kind>-<name>` holds the
  * unit's fingerprint hash (u64, little-endian hex) and `<kind>-<name>.json`
  * its inputs, among them `deps`: the fingerprint hashes of the units it was
- * built against. The rule, per profile dir (debug, release, <triple>/debug
- * … are never weighed against each other, so every profile a project has
- * built stays):
+ * built against. The rule (roots are chosen per profile dir — debug,
+ * release, <triple>/debug … are never weighed against each other, so every
+ * profile a project has built stays; dependencies are followed across
+ * profile dirs, because a `--target` build's units in `<triple>/debug` use
+ * host units — build scripts, proc macros — in `debug`):
  *
  * 1. a unit of a registry (or git) package whose version is not in the
  *    current Cargo.lock is *superseded*; so is every unit built against
@@ -42,7 +44,7 @@
  * snapshot, never a wrong build.
  *
  * Anything unreadable (a fingerprint velo cannot parse, no package list)
- * prunes nothing in that profile: leaving a unit in costs bytes, leaving a
+ * prunes nothing: leaving a unit in costs bytes, leaving a
  * used one out costs a rebuild. The target dir itself is never touched.
  */
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
@@ -54,6 +56,8 @@ const UNIT_DIR = /^(.+)-([0-9a-f]{16})$/;
 const HASHED_FILE = /-([0-9a-f]{16})(\.[^/]*)?$/;
 
 interface FingerprintNode {
+  /** the profile dir it is in (`debug`, `x86_64-unknown-linux-gnu/release`, …) */
+  profile: string;
   /** unit dir name: `<pkg>-<hash>` */
   unit: string;
   pkg: string;
@@ -122,7 +126,8 @@ function versionFromRustcDepInfo(profileAbs: string, depsDFiles: Map<string, str
   return m?.[1];
 }
 
-function readNodes(profileAbs: string, members: Set<string>): FingerprintNode[] | undefined {
+function readNodes(targetDir: string, profile: string, members: Set<string>): FingerprintNode[] | undefined {
+  const profileAbs = join(targetDir, profile);
   const fpDir = join(profileAbs, '.fingerprint');
   const nodes: FingerprintNode[] = [];
   // rustc's dep-info files in deps/, by unit hash
@@ -159,9 +164,9 @@ function readNodes(profileAbs: string, members: Set<string>): FingerprintNode[] 
         hash = undefined; // invalidated (velo's freshness check) or never finished: cargo rebuilds it
       }
       const { deps: _d, local: _l, rustc: _r, ...identity } = json;
-      const group = JSON.stringify([m[1], kind, Object.entries(identity).sort(([a], [b]) => (a < b ? -1 : 1))]);
+      const group = JSON.stringify([profile, m[1], kind, Object.entries(identity).sort(([a], [b]) => (a < b ? -1 : 1))]);
       const version = members.has(m[1]!) ? undefined : versionFromRustcDepInfo(profileAbs, depsDFiles, ud.name, m[1]!, m[2]!);
-      nodes.push({ unit: ud.name, pkg: m[1]!, kind, hash, deps, group, mtimeNs, version });
+      nodes.push({ profile, unit: ud.name, pkg: m[1]!, kind, hash, deps, group, mtimeNs, version });
     }
   }
   return nodes;
@@ -172,10 +177,14 @@ function isBuildScript(kind: string): boolean {
 }
 
 /**
- * The stale unit dirs of one profile's fingerprints (see the rule above).
+ * The stale units among the fingerprints of every profile dir of a target
+ * (see the rule above), as `<profile>/<unit dir>`. Profiles are read
+ * together because a `--target` build's units in `<triple>/debug` depend on
+ * host units (build scripts, proc macros) in `debug`; roots are grouped
+ * per profile dir, so no profile's units decide another's.
  * `locked`: name → versions in the current Cargo.lock (undefined: no lock read, nothing superseded by it).
  */
-export function staleInProfile(nodes: FingerprintNode[], members: Set<string>, locked?: Map<string, Set<string>>): Set<string> {
+export function staleUnitIds(nodes: FingerprintNode[], members: Set<string>, locked?: Map<string, Set<string>>): Set<string> {
   const byHash = new Map<string, FingerprintNode[]>();
   for (const n of nodes) if (n.hash !== undefined) byHash.set(n.hash, [...(byHash.get(n.hash) ?? []), n]);
   // superseded: a version the lock no longer has, or built against one
@@ -209,9 +218,10 @@ export function staleInProfile(nodes: FingerprintNode[], members: Set<string>, l
     used.add(n);
     for (const d of n.deps) for (const dep of byHash.get(d) ?? []) if (!used.has(dep)) queue.push(dep);
   }
-  const usedUnits = new Set([...used].map((n) => n.unit));
+  const id = (n: FingerprintNode): string => `${n.profile}/${n.unit}`;
+  const usedUnits = new Set([...used].map(id));
   const stale = new Set<string>();
-  for (const n of nodes) if (!usedUnits.has(n.unit)) stale.add(n.unit);
+  for (const n of nodes) if (!usedUnits.has(id(n))) stale.add(id(n));
   return stale;
 }
 
@@ -230,22 +240,28 @@ export function findStaleUnits(targetDir: string, members: Set<string>, locked?:
   const byProfile = new Map<string, Set<string>>();
   let count = 0;
   if (members.size === 0) return { byProfile, count };
+  const nodes: FingerprintNode[] = [];
   for (const profile of profileDirs(targetDir)) {
-    let nodes: FingerprintNode[] | undefined;
+    let read: FingerprintNode[] | undefined;
     try {
-      nodes = readNodes(join(targetDir, profile), members);
+      read = readNodes(targetDir, profile, members);
     } catch {
-      nodes = undefined;
+      read = undefined;
     }
-    if (!nodes) continue;
-    const stale = staleInProfile(nodes, members, locked);
-    if (stale.size === 0) continue;
-    const hashes = new Set([...stale].map((u) => UNIT_DIR.exec(u)![2]!));
-    // a hash shared with a used unit (never seen, but cheap to rule out) keeps its files
-    for (const n of nodes) if (!stale.has(n.unit)) hashes.delete(UNIT_DIR.exec(n.unit)![2]!);
-    byProfile.set(profile, hashes);
-    count += stale.size;
+    // one profile unreadable: its units' dependencies elsewhere cannot be told apart — prune nothing
+    if (!read) return { byProfile, count };
+    nodes.push(...read);
   }
+  const stale = staleUnitIds(nodes, members, locked);
+  for (const n of nodes) {
+    if (!stale.has(`${n.profile}/${n.unit}`)) continue;
+    const hashes = byProfile.get(n.profile) ?? new Set<string>();
+    hashes.add(UNIT_DIR.exec(n.unit)![2]!);
+    byProfile.set(n.profile, hashes);
+  }
+  // a hash shared with a used unit of the same profile (never seen, but cheap to rule out) keeps its files
+  for (const n of nodes) if (!stale.has(`${n.profile}/${n.unit}`)) byProfile.get(n.profile)?.delete(UNIT_DIR.exec(n.unit)![2]!);
+  count = stale.size;
   return { byProfile, count };
 }
 
