@@ -2,7 +2,8 @@
  * Compose the tree of each node_modules directory from package trees: every
  * package grafted at its location, workspace and file: links as relative
  * symlinks, and `.bin` links next to each package's node_modules, as
- * bin-links makes them. Packages whose scripts will run (or ran) are
+ * bin-links makes them (a bin whose target is not there, in a package or a
+ * linked folder, is not linked). Packages whose scripts will run (or ran) are
  * private: copied, never hardlinked, since their scripts write into them.
  */
 import { posix } from 'node:path';
@@ -11,6 +12,7 @@ import type { TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { PATH_MAX, shortPath } from './pathLimits.js';
 import { nodeModulesRootOf, type Plan, type PlannedLink, type PlannedPackage } from './plan.js';
+import { presentBins } from './linkScripts.js';
 
 export interface PlacedPackage {
   pkg: PlannedPackage;
@@ -78,7 +80,12 @@ function pathsOf(store: Store, tree: string): (path: string) => boolean {
   return (path) => paths.has(path);
 }
 
-export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPackage[]): ComposedNodeModules {
+/**
+ * `linkBins`: lay out the links' bins (those whose target exists now, as
+ * bin-links would); false when npm's rebuild links them after the links'
+ * prepare scripts (linkScripts.ts).
+ */
+export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPackage[], linkBins = true): ComposedNodeModules {
   const fits: ReturnType<typeof fittingPaths>[] = [];
   const byDir = new Map<string, { parts: GraftPart[]; extra: Map<string, TreeEntry> }>();
   const group = (location: string): { rel: string; g: { parts: GraftPart[]; extra: Map<string, TreeEntry> } } => {
@@ -99,7 +106,7 @@ export function composeNodeModules(store: Store, plan: Plan, placed: PlacedPacka
   for (const link of plan.links as PlannedLink[]) {
     const { rel, g } = group(link.location);
     g.extra.set(rel, { path: rel, kind: 'symlink', target: link.target });
-    if (plan.binLinks) addBins(g.extra, rel, link.bins);
+    if (plan.binLinks && linkBins) addBins(g.extra, rel, presentBins(link));
   }
   const out: NodeModulesTree[] = [];
   for (const [dir, g] of [...byDir.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {

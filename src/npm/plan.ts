@@ -11,6 +11,8 @@ import { VeloError } from '../errors.js';
 import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
 import { normalizeBins } from './bins.js';
 import { packageKey } from './packageKey.js';
+import { LINK_SCRIPTS } from './linkScripts.js';
+import { leftoverNodeModules } from './projectNodeModules.js';
 
 export interface PlannedPackage {
   location: string;
@@ -35,7 +37,11 @@ export interface PlannedLink {
   location: string;
   /** symlink text, relative to the link's directory */
   target: string;
+  /** the linked folder (a workspace, a file: dependency) */
+  realpath: string;
   bins: Map<string, string>;
+  /** the linked package declares lifecycle scripts npm runs for links (preinstall, install, postinstall, prepare) */
+  hasScripts: boolean;
   node: AnyRecord;
 }
 
@@ -45,10 +51,14 @@ export interface Plan {
   links: PlannedLink[];
   /** node_modules directories to materialize, relative to root ('node_modules', 'packages/a/node_modules') */
   nodeModulesDirs: string[];
+  /** of those, the ones npm ci empties and installs nothing into (a workspace's node_modules left from an earlier install) */
+  emptiedDirs: string[];
   binLinks: boolean;
   ignoreScripts: boolean;
   arborist: AnyRecord;
   idealTree: AnyRecord;
+  /** with --workspace (or --no-workspaces): the nodes npm installs; other nodes are left out */
+  selected: Set<AnyRecord> | undefined;
 }
 
 export type InstallMode = 'ci' | 'install';
@@ -142,7 +152,7 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
     packageLock: true,
     path: root,
     save: false,
-    workspaces: flat.workspaces ?? [],
+    workspaces: await workspaceNames(loaded, root),
     allowScripts: loaded.allowScripts,
   };
   if (flat.installStrategy === 'linked') {
@@ -177,6 +187,7 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
       { hint: mode === 'ci' ? 'update your lockfile with velo npm install (or npm install)' : undefined },
     );
   }
+  const selected = selectedNodes(ideal, opts.workspaces as string[], flat.workspacesEnabled !== false, Boolean(loaded.config.get('include-workspace-root')));
   const omit = new Set<string>(flat.omit ?? []);
   const isScriptAllowed = loadScriptAllowed(loaded);
   const packages: PlannedPackage[] = [];
@@ -185,6 +196,7 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
   const allowed = allowedNodeModules(root, ideal);
   for (const node of ideal.inventory.values() as Iterable<AnyRecord>) {
     if (node.isProjectRoot || node.inert) continue;
+    if (selected && !selected.has(node)) continue;
     if (typeof node.shouldOmit === 'function' && node.shouldOmit(omit)) continue;
     if (node.inDepBundle) continue; // comes inside its bundler's tarball
     if (!node.location.includes('node_modules/')) continue; // a workspace folder itself (fsChild), not installed
@@ -197,7 +209,15 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
     dirs.add(nmRoot);
     if (node.isLink) {
       const linkDir = dirname(node.path);
-      links.push({ location: node.location, target: relative(linkDir, node.realpath), bins: normalizeBins(node.target?.package), node });
+      const scripts = (node.target?.package?.scripts ?? {}) as Record<string, unknown>;
+      links.push({
+        location: node.location,
+        target: relative(linkDir, node.realpath),
+        realpath: node.realpath,
+        bins: normalizeBins(node.target?.package),
+        hasScripts: LINK_SCRIPTS.some((event) => Boolean(scripts[event])),
+        node,
+      });
       continue;
     }
     const integrity: string | undefined = node.integrity ?? undefined;
@@ -209,7 +229,7 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
       version: node.version,
       integrity,
       resolved,
-      key: packageKey({ integrity, resolved }),
+      key: packageKey({ integrity, resolved }, Boolean(flat.ignoreScripts)),
       bins: normalizeBins(node.package),
       hasInstallScript: Boolean(node.hasInstallScript),
       scriptsAllowed: !denied,
@@ -219,16 +239,59 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
   }
   packages.sort((a, b) => (a.location < b.location ? -1 : 1));
   links.sort((a, b) => (a.location < b.location ? -1 : 1));
+  const workspaces = (ideal.workspaces as Map<string, string> | undefined)?.values() ?? [];
+  const emptiedDirs = leftoverNodeModules(root, [...workspaces], dirs);
   return {
     root,
     packages,
     links,
-    nodeModulesDirs: [...dirs].sort(),
+    nodeModulesDirs: [...dirs, ...emptiedDirs].sort(),
+    emptiedDirs,
     binLinks: flat.binLinks !== false,
     ignoreScripts: Boolean(flat.ignoreScripts),
     arborist: arb,
     idealTree: ideal,
+    selected,
   };
+}
+
+/** The names of the workspaces --workspace picks, as npm resolves them (names, paths or globs). */
+async function workspaceNames(loaded: LoadedNpmConfig, root: string): Promise<string[]> {
+  // not in flatOptions: npm's workspace commands read it from the config
+  const filters = ((loaded.config.get('workspace') as string[] | undefined) ?? []).filter(Boolean);
+  if (filters.length === 0) return [];
+  const getWorkspaces = npmLibrary<(f: string[], o: AnyRecord) => Promise<Map<string, string>>>(loaded.npm, './lib/utils/get-workspaces.js');
+  const cwd = process.cwd();
+  const relativeFrom = relative(root, cwd).startsWith('..') ? root : cwd;
+  try {
+    return [...(await getWorkspaces(filters, { path: root, includeWorkspaceRoot: false, relativeFrom })).keys()];
+  } catch (err) {
+    throw new VeloError('USAGE', (err as Error).message, { cause: err });
+  }
+}
+
+/**
+ * What reify's diff covers with --workspace / --include-workspace-root /
+ * --no-workspaces: the dependency closure of the chosen workspaces (and of
+ * the root's own dependencies when they are included). Undefined: everything.
+ */
+function selectedNodes(ideal: AnyRecord, workspaces: string[], wsEnabled: boolean, includeRoot: boolean): Set<AnyRecord> | undefined {
+  const start: AnyRecord[] = [];
+  if (wsEnabled) for (const ws of workspaces) if (ideal.children.get(ws)) start.push(ideal.children.get(ws));
+  if (!wsEnabled || (includeRoot && workspaces.length > 0)) {
+    for (const edge of ideal.edgesOut.values()) if (edge.type !== 'workspace' && edge.to) start.push(edge.to);
+  }
+  if (start.length === 0) return undefined;
+  const set = new Set<AnyRecord>([ideal]);
+  const stack = [...start];
+  while (stack.length) {
+    const node = stack.pop()!;
+    if (set.has(node) && node !== ideal) continue;
+    set.add(node);
+    if (node.isLink && node.target) set.add(node.target); // a workspace's folder
+    for (const edge of node.target.edgesOut.values()) if (edge.to && !set.has(edge.to)) stack.push(edge.to);
+  }
+  return set;
 }
 
 function validateLockfile(virtual: Map<string, AnyRecord>, ideal: Map<string, AnyRecord>): string[] {

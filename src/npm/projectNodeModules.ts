@@ -4,8 +4,8 @@
  * swapped in — under the install lease, keeping the old trees aside so any
  * later failure puts them back.
  */
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { VeloError } from '../errors.js';
 import type { Projection } from '../config.js';
 import { acquireLease } from '../store/lock.js';
@@ -66,7 +66,7 @@ export async function projectDirs(
   const mountsNeeded = o.projection === 'mount' || dirs.some(([dir]) => mightBeMountPoint(root, join(root, dir)));
   const mounts = mountsNeeded ? await import('../mount/mount.js') : undefined;
   if (mounts && o.projection === 'mount') {
-    if (!mountable) note = 'packages whose install scripts must run need a writable tree: node_modules was linked this time';
+    if (!mountable) note = 'packages or workspaces whose install scripts must run need a writable tree: node_modules was linked this time';
     else {
       try {
         const results: ProjectedDir[] = [];
@@ -125,4 +125,24 @@ export function rollBack(root: string, asides: Aside[]): void {
     }
   }
   asides.length = 0;
+}
+
+/**
+ * npm ci empties the node_modules of the root and of every workspace before
+ * it installs (whatever --workspace says). Those that exist here and get
+ * nothing now (a workspace's nested packages from an earlier lockfile) are
+ * laid out empty, through the same projection as the rest; never one outside
+ * the project, symlinked folders resolved. `planned`: the dirs the install lays out, relative to root.
+ */
+export function leftoverNodeModules(root: string, workspaceFolders: Iterable<string>, planned: Set<string>): string[] {
+  const out: string[] = [];
+  for (const folder of [root, ...workspaceFolders]) {
+    const rel = relative(root, resolve(root, folder, 'node_modules'));
+    if (rel.startsWith('..') || isAbsolute(rel) || planned.has(rel) || out.includes(rel)) continue;
+    if (!lstatSync(join(root, rel), { throwIfNoEntry: false })?.isDirectory()) continue;
+    // a symlinked workspace folder could lead out of the project: resolve it
+    const real = relative(realpathSync(root), realpathSync(join(root, rel)));
+    if (!real.startsWith('..') && !isAbsolute(real)) out.push(rel);
+  }
+  return out;
 }
