@@ -11,7 +11,8 @@
  * Light at import: the no-op path asks "any link scripts?" through this module.
  */
 import { chmodSync, lstatSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
+import { isContained } from '../projection/containment.js';
 import type { AnyRecord, LoadedNpmConfig } from './userNpm.js';
 
 /** The events npm's rebuild runs for a linked package, in the order of their queues. */
@@ -56,8 +57,7 @@ export function makeLinkBinsExecutable(root: string, links: LinkLike[]): void {
   for (const link of links) {
     for (const path of presentBins(link).values()) {
       const target = join(link.realpath, path);
-      if (relative(root, target).startsWith('..')) continue;
-      if (lstatSync(target, { throwIfNoEntry: false })?.isFile()) chmodSync(target, mode);
+      if (lstatSync(target, { throwIfNoEntry: false })?.isFile() && isContained(target, root)) chmodSync(target, mode);
     }
   }
 }

@@ -4,14 +4,14 @@
  * swapped in — under the install lease, keeping the old trees aside so any
  * later failure puts them back.
  */
-import { lstatSync, realpathSync, statSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { VeloError } from '../errors.js';
 import type { Projection } from '../config.js';
 import { acquireLease } from '../store/lock.js';
 import { materialize } from '../projection/materialize.js';
 import { restoreAside } from '../projection/atomicSwap.js';
-import { projectionTarget } from '../projection/containment.js';
+import { isContained, projectionTarget } from '../projection/containment.js';
 import { clearPending, clearState } from './state.js';
 import type { Aside, InstallOptions } from './installTypes.js';
 
@@ -140,9 +140,7 @@ export function leftoverNodeModules(root: string, workspaceFolders: Iterable<str
     const rel = relative(root, resolve(root, folder, 'node_modules'));
     if (rel.startsWith('..') || isAbsolute(rel) || planned.has(rel) || out.includes(rel)) continue;
     if (!lstatSync(join(root, rel), { throwIfNoEntry: false })?.isDirectory()) continue;
-    // a symlinked workspace folder could lead out of the project: resolve it
-    const real = relative(realpathSync(root), realpathSync(join(root, rel)));
-    if (!real.startsWith('..') && !isAbsolute(real)) out.push(rel);
+    if (isContained(join(root, rel), root)) out.push(rel); // a symlinked workspace folder may lead out
   }
   return out;
 }

@@ -77,6 +77,17 @@ export function assertContained(path: string, within: string): string {
   return abs;
 }
 
+/** assertContained as a question: for paths velo may leave alone rather than refuse. */
+export function isContained(path: string, within: string): boolean {
+  try {
+    assertContained(path, within);
+    return true;
+  } catch (err) {
+    if (err instanceof OutsideProjectError) return false;
+    throw err;
+  }
+}
+
 /** A projection's destination, checked: every path the projection touches is checked against `within` again. */
 export interface ProjectionTarget {
   readonly dest: string;
