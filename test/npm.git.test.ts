@@ -135,6 +135,23 @@ describe('git dependencies', () => {
     expect(readFileSync(join(veloP.dir, 'node_modules/velo-git-prepared/built.txt'), 'utf8')).toBe('fx-devtool\n');
   });
 
+  it('allow-git=none refuses the git dependency as npm refuses it, even when the store has it', async () => {
+    const r = repos(fx.tmp());
+    const [npmP, veloP] = await Promise.all([fx.project(spec(r)), fx.project(spec(r))]);
+    const npm = await npmP.npm(['ci', '--allow-git=none']);
+    expect(npm.code).not.toBe(0);
+    expect(npm.stderr).toMatch(/"git" have been disabled/);
+    const home = fx.tmp();
+    await veloCi(veloP, home); // the store has both packages now
+    const refused = await veloAsync(['npm', 'ci', '--allow-git=none'], { ...veloP.env, VELO_HOME: home }, veloP.dir);
+    expect(refused.code).toBe(16);
+    expect(refused.stderr).toMatch(/velo-git-(plain|prepared)@.*"git" is disabled \(allow-git=none\)/);
+    // root: both are the project's own dependencies, so both are allowed, as with npm
+    assertNpmOk(await npmP.npm(['ci', '--allow-git=root']), 'npm ci --allow-git=root');
+    const root = await veloAsync(['npm', 'ci', '--allow-git=root'], { ...veloP.env, VELO_HOME: home }, veloP.dir);
+    expect(root.code, root.stderr).toBe(0);
+  });
+
   it('a repository that cannot be cloned: a clear error, and the previous node_modules stays', async () => {
     const r = repos(fx.tmp());
     const p = await fx.project(spec(r));

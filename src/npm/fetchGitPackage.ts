@@ -11,22 +11,41 @@
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VeloError } from '../errors.js';
-import { ingestTarball, type TarballIngest } from './ingestTarball.js';
+import type { TarballIngest } from './ingestTarball.js';
 import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
 import type { PlannedPackage } from './plan.js';
 import type { Store } from '../store/store.js';
 
 /** The lockfile resolves the package to a git repository. */
-export function isGitPackage(pkg: PlannedPackage): boolean {
-  return /^git(\+[a-z]+)?:/.test(pkg.resolved ?? '');
+export function isGitResolved(resolved: string | undefined): boolean {
+  return /^git(\+[a-z]+)?:/.test(resolved ?? '');
 }
 
-/** Whether npm counts the package as the project's (or a workspace's) own dependency, for allow-git=root. */
+export function isGitPackage(pkg: PlannedPackage): boolean {
+  return isGitResolved(pkg.resolved);
+}
+
+/** Whether npm counts the package as the project's (or a workspace's) own dependency, for allow-git=root (as reify computes _isRoot). */
 function isRootDependency(node: AnyRecord): boolean {
   return Boolean(node.isRootDependency) || [...(node.edgesIn ?? [])].some((e: AnyRecord) => e.valid && (e.from?.isProjectRoot || e.from?.isWorkspace));
 }
 
+/**
+ * npm's allow-git policy (pacote applies it when it fetches): `none` refuses
+ * every git dependency, `root` those the project or a workspace does not
+ * declare. Checked while planning, so a package already in the store is
+ * refused as npm would refuse it.
+ */
+export function assertGitAllowed(pkg: { name: string; version: string; resolved: string | undefined; node: AnyRecord }, allowGit: unknown): void {
+  if (allowGit === undefined || allowGit === 'all') return;
+  if (allowGit === 'root' && isRootDependency(pkg.node)) return;
+  throw new VeloError('REFUSED', `${pkg.name}@${pkg.version} (${pkg.resolved}): fetching ${allowGit === 'root' ? 'non-root ' : ''}packages of type "git" is disabled (allow-git=${String(allowGit)})`, {
+    hint: 'npm refuses it too; allow it with --allow-git=all (or root), or drop the git dependency',
+  });
+}
+
 export async function fetchGitPackage(store: Store, loaded: LoadedNpmConfig, pkg: PlannedPackage): Promise<TarballIngest | undefined> {
+  const { ingestTarball } = await import('./ingestTarball.js');
   const pacote = npmLibrary(loaded.npm, 'pacote');
   const opts: AnyRecord = {
     // the user's npm cache too: the clone's dependencies are installed with it, as npm does

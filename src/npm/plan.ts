@@ -12,6 +12,7 @@ import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
 import { normalizeBins } from './bins.js';
 import { packageKey } from './packageKey.js';
 import { LINK_SCRIPTS } from './linkScripts.js';
+import { assertGitAllowed, isGitResolved } from './fetchGitPackage.js';
 import { leftoverNodeModules } from './projectNodeModules.js';
 
 export interface PlannedPackage {
@@ -222,6 +223,7 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
     }
     const integrity: string | undefined = node.integrity ?? undefined;
     const resolved: string | undefined = node.resolved ?? undefined;
+    if (isGitResolved(resolved)) assertGitAllowed({ name: node.packageName ?? node.name, version: node.version, resolved, node }, flat.allowGit);
     const denied = flat.dangerouslyAllowAllScripts ? false : isScriptAllowed?.(node, loaded.allowScripts) === false;
     packages.push({
       location: node.location,
