@@ -174,6 +174,7 @@ describe('git dependencies', () => {
     expect(key(`git+ssh://git@github.com/user/repo.git#${sha}`)).toBe(`npm-git:git+ssh://github.com/user/repo.git#${sha}`);
     expect(key(`git+https://user:s3cret@git.example.com/team/repo.git#${sha}`)).toBe(`npm-git:git+https://git.example.com/team/repo.git#${sha}`);
     expect(key(`git+file:///srv/repos/repo.git#${sha}`)).toBe(`npm-git:git+file:///srv/repos/repo.git#${sha}`);
+    expect(key(`git://git.example.com/team/repo.git#${sha}`)).toBe(`npm-git:git://git.example.com/team/repo.git#${sha}`);
     expect(key('git+https://git.example.com/team/repo.git#main')).toBeUndefined();
     // --ignore-scripts packs the clone without its prepare script: not the same package
     expect(packageKey({ integrity: undefined, resolved: `git+file:///srv/repos/repo.git#${sha}` }, true)).toBe(`npm-git:unprepared:git+file:///srv/repos/repo.git#${sha}`);

@@ -16,10 +16,10 @@ import { createHash } from 'node:crypto';
 
 export function packageKey(p: { integrity: string | undefined; resolved: string | undefined }, ignoreScripts = false): string | undefined {
   if (p.integrity) return `npm:${p.integrity}`;
-  if (p.resolved && /^git\+.*#[0-9a-f]{40}$/.test(p.resolved)) {
+  if (p.resolved && /^git(\+[a-z]+)?:.*#[0-9a-f]{40}$/.test(p.resolved)) {
     // with --ignore-scripts npm packs the clone without running prepare: another package
     const unprepared = ignoreScripts ? 'unprepared:' : '';
-    return `npm-git:${unprepared}${p.resolved.replace(/^(git\+[a-z]+:\/\/)[^@/]*@/, '$1')}`;
+    return `npm-git:${unprepared}${p.resolved.replace(/^(git(\+[a-z]+)?:\/\/)[^@/]*@/, '$1')}`;
   }
   return undefined;
 }
