@@ -43,7 +43,11 @@ Configuration: VELO_HOME (store, default ~/.local/share/velo), VELO_METHOD
 or the same keys in ~/.config/velo/config.json.`;
 }
 
+/** Set by the bundler (scripts/bundle.mjs); unset when running tsc's output. */
+declare const VELO_VERSION: string | undefined;
+
 function version(): string {
+  if (typeof VELO_VERSION === 'string') return VELO_VERSION;
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
   return pkg.version;
 }
