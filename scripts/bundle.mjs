@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Bundle velo with esbuild into dist/bundle/, straight from the TypeScript
-// sources: velo.js (the command) and ingestWorker.js (the store's ingest
-// worker thread), plus the chunks they share. Every dynamic import() stays
+// sources: start.cjs (the bin: CommonJS, --version, compile cache),
+// velo.js (the command) and ingestWorker.js (the store's ingest worker
+// thread), plus the chunks they share. Every dynamic import() stays
 // a split point, so a command loads its own chunk only, and Ink, React and
 // the dashboard only load for the commands that draw on a terminal. Ink,
 // React, tar and smol-toml are bundled; left outside are Node's own modules,
@@ -49,5 +50,20 @@ const result = await build({
   metafile: Boolean(values.metafile),
   logLevel: 'warning',
 });
+// the bin: CommonJS and standalone (velo.js stays a dynamic import), see cli/start.cts
+await build({
+  absWorkingDir: repo,
+  entryPoints: { start: 'cli/start.cts' },
+  outdir,
+  outExtension: { '.js': '.cjs' },
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node22',
+  minifySyntax: true,
+  define: { VELO_VERSION: JSON.stringify(pkg.version) },
+  external: ['./velo.js'],
+  logLevel: 'warning',
+});
 if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
-process.stdout.write(`velo bundle: wrote ${outdir}/velo.js, ingestWorker.js and ${readdirSync(outdir).length - 2} chunks\n`);
+process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js and ${readdirSync(outdir).length - 3} chunks\n`);

@@ -56,7 +56,7 @@ function glibcNeeded(file) {
 }
 
 let platforms;
-if (root.bin?.velo !== 'dist/bundle/velo.js') die(`package.json's bin must be dist/bundle/velo.js (the bundle), not ${root.bin?.velo}`);
+if (root.bin?.velo !== 'dist/bundle/start.cjs') die(`package.json's bin must be dist/bundle/start.cjs (the bundle), not ${root.bin?.velo}`);
 if (values.host) {
   if (process.platform !== 'linux') die('--host packs Linux only');
   const libc = process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl';

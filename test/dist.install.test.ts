@@ -86,7 +86,7 @@ describe('npm i -g velo-rift', () => {
       expect(spawnSync(cc, ['--version'], { env: { PATH: installed.path } }).error, cc).toMatchObject({ code: 'ENOENT' });
     }
     const modules = join(installed.prefix, 'lib', 'node_modules');
-    expect(existsSync(join(modules, 'velo-rift', 'dist', 'bundle', 'velo.js'))).toBe(true);
+    expect(existsSync(join(modules, 'velo-rift', 'dist', 'bundle', 'start.cjs'))).toBe(true);
     // only what runs: no sources, no native build tree
     expect(readdirSync(join(modules, 'velo-rift')).sort()).toEqual(['README.md', 'dist', 'node_modules', 'package.json']);
     const prebuilt = join(modules, 'velo-rift', 'node_modules', '@velo-rift', PLATFORM);

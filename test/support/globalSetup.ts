@@ -1,6 +1,6 @@
 /**
  * Once per test run: compile the TypeScript, bundle it as it ships (tests
- * that spawn the real `velo` binary run dist/bundle/velo.js; a few run tsc's
+ * that spawn the real `velo` binary run dist/bundle/start.cjs; a few run tsc's
  * dist/cli/velo.js) and build the native addon and velo-mountd when either is missing.
  */
 import { execFileSync } from 'node:child_process';
