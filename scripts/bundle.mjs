@@ -12,26 +12,30 @@
 // This is what ships (scripts/pack.sh) and what the CLI tests run
 // (test/support/globalSetup.ts bundles after tsc); bin/velo runs tsc's
 // dist/cli/velo.js, so a `tsc` after an edit is enough while working.
-// Usage: node scripts/bundle.mjs [--outdir DIR] [--metafile FILE]
+// Usage: node scripts/bundle.mjs [--outdir DIR] [--metafile FILE] [--clean (remove every earlier chunk now)]
 import { build } from 'esbuild';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { outdir: { type: 'string' }, metafile: { type: 'string' } } });
+const { values } = parseArgs({ options: { outdir: { type: 'string' }, metafile: { type: 'string' }, clean: { type: 'boolean' } } });
 const outdir = values.outdir ?? join(repo, 'dist', 'bundle');
 const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
 
-// one flat directory: code in any chunk finds velo.js and ingestWorker.js beside itself (import.meta.url)
-rmSync(outdir, { recursive: true, force: true });
+// One flat directory: code in any chunk finds velo.js and ingestWorker.js
+// beside itself (import.meta.url). A velo already running from it (another
+// test run) keeps working: chunk names carry a content hash, the entries are
+// renamed into place last, and only chunks unused for 10 minutes are removed.
 mkdirSync(outdir, { recursive: true });
+const staging = `${outdir}.${process.pid}.tmp`;
+rmSync(staging, { recursive: true, force: true });
 
 const result = await build({
   absWorkingDir: repo,
   entryPoints: { velo: 'cli/velo.ts', ingestWorker: 'src/store/ingestWorker.ts' },
-  outdir,
+  outdir: staging,
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -54,7 +58,7 @@ const result = await build({
 await build({
   absWorkingDir: repo,
   entryPoints: { start: 'cli/start.cts' },
-  outdir,
+  outdir: staging,
   outExtension: { '.js': '.cjs' },
   bundle: true,
   format: 'cjs',
@@ -65,5 +69,14 @@ await build({
   external: ['./velo.js'],
   logLevel: 'warning',
 });
+const ENTRIES = new Set(['start.cjs', 'velo.js', 'ingestWorker.js']);
+const made = readdirSync(staging);
+for (const f of made.filter((f) => !ENTRIES.has(f))) renameSync(join(staging, f), join(outdir, f));
+for (const f of made.filter((f) => ENTRIES.has(f))) renameSync(join(staging, f), join(outdir, f));
+rmSync(staging, { recursive: true, force: true });
+const keep = new Set(made);
+for (const f of readdirSync(outdir)) {
+  if (!keep.has(f) && (values.clean || Date.now() - statSync(join(outdir, f)).mtimeMs > 10 * 60_000)) rmSync(join(outdir, f), { force: true });
+}
 if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
-process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js and ${readdirSync(outdir).length - 3} chunks\n`);
+process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js and ${made.length - 3} chunks\n`);
