@@ -64,7 +64,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const { out, renderError } = await import('./io.js');
   const [cmd, ...rest] = argv;
   if (nodeTooOld()) {
-    io.stderr.write(`velo: Node ${process.versions.node} is too old; velo needs Node ^22.22 or >= 24.15 (see README: Setup)\n`);
+    io.stderr.write(`velo: Node ${process.versions.node} is too old; velo needs Node ^22.22 or >= 24.15 (see README: Install)\n`);
     return 69;
   }
   const asJson = rest.includes('--json');
