@@ -8,29 +8,16 @@ set -euo pipefail
 
 ZIG_VERSION="${ZIG_VERSION:-0.15.2}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$repo/scripts/lib/wheel-tool.sh"
 prefix="$repo/.tools/zig"
-zig="$prefix/ziglang/zig"
-stamp="$prefix/.version"
 
-if [[ -x "$zig" && -f "$stamp" && "$(cat "$stamp")" == "$ZIG_VERSION" ]]; then
-  echo "$zig"
-  exit 0
-fi
+# the wheel's ziglang/ directory is the toolchain (zig and its lib/)
+layout() {
+  mv "$1/ziglang" "$2/ziglang"
+  wheel_tool_expect zig "$ZIG_VERSION" "$("$2/ziglang/zig" version)"
+}
 
-python="${PYTHON:-python3}"
-mkdir -p "$repo/.tools"
-tmp="$(mktemp -d "$repo/.tools/.zig-install.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
-"$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
-  --only-binary=:all: --target "$tmp/prefix" "ziglang==$ZIG_VERSION" >&2
-got="$("$tmp/prefix/ziglang/zig" version)"
-if [[ "$got" != "$ZIG_VERSION" ]]; then
-  echo "install-zig: expected zig $ZIG_VERSION, got $got" >&2
-  exit 1
+if ! wheel_tool_current "$prefix" "$ZIG_VERSION" || [[ ! -x "$prefix/ziglang/zig" ]]; then
+  wheel_tool_install "ziglang==$ZIG_VERSION" "$prefix" "$ZIG_VERSION" layout
 fi
-echo "$ZIG_VERSION" > "$tmp/prefix/.version"
-rm -rf "$prefix.old"
-[[ -e "$prefix" ]] && mv "$prefix" "$prefix.old"
-mv "$tmp/prefix" "$prefix"
-rm -rf "$prefix.old"
-echo "$zig"
+echo "$prefix/ziglang/zig"
