@@ -97,10 +97,13 @@ describe('npm i -g velo-rift', () => {
     expect(readdirSync(join(prebuilt, '..'))).toEqual([PLATFORM]);
   });
 
-  it('velo --version and --help run from the global bin', () => {
+  it('velo --version and velo npm --help run from the global bin', () => {
     const v = spawnSync(installed.velo, ['--version'], { env: { PATH: installed.path }, encoding: 'utf8' });
     expect(v.status, v.stderr).toBe(0);
     expect(v.stdout.trim()).toBe(JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')).version);
+    const h = spawnSync(installed.velo, ['npm', '--help'], { env: { PATH: installed.path }, encoding: 'utf8' });
+    expect(h.status, h.stderr).toBe(0);
+    expect(h.stdout).toContain('Usage: velo npm <command>');
   });
 
   it('velo npm ci --projection mount mounts node_modules from the prebuilt velo-mountd, reads through it, and unmounts', () => {
