@@ -78,8 +78,14 @@ for (const p of platforms) {
   say(`building ${p.id}${p.target ? ` (zig cc -target ${p.target})` : ' (gcc, this machine)'}`);
   run(process.execPath, [join(repo, 'native', 'build.mjs'), ...cc, '--out', dir]);
   chmodSync(join(dir, 'velo-mountd'), 0o755);
-  const glibc = p.libc === 'glibc' ? glibcNeeded(join(dir, 'velo_native.node')) : undefined;
-  if (glibc) say(`${p.id}: needs glibc ${glibc} (velo_native.node), ${glibcNeeded(join(dir, 'velo-mountd'))} (velo-mountd)`);
+  if (p.libc === 'glibc') {
+    for (const f of ['velo_native.node', 'velo-mountd']) {
+      const needs = glibcNeeded(join(dir, f));
+      say(`${p.id}: ${f} needs glibc ${needs}`);
+      // the baseline the README promises (a --host build has the build machine's own)
+      if (p.target && /^[0-9.]+$/.test(needs) && needs.localeCompare(GLIBC, 'en', { numeric: true }) > 0) die(`${p.id}/${f} needs glibc ${needs}, above the ${GLIBC} baseline`);
+    }
+  }
   const name = `@velo-rift/${p.id}`;
   writeFileSync(
     join(dir, 'package.json'),
@@ -132,7 +138,7 @@ writeFileSync(join(cli, 'package.json'), JSON.stringify(manifest, null, 2) + '\n
 // --- npm pack ------------------------------------------------------------------------
 for (const dir of [cli, ...platforms.map((p) => join(stage, p.id))]) {
   const json = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', out], { cwd: dir }));
-  for (const t of json) say(`wrote pack/${t.filename} (${(t.size / 1024).toFixed(0)} KiB, ${t.entryCount} files)`);
+  for (const t of json) say(`wrote ${join(out, t.filename)} (${(t.size / 1024).toFixed(0)} KiB, ${t.entryCount} files)`);
 }
 const tarballs = readdirSync(out).filter((f) => f.endsWith('.tgz'));
 writeFileSync(join(out, 'manifest.json'), JSON.stringify({ version: root.version, tarballs, platforms: platforms.map((p) => p.name) }, null, 2) + '\n');
