@@ -57,11 +57,15 @@ export interface NativeAddon {
   fuseError?: string;
 }
 
-/** The repository root: two levels above dist/src/native.js or src/native.ts. */
+/**
+ * velo's own package root: the nearest directory holding a package.json
+ * above this file (src/native.ts, dist/src/native.js, or a chunk of
+ * dist/bundle/), in a clone or an npm install alike.
+ */
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
+    if (existsSync(join(dir, 'package.json'))) return dir;
     dir = dirname(dir);
   }
   return dir;
