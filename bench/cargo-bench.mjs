@@ -18,7 +18,13 @@
 // Both lockfiles derive from the Cargo.lock tokei ships, so every clone and
 // every run resolves the same versions. Downloads (`cargo fetch`) happen
 // first and are not timed; timed builds run with CARGO_NET_OFFLINE=true.
-// Usage: node bench/cargo-bench.mjs [--runs N] [--cold-runs M] [--variants app,source] [--work DIR]
+// A third variant, `fixture` (not in the default list: tiny and offline), measures lean
+// snapshots on the test fixture (fixtures/cargo: 8 path crates with a build script and a
+// proc macro, two registry crates served from a directory source): three dependency bumps
+// in one clone, then a new clone restored vs plain cargo's target for the same Cargo.lock
+// (bytes, rustc's incremental/ left out of both), and profile switches
+// debug → release → debug → release (units compiled, wall time) with velo and with cargo.
+// Usage: node bench/cargo-bench.mjs [--runs N] [--cold-runs M] [--variants app,source,fixture] [--work DIR]
 // (root, for the mount projection's overlay)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -459,6 +465,122 @@ function benchMount(variant, src, vdir, home, veloEnv, build, oneTarget) {
   return m;
 }
 
+// --- fixture: lean snapshots after dependency bumps, profile switches -----------------------
+const FIXTURE = join(repo, 'fixtures', 'cargo');
+const BUMPS = [
+  ['tinyhash', '0.3.1', '0.3.2'],
+  ['tinyfmt', '1.2.0', '1.2.1'],
+  ['tinyhash', '0.3.2', '0.3.3'],
+];
+
+function bumpLock(dir, [name, from, to]) {
+  const lock = join(dir, 'Cargo.lock');
+  const text = readFileSync(lock, 'utf8');
+  const before = `name = "${name}"\nversion = "${from}"`;
+  if (!text.includes(before)) throw new Error(`${lock} has no ${name} ${from}`);
+  writeFileSync(lock, text.replace(before, `name = "${name}"\nversion = "${to}"`));
+}
+
+/** Bytes of the files under dir, incremental/ left out (velo never stores it). */
+function bytesWithoutIncremental(dir) {
+  let total = 0;
+  for (const d of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, d.name);
+    if (d.isDirectory()) total += d.name === 'incremental' ? 0 : bytesWithoutIncremental(p);
+    else if (d.isFile()) total += statSync(p).size;
+  }
+  return total;
+}
+
+function compiledUnits(stderr) {
+  return (stderr.match(/^\s+Compiling /gm) ?? []).length;
+}
+
+async function benchFixture() {
+  const vdir = join(WORK, 'fixture');
+  await unmountUnder(vdir);
+  rmSync(vdir, { recursive: true, force: true });
+  mkdirSync(join(vdir, '.cargo'), { recursive: true });
+  cpSync(join(FIXTURE, 'registry'), join(vdir, 'registry'), { recursive: true });
+  writeFileSync(join(vdir, '.cargo', 'config.toml'),
+    `[source.crates-io]\nreplace-with = "velo-fixture-registry"\n\n[source.velo-fixture-registry]\ndirectory = ${JSON.stringify(join(vdir, 'registry'))}\n`);
+  const home = join(vdir, 'velo-home');
+  const env = { ...offlineEnv, CARGO_BUILD_JOBS: '2' };
+  const veloEnv = { ...env, VELO_HOME: home };
+  const src = join(FIXTURE, 'workspace');
+  const r = { variant: 'fixture', load: { start: load() }, bumps: BUMPS.map(([n, f, t]) => `${n} ${f} -> ${t}`) };
+  console.log(`\n== fixture: lean snapshots and profile switches; load ${r.load.start}`);
+
+  // one clone builds, then takes three dependency bumps, velo storing after each
+  const a = clone(src, join(vdir, 'a'));
+  timed('fixture-a-build', process.execPath, [VELO, 'cargo', 'build'], a, veloEnv);
+  const stores = [];
+  for (const b of BUMPS) {
+    bumpLock(a, b);
+    const t = timed(`fixture-a-bump-${b[0]}-${b[2]}`, process.execPath, [VELO, 'cargo', 'build'], a, veloEnv);
+    stores.push(veloLines(t.stderr).find((l) => l.startsWith('velo: stored')) ?? '');
+  }
+  // new clones with the final Cargo.lock: velo restores, plain cargo builds
+  const restored = [];
+  let restoredBytes = 0;
+  let freshUnits = '';
+  for (let i = 1; i <= RUNS; i++) {
+    const c = clone(src, join(vdir, `velo-${i}`));
+    for (const b of BUMPS) bumpLock(c, b);
+    const t = timed(`fixture-velo-restored-${i}`, process.execPath, [VELO, 'cargo', 'build', '--message-format=json'], c, veloEnv);
+    if (!veloLines(t.stderr).some((l) => l.startsWith('velo: restored '))) throw new Error(`velo did not restore in ${c}:\n${t.stderr.slice(-2000)}`);
+    restored.push(t.ms);
+    restoredBytes = bytesWithoutIncremental(join(c, 'target'));
+    freshUnits = `${t.units.fresh}/${t.units.total}`;
+  }
+  const cold = [];
+  let cargoBytes = 0;
+  for (let i = 1; i <= Math.max(1, COLD_RUNS); i++) {
+    const c = clone(src, join(vdir, `cargo-${i}`));
+    for (const b of BUMPS) bumpLock(c, b);
+    cold.push(timed(`fixture-cargo-cold-${i}`, 'cargo', ['build', '--message-format=json'], c, env).ms);
+    cargoBytes = bytesWithoutIncremental(join(c, 'target'));
+  }
+  const builderBytes = bytesWithoutIncremental(join(a, 'target'));
+  r.lean = {
+    builderTargetBytes: builderBytes,
+    restoredTargetBytes: restoredBytes,
+    cargoTargetBytes: cargoBytes,
+    ratioRestoredOverCargo: restoredBytes / cargoBytes,
+    ratioBuilderOverCargo: builderBytes / cargoBytes,
+    restoredMs: { median: median(restored), samples: restored, freshUnits },
+    coldCargoMs: { median: median(cold), samples: cold },
+    stores,
+  };
+  console.log(`after ${BUMPS.length} bumps: plain cargo's target ${mb(cargoBytes)}; velo-restored ${mb(restoredBytes)} (${r.lean.ratioRestoredOverCargo.toFixed(2)}x; target ≤ 1.2x);` +
+    ` the clone that built every version ${mb(builderBytes)} (${r.lean.ratioBuilderOverCargo.toFixed(2)}x: what a snapshot held before)`);
+  console.log(`  velo cargo build, new clone, restored: median ${fmt(median(restored))} [${restored.map(fmt).join(', ')}] (${freshUnits} units fresh); cold cargo build ${fmt(median(cold))} [${cold.map(fmt).join(', ')}]`);
+
+  // profile switches: debug → release → debug → release, velo and plain cargo in clones of their own
+  const steps = [['build', '-v'], ['build', '-v', '--release'], ['build', '-v'], ['build', '-v', '--release']];
+  r.profiles = {};
+  for (const tool of ['velo', 'cargo']) {
+    const c = clone(src, join(vdir, `profiles-${tool}`));
+    r.profiles[tool] = steps.map((args, i) => {
+      const t = tool === 'velo'
+        ? timed(`fixture-profiles-velo-${i}`, process.execPath, [VELO, 'cargo', ...args], c, veloEnv)
+        : timed(`fixture-profiles-cargo-${i}`, 'cargo', args, c, env);
+      return { args: args.join(' '), ms: t.ms, compiled: compiledUnits(t.stderr) };
+    });
+  }
+  // and a new clone that restores both profiles from the store
+  const q = clone(src, join(vdir, 'profiles-new-clone'));
+  r.profiles.veloNewClone = [['build', '-v', '--release'], ['build', '-v'], ['build', '-v', '--release']].map((args, i) => {
+    const t = timed(`fixture-profiles-new-clone-${i}`, process.execPath, [VELO, 'cargo', ...args], q, veloEnv);
+    return { args: args.join(' '), ms: t.ms, compiled: compiledUnits(t.stderr) };
+  });
+  for (const [k, list] of Object.entries(r.profiles)) {
+    console.log(`profiles, ${k}: ${list.map((s) => `${s.args.replace('build -v', '').trim() || 'debug'} ${fmt(s.ms)} (${s.compiled} compiled)`).join(' → ')}`);
+  }
+  r.load.end = load();
+  return r;
+}
+
 // --- main -------------------------------------------------------------------------------
 mkdirSync(WORK, { recursive: true });
 rmSync(join(WORK, 'logs'), { recursive: true, force: true });
@@ -476,7 +598,7 @@ const results = {
 };
 console.log(`${results.date}  ${results.machine}\n${results.cargo}; ${results.rustc}; node ${results.node}; velo ${results.veloCommit}; load ${load()}`);
 for (const v of VARIANTS) {
-  results.variants.push(await benchVariant(v));
+  results.variants.push(v === 'fixture' ? await benchFixture() : await benchVariant(v));
   writeFileSync(RESULTS, JSON.stringify(results, null, 2) + '\n');
 }
 console.log(`\nresults: ${RESULTS}`);

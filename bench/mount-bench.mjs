@@ -21,7 +21,7 @@
 import { execFileSync, execSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem, release } from 'node:os';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { mountBenchSetup, repo, writeDocSection, writePlainTree } from './lib/mountBenchSetup.mjs';
 
 const { packages, runs, bigMb, writeDocs, velo } = await mountBenchSetup('mount-bench', { bigMb: 256, whyRoot: 'overlayfs and drop_caches need it' });
@@ -111,7 +111,7 @@ try {
       const dest = join(base, `${key}${i}`);
       sh('sync');
       t = now();
-      await mountProjection(store, tree, dest, { overlay });
+      await mountProjection(store, tree, dest, { within: dirname(dest), overlay });
       projection[key].push(now() - t);
       await unmountProjection(dest, { store });
     }
@@ -127,7 +127,7 @@ try {
       const d = join(base, `${method}${i}`);
       sh('sync');
       t = now();
-      await materialize(store, tree, d, { method });
+      await materialize(store, tree, d, { within: dirname(d), method });
       projection[method].push(now() - t);
       rmSync(d, { recursive: true, force: true });
     }
@@ -138,15 +138,15 @@ try {
 
   // ---- the six views of the same tree
   const mnt = join(base, 'mnt');
-  const m = await mountProjection(store, tree, mnt);
+  const m = await mountProjection(store, tree, mnt, { within: dirname(mnt) });
   mounted.push(mnt, join(home, 'mounts', m.id, 'lower'));
   const mntPt = join(base, 'mnt-pt');
   process.env.VELO_FUSE_PASSTHROUGH = '1'; // the server inherits it
-  const mPt = await mountProjection(store, tree, mntPt);
+  const mPt = await mountProjection(store, tree, mntPt, { within: dirname(mntPt) });
   delete process.env.VELO_FUSE_PASSTHROUGH;
   mounted.push(mntPt, join(home, 'mounts', mPt.id, 'lower'));
   const farm = join(base, 'farm');
-  await materialize(store, tree, farm, { method: 'hardlink' });
+  await materialize(store, tree, farm, { within: dirname(farm), method: 'hardlink' });
   const views = [
     ['plain copy', plain],
     ['hardlink farm', farm],

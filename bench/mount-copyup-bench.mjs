@@ -24,7 +24,7 @@
 import { execSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { mountBenchSetup, writeDocSection, writePlainTree } from './lib/mountBenchSetup.mjs';
 
 const { packages, runs, bigMb, writeDocs, velo } = await mountBenchSetup('mount-copyup-bench', { bigMb: 64, whyRoot: 'the overlay it compares with needs it' });
@@ -49,7 +49,7 @@ try {
   const loadStart = loadavg();
 
   const mount = async (dest, copyUp) => {
-    const m = await mountProjection(store, tree, dest, { copyUp });
+    const m = await mountProjection(store, tree, dest, { within: dirname(dest), copyUp });
     if (m.method !== (copyUp ? 'fuse-rw' : 'overlay')) throw new Error(`expected ${copyUp ? 'fuse-rw' : 'overlay'}, got ${m.method}`);
     return m;
   };

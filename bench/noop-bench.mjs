@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The no-op fast paths beside Node's own start-up, in one run, medians of N
 // (default 15), each round measuring `node -e 0` interleaved with the velo
-// command (issues 4 and 7: at most 30 ms beyond `node -e 0`):
+// command (issue 18: `velo --version` at most 5 ms beyond `node -e 0`, the
+// no-op `velo npm ci` at most 10 ms):
+//   - `velo --version`;
 //   - `velo npm ci` on an unchanged project (a copy of demo/, installed once
 //     first from the public npm registry into a store of its own);
 //   - `velo cargo build` on an unchanged target, up to the moment cargo starts:
@@ -9,8 +11,12 @@
 //     fixture workspace of fixtures/cargo, built twice by velo first, so the
 //     target state caches `rustc -vV`);
 //   - `velo status` on that store.
-// Each velo command is timed twice per round: through bin/velo (the bash
-// launcher a user runs) and as `node dist/cli/velo.js` (no launcher).
+// Each velo command is timed three ways per round: the bundle as npm installs
+// it (`node dist/bundle/start.cjs`, scripts/bundle.mjs: what ships), tsc's
+// output (`node dist/cli/velo.js`) and bin/velo (the bash launcher of a clone,
+// which runs tsc's output). Wall time, and for the whole-command cases also
+// CPU time (user + sys of the child, from bash's `times`), which a loaded
+// machine disturbs less than wall time.
 // Usage: node bench/noop-bench.mjs [--runs N] [--work DIR]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,8 +31,10 @@ const RUNS = Number(values.runs);
 const WORK = values.work ?? join(repo, 'bench', 'work', 'noop');
 const BIN = join(repo, 'bin', 'velo');
 const ENTRY = join(repo, 'dist', 'cli', 'velo.js');
+const BUNDLE = join(repo, 'dist', 'bundle', 'start.cjs');
 const NODE = process.execPath;
 if (!existsSync(ENTRY)) throw new Error(`build velo first (npx tsc -p tsconfig.json): ${ENTRY} is missing`);
+if (!existsSync(BUNDLE)) throw new Error(`bundle velo first (node scripts/bundle.mjs): ${BUNDLE} is missing`);
 
 const SCRUB = /^(CARGO_TARGET_DIR|CARGO_BUILD_.*|CARGO_PROFILE_.*|CARGO_ENCODED_RUSTFLAGS|RUSTFLAGS|RUSTC|RUSTC_WRAPPER|RUSTC_WORKSPACE_WRAPPER|CARGO_INCREMENTAL|CARGO|VELO_.*|npm_config_nodedir|npm_config_userconfig)$/i;
 const env = {};
@@ -108,32 +116,64 @@ const results = {
 };
 console.log(`${results.date}  ${results.machine}; node ${results.node}; velo ${results.veloCommit}; load ${results.load.start}; medians of ${RUNS}\n`);
 
-function measureCase(name, what, viaBin, viaEntry) {
-  const node = [];
-  const bin = [];
-  const entry = [];
-  for (let i = 0; i < RUNS; i++) {
-    node.push(run(NODE, ['-e', '0'], WORK).ms);
-    bin.push(viaBin());
-    entry.push(viaEntry());
-  }
-  const c = {
-    name,
-    what,
-    node: { median: median(node), samples: node },
-    bin: { median: median(bin), samples: bin, beyondNode: median(bin) - median(node) },
-    entry: { median: median(entry), samples: entry, beyondNode: median(entry) - median(node) },
-    load: load(),
-  };
-  results.cases.push(c);
-  const f = (x) => x.toFixed(1);
-  console.log(`${name}  (${what})`);
-  console.log(`  node -e 0                 median ${f(c.node.median).padStart(6)} ms  [${node.map(f).join(', ')}]`);
-  console.log(`  bin/velo …                median ${f(c.bin.median).padStart(6)} ms  beyond node -e 0: ${f(c.bin.beyondNode)} ms  [${bin.map(f).join(', ')}]`);
-  console.log(`  node dist/cli/velo.js …   median ${f(c.entry.median).padStart(6)} ms  beyond node -e 0: ${f(c.entry.beyondNode)} ms  [${entry.map(f).join(', ')}]`);
-  console.log(`  load ${c.load}\n`);
+/** CPU time (user + sys, ms) of one run of cmd, from bash's `times` (its second line: the children). */
+function cpuOf(cmd, args, cwd, extraEnv = {}) {
+  const r = spawnSync('bash', ['-c', '"$@" >/dev/null 2>&1; rc=$?; times; exit $rc', 'bash', cmd, ...args], { cwd, env: { ...env, ...extraEnv }, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal})`);
+  const ms = (t) => { const m = /(\d+)m([\d.]+)s/.exec(t); return (Number(m[1]) * 60 + Number(m[2])) * 1000; };
+  const [user, sys] = r.stdout.trim().split('\n')[1].trim().split(/\s+/);
+  return ms(user) + ms(sys);
 }
 
+/**
+ * variants: { label: { wall: () => ms, cpu?: () => ms } }; `node -e 0` is
+ * measured first in every round, the variants after it in order.
+ */
+function measureCase(name, what, variants) {
+  const nodeRun = { wall: () => run(NODE, ['-e', '0'], WORK).ms, cpu: () => cpuOf(NODE, ['-e', '0'], WORK) };
+  const all = { 'node -e 0': nodeRun, ...variants };
+  const samples = Object.fromEntries(Object.keys(all).map((k) => [k, { wall: [], cpu: [] }]));
+  for (let i = 0; i < RUNS; i++) {
+    for (const [label, v] of Object.entries(all)) {
+      samples[label].wall.push(v.wall());
+      if (v.cpu) samples[label].cpu.push(v.cpu());
+    }
+  }
+  const f = (x) => x.toFixed(1);
+  const base = samples['node -e 0'];
+  const c = { name, what, load: load(), variants: {} };
+  console.log(`${name}  (${what})`);
+  for (const [label, s] of Object.entries(samples)) {
+    const wall = median(s.wall);
+    const cpu = s.cpu.length ? median(s.cpu) : undefined;
+    c.variants[label] = {
+      wall: { median: wall, beyondNode: wall - median(base.wall), samples: s.wall },
+      ...(cpu !== undefined ? { cpu: { median: cpu, beyondNode: cpu - median(base.cpu), samples: s.cpu } } : {}),
+    };
+    const beyond = label === 'node -e 0' ? '' : `  beyond node -e 0: ${f(wall - median(base.wall)).padStart(5)} ms`;
+    const cpuText = cpu === undefined ? '' : `   cpu median ${f(cpu).padStart(6)} ms${label === 'node -e 0' ? '' : `  beyond: ${f(cpu - median(base.cpu)).padStart(5)} ms`}`;
+    console.log(`  ${label.padEnd(34)} wall median ${f(wall).padStart(6)} ms${beyond}${cpuText}`);
+  }
+  console.log(`  load ${c.load}\n`);
+  results.cases.push(c);
+}
+
+/** the three ways to run velo: bundle (what ships), tsc's output, the clone's launcher */
+function ways(args, cwd, extraEnv) {
+  return {
+    'node dist/bundle/start.cjs (ships)': { wall: () => run(NODE, [BUNDLE, ...args], cwd, extraEnv).ms, cpu: () => cpuOf(NODE, [BUNDLE, ...args], cwd, extraEnv) },
+    'node dist/cli/velo.js (tsc)': { wall: () => run(NODE, [ENTRY, ...args], cwd, extraEnv).ms, cpu: () => cpuOf(NODE, [ENTRY, ...args], cwd, extraEnv) },
+    'bin/velo (clone launcher)': { wall: () => run(BIN, args, cwd, extraEnv).ms },
+  };
+}
+
+// the compile cache is warm in every case below (a user's second run)
+for (let i = 0; i < 2; i++) {
+  run(NODE, [BUNDLE, 'npm', 'ci'], demo);
+  run(NODE, [ENTRY, 'npm', 'ci'], demo);
+}
+
+measureCase('velo --version', 'whole command', ways(['--version'], WORK));
 // the fake cargo's own start-up (sh + date), which the cargo case includes
 const stampCost = [];
 for (let i = 0; i < RUNS; i++) {
@@ -144,15 +184,18 @@ for (let i = 0; i < RUNS; i++) {
 }
 results.fakeCargoStartMs = median(stampCost);
 
-measureCase('velo npm ci, unchanged project', 'whole command, wall time', () => run(BIN, ['npm', 'ci'], demo).ms, () => run(NODE, [ENTRY, 'npm', 'ci'], demo).ms);
+measureCase('velo npm ci, unchanged project', 'whole command', ways(['npm', 'ci'], demo));
 measureCase(
   'velo cargo build -q, unchanged target',
   `from spawn until the fake cargo's timestamp; the fake cargo alone (sh + date) takes ${results.fakeCargoStartMs.toFixed(1)} ms`,
-  () => untilCargo(BIN, ['cargo', 'build', '-q']),
-  () => untilCargo(NODE, [ENTRY, 'cargo', 'build', '-q']),
+  {
+    'node dist/bundle/start.cjs (ships)': { wall: () => untilCargo(NODE, [BUNDLE, 'cargo', 'build', '-q']) },
+    'node dist/cli/velo.js (tsc)': { wall: () => untilCargo(NODE, [ENTRY, 'cargo', 'build', '-q']) },
+    // (not bin/velo here: it puts its Node first on PATH, and PATH is part of the target's rustc stamp)
+  },
 );
 if (readFileSync(stateFile, 'utf8') !== stateBefore) throw new Error('the no-op cargo runs changed target/.velo/state.json');
-measureCase('velo status', 'whole command, wall time; the store holds the demo project and the fixture snapshots', () => run(BIN, ['status'], WORK).ms, () => run(NODE, [ENTRY, 'status'], WORK).ms);
+measureCase('velo status', 'whole command; the store holds the demo project and the fixture snapshots', ways(['status'], WORK));
 
 results.load.end = load();
 const resultsFile = join(dirname(WORK), `${basename(WORK)}-results.json`);

@@ -9,11 +9,12 @@
  */
 import type { Remote } from '../src/remote/remote.js';
 import { openConfiguredRemote } from './remoteContext.js';
-import { parseCargoArgs, type CargoInvocation } from '../src/cargo/cargoArgs.js';
+import { buildProfileDirs, parseCargoArgs, type CargoInvocation } from '../src/cargo/cargoArgs.js';
 import { isNoOp, planCargoRun, type CargoPlan } from '../src/cargo/plan.js';
 import { spawnCargo } from '../src/cargo/spawnCargo.js';
 import { locateWorkspace } from '../src/cargo/workspace.js';
-import { config } from './context.js';
+import { remapSetting } from '../src/cargo/remapPathPrefix.js';
+import { config, projectConfigFile } from './context.js';
 import { err, formatBytes, formatMs, out, renderError, type Io } from './io.js';
 
 const USAGE = `Usage: velo cargo <build|check|clippy|run|test> [cargo args] [--force] [--velo-incremental] [--projection link|mount]
@@ -37,6 +38,16 @@ are; \`velo cargo clean\` first unmounts a mounted target dir.
                        one copy (Linux with FUSE; else copied, saying why).
                        Default from VELO_PROJECTION, velo.json, config.
 
+A snapshot holds the units the current build uses (earlier dependency
+versions stay in target/ but not in the store); debug and release stay
+side by side. A target/ plain cargo made is adopted (cargo builds in it,
+velo stores it); any other dir velo did not make is refused (exit 16).
+
+  cargo.remapPathPrefix (velo.json "cargo": {"remapPathPrefix": "."}, the
+  user config, or VELO_CARGO_REMAP_PATH_PREFIX): give rustc
+  --remap-path-prefix=<workspace root>=<value>, so debug info does not name
+  the clone that compiled a restored binary (targets become per clone).
+
 See docs/CARGO.md for how restored targets are kept honest with cargo.`;
 
 function short(digest: string): string {
@@ -49,8 +60,8 @@ function say(io: Io, plan: CargoPlan | undefined, text: string): void {
 }
 
 /** Run cargo; a signal sent to velo goes on to cargo, and velo waits for it. */
-async function runRealCargo(args: string[], cwd: string, io: Io): Promise<number> {
-  const running = spawnCargo(args, { cwd, env: io.env, stdio: { stdout: io.stdout, stderr: io.stderr } });
+async function runRealCargo(args: string[], cwd: string, io: Io, env: NodeJS.ProcessEnv = io.env): Promise<number> {
+  const running = spawnCargo(args, { cwd, env, stdio: { stdout: io.stdout, stderr: io.stderr } });
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const forward = (sig: NodeJS.Signals): void => {
     running.child.kill(sig);
@@ -75,17 +86,36 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     const inv = parseCargoArgs(args);
     if (inv.subcommand === 'clean') return await runClean(inv, io);
     if (!inv.snapshotSubcommand) return await runRealCargo(inv.cargoArgs, io.cwd, io);
-    plan = await planCargoRun(args, io.cwd, io.env);
+    plan = await planCargoRun(args, io.cwd, io.env, { remapTo: remapSetting(io.env, projectConfigFile(io)) });
     const cfg = config(io);
     projection = inv.projection ?? cfg.projection;
     if (!isNoOp(plan)) {
       const { prepareTarget } = await import('../src/cargo/prepareTarget.js');
+      if (!plan.targetPresent) {
+        const { isVeloMount } = await import('../src/cargo/targetMount.js');
+        if (isVeloMount(plan.location.targetDir)) {
+          say(io, plan, `${plan.location.targetDir} is an empty velo mount: plain \`cargo clean\` or \`rm -rf\` empties a mounted target but cannot remove it (a mount point); \`velo cargo clean\` unmounts it first`);
+        }
+      }
+      const shown = plan;
       remote = await openConfiguredRemote(io, cfg);
-      const prep = await prepareTarget(plan, { home: cfg.home, method: cfg.method, projection, remote });
+      const prep = await prepareTarget(plan, {
+        home: cfg.home,
+        method: cfg.method,
+        projection,
+        remote,
+        onMountToCopy: (cost) =>
+          say(io, shown, `${shown.location.targetDir} is mounted; the ${projection} projection replaces the mount with a copy of the snapshot: ${cost.files} files, ${formatBytes(cost.bytes)} on disk (\`--projection mount\` keeps it a mount)`),
+      });
       for (const w of remote?.warnings() ?? []) err(io, `velo: warning: ${w}`);
+      if (prep.action === 'none' && prep.reason === 'adopted') {
+        say(io, plan, `adopted ${plan.location.targetDir} (made by cargo): cargo builds in it as it is; velo stores it after a successful build`);
+      }
       if (prep.action === 'restored') {
         const r = prep.restore;
-        const rebuild = r.freshness.invalidated.length;
+        // units of this build's profile dirs, one per unit: what this cargo run rebuilds first
+        const { invalidatedUnits } = await import('../src/cargo/freshness.js');
+        const rebuild = invalidatedUnits(r.freshness.invalidated, buildProfileDirs(plan.inv));
         if (r.mountNote) say(io, plan, `projection mount: ${r.mountNote}`);
         say(
           io,
@@ -99,7 +129,7 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
   } catch (e) {
     return renderError(io, e);
   }
-  const code = await runRealCargo(plan.inv.cargoArgs, io.cwd, io).catch((e: unknown) => renderError(io, e));
+  const code = await runRealCargo(plan.inv.cargoArgs, io.cwd, io, plan.env).catch((e: unknown) => renderError(io, e));
   try {
     // a no-op build: nothing to store, and nothing heavy to load
     if (code === 0 && (await import('../src/cargo/unchangedTarget.js')).targetUnchanged(plan)) return code;
@@ -111,15 +141,26 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     for (const w of remote?.warnings() ?? []) if (!warned.has(w)) err(io, `velo: warning: ${w}`);
     if (rec.action === 'stored') {
       const r = rec.result;
-      say(
-        io,
-        plan,
-        `stored ${plan.location.targetDir} as snapshot ${short(rec.snapshot.tree)} ` +
-          `(${r.files} files, ${formatBytes(r.logicalBytes)}; ${r.newObjects} new objects, ${formatBytes(r.newBytes)}) in ${formatMs(rec.ms)}`,
-      );
+      const stale = r.staleUnits > 0 ? `; ${r.staleUnits} unit(s) no current build uses left out, ${formatBytes(r.staleBytes)}` : '';
+      if (rec.reused) say(io, plan, `${plan.location.targetDir} is snapshot ${short(rec.snapshot.tree)}, already stored for this build (${r.files} files, ${formatBytes(r.logicalBytes)}${stale}) in ${formatMs(rec.ms)}`);
+      else {
+        say(
+          io,
+          plan,
+          `stored ${plan.location.targetDir} as snapshot ${short(rec.snapshot.tree)} ` +
+            `(${r.files} files, ${formatBytes(r.logicalBytes)}; ${r.newObjects} new objects, ${formatBytes(r.newBytes)}${stale}) in ${formatMs(rec.ms)}`,
+        );
+      }
       const m = rec.remount;
       if (m?.mounted) say(io, plan, `mounted ${plan.location.targetDir} on snapshot ${short(rec.snapshot.tree)} (${m.replaced === 'directory' ? 'was a directory' : 'writable layer emptied'}) in ${formatMs(m.ms)}`);
       else if (m) say(io, plan, `projection mount: ${m.reason}: ${plan.location.targetDir} stays as it is`);
+    } else if (rec.action === 'registered') {
+      say(
+        io,
+        plan,
+        `${plan.location.targetDir} is unchanged: snapshot ${short(rec.snapshot.tree)} ` +
+          `${rec.reused ? 'is already stored' : 'now also stands'} for this build (${rec.snapshot.files} files, ${formatBytes(rec.snapshot.logicalBytes)}) in ${formatMs(rec.ms)}`,
+      );
     } else if (rec.action === 'none' && rec.reason === 'separate-build-dir') {
       say(io, plan, 'not stored: this project uses a separate build dir (build.build-dir), which velo cargo does not snapshot');
     }

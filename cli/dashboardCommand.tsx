@@ -139,7 +139,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       try {
         const { loadInk } = await import('../src/ui/loadInk.js');
         ink = await loadInk();
-        ({ createElement } = await import('react'));
+        // React is CommonJS: its functions are on the default export (a bundle gives no named ones)
+        ({ createElement } = (await import('react')).default);
         ({ Dashboard } = await import('../src/ui/Dashboard.js'));
       } finally {
         if (setEnv) delete process.env.NODE_ENV;

@@ -2,6 +2,7 @@
  * velo mount | umount | mounts — the mount projection by hand.
  */
 import { resolve } from 'node:path';
+import { enclosingRoot } from '../src/projection/containment.js';
 import { VeloError } from '../src/errors.js';
 import { listMounts, mountProjection, repairStaleMounts, unmountAll, unmountProjection, type RepairReport, type MountStatus, type UnmountResult } from '../src/mount/mount.js';
 import { resolveMountSource } from '../src/mount/mountSource.js';
@@ -57,7 +58,9 @@ export async function runMount(argv: string[], io: Io): Promise<number> {
   try {
     const { tree, project } = resolveMountSource(store, source!, io.cwd);
     const upperBase = str(p, 'upper-base');
-    const r = await mountProjection(store, tree, resolve(io.cwd, dir!), {
+    const dest = resolve(io.cwd, dir!);
+    const r = await mountProjection(store, tree, dest, {
+      within: enclosingRoot(dest, undefined),
       ...(flag(p, 'read-only') ? { overlay: false } : {}),
       ...(upperBase ? { upperBase: resolve(io.cwd, upperBase) } : {}),
       backgroundRemoval: true,

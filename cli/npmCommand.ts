@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { VeloError } from '../src/errors.js';
 import { LINK_METHODS, PROJECTIONS, type LinkMethod, type Projection } from '../src/config.js';
-import { isUpToDate } from '../src/npm/state.js';
+import { isUpToDate, restampDirs, type NpmState } from '../src/npm/state.js';
 import { config } from './context.js';
 import { createProgress, npmInstallProgress } from '../src/ui/progress.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
@@ -159,7 +159,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   // the no-op path: nothing heavy is loaded before this
   if (plainInstall && !split.velo.force) {
     const state = isUpToDate(cfg.home, root, fingerprintArgs, io.env, version);
-    if (state) return upToDate(io, root, split, state.dirs);
+    if (state) return upToDate(io, cfg.home, root, split, state, mode);
   }
 
   let npmArgs = split.npm;
@@ -210,6 +210,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       if (summary.projectionNote) err(io, `velo: projection mount: ${summary.projectionNote}`);
       if (summary.remote?.published) err(io, `velo: published ${summary.remote.published} packages to ${summary.remote.url} (${formatBytes(summary.remote.uploadedBytes)})`);
     }
+    // on stderr whatever the output mode, as npm prints its warnings
+    for (const w of summary.warnings) err(io, `velo: warning: ${w}`);
     return 0;
   } catch (e) {
     progress?.done();
@@ -221,17 +223,29 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
 }
 
-async function upToDate(io: Io, root: string, split: SplitArgs, dirs: Record<string, { tree: string }>): Promise<number> {
-  // npm ci runs the root project's own lifecycle scripts every time; so does velo
+async function upToDate(io: Io, home: string, root: string, split: SplitArgs, state: NpmState, mode: 'ci' | 'install'): Promise<number> {
+  const dirs = state.dirs;
+  // npm ci runs the workspaces' and the root project's own lifecycle scripts
+  // every time; so does velo (the workspaces' only when the last install ran them)
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
   const { hasRootScripts } = await import('../src/npm/rootScripts.js');
-  const runScripts = hasRootScripts(pkg) && !split.npm.includes('--ignore-scripts');
+  const ignoreScripts = split.npm.includes('--ignore-scripts');
+  const runRoot = hasRootScripts(pkg) && !ignoreScripts;
+  const linkBuild = ignoreScripts ? [] : (state.linkBuild ?? []);
   let ran: string[] = [];
-  if (runScripts) {
+  if (runRoot || linkBuild.length > 0) {
     const { loadNpmConfig, locateNpm } = await import('../src/npm/userNpm.js');
-    const { runRootScripts } = await import('../src/npm/scripts.js');
-    const loaded = await loadNpmConfig(locateNpm(io.env), 'ci', split.npm, root);
-    ran = await runRootScripts(loaded, root, pkg, split.velo.json ? [0, 2, 2] : 'inherit');
+    const loaded = await loadNpmConfig(locateNpm(io.env), mode, split.npm, root);
+    process.env.npm_command = mode; // what npm exports to every script it runs
+    if (linkBuild.length > 0) {
+      const { rerunLinkBuild } = await import('../src/npm/linkScripts.js');
+      await rerunLinkBuild(loaded, root, linkBuild);
+      restampDirs(home, root, state);
+    }
+    if (runRoot) {
+      const { runRootScripts } = await import('../src/npm/scripts.js');
+      ran = await runRootScripts(loaded, root, pkg, split.velo.json ? [0, 2, 2] : 'inherit');
+    }
   }
   if (split.velo.json) json(io, { root, noop: true, trees: dirs, rootScripts: ran });
   else out(io, `velo: up to date (${Object.keys(dirs).join(', ')} unchanged)`);

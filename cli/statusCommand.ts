@@ -34,9 +34,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       `store        ${s.home} (${s.digest})`,
       `objects      ${s.objects} (${formatBytes(s.physicalBytes)} on disk)`,
       `trees        ${s.trees} (${formatBytes(s.treeBytes)}), ${s.keys} package/snapshot keys`,
-      `projects     ${s.projects.length} registered, ${formatBytes(s.logicalBytes)} logical`,
+      `projects     ${s.projects.length} registered, ${formatBytes(s.logicalBytes)} logical` +
+        (s.missingProjects.length ? ` (${s.missingProjects.length} more whose directories are gone: velo gc unregisters them)` : ''),
       `dedup        ${s.dedupRatio.toFixed(2)}x, ${formatBytes(s.bytesSaved)} saved`,
-      `cargo        ${cargo.snapshots} target snapshot(s) of ${cargo.projects} project(s): ${formatBytes(cargo.logicalBytes)} of targets in ${formatBytes(cargo.uniqueBytes)} of distinct contents`,
+      `cargo        ${cargo.snapshots} target snapshot(s) of ${cargo.projects} project(s): ${formatBytes(cargo.logicalBytes)} of targets in ${formatBytes(cargo.uniqueBytes)} of distinct contents` +
+        (cargo.unreferenced ? ` (${cargo.unreferenced} more no existing project uses: velo gc frees them)` : ''),
       `projection   ${cfg.projection}, link method ${cfg.method}` +
         (s.probes.length ? ` (auto chose ${[...new Set(s.probes.map((x) => x.method))].join(', ')})` : ''),
     ];

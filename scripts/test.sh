@@ -5,6 +5,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$repo/scripts/setup.sh"
 cd "$repo"
+# zig cc builds the prebuilt packages test/dist.install.test.ts installs (without it: gcc, this platform only)
+bash scripts/install-zig.sh >/dev/null || echo "test: zig not installed; test/dist.install packs this machine's platform with gcc" >&2
 node node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
 results="$repo/.vitest-results.json"
 rm -f "$results"

@@ -51,14 +51,21 @@ export interface NativeAddon {
   /** Stop serving and lazily detach; false when it was no longer mounted. */
   unmount?(handle: NativeMountHandle): boolean;
   version?: string;
+  /** libfuse3's version; undefined when libfuse3.so.3 cannot be loaded (it is opened with dlopen) */
   fuseVersion?: string;
+  /** why libfuse3 cannot be loaded; undefined when it can */
+  fuseError?: string;
 }
 
-/** The repository root: two levels above dist/src/native.js or src/native.ts. */
+/**
+ * velo's own package root: the nearest directory holding a package.json
+ * above this file (src/native.ts, dist/src/native.js, or a chunk of
+ * dist/bundle/), in a clone or an npm install alike.
+ */
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
+    if (existsSync(join(dir, 'package.json'))) return dir;
     dir = dirname(dir);
   }
   return dir;
@@ -67,8 +74,40 @@ export function packageRoot(): string {
 let cached: NativeAddon | null | undefined;
 let loadError: string | undefined;
 
+/**
+ * The npm packages that carry the prebuilt addon and velo-mountd for this
+ * machine, most likely first: `@velo-rift/<os>-<cpu>-<gnu|musl>` (scripts/pack.sh
+ * builds them; npm installs the one whose os/cpu/libc fields match).
+ */
+export function platformPackages(platform: string = process.platform, arch: string = process.arch): string[] {
+  if (platform !== 'linux') return [`@velo-rift/${platform}-${arch}`];
+  return [`@velo-rift/linux-${arch}-gnu`, `@velo-rift/linux-${arch}-musl`];
+}
+
+/** The prebuilt addon of the installed platform package, if one is installed. */
+function prebuiltAddonPath(): string | undefined {
+  const require = createRequire(import.meta.url);
+  for (const name of platformPackages()) {
+    try {
+      return require.resolve(`${name}/velo_native.node`);
+    } catch {
+      /* not installed: the next candidate */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where the addon is: $VELO_NATIVE_ADDON; else native/build/ of a clone when
+ * it was built there (a developer's build wins over a prebuilt); else the
+ * platform package's prebuilt (`npm i -g velo-rift`); else native/build/
+ * (reported as not built).
+ */
 export function nativeAddonPath(): string {
-  return process.env.VELO_NATIVE_ADDON || join(packageRoot(), 'native', 'build', 'velo_native.node');
+  if (process.env.VELO_NATIVE_ADDON) return process.env.VELO_NATIVE_ADDON;
+  const built = join(packageRoot(), 'native', 'build', 'velo_native.node');
+  if (existsSync(built)) return built;
+  return prebuiltAddonPath() ?? built;
 }
 
 export function loadNative(): NativeAddon | undefined {
@@ -82,7 +121,9 @@ export function loadNative(): NativeAddon | undefined {
   try {
     cached = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (err) {
-    loadError = existsSync(path) ? (err as Error).message : `${path} is not built (run npm run build:native)`;
+    loadError = existsSync(path)
+      ? (err as Error).message
+      : `no prebuilt package (${platformPackages().join(' or ')}) is installed and ${path} is not built (run npm run build:native)`;
     cached = null;
   }
   return cached ?? undefined;

@@ -27,23 +27,40 @@ describe('velo cargo: what it refuses and what it costs', () => {
   });
   afterAll(() => sb.remove());
 
-  test('a target dir velo did not make is never replaced without --force', () => {
+  test('a target dir plain cargo made is adopted: cargo builds in it as it is, velo stores it', () => {
     const c = sb.clone('c');
     expect(cargo(['build', '-q'], c, sb.env).code).toBe(0);
     writeFileSync(join(c, 'target', 'debug', 'mine.txt'), 'the user’s\n');
     const inode = lstatSync(join(c, 'target', 'debug', 'velo-demo')).ino;
+    const adopted = veloCargo(['build', '--message-format=json'], c, sb.env);
+    expect(adopted.code, adopted.stderr).toBe(0);
+    expect(adopted.stderr).toMatch(/velo: adopted .*\/c\/target \(made by cargo\)/);
+    expect(adopted.stderr).not.toMatch(/velo: restored/);
+    expect(artifacts(adopted.stdout).filter((x) => !x.fresh)).toEqual([]);
+    expect(readFileSync(join(c, 'target', 'debug', 'mine.txt'), 'utf8')).toBe('the user’s\n');
+    expect(lstatSync(join(c, 'target', 'debug', 'velo-demo')).ino).toBe(inode);
+    expect(adopted.stderr).toMatch(/velo: stored .*\/c\/target as snapshot/);
+    expect(existsSync(join(c, 'target', '.velo', 'state.json'))).toBe(true);
+  });
+
+  test('a target dir without cargo’s markers is never replaced without --force', () => {
+    const c = sb.clone('c2');
+    expect(cargo(['build', '-q'], c, sb.env).code).toBe(0);
+    rmSync(join(c, 'target', 'CACHEDIR.TAG'));
+    writeFileSync(join(c, 'target', 'debug', 'mine-c2.txt'), 'the user’s\n');
+    const inode = lstatSync(join(c, 'target', 'debug', 'velo-demo')).ino;
     const refused = veloCargo(['build'], c, sb.env);
     expect(refused.code).toBe(16);
-    expect(refused.stderr).toMatch(/velo: .*\/c\/target was not made by velo; velo will not replace it/);
+    expect(refused.stderr).toMatch(/velo: .*\/c2\/target was not made by velo, and has no CACHEDIR.TAG and .rustc_info.json from cargo; velo will not replace it/);
     expect(refused.stderr).toMatch(/hint: run again with --force/);
     expect(refused.stderr).not.toMatch(/Compiling|Finished/); // cargo did not run
-    expect(readFileSync(join(c, 'target', 'debug', 'mine.txt'), 'utf8')).toBe('the user’s\n');
+    expect(readFileSync(join(c, 'target', 'debug', 'mine-c2.txt'), 'utf8')).toBe('the user’s\n');
     expect(lstatSync(join(c, 'target', 'debug', 'velo-demo')).ino).toBe(inode);
 
     const forced = veloCargo(['build', '--force', '--message-format=json'], c, sb.env);
     expect(forced.code, forced.stderr).toBe(0);
     expect(forced.stderr).toMatch(/velo: restored/);
-    expect(existsSync(join(c, 'target', 'debug', 'mine.txt'))).toBe(false);
+    expect(existsSync(join(c, 'target', 'debug', 'mine-c2.txt'))).toBe(false);
     expect(artifacts(forced.stdout).filter((x) => !x.fresh)).toEqual([]);
   });
 

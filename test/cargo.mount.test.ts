@@ -170,9 +170,23 @@ describe('velo cargo --projection mount: target dirs as FUSE views with a writab
     expect(readdirSync(target)).toEqual([]);
     const r = veloCargo(['build', '--message-format=json', ...MOUNT], b, sb.env);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/velo: .*\/b\/target is an empty velo mount: plain `cargo clean` or `rm -rf` empties a mounted target but cannot remove it .*`velo cargo clean` unmounts it first/);
     expect(r.stderr).toMatch(/velo: restored .*\/b\/target from snapshot .*mount\)/);
     expect(artifacts(r.stdout).filter((x) => !x.fresh)).toEqual([]);
     expect(mountOf(sb, target).upperSummary).toMatchObject({ deleted: 0 });
+  });
+
+  test('rm -rf on a mounted target ends on EBUSY; the next velo cargo build names velo cargo clean and restores it', () => {
+    const target = join(b, 'target');
+    const rm = spawnSync('rm', ['-rf', target], { encoding: 'utf8' });
+    expect(rm.status).not.toBe(0);
+    expect(rm.stderr).toMatch(/Device or resource busy/);
+    expect(readdirSync(target)).toEqual([]);
+    const r = veloCargo(['build', '--message-format=json', ...MOUNT], b, sb.env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/is an empty velo mount: .*`velo cargo clean` unmounts it first/);
+    expect(r.stderr).toMatch(/velo: restored .*\/b\/target from snapshot .*mount\)/);
+    expect(artifacts(r.stdout).filter((x) => !x.fresh)).toEqual([]);
   });
 
   test('velo cargo clean unmounts first, then cargo removes the target; the next build restores it', () => {
@@ -233,6 +247,10 @@ describe('velo cargo --projection mount: target dirs as FUSE views with a writab
     expect(cargo(['clean'], d, sb.env).code).toBe(101); // emptied through the overlay, as above
     const r = veloCargo(['build', '--message-format=json'], d, sb.env);
     expect(r.code, r.stderr).toBe(0);
+    // what the switch costs is said before the copy is made
+    const cost = /velo: .*\/d\/target is mounted; the link projection replaces the mount with a copy of the snapshot: (\d+) files, ([\d.]+ [KMG]?B) on disk/.exec(r.stderr);
+    expect(cost, r.stderr).not.toBeNull();
+    expect(r.stderr.indexOf(cost![0])).toBeLessThan(r.stderr.indexOf('velo: restored'));
     expect(r.stderr).toMatch(/velo: restored .*\/d\/target from snapshot .*copy\)/);
     expect(mountedAt(target)).toBeUndefined();
     expect(execFileSync(join(target, 'debug', 'velo-demo'), { encoding: 'utf8' })).toContain('Triangle perimeter 24');

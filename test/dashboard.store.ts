@@ -12,7 +12,7 @@
  * are c; three's are all unique; a and b are the most shared packages.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { graftTrees, readTree } from '../src/store/trees.js';
@@ -64,7 +64,7 @@ export async function makeDashboardStore(root: string): Promise<DashboardStore> 
       const dest = join(projects[p], 'node_modules');
       mkdirSync(projects[p], { recursive: true });
       writeFileSync(join(projects[p], 'package.json'), JSON.stringify({ name: p, version: '1.0.0' }) + '\n');
-      const m = await materialize(store, tree, dest, { method: 'copy' });
+      const m = await materialize(store, tree, dest, { within: dirname(dest), method: 'copy' });
       registerProject(store, {
         path: dest,
         ecosystem: 'npm',
@@ -80,7 +80,7 @@ export async function makeDashboardStore(root: string): Promise<DashboardStore> 
     writeFileSync(join(src, 'three', 'data.bin'), Buffer.alloc(12_345, 3));
     const three = await ingestDir(store, join(src, 'three'));
     sizes.three = three.bytes;
-    const m3 = await materialize(store, three.tree, projects.three, { method: 'copy' });
+    const m3 = await materialize(store, three.tree, projects.three, { within: dirname(projects.three), method: 'copy' });
     registerProject(store, { path: projects.three, ecosystem: 'tree', tree: three.tree, method: m3.method, logicalBytes: m3.logicalBytes, files: m3.files });
     mkdirSync(join(src, 'orphan'), { recursive: true });
     writeFileSync(join(src, 'orphan', 'garbage.bin'), Buffer.alloc(7_777, 9));

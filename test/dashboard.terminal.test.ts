@@ -1,4 +1,4 @@
-// The real binary (dist/cli/velo.js dashboard): a static table when piped,
+// The real binary (the bundle, dist/bundle/start.cjs dashboard): a static table when piped,
 // JSON with --json, and — end to end — the interactive dashboard in a real
 // terminal (tmux, 80x24): read the screen, move, open a project, quit.
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -13,7 +13,7 @@ import {
   appendFileSync, chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync,
   renameSync, rmdirSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { Store } from '../src/store/store.js';
@@ -96,7 +96,7 @@ beforeAll(async () => {
   makeEditFixture(src, { more: true });
   tree = (await ingestDir(store, src, { mtimes: true })).tree;
   ref = await mountReferenceOverlay(base, store, tree);
-  mounted = await mountProjection(store, tree, join(base, 'dest'), { copyUp: true });
+  mounted = await mountProjection(store, tree, join(base, 'dest'), { within: dirname(join(base, 'dest')), copyUp: true });
 });
 
 afterAll(async () => {
@@ -223,7 +223,7 @@ describe('node on a copy-up mount (VELO_MOUNT_OVERLAY=0)', () => {
     process.env.VELO_MOUNT_OVERLAY = '0';
     let m: MountResult;
     try {
-      m = await mountProjection(store, sub.tree, join(project, 'node_modules'), { upperBase: join(base, 'uppers') });
+      m = await mountProjection(store, sub.tree, join(project, 'node_modules'), { within: dirname(join(project, 'node_modules')), upperBase: join(base, 'uppers') });
     } finally {
       delete process.env.VELO_MOUNT_OVERLAY;
     }

@@ -70,7 +70,7 @@ afterAll(() => removeMountSandbox(base, store));
 describe('replacing what is at the destination', () => {
   it('stacks the mount over a link farm without the destination ever missing a file, then deletes the farm', async () => {
     const dest = join(base, 'farm/node_modules');
-    await materialize(store, treeA, dest, { method: 'hardlink' });
+    await materialize(store, treeA, dest, { within: dirname(dest), method: 'hardlink' });
     const object = store.objectPath(readTree(store, treeA).entries.find((e) => e.path === 'node_modules/pkg-7/index.js')!.digest, false);
     expect(statSync(object).nlink).toBe(2);
     // a reader stats a file both trees have, all through the switch
@@ -81,7 +81,7 @@ describe('replacing what is at the destination', () => {
       console.log(JSON.stringify({ n, miss }));`, join(dest, 'node_modules/pkg-7/index.js')]);
     let outp = '';
     await new Promise<void>((resolve) => watcher.stdout.on('data', (d: Buffer) => ((outp += d), outp.includes('ready') && resolve())));
-    const m = await mountProjection(store, treeB, dest);
+    const m = await mountProjection(store, treeB, dest, { within: dirname(dest) });
     const done = new Promise((resolve) => watcher.on('close', resolve));
     await done;
     const seen = JSON.parse(outp.split('\n')[1]!) as { n: number; miss: number };
@@ -98,7 +98,7 @@ describe('replacing what is at the destination', () => {
   it('leaves the same tree, already mounted and healthy, alone', async () => {
     const dest = join(base, 'farm/node_modules');
     const [before] = listMounts(store).filter((x) => x.dest === dest);
-    const m = await mountProjection(store, treeB, dest);
+    const m = await mountProjection(store, treeB, dest, { within: dirname(dest) });
     expect(m).toMatchObject({ reused: true, pid: before!.pid, id: before!.id });
     expect(m.ms).toBeLessThan(1000);
   });
@@ -107,7 +107,7 @@ describe('replacing what is at the destination', () => {
     const dest = join(base, 'farm/node_modules');
     const [before] = listMounts(store).filter((x) => x.dest === dest);
     writeFileSync(join(dest, 'written-before'), 'x');
-    const m = await mountProjection(store, treeB, dest, { freshUpper: true });
+    const m = await mountProjection(store, treeB, dest, { within: dirname(dest), freshUpper: true });
     expect(m).toMatchObject({ reused: false, replaced: 'mount', tree: treeB });
     expect(m.id).not.toBe(before!.id);
     expect(existsSync(join(dest, 'written-before'))).toBe(false);
@@ -119,7 +119,7 @@ describe('replacing what is at the destination', () => {
     const dest = join(base, 'farm/node_modules');
     const [old] = listMounts(store).filter((x) => x.dest === dest);
     writeFileSync(join(dest, 'written-on-B'), 'x');
-    const m = await mountProjection(store, treeA, dest);
+    const m = await mountProjection(store, treeA, dest, { within: dirname(dest) });
     expect(m).toMatchObject({ replaced: 'mount', reused: false, tree: treeA });
     expect(m.pid).not.toBe(old!.pid);
     expect(readFileSync(join(dest, 'node_modules/left-pad/index.js'), 'utf8')).toContain('1.0.0');
@@ -136,23 +136,23 @@ describe('replacing what is at the destination', () => {
 
   it('refuses a destination that is a file, or someone else\'s mount point', async () => {
     writeFileSync(join(base, 'a-file'), 'x');
-    await expect(mountProjection(store, treeA, join(base, 'a-file'))).rejects.toMatchObject({ code: 'REFUSED' });
+    await expect(mountProjection(store, treeA, join(base, 'a-file'), { within: dirname(join(base, 'a-file')) })).rejects.toMatchObject({ code: 'REFUSED' });
     const foreign = join(base, 'foreign');
     mkdirSync(foreign);
     execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', foreign]);
     try {
-      await expect(mountProjection(store, treeA, foreign)).rejects.toMatchObject({ code: 'REFUSED' });
+      await expect(mountProjection(store, treeA, foreign, { within: dirname(foreign) })).rejects.toMatchObject({ code: 'REFUSED' });
     } finally {
       execFileSync('umount', [foreign]);
     }
-    await expect(mountProjection(store, 'f'.repeat(64), join(base, 'nope'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(mountProjection(store, 'f'.repeat(64), join(base, 'nope'), { within: dirname(join(base, 'nope')) })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });
 
 describe('unmounting', () => {
   it('unmounts while files are open: the open files fail cleanly, nothing stays mounted, the server exits', async () => {
     const dest = join(base, 'open/node_modules');
-    const m = await mountProjection(store, treeA, dest);
+    const m = await mountProjection(store, treeA, dest, { within: dirname(dest) });
     writeFileSync(join(dest, 'scratch'), 'upper');
     const fd = openSync(join(dest, 'node_modules/pkg-3/index.js'), 'r');
     const dirFd = openSync(join(dest, 'node_modules/pkg-4'), 'r');
@@ -177,7 +177,7 @@ describe('unmounting', () => {
 describe('a killed server', () => {
   it('is reported (Transport endpoint is not connected) and repaired by the next mountProjection, keeping what was written', async () => {
     const dest = join(base, 'killed/node_modules');
-    const m = await mountProjection(store, treeA, dest);
+    const m = await mountProjection(store, treeA, dest, { within: dirname(dest) });
     writeFileSync(join(dest, 'keep.txt'), 'kept');
     await killed(m.pid);
     // a request the kernel had in flight when the connection died ends ECONNABORTED, later ones ENOTCONN
@@ -186,7 +186,7 @@ describe('a killed server', () => {
     const [stale] = listMounts(store).filter((x) => x.dest === dest);
     expect(stale).toMatchObject({ state: 'stale', pid: undefined });
     expect(stale!.reason).toMatch(/server process is gone.*Transport endpoint is not connected/);
-    const again = await mountProjection(store, treeA, dest);
+    const again = await mountProjection(store, treeA, dest, { within: dirname(dest) });
     expect(again.repaired).toHaveLength(1);
     expect(again.repaired[0]).toMatchObject({ dest, action: 'remounted', id: m.id });
     expect(again).toMatchObject({ reused: true, id: m.id });

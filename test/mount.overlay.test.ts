@@ -8,7 +8,7 @@ import {
   appendFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync,
   symlinkSync, truncateSync, writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { Store } from '../src/store/store.js';
@@ -61,7 +61,7 @@ beforeAll(async () => {
   ref = await mountReferenceOverlay(base, store, tree);
   process.env.VELO_FUSE_PASSTHROUGH = '1'; // the server started by mountProjection inherits it
   try {
-    mounted = await mountProjection(store, tree, join(base, 'dest'));
+    mounted = await mountProjection(store, tree, join(base, 'dest'), { within: dirname(join(base, 'dest')) });
   } finally {
     delete process.env.VELO_FUSE_PASSTHROUGH;
   }

@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeModulesEntries, writeObjects } from '../native/test-support/syntheticTree.mjs';
 import { writeTree } from '../native/test-support/treeWriter.mjs';
@@ -57,7 +57,7 @@ describe('the server of a mount', () => {
   it('is velo-mountd (no Node): it records pid, start ticks, id, view and start time in server.json, logs, and lets go of velo', async () => {
     const dest = join(base, 'info');
     const t0 = Date.now();
-    const m = await mountProjection(store, tree, dest);
+    const m = await mountProjection(store, tree, dest, { within: dirname(dest) });
     expect(readFileSync(`/proc/${m.pid}/comm`, 'utf8').trim()).toBe('velo-mountd');
     expect(readlinkSync(`/proc/${m.pid}/exe`)).toBe(serverBinary());
     const info = JSON.parse(readFileSync(join(mountDirOf(m.id), 'server.json'), 'utf8')) as Record<string, unknown>;
@@ -88,7 +88,7 @@ describe('the server of a mount', () => {
   it('retires on SIGUSR2: unmounts its overlay and view, deletes its directory and its upper layer elsewhere, exits', async () => {
     const dest = join(base, 'retire');
     const uppers = join(base, 'uppers');
-    const m = await mountProjection(store, tree, dest, { upperBase: uppers });
+    const m = await mountProjection(store, tree, dest, { within: dirname(dest), upperBase: uppers });
     writeFileSync(join(dest, 'written'), 'x');
     expect(readFileSync(join(uppers, m.id, 'upper', 'written'), 'utf8')).toBe('x');
     process.kill(m.pid, 'SIGUSR2');
@@ -102,7 +102,7 @@ describe('the server of a mount', () => {
 
   it('exits when its FUSE view is unmounted from outside; the next velo command mounts it again', async () => {
     const dest = join(base, 'outside');
-    const m = await mountProjection(store, tree, dest, { overlay: false });
+    const m = await mountProjection(store, tree, dest, { within: dirname(dest), overlay: false });
     expect(m.method).toBe('fuse-ro');
     execFileSync('umount', [dest]);
     await gone(m.pid);
@@ -122,7 +122,7 @@ describe('the server of a mount', () => {
     process.env.VELO_FUSE_PASSTHROUGH = '1';
     let m;
     try {
-      m = await mountProjection(store, tree, dest);
+      m = await mountProjection(store, tree, dest, { within: dirname(dest) });
     } finally {
       delete process.env.VELO_FUSE_PASSTHROUGH;
     }
@@ -141,7 +141,7 @@ describe('the server of a mount', () => {
 
   it('serves a tree of small files by splice (zero-message opens) when not asked', async () => {
     const dest = join(base, 'auto');
-    const m = await mountProjection(store, tree, dest);
+    const m = await mountProjection(store, tree, dest, { within: dirname(dest) });
     expect(readFileSync(join(dest, 'node_modules/pkg-2/index.js'), 'utf8')).toBe('module.exports = 2;\n');
     expect(logOf(m.id)).toMatch(/reads are served by splice \(files average under 256 KiB/);
     await unmountProjection(dest, { store });

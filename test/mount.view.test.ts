@@ -6,7 +6,7 @@ import {
   chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { Store } from '../src/store/store.js';
@@ -59,7 +59,7 @@ beforeAll(async () => {
   makeFixture(src);
   tree = (await ingestDir(store, src, { mtimes: true })).tree;
   copy = join(base, 'copy');
-  await materialize(store, tree, copy, { method: 'copy' });
+  await materialize(store, tree, copy, { within: dirname(copy), method: 'copy' });
 });
 
 afterAll(() => removeMountSandbox(base, store));
@@ -70,7 +70,7 @@ describe('a mounted tree with a writable overlay', () => {
 
   beforeAll(async () => {
     dest = join(base, 'overlay');
-    m = await mountProjection(store, tree, dest);
+    m = await mountProjection(store, tree, dest, { within: dirname(dest) });
   });
 
   it('is an overlay over velo\'s FUSE view, served by a live process, recorded and registered', () => {
@@ -130,7 +130,7 @@ describe('a mounted tree with a writable overlay', () => {
 describe('a read-only mount (no overlay)', () => {
   it('is the FUSE view itself at dest, equal to the copy (root included), and refuses writes with EROFS', async () => {
     const dest = join(base, 'readonly');
-    const m = await mountProjection(store, tree, dest, { overlay: false });
+    const m = await mountProjection(store, tree, dest, { within: dirname(dest), overlay: false });
     expect(m.method).toBe('fuse-ro');
     expect(m.upper).toBeUndefined();
     expect(m.readOnlyReason).toMatch(/read-only/);

@@ -1,5 +1,5 @@
 import { chmodSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
@@ -44,7 +44,7 @@ describe('store round trip', () => {
       expect(r.files).toBe(8);
       expect(r.symlinks).toBe(3);
       const dest = join(dir, 'dest');
-      const m = await materialize(store, r.tree, dest, { method, noNative: true });
+      const m = await materialize(store, r.tree, dest, { within: dirname(dest), method, noNative: true });
       expect(asObject(describeDir(dest))).toEqual(asObject(describeDir(src)));
       // reflink is not supported on ext4/tmpfs: every file falls back to copy, none fails
       if (method === 'reflink') expect(m.reflinked + m.fallbacks).toBe(8);
@@ -107,7 +107,7 @@ describe('store round trip', () => {
     const store = Store.open(join(dir, 'store'));
     const r = await ingestDir(store, src, { mtimes: true });
     const dest = join(dir, 'dest');
-    await materialize(store, r.tree, dest, { method: 'copy', noNative: true });
+    await materialize(store, r.tree, dest, { within: dirname(dest), method: 'copy', noNative: true });
     expect(asObject(describeDir(dest, { mtimes: true }))).toEqual(asObject(describeDir(src, { mtimes: true })));
     store.close();
   });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
@@ -9,6 +9,7 @@ import { registerProject } from '../src/store/keys.js';
 import { collectGarbage } from '../src/store/gc.js';
 import { verifyStore } from '../src/store/verify.js';
 import { recoverLeftovers } from '../src/projection/atomicSwap.js';
+import { projectionTarget } from '../src/projection/containment.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { tempDirs } from './support/tmp.js';
 import { velo, veloAsync } from './support/runVelo.js';
@@ -55,7 +56,7 @@ describe('concurrency and crashes', () => {
     const oldTree = (await ingestDir(store, oldSrc)).tree;
     const newTree = (await ingestDir(store, newSrc)).tree;
     const dest = join(dir, 'project', 'node_modules');
-    await materialize(store, oldTree, dest, { method: 'copy' });
+    await materialize(store, oldTree, dest, { within: dirname(dest), method: 'copy' });
     const before = asObject(describeDir(dest));
     const child = spawn(process.execPath, [join(repoRoot(), 'dist/cli/velo.js'), 'store', 'materialize', newTree, dest, '--method', 'copy'], {
       env: { ...process.env, VELO_HOME: home, VELO_THREADS: '1' },
@@ -75,7 +76,7 @@ describe('concurrency and crashes', () => {
     expect(asObject(describeDir(dest))).toEqual(before);
     expect(readdirSync(parent).some((n) => n.includes('.velo-new-'))).toBe(true);
     // the next run removes the dead process's leftovers and finishes the job
-    await materialize(store, newTree, dest, { method: 'hardlink' });
+    await materialize(store, newTree, dest, { within: dirname(dest), method: 'hardlink' });
     expect(readdirSync(parent)).toEqual(['node_modules']);
     expect(asObject(describeDir(dest))).toEqual(asObject(describeDir(newSrc)));
     store.close();
@@ -88,7 +89,7 @@ describe('concurrency and crashes', () => {
     const aside = join(dir, '.node_modules.velo-old-999999-abcd');
     mkdirSync(aside);
     writeFileSync(join(aside, 'kept'), 'previous tree');
-    const r = recoverLeftovers(dest);
+    const r = recoverLeftovers(projectionTarget(dest, dirname(dest)));
     expect(r.restored).toBe(true);
     expect(existsSync(join(dest, 'kept'))).toBe(true);
   });
@@ -102,24 +103,24 @@ describe('tamper guard', () => {
     const store = Store.open(join(dir, 'store'));
     const { tree } = await ingestDir(store, src);
     const first = join(dir, 'p1');
-    await materialize(store, tree, first, { method: 'hardlink' });
+    await materialize(store, tree, first, { within: dirname(first), method: 'hardlink' });
     // a build script or editor writes into the hardlinked file in place
     appendFileSync(join(first, 'd3/f3.js'), 'evil edit\n');
     const second = join(dir, 'p2');
-    const err = await materialize(store, tree, second, { method: 'hardlink', noNative }).catch((e: unknown) => e);
+    const err = await materialize(store, tree, second, { within: dirname(second), method: 'hardlink', noNative }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'CORRUPT_OBJECT' });
     expect(String((err as Error).message)).toContain('d3/f3.js');
     expect(existsSync(second)).toBe(false); // nothing half-made left behind
     expect(readdirSync(join(dir, 'store', 'quarantine'))).toHaveLength(1);
     // re-ingesting the pristine source restores the object; then it links fine
     await ingestDir(store, src);
-    await materialize(store, tree, second, { method: 'hardlink', noNative });
+    await materialize(store, tree, second, { within: dirname(second), method: 'hardlink', noNative });
     expect(asObject(describeDir(second))).toEqual(asObject(describeDir(src)));
     // a deleted object is reported the same way, never a crash
     const { unlinkSync, readdirSync: ls } = await import('node:fs');
     const some = ls(join(dir, 'store/objects'), { recursive: true, withFileTypes: true }).find((d) => d.isFile())!;
     unlinkSync(join(some.parentPath, some.name));
-    const gone = await materialize(store, tree, join(dir, 'p3'), { method: 'copy', noNative }).catch((e: unknown) => e);
+    const gone = await materialize(store, tree, join(dir, 'p3'), { within: dirname(join(dir, 'p3')), method: 'copy', noNative }).catch((e: unknown) => e);
     expect(gone).toMatchObject({ code: 'CORRUPT_OBJECT' });
     store.close();
   });
@@ -180,7 +181,7 @@ describe('gc', () => {
     const ta = (await ingestDir(store, a)).tree;
     await ingestDir(store, b);
     const dest = join(dir, 'project-a');
-    await materialize(store, ta, dest, { method: 'copy' });
+    await materialize(store, ta, dest, { within: dirname(dest), method: 'copy' });
     registerProject(store, { path: dest, ecosystem: 'tree', tree: ta });
     const dry = collectGarbage(store, { dryRun: true });
     expect(dry.objectsDeleted).toBe(30);
@@ -188,7 +189,7 @@ describe('gc', () => {
     const r = collectGarbage(store);
     expect(r.objectsDeleted).toBe(30);
     const again = join(dir, 'again');
-    await materialize(store, ta, again, { method: 'hardlink' });
+    await materialize(store, ta, again, { within: dirname(again), method: 'hardlink' });
     expect(asObject(describeDir(again))).toEqual(asObject(describeDir(a)));
     expect((await verifyStore(store)).problems).toEqual([]);
     store.close();

@@ -21,10 +21,14 @@
  *   mountStats(handle: MountHandle) → { passthrough: boolean, opens, backingOpens,
  *                                       reads: number } | null (not mounted)
  *
- *   version: string, fuseVersion: string
+ *   version: string
+ *   fuseVersion: string | undefined   (libfuse3's version; undefined when it cannot be loaded)
+ *   fuseError: string | undefined     (why libfuse3 cannot be loaded)
+ *   libfuse3 is opened with dlopen the first time either is read or a mount starts (fuse_dl.h).
  */
-#include <fuse_lowlevel.h>
 #include <stdio.h>
+
+#include "fuse_dl.h"
 
 #include "js_api.h"
 
@@ -34,6 +38,22 @@ static napi_value make_string(napi_env env, const char *s) {
     return v;
 }
 
+static napi_value js_fuse_version(napi_env env, napi_callback_info info) {
+    const char *v = vfd_version();
+    napi_value r;
+    if (v) return make_string(env, v);
+    napi_get_undefined(env, &r);
+    return r;
+}
+
+static napi_value js_fuse_error(napi_env env, napi_callback_info info) {
+    char why[512];
+    napi_value r;
+    if (vfd_load(why, sizeof why) != 0) return make_string(env, why);
+    napi_get_undefined(env, &r);
+    return r;
+}
+
 NAPI_MODULE_INIT() {
     napi_property_descriptor props[] = {
         { "materialize", NULL, js_materialize, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -41,7 +61,8 @@ NAPI_MODULE_INIT() {
         { "unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL },
         { "mountStats", NULL, js_mount_stats, NULL, NULL, NULL, napi_enumerable, NULL },
         { "version", NULL, NULL, NULL, NULL, make_string(env, "1"), napi_enumerable, NULL },
-        { "fuseVersion", NULL, NULL, NULL, NULL, make_string(env, fuse_pkgversion()), napi_enumerable, NULL },
+        { "fuseVersion", NULL, NULL, js_fuse_version, NULL, NULL, napi_enumerable, NULL },
+        { "fuseError", NULL, NULL, js_fuse_error, NULL, NULL, napi_enumerable, NULL },
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
     return exports;

@@ -32,6 +32,7 @@
 
 #include "errname.h"
 #include "fuse_fs.h"
+#include "fuse_dl.h"
 #include "fuse_fusermount.h"
 #include "fuse_upper.h"
 
@@ -375,6 +376,7 @@ vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *m
                    const vfuse_opts *o, vfuse_exit_cb on_exit, void *arg, vfuse_error *e) {
     char why[512];
     struct stat st;
+    if (vfd_load(why, sizeof why) != 0) return fail(NULL, e, "FUSE_UNAVAILABLE", 0, "%s", why);
     vfuse *m = calloc(1, sizeof *m);
     if (!m) return fail(NULL, e, NULL, ENOMEM, "ENOMEM: out of memory");
     m->fs.objfd = -1;

@@ -33,6 +33,10 @@
 #include "fuse_upper_nodes.h"
 #include "tree.h"
 
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0) /* <linux/fs.h>; musl's <stdio.h> lacks it */
+#endif
+
 /* Whether a request about inode ino must be served by the functions below; fuse_fs.c reaches them through fs->layer
  * (fs->up set and the inode is not a pristine tree entry). */
 static int vup_slow(vfs *fs, fuse_ino_t ino);

@@ -65,6 +65,8 @@ export interface CargoInvocation {
   incremental: boolean;
   /** velo --projection link|mount: how a restored target is projected (default: velo's configuration) */
   projection: 'link' | 'mount' | undefined;
+  /** rustflags velo adds from its configuration (remapPathPrefix.ts): part of the snapshot key */
+  extraRustflags?: string[] | undefined;
 }
 
 function splitFeatures(value: string): string[] {
@@ -191,3 +193,9 @@ export function parseCargoArgs(args: string[]): CargoInvocation {
   return inv;
 }
 
+
+/** The profile dirs a build writes: `<dir>` (host artifacts too) and `<triple>/<dir>` for each --target. */
+export function buildProfileDirs(inv: Pick<CargoInvocation, 'profile' | 'targets'>): string[] {
+  const dir = inv.profile === 'dev' || inv.profile === 'test' ? 'debug' : inv.profile === 'bench' ? 'release' : inv.profile;
+  return [dir, ...inv.targets.map((t) => `${t}/${dir}`)];
+}

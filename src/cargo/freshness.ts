@@ -456,3 +456,18 @@ function restampTree(root: string, seconds: number): void {
   };
   walk(root);
 }
+
+/**
+ * How many invalidated units the build in `profiles` (buildProfileDirs())
+ * can rebuild: one per unit dir (a unit may have several fingerprints),
+ * other profiles' units left out — they wait for a build of that profile.
+ */
+export function invalidatedUnits(invalidated: string[], profiles: string[]): number {
+  const units = new Set<string>();
+  for (const fp of invalidated) {
+    const at = fp.lastIndexOf('/.fingerprint/');
+    if (at < 0 || !profiles.includes(fp.slice(0, at))) continue;
+    units.add(fp.slice(0, fp.indexOf('/', at + '/.fingerprint/'.length)));
+  }
+  return units.size;
+}

@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCargoArgs, type CargoInvocation } from './cargoArgs.js';
+import { applyRemap } from './remapPathPrefix.js';
 import { cachedKey, keyMaterial, lockDigest, snapshotKey, type SnapshotKey } from './snapshotKey.js';
 import { readTargetState, STATE_DIR, type TargetState } from './targetState.js';
 import { parseRustcVerbose, rustcInfo, statBits, toolchainStamp, type RustcInfo } from './toolchain.js';
@@ -45,9 +46,15 @@ export function isTargetPresent(targetDir: string): boolean {
   }
 }
 
-export async function planCargoRun(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<CargoPlan> {
+export interface PlanOptions {
+  /** cargo.remapPathPrefix: the workspace root is given to rustc as this (remapPathPrefix.ts) */
+  remapTo?: string | undefined;
+}
+
+export async function planCargoRun(args: string[], cwd: string, baseEnv: NodeJS.ProcessEnv, options: PlanOptions = {}): Promise<CargoPlan> {
   const inv = parseCargoArgs(args);
-  const location = locateWorkspace(cwd, { manifestPath: inv.manifestPath, targetDir: inv.targetDir, env });
+  const location = locateWorkspace(cwd, { manifestPath: inv.manifestPath, targetDir: inv.targetDir, env: baseEnv });
+  const env = options.remapTo === undefined ? baseEnv : applyRemap(inv, baseEnv, location.root, options.remapTo);
   const state = readTargetState(location.targetDir);
   const stamp = toolchainStamp({ env, cwd: location.root, toolchain: inv.toolchain });
   const rustcPromise =

@@ -3,8 +3,11 @@
  * decide whether to restore a snapshot into the target dir, and do it.
  *
  * - no target dir: restore the newest snapshot under the key, if any;
- * - a target dir velo did not make: left alone; if a snapshot would be
- *   restored, refused unless --force (nothing of the user's is replaced);
+ * - a target dir velo did not make: left alone. If a snapshot would be
+ *   restored: a dir plain cargo made (its CACHEDIR.TAG and
+ *   .rustc_info.json) is adopted — cargo builds in it, velo stores the
+ *   result; anything else is refused unless --force (nothing of the user's
+ *   is replaced);
  * - velo's target dir under another key (Cargo.lock, toolchain or flags
  *   changed): restore when the store has a newer snapshot under the new key
  *   — after checking the dir is exactly as velo last left it (else refused
@@ -21,28 +24,21 @@ import { VeloError } from '../errors.js';
 import { withLease } from '../store/lock.js';
 import { Store } from '../store/store.js';
 import { isNoOp, isTargetPresent, readLock, type CargoPlan } from './plan.js';
-import { restoreTarget, type RestoreResult } from './restoreTarget.js';
+import { restoreTarget, type RestoreOptions, type RestoreResult } from './restoreTarget.js';
 import { keyMaterial, lockDigest, snapshotKey } from './snapshotKey.js';
 import { addSnapshot, bestSnapshot, remoteSnapshotName, SNAPSHOT_KIND, useSnapshot, type SnapshotInfo } from './snapshots.js';
 import { readTree } from '../store/trees.js';
 import type { Remote } from '../remote/remote.js';
 
-/** No local snapshot for this key: the remote's (every byte checked), recorded as a local snapshot. */
-async function snapshotFromRemote(store: Store, keyId: string, remote: Remote | undefined): Promise<SnapshotInfo | undefined> {
-  if (!remote) return undefined;
-  const tree = (await remote.fill(store, [remoteSnapshotName(keyId)], [SNAPSHOT_KIND], { setKeys: false })).get(remoteSnapshotName(keyId));
-  if (!tree) return undefined;
-  const parsed = readTree(store, tree);
-  return addSnapshot(store, keyId, tree, { files: parsed.entries.filter((e) => e.kind === 'file').length, logicalBytes: parsed.logicalSize });
-}
 import { readTargetState } from './targetState.js';
 import { targetSignature, walkTarget } from './targetWalk.js';
 import { cargoCommand, statBits } from './toolchain.js';
+import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cargoMetadata } from './workspace.js';
 
 export type PrepareOutcome =
-  | { action: 'none'; reason: 'no-snapshot' | 'same-key' | 'newer-target' | 'already-restored' | 'metadata-failed' }
+  | { action: 'none'; reason: 'no-snapshot' | 'same-key' | 'newer-target' | 'already-restored' | 'metadata-failed' | 'adopted' }
   | { action: 'restored'; snapshot: SnapshotInfo; restore: RestoreResult; replaced: boolean };
 
 /** Ask cargo where the workspace and target dir really are, and re-key if the guess was wrong. */
@@ -74,7 +70,36 @@ export async function confirmLocation(plan: CargoPlan): Promise<boolean> {
   return true;
 }
 
-export async function prepareTarget(plan: CargoPlan, options: { home: string; method: LinkMethod; projection?: Projection; remote?: Remote | undefined }): Promise<PrepareOutcome> {
+/** Does a target dir carry the markers cargo writes into every target dir it makes (CACHEDIR.TAG by cargo, .rustc_info.json)? */
+export function madeByCargo(targetDir: string): boolean {
+  try {
+    const tag = readFileSync(join(targetDir, 'CACHEDIR.TAG'), 'utf8');
+    if (!tag.startsWith('Signature: 8a477f597d28d172789f06886806bc55') || !/created by cargo/.test(tag)) return false;
+    return lstatSync(join(targetDir, '.rustc_info.json')).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** No local snapshot for this key: the remote's (every byte checked), recorded as a local snapshot. */
+async function snapshotFromRemote(store: Store, keyId: string, remote: Remote | undefined): Promise<SnapshotInfo | undefined> {
+  if (!remote) return undefined;
+  const tree = (await remote.fill(store, [remoteSnapshotName(keyId)], [SNAPSHOT_KIND], { setKeys: false })).get(remoteSnapshotName(keyId));
+  if (!tree) return undefined;
+  const parsed = readTree(store, tree);
+  return addSnapshot(store, keyId, tree, { files: parsed.entries.filter((e) => e.kind === 'file').length, logicalBytes: parsed.logicalSize });
+}
+export interface PrepareOptions {
+  home: string;
+  method: LinkMethod;
+  projection?: Projection;
+  /** told before a mounted target is replaced by a copy (restoreTarget.ts) */
+  onMountToCopy?: RestoreOptions['onMountToCopy'];
+  /** the shared store on S3: asked for this key's snapshot when the local store has none */
+  remote?: Remote | undefined;
+}
+
+export async function prepareTarget(plan: CargoPlan, options: PrepareOptions): Promise<PrepareOutcome> {
   if (!(await confirmLocation(plan))) return { action: 'none', reason: 'metadata-failed' };
   if (isNoOp(plan)) return { action: 'none', reason: 'same-key' };
   const { targetDir, root } = plan.location;
@@ -87,7 +112,9 @@ export async function prepareTarget(plan: CargoPlan, options: { home: string; me
       if (plan.targetPresent) {
         if (!plan.inv.force) {
           if (!state) {
-            throw new VeloError('REFUSED', `${targetDir} was not made by velo; velo will not replace it with the stored snapshot`, {
+            // plain cargo's own target dir: cargo builds in it as it is, and velo stores the result (adopted)
+            if (madeByCargo(targetDir)) return { action: 'none', reason: 'adopted' } as const;
+            throw new VeloError('REFUSED', `${targetDir} was not made by velo, and has no CACHEDIR.TAG and .rustc_info.json from cargo; velo will not replace it with the stored snapshot`, {
               hint: 'run again with --force to replace it (or remove it, or keep it: plain cargo works as before)',
             });
           }
@@ -110,6 +137,7 @@ export async function prepareTarget(plan: CargoPlan, options: { home: string; me
         projection: options.projection ?? 'link',
         rustc: { stamp: plan.rustcStamp, verbose: plan.rustc.verbose },
         keyMaterial: best.key === plan.key.id ? plan.keyMaterial : undefined,
+        onMountToCopy: options.onMountToCopy,
       });
       useSnapshot(store, root, best, restore.method, restore.projection);
       return { action: 'restored', snapshot: best, restore, replaced: plan.targetPresent } as const;

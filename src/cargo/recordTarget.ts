@@ -15,6 +15,7 @@
  * velo made as a directory becomes a mount the same way.
  */
 import type { LinkMethod, Projection } from '../config.js';
+import { enclosingRoot } from '../projection/containment.js';
 import { withLease } from '../store/lock.js';
 import { Store } from '../store/store.js';
 import type { KnownPackage } from './freshness.js';
@@ -25,7 +26,7 @@ import { targetMethod } from './targetMethod.js';
 import { targetUnchanged } from './unchangedTarget.js';
 import { keyMaterial, lockDigest, snapshotKey } from './snapshotKey.js';
 import { snapshotTarget, type SnapshotTargetResult } from './snapshotTarget.js';
-import { addSnapshot, keepViewTree, remoteSnapshotName, SNAPSHOT_KIND, useSnapshot, type SnapshotInfo } from './snapshots.js';
+import { addSnapshot, bestSnapshot, findSnapshot, keepViewTree, remoteSnapshotName, SNAPSHOT_KIND, useSnapshot, type SnapshotInfo } from './snapshots.js';
 import type { Remote } from '../remote/remote.js';
 import { readTargetState, writeTargetState } from './targetState.js';
 import { targetSignature, walkTarget } from './targetWalk.js';
@@ -36,7 +37,9 @@ import { dirname, join } from 'node:path';
 export type RecordOutcome =
   | { action: 'none'; reason: 'cargo-failed' | 'no-target' | 'separate-build-dir' }
   | { action: 'unchanged'; snapshot: string; ms: number }
-  | { action: 'stored'; snapshot: SnapshotInfo; result: SnapshotTargetResult; ms: number; remount: RemountOutcome | undefined };
+  /** the target is exactly the snapshot velo last stored or restored, now registered under this build's key too */
+  | { action: 'registered'; snapshot: SnapshotInfo; ms: number; reused: boolean }
+  | { action: 'stored'; snapshot: SnapshotInfo; result: SnapshotTargetResult; ms: number; remount: RemountOutcome | undefined; /** the key already had this very tree */ reused: boolean };
 
 /** The target mounted again on the stored snapshot, or why not. */
 export type RemountOutcome = { mounted: true; replaced: 'nothing' | 'directory' | 'mount'; upper: string; ms: number } | { mounted: false; reason: string };
@@ -69,6 +72,8 @@ export async function recordTarget(
   }
   // nothing changed (a no-op build): no need to ask cargo or rustc anything, or to open the store
   if (targetUnchanged(plan)) return { action: 'unchanged', snapshot: readTargetState(plan.location.targetDir)!.snapshot!, ms: performance.now() - started };
+  const registered = await registerUnchanged(plan, options, started);
+  if (registered) return registered;
   const meta = await metadata(plan);
   const root = meta?.workspaceRoot ?? plan.location.root;
   const targetDir = plan.location.targetDirExplicit || !meta ? plan.location.targetDir : meta.targetDirectory;
@@ -103,7 +108,9 @@ export async function recordTarget(
         writeTargetState(targetDir, { ...state, ...rustcCache, project: root, signature: result.signature });
         return { action: 'unchanged', snapshot: result.tree, ms: performance.now() - started } as const;
       }
-      const snapshot = addSnapshot(store, key.id, result.tree, { files: result.files, logicalBytes: result.logicalBytes });
+      // the same tree already stored under this key (a profile switch that compiled nothing): no new snapshot
+      const same = bestSnapshot(store, key.id, root);
+      const snapshot = same?.tree === result.tree ? same : addSnapshot(store, key.id, result.tree, { files: result.files, logicalBytes: result.logicalBytes });
       const stateFields = {
         project: root,
         key: key.id,
@@ -119,7 +126,66 @@ export async function recordTarget(
       else useSnapshot(store, root, snapshot, targetMethod(store, options.method, targetDir));
       // the remote keeps one snapshot per key: the first published (cargo's fingerprints rebuild what is stale)
       await options.remote?.publish(store, [snapshot.name], [SNAPSHOT_KIND], { remoteName: () => remoteSnapshotName(key.id) });
-      return { action: 'stored', snapshot, result, ms: performance.now() - started, remount: remounted } as const;
+      return { action: 'stored', snapshot, result, ms: performance.now() - started, remount: remounted, reused: snapshot === same } as const;
+    }, { project: targetDir });
+  } finally {
+    store.close();
+  }
+}
+
+/** The Cargo.lock part of a keyMaterial() (its stat), or undefined. */
+function lockOf(material: string | undefined): string | undefined {
+  if (material === undefined) return undefined;
+  try {
+    return (JSON.parse(material) as { lock?: string }).lock;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A build that changed nothing but the key (a profile switch, a feature set
+ * built before, all fresh): the target is file for file the snapshot velo
+ * last stored or restored, so that snapshot is registered under this key
+ * too — no cargo metadata, no file read. Only with Cargo.lock unchanged
+ * (the stale-unit rule reads it); otherwise undefined and the target is
+ * stored as usual.
+ */
+async function registerUnchanged(
+  plan: CargoPlan,
+  options: { home: string; method: LinkMethod },
+  started: number,
+): Promise<RecordOutcome | undefined> {
+  const targetDir = plan.location.targetDir;
+  const state = readTargetState(targetDir);
+  if (!state?.snapshot || !state.snapshotName || plan.inv.incremental || !isTargetPresent(targetDir)) return undefined;
+  const lock = lockOf(plan.keyMaterial);
+  if (lock === undefined || lock !== lockOf(state.keyMaterial)) return undefined;
+  if (targetSignature(walkTarget(targetDir, { incremental: false })) !== state.signature) return undefined;
+  const root = plan.location.root;
+  const rustc = await rustcInfo({ env: plan.env, cwd: root, toolchain: plan.inv.toolchain });
+  const key = snapshotKey(plan.inv, lockDigest(readLock(root)), rustc.verbose, plan.env);
+  const store = Store.open(options.home);
+  try {
+    return await withLease(store, 'install', async () => {
+      const stored = findSnapshot(store, state.snapshotName!);
+      if (!stored || stored.tree !== state.snapshot) return undefined;
+      const same = bestSnapshot(store, key.id, root);
+      const snapshot = same?.tree === stored.tree ? same : addSnapshot(store, key.id, stored.tree, { files: stored.files, logicalBytes: stored.logicalBytes });
+      writeTargetState(targetDir, {
+        ...state,
+        project: root,
+        key: key.id,
+        snapshot: snapshot.tree,
+        snapshotName: snapshot.name,
+        snapshotCreated: snapshot.created,
+        rustcStamp: toolchainStamp({ env: plan.env, cwd: root, toolchain: plan.inv.toolchain }),
+        rustcVerbose: rustc.verbose,
+        keyMaterial: keyMaterial(plan.inv, statBits(join(root, 'Cargo.lock')), rustc.verbose, plan.env),
+      });
+      if (isVeloMount(targetDir)) useSnapshot(store, root, snapshot, 'mount', 'mount');
+      else useSnapshot(store, root, snapshot, targetMethod(store, options.method, targetDir));
+      return { action: 'registered', snapshot, ms: performance.now() - started, reused: snapshot === same } as const;
     }, { project: targetDir });
   } finally {
     store.close();
@@ -137,7 +203,7 @@ async function remountTarget(
   try {
     const made = buildMountTree(store, { source: tree, projectRoot: state.project, check: false, state });
     const view = keepViewTree(store, made.viewTree, { files: made.files, logicalBytes: made.bytes });
-    const m = await mountTarget(store, made.tree, targetDir, { keys: [snapshot.name, view] });
+    const m = await mountTarget(store, made.tree, targetDir, { keys: [snapshot.name, view], within: enclosingRoot(targetDir, state.project) });
     return { mounted: true, replaced: m.replaced, upper: m.upper, ms: performance.now() - t0 };
   } catch (err) {
     // the snapshot is stored and the target is intact (with its state): only the remount did not happen

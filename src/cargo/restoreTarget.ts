@@ -19,6 +19,7 @@
  * (`mountNote`).
  */
 import { readFileSync } from 'node:fs';
+import { enclosingRoot } from '../projection/containment.js';
 import { join } from 'node:path';
 import type { LinkMethod, Projection } from '../config.js';
 import { materialize } from '../projection/materialize.js';
@@ -43,6 +44,8 @@ export interface RestoreOptions {
   rustc?: { stamp: string; verbose: string } | undefined;
   /** keyMaterial() of the run, when the snapshot's key is the run's key */
   keyMaterial?: string | undefined;
+  /** told before a mounted target is taken down to be copied: what the copy costs */
+  onMountToCopy?: ((cost: { files: number; bytes: number }) => void) | undefined;
 }
 
 export interface RestoreResult {
@@ -72,11 +75,15 @@ export async function restoreTarget(store: Store, options: RestoreOptions): Prom
     }
   }
   // a mount point cannot be renamed aside: a velo mount there goes first
-  if (isVeloMount(options.targetDir)) await unmountTarget(store, options.targetDir);
+  if (isVeloMount(options.targetDir)) {
+    options.onMountToCopy?.({ files: options.snapshot.files, bytes: options.snapshot.logicalBytes });
+    await unmountTarget(store, options.targetDir);
+  }
   const method = targetMethod(store, options.method, options.targetDir);
   let freshness: FreshnessResult | undefined;
   let signature = '';
   const done = await materialize(store, options.snapshot.tree, options.targetDir, {
+    within: enclosingRoot(options.targetDir, options.projectRoot),
     method,
     backgroundRemoval: true,
     beforeSwap: (staging) => {
@@ -130,7 +137,7 @@ async function restoreByMount(store: Store, options: RestoreOptions, started: nu
     },
   });
   const view = keepViewTree(store, made.viewTree, { files: made.files, logicalBytes: made.bytes });
-  const m = await mountTarget(store, made.tree, options.targetDir, { keys: [options.snapshot.name, view] });
+  const m = await mountTarget(store, made.tree, options.targetDir, { keys: [options.snapshot.name, view], within: enclosingRoot(options.targetDir, options.projectRoot) });
   return {
     method: 'mount',
     projection: 'mount',

@@ -27,6 +27,8 @@ export interface SnapshotKeyParts {
   allFeatures: boolean;
   noDefaultFeatures: boolean;
   env: [string, string][];
+  /** rustflags velo adds (cargo.remapPathPrefix); absent when none, so other keys keep their ids */
+  extraRustflags?: string[];
 }
 
 export interface SnapshotKey {
@@ -62,6 +64,7 @@ function keyParts(inv: CargoInvocation, lock: string, rustcVerbose: string, env:
     allFeatures: inv.allFeatures,
     noDefaultFeatures: inv.noDefaultFeatures,
     env: artifactEnv(env),
+    ...(inv.extraRustflags?.length ? { extraRustflags: inv.extraRustflags } : {}),
   };
 }
 
@@ -95,5 +98,6 @@ export function describeKey(parts: SnapshotKeyParts): string {
   const release = /^release: (.*)$/m.exec(parts.rustc)?.[1];
   if (release) bits.push(`rustc ${release}`);
   if (parts.env.length > 0) bits.push(parts.env.map(([k]) => k).join(','));
+  if (parts.extraRustflags?.length) bits.push('remap-path-prefix');
   return bits.join(' ');
 }

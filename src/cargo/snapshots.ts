@@ -73,6 +73,12 @@ export function listSnapshots(store: Store): SnapshotInfo[] {
   return out.sort((a, b) => b.created - a.created || (a.name < b.name ? 1 : -1));
 }
 
+/** The snapshot of that name, or undefined. */
+export function findSnapshot(store: Store, name: string): SnapshotInfo | undefined {
+  const k = listKeys(store, SNAPSHOT_KIND).find((r) => r.name === name);
+  return k ? toInfo(k, []) : undefined;
+}
+
 /**
  * The snapshot to restore for a key: the newest one this project made or
  * used (built from its own sources, so the most of it stays fresh), else the
@@ -172,20 +178,35 @@ export function dropSnapshots(store: Store, keep: number, options: { dryRun?: bo
 }
 
 export interface SnapshotSummary {
+  /** snapshots a project that still exists lists (what gc keeps) */
   snapshots: number;
+  /** cargo projects (workspace roots) that still exist and list a snapshot */
   projects: number;
-  /** bytes the snapshots' target dirs hold, added up */
+  /** bytes those snapshots' target dirs hold, added up */
   logicalBytes: number;
   /** bytes of distinct file contents among them: what the store keeps */
   uniqueBytes: number;
+  /** snapshots only deleted projects (or none) list: the next `velo gc` frees them */
+  unreferenced: number;
 }
 
-/** What the snapshots hold and what deduplication saves (reads every snapshot tree). */
-export function summarizeSnapshots(store: Store): SnapshotSummary {
+/**
+ * What the snapshots hold and what deduplication saves (reads every live
+ * snapshot tree). A snapshot counts while a project that lists it exists —
+ * gc's rule — so deleting a clone drops its snapshots from the figures
+ * before gc frees them.
+ */
+export function summarizeSnapshots(store: Store, exists: (path: string) => boolean = existsSync): SnapshotSummary {
   const snaps = listSnapshots(store);
   const seen = new Map<string, number>();
+  const projects = new Set<string>();
   let logical = 0;
+  let live = 0;
   for (const s of snaps) {
+    const owners = s.projects.filter((p) => exists(p));
+    if (owners.length === 0) continue;
+    live++;
+    for (const p of owners) projects.add(p);
     let tree;
     try {
       tree = readTree(store, s.tree);
@@ -200,6 +221,5 @@ export function summarizeSnapshots(store: Store): SnapshotSummary {
   }
   let unique = 0;
   for (const size of seen.values()) unique += size;
-  const projects = new Set(snaps.flatMap((s) => s.projects).filter((p) => existsSync(p)));
-  return { snapshots: snaps.length, projects: projects.size, logicalBytes: logical, uniqueBytes: unique };
+  return { snapshots: live, projects: projects.size, logicalBytes: logical, uniqueBytes: unique, unreferenced: snaps.length - live };
 }

@@ -72,13 +72,13 @@ function mountUnavailableReason(): string | undefined {
  * Throws TargetMountUnavailable when only a read-only mount, or none, can
  * be made; other failures are VeloErrors.
  */
-export async function mountTarget(store: Store, tree: string, targetDir: string, options: { keys: string[] }): Promise<TargetMountResult> {
+export async function mountTarget(store: Store, tree: string, targetDir: string, options: { keys: string[]; within: string }): Promise<TargetMountResult> {
   const why = mountUnavailableReason();
   if (why) throw new TargetMountUnavailable(why);
   const { mountProjection, unmountProjection } = await import('../mount/mount.js');
   let m;
   try {
-    m = await mountProjection(store, tree, targetDir, { ecosystem: TARGET_MOUNT_ECOSYSTEM, keys: options.keys, backgroundRemoval: true });
+    m = await mountProjection(store, tree, targetDir, { within: options.within, ecosystem: TARGET_MOUNT_ECOSYSTEM, keys: options.keys, backgroundRemoval: true });
   } catch (err) {
     if (err instanceof VeloError && err.code === 'FUSE_UNAVAILABLE') throw new TargetMountUnavailable(err.message);
     throw err;

@@ -55,10 +55,13 @@ import {
 import { repairLocked, type RepairReport } from './mountRepair.js';
 import { isOverlayOn, isVeloFuse, readMountTable, topMountAt, type MountEntry } from './mountTable.js';
 import { summarizeUpper, type UpperSummary } from './mountUpper.js';
+import { assertContained, projectionTarget } from '../projection/containment.js';
 
 export type { MountMethod } from './mountRecords.js';
 
 export interface MountOptions {
+  /** the directory the mount point must lie in (the project): velo creates, moves and deletes nothing outside it */
+  within: string;
   /** put the writable layer in <upperBase>/<id>/{upper,work} instead of $VELO_HOME/mounts/<id>/ (same filesystem for both) */
   upperBase?: string;
   /** the project registration (gc root) this mount makes; default 'mount' */
@@ -181,9 +184,10 @@ function healthyRecords(home: string, dest: string): { record: MountRecord; heal
  * FUSE_UNAVAILABLE (fall back to linking), NOT_FOUND (unknown tree),
  * REFUSED (dest is a file, a symlink, or someone else's mount point).
  */
-export async function mountProjection(store: Store, tree: string, destination: string, options: MountOptions = {}): Promise<MountResult> {
+export async function mountProjection(store: Store, tree: string, destination: string, options: MountOptions): Promise<MountResult> {
   const t0 = performance.now();
-  const dest = resolve(destination);
+  const target = projectionTarget(resolve(destination), options.within);
+  const dest = target.dest;
   const buf = readTreeBuffer(store, tree);
   const header = readTreeHeader(buf);
   const files = countFiles(buf, header.count);
@@ -226,8 +230,8 @@ export async function mountProjection(store: Store, tree: string, destination: s
         throw new VeloError('REFUSED', `${dest} is a mount point (${top.fsType}) that velo did not make; unmount it first`);
       }
       const existed = inspectDest(dest) === 'dir';
-      if (!existed) recoverLeftovers(dest);
-      ensureDir(dest, 'the mount point');
+      if (!existed) recoverLeftovers(target);
+      ensureDir(assertContained(dest, target.within), 'the mount point');
       const replaced: MountResult['replaced'] = old.length > 0 ? 'mount' : isEmptyDir(dest) ? 'nothing' : 'directory';
 
       const id = newMountId(dest);
@@ -255,10 +259,11 @@ export async function mountProjection(store: Store, tree: string, destination: s
       if (method === 'overlay') for (const p of [record.fuseAt, record.upper, record.work]) checkOverlayPath(p);
       ensureDir(dir, 'the mount directory');
 
+      const cleanup = { within: target.within, background: options.backgroundRemoval ?? false };
       let pid: number;
       try {
-        if (method === 'overlay') pid = await mountOverlayReplacing(record, old, options.backgroundRemoval ?? false);
-        else pid = await mountViewReplacing(record, old, options.backgroundRemoval ?? false);
+        if (method === 'overlay') pid = await mountOverlayReplacing(record, old, cleanup);
+        else pid = await mountViewReplacing(record, old, cleanup);
       } catch (err) {
         if (method === 'overlay' && err instanceof OverlayFailed) {
           // overlayfs refused (a kernel without it, a container): the server copies writes up itself
@@ -268,7 +273,7 @@ export async function mountProjection(store: Store, tree: string, destination: s
           readOnlyReason = undefined;
           ensureDir(dir, 'the mount directory');
           try {
-            pid = await mountViewReplacing(record, old, options.backgroundRemoval ?? false);
+            pid = await mountViewReplacing(record, old, cleanup);
           } catch (err2) {
             removeMountDir(record);
             throw err2;

@@ -22,9 +22,10 @@
  *    (the view's unmount goes by path, so nothing may be stacked on it).
  */
 import { closeSync, mkdirSync, openSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { VeloError, fsError } from '../errors.js';
 import { removeTree } from '../projection/atomicSwap.js';
+import { assertContained } from '../projection/containment.js';
 import { fromServerError } from './mountAvailability.js';
 import { detachMount, detachTop, mountOverlay, moveCoveredAside, moveMount, swapMounts } from './mountKernel.js';
 import { ServerStartError, livePid, retireServer, startServer, stopServer } from './mountProcess.js';
@@ -37,6 +38,20 @@ export function isEmptyDir(path: string): boolean {
   } catch {
     return true;
   }
+}
+
+/** Where the contents a mount covers go: deleted (in the background or not), once proven inside `within`. */
+export interface CoveredCleanup {
+  /** the directory the mount point must lie in (the project) */
+  within: string;
+  background: boolean;
+}
+
+/** Move what the mount covers aside (through fd) and delete it; the mount point and the aside are checked first. */
+function clearCovered(fd: number, dest: string, cleanup: CoveredCleanup): void {
+  assertContained(dest, cleanup.within);
+  const aside = moveCoveredAside(fd, dest, cleanup.within);
+  if (aside) removeTree(aside, cleanup.within, cleanup.background);
 }
 
 export function ensureDir(path: string, what: string): void {
@@ -54,7 +69,7 @@ export function ensureDir(path: string, what: string): void {
  * descriptor opened before the mount) and deleted. Throws OverlayFailed
  * when overlayfs refused. Returns the server's pid.
  */
-async function startWithOverlay(record: MountRecord, backgroundRemoval: boolean): Promise<number> {
+async function startWithOverlay(record: MountRecord, cleanup: CoveredCleanup): Promise<number> {
   const fd = isEmptyDir(record.dest) ? undefined : openSync(record.dest, 'r');
   try {
     let pid: number;
@@ -66,8 +81,7 @@ async function startWithOverlay(record: MountRecord, backgroundRemoval: boolean)
     }
     if (fd !== undefined) {
       try {
-        const aside = moveCoveredAside(fd, record.dest);
-        if (aside) removeTree(aside, backgroundRemoval);
+        clearCovered(fd, record.dest, cleanup);
       } catch (err) {
         stopServer(pid);
         detachMount(record.dest, record.fuseAt, record.method);
@@ -81,7 +95,7 @@ async function startWithOverlay(record: MountRecord, backgroundRemoval: boolean)
 }
 
 /** Start a record's server and mount its overlay (when it has one). Returns the server's pid. */
-export async function bringUp(record: MountRecord, backgroundRemoval: boolean, coverFd?: number): Promise<number> {
+export async function bringUp(record: MountRecord, cover?: { fd: number | undefined; cleanup: CoveredCleanup }): Promise<number> {
   ensureDir(record.fuseAt, 'the mount point');
   if (isWritable(record.method)) {
     ensureDir(record.upper, 'the upper layer');
@@ -90,7 +104,8 @@ export async function bringUp(record: MountRecord, backgroundRemoval: boolean, c
   writeRecord(record);
   if (record.method === 'overlay') {
     try {
-      return await startWithOverlay(record, backgroundRemoval);
+      // a repair brings back a recorded mount: its dest passed the check when it was first mounted
+      return await startWithOverlay(record, cover?.cleanup ?? { within: dirname(record.dest), background: false });
     } catch (err) {
       if (err instanceof OverlayFailed) throw new VeloError('IO', `cannot mount the overlay at ${record.dest}: ${err.message}`);
       throw err;
@@ -102,10 +117,7 @@ export async function bringUp(record: MountRecord, backgroundRemoval: boolean, c
   } catch (err) {
     throw fromServerError(err, record.dest);
   }
-  if (coverFd !== undefined) {
-    const aside = moveCoveredAside(coverFd, record.dest);
-    if (aside) removeTree(aside, backgroundRemoval);
-  }
+  if (cover?.fd !== undefined) clearCovered(cover.fd, record.dest, cover.cleanup);
   return pid;
 }
 
@@ -128,12 +140,12 @@ export class OverlayFailed extends Error {}
  * at dest changes; an old read-only mount is stopped and the overlay
  * mounted right after; an old overlay is swapped for the new one.
  */
-export async function mountOverlayReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean): Promise<number> {
+export async function mountOverlayReplacing(record: MountRecord, old: MountRecord[], cleanup: CoveredCleanup): Promise<number> {
   ensureDir(record.fuseAt, 'the mount point');
   ensureDir(record.upper, 'the overlay upper layer');
   ensureDir(record.work, 'the overlay work directory');
   writeRecord(record);
-  if (old.length === 0) return startWithOverlay(record, backgroundRemoval);
+  if (old.length === 0) return startWithOverlay(record, cleanup);
   let pid: number;
   try {
     pid = (await startServer(record)).pid;
@@ -162,10 +174,7 @@ export async function mountOverlayReplacing(record: MountRecord, old: MountRecor
       detachMount(record.dest, record.fuseAt, record.method);
       throw new OverlayFailed(r.message);
     }
-    if (fd !== undefined) {
-      const aside = moveCoveredAside(fd, record.dest);
-      if (aside) removeTree(aside, backgroundRemoval);
-    }
+    if (fd !== undefined) clearCovered(fd, record.dest, cleanup);
   } catch (err) {
     if (err instanceof OverlayFailed) throw err;
     fail(err);
@@ -212,11 +221,11 @@ function switchOverlays(record: MountRecord, old: MountRecord, fail: (err: unkno
 }
 
 /** fuse-rw and fuse-ro: the FUSE view itself at dest; an old mount there is stopped first. */
-export async function mountViewReplacing(record: MountRecord, old: MountRecord[], backgroundRemoval: boolean): Promise<number> {
+export async function mountViewReplacing(record: MountRecord, old: MountRecord[], cleanup: CoveredCleanup): Promise<number> {
   for (const o of old) tearDown(o);
   const fd = isEmptyDir(record.dest) ? undefined : openSync(record.dest, 'r');
   try {
-    return await bringUp(record, backgroundRemoval, fd);
+    return await bringUp(record, { fd, cleanup });
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

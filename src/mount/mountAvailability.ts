@@ -19,6 +19,8 @@ export function fuseUnavailableReason(): string | undefined {
   const addon = loadNative();
   if (!addon) return `the native addon is not available (${nativeLoadError() ?? 'not built'})`;
   if (typeof addon.mount !== 'function') return 'the native addon was built without mount support';
+  // libfuse3 is opened with dlopen: a machine without it runs velo with link projection
+  if (addon.fuseError) return `${addon.fuseError} (Debian/Ubuntu: apt-get install fuse3; Fedora: dnf install fuse3; Alpine: apk add fuse3)`;
   if (!serverBinary()) return `the mount server ${SERVER_NAME} is not built (run npm run build:native)`;
   try {
     // fusermount3 opens /dev/fuse with the user's own rights too (it drops its setuid privileges for that)

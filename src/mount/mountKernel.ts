@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { VeloError } from '../errors.js';
 import type { MountMethod } from './mountRecords.js';
 import { isOverlayOn, isVeloFuse, readMountTable, topMountAt } from './mountTable.js';
+import { assertContained } from '../projection/containment.js';
 
 /**
  * The explicit, safe overlay options for a FUSE lower layer: it has no file
@@ -100,11 +101,11 @@ export function detachMount(dest: string, fuseAt: string, method: MountMethod): 
  * (the name atomicSwap's recoverLeftovers cleans up) and that is returned,
  * or undefined when there was nothing.
  */
-export function moveCoveredAside(fd: number, dest: string): string | undefined {
+export function moveCoveredAside(fd: number, dest: string, within: string): string | undefined {
   const covered = `/proc/self/fd/${fd}`;
   const names = readdirSync(covered);
   if (names.length === 0) return undefined;
-  const aside = join(dirname(dest), `.${basename(dest)}.velo-old-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const aside = assertContained(join(dirname(dest), `.${basename(dest)}.velo-old-${process.pid}-${randomBytes(4).toString('hex')}`), within);
   mkdirSync(aside, { mode: 0o700 });
   for (const name of names) renameSync(join(covered, name), join(aside, name));
   return aside;

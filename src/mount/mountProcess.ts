@@ -28,9 +28,9 @@ export const SERVER_NAME = 'velo-mountd';
 
 /**
  * Where velo-mountd is: $VELO_MOUNTD, else beside the native addon
- * (native/build/ of the checkout or package, found from dist/ and from the
- * sources alike; beside $VELO_NATIVE_ADDON when that is set). Undefined
- * when it is not built.
+ * (native/build/ of a checkout, found from dist/ and from the sources alike;
+ * the prebuilt platform package @velo-rift/<platform> of an npm install;
+ * beside $VELO_NATIVE_ADDON when that is set). Undefined when it is not built.
  */
 export function serverBinary(): string | undefined {
   const path = process.env.VELO_MOUNTD || join(dirname(nativeAddonPath()), SERVER_NAME);

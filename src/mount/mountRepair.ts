@@ -83,7 +83,7 @@ export async function repairLocked(store: Store, dest: string | undefined): Prom
       continue;
     }
     try {
-      report.pid = await bringUp(record, false);
+      report.pid = await bringUp(record);
       report.action = 'remounted';
     } catch (err) {
       report.error = (err as Error).message;

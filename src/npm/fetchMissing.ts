@@ -18,6 +18,8 @@ export interface PackageTrees {
   /** the packages that came from the remote */
   fromRemote: number;
   fetchedBytes: number;
+  /** what fetching dropped from tarballs (as npm's tar does), for the user */
+  warnings: string[];
 }
 
 /** The key a package's tree is found under in `have`. */
@@ -39,6 +41,7 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
   }
   const missing = plan.packages.filter((p) => !p.key || !have.has(p.key));
   let fetchedBytes = 0;
+  const warnings: string[] = [];
   if (missing.length > 0) {
     progress?.phase?.('fetch', `${missing.length} packages`);
     // loaded only when something is missing: tar alone is a large module
@@ -50,7 +53,10 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
         progress?.fetched?.(++done, missing.length, fetchedBytes);
       },
     });
-    for (const f of fetched) have.set(treeKeyOf(f.pkg), f.result.tree);
+    for (const f of fetched) {
+      have.set(treeKeyOf(f.pkg), f.result.tree);
+      warnings.push(...f.result.warnings);
+    }
   }
-  return { have, missing, fromRemote, fetchedBytes };
+  return { have, missing, fromRemote, fetchedBytes, warnings };
 }

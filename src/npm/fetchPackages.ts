@@ -11,6 +11,7 @@ import type { Store } from '../store/store.js';
 import { ingestTarball, type TarballIngest } from './ingestTarball.js';
 import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
 import type { PlannedPackage } from './plan.js';
+import { fetchGitPackage, isGitPackage } from './fetchGitPackage.js';
 
 export interface FetchProgress {
   onFetched?: (pkg: PlannedPackage, result: TarballIngest) => void;
@@ -87,7 +88,8 @@ export async function fetchPackages(
     const bins = new Set(pkg.bins.values());
     let result: TarballIngest | undefined;
     try {
-      await pacote.tarball.stream(
+      if (isGitPackage(pkg)) result = await fetchGitPackage(store, loaded, pkg);
+      else await pacote.tarball.stream(
         specOf(pkg),
         async (stream: NodeJS.ReadableStream) => {
           result = await ingestTarball(store, stream as unknown as import('node:stream').Readable, { pkgid: `${pkg.name}@${pkg.version}`, bins });

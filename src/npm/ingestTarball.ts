@@ -10,12 +10,22 @@
  * warning, a path with `..`, an absolute path, or a link pointing outside
  * the package makes the whole package fail with UNSAFE_PATH: a registry
  * tarball never contains them, so one that does is not installed.
+ *
+ * Entries no filesystem can hold (a name longer than 255 bytes, a path
+ * deeper than 1024 levels or longer than 4095 bytes) are dropped with a
+ * warning, as npm's tar does, and the package installs without them.
+ *
+ * Objects are staged, not committed, while the tarball streams: only a
+ * tarball that was read to its end (pacote verifies its integrity before
+ * the end) puts its objects and tree in the store. A refused one leaves
+ * nothing: its temporary files are deleted, and no object it brought stays.
  */
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import { VeloError } from '../errors.js';
-import { ObjectWriter } from '../store/objectWriter.js';
+import { MAX_DEPTH, NAME_MAX, PATH_MAX, shortPath } from './pathLimits.js';
+import { commitStaged, discardStaged, ObjectWriter, type StagedObject } from '../store/objectWriter.js';
 import { putTree } from '../store/trees.js';
 import type { TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
@@ -28,6 +38,8 @@ export interface TarballIngest {
   newBytes: number;
   /** true when the package root holds a binding.gyp */
   hasBindingGyp: boolean;
+  /** entries dropped as npm's tar drops them (names or paths too long, too deep), for the user */
+  warnings: string[];
 }
 
 export interface TarballOptions {
@@ -46,6 +58,16 @@ function fixShebang(data: Buffer): Buffer {
   if (!m) return data;
   const line = Buffer.from(m[1]!, 'latin1');
   return Buffer.concat([line, Buffer.from('\n'), data.subarray(line.length + 2)]);
+}
+
+/** Why an entry cannot be created on any filesystem (npm's tar warns and drops it), or undefined. */
+function uncreatable(rel: string[]): string | undefined {
+  if (rel.length > MAX_DEPTH) return `path excessively deep (${rel.length} levels; the limit is ${MAX_DEPTH})`;
+  const long = rel.find((p) => Buffer.byteLength(p) > NAME_MAX);
+  if (long !== undefined) return `file name too long (${Buffer.byteLength(long)} bytes; the limit is ${NAME_MAX})`;
+  const bytes = Buffer.byteLength(rel.join('/'));
+  if (bytes >= PATH_MAX) return `path too long (${bytes} bytes; the limit is ${PATH_MAX - 1})`;
+  return undefined;
 }
 
 function unsafe(pkgid: string, what: string): VeloError {
@@ -73,17 +95,15 @@ function linkEscapes(type: 'SymbolicLink' | 'Link', relPath: string[], linkpath:
   return resolved === '..' || resolved.startsWith('../');
 }
 
-export function normalizeBinPath(p: string): string {
-  return posix.normalize(p.replace(/\\/g, '/')).replace(/^(\.\/)+/, '');
-}
-
 export function ingestTarball(store: Store, source: Readable, options: TarballOptions): Promise<TarballIngest> {
   const { pkgid } = options;
   const bins = options.bins ?? new Set<string>();
   const files = new Map<string, TreeEntry>();
   const dirs = new Set<string>();
   const sawNpmignore = new Set<string>();
-  const result: TarballIngest = { tree: '', files: 0, bytes: 0, newObjects: 0, newBytes: 0, hasBindingGyp: false };
+  const result: TarballIngest = { tree: '', files: 0, bytes: 0, newObjects: 0, newBytes: 0, hasBindingGyp: false, warnings: [] };
+  const staged: StagedObject[] = [];
+  let writing: ObjectWriter | undefined;
   let failure: unknown;
 
   return new Promise<TarballIngest>((resolve, reject) => {
@@ -94,11 +114,24 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
       failure = err;
       source.unpipe?.(parser);
       source.destroy?.();
+      writing?.abort();
+      writing = undefined;
+      discardStaged(staged.splice(0));
       reject(err);
     };
     const done = (): void => {
       if (failure || !sourceEnded || !parserEnded) return;
       try {
+        // the whole tarball passed: its objects go into the store, then its tree
+        for (const [i, obj] of staged.entries()) {
+          const added = commitStaged(store, obj);
+          staged[i] = { ...obj, tmp: undefined };
+          if (added.created) {
+            result.newObjects++;
+            result.newBytes += added.size;
+          }
+        }
+        staged.length = 0;
         const entries: TreeEntry[] = [...dirs].map((path) => ({ path, kind: 'dir' as const }));
         for (const e of files.values()) entries.push(e);
         result.tree = putTree(store, entries);
@@ -106,6 +139,7 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         for (const e of files.values()) result.bytes += e.size ?? 0;
         resolve(result);
       } catch (err) {
+        discardStaged(staged.splice(0));
         reject(err);
       }
     };
@@ -125,6 +159,11 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         }
         const rel = parts.slice(1);
         if (rel.length === 0) return void entry.resume();
+        const why = uncreatable(rel);
+        if (why) {
+          result.warnings.push(`${pkgid}: dropped ${shortPath(rel.join('/'))}: ${why}`);
+          return void entry.resume();
+        }
         let path = rel.join('/');
         if (type === 'Directory' || type === 'GNUDumpDir') {
           dirs.add(path);
@@ -142,6 +181,7 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         const isBin = bins.has(path);
         const exec = ((entry.mode ?? 0o644) & 0o100) !== 0 || isBin;
         const writer = new ObjectWriter(store, exec, entry.size);
+        writing = writer;
         entry.on('data', (chunk: Buffer) => {
           if (failure) return;
           try {
@@ -152,13 +192,11 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         });
         entry.on('end', () => {
           if (failure) return void writer.abort();
+          writing = undefined;
           try {
-            const added = writer.finish(isBin ? fixShebang : undefined);
-            if (added.created) {
-              result.newObjects++;
-              result.newBytes += added.size;
-            }
-            files.set(path, { path, kind: 'file', exec, size: added.size, digest: added.digest });
+            const obj = writer.stage(isBin ? fixShebang : undefined);
+            staged.push(obj);
+            files.set(path, { path, kind: 'file', exec, size: obj.size, digest: obj.digest });
           } catch (err) {
             fail(err);
           }

@@ -10,12 +10,12 @@
  * node_modules is put back.
  */
 import { chmodSync, copyFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
-import { VeloError } from '../errors.js';
+import { dirname, join, relative, resolve } from 'node:path';
+import { errnoCode, VeloError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { deleteKey } from '../store/keys.js';
 import { processAlive } from '../store/lock.js';
-import { readTree, readTreeBuffer } from '../store/trees.js';
+import { graftTrees, readTree, readTreeBuffer } from '../store/trees.js';
 import { readTreeHeader } from '../store/treeFormat.js';
 import { TamperedObjectsError } from '../projection/materialize.js';
 import type { AnyRecord, UserNpm } from './userNpm.js';
@@ -24,7 +24,7 @@ import { REMOTE_KINDS } from './packageKey.js';
 import { takeDeadPending, writePending } from './state.js';
 import { loadManifest, projectKey, type ProjectManifest } from './projectCache.js';
 import type { InstallOptions, InstallSummary } from './installTypes.js';
-import { projectDirs, rollBack, underLease, writeHiddenLockfile } from './projectNodeModules.js';
+import { leftoverNodeModules, projectDirs, rollBack, underLease, writeHiddenLockfile } from './projectNodeModules.js';
 import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './recordInstall.js';
 
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';
@@ -43,8 +43,9 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
     try {
       return await installFromManifest(o, root, npm, manifest, userEnv, versions, t0);
     } catch (err) {
-      // a damaged or collected tree: plan from the lockfile instead
-      if (!(err instanceof VeloError) || !['CORRUPT_OBJECT', 'NOT_FOUND', 'CORRUPT_TREE'].includes(err.code)) throw err;
+      // a damaged or collected tree, or one recorded where paths were shorter (ENAMETOOLONG here): plan from the lockfile instead
+      const tooLong = err instanceof VeloError && errnoCode(err.cause) === 'ENAMETOOLONG';
+      if (!(err instanceof VeloError) || !(tooLong || ['CORRUPT_OBJECT', 'NOT_FOUND', 'CORRUPT_TREE'].includes(err.code))) throw err;
     }
   }
   try {
@@ -62,7 +63,7 @@ export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
 export function recoverInterruptedInstall(home: string, root: string): boolean {
   const dead = takeDeadPending(home, root, processAlive);
   if (!dead) return false;
-  rollBack(dead.asides);
+  rollBack(root, dead.asides);
   return true;
 }
 
@@ -90,7 +91,12 @@ async function installFromManifest(
   const store = o.store;
   return underLease(o, root, async (asides) => {
     o.progress?.phase?.('link');
-    const { results, note } = await projectDirs(o, root, Object.entries(m.dirs), asides, true);
+    // this checkout's own leftovers (a workspace's node_modules from an earlier lockfile) are emptied
+    const workspaces = Object.keys(m.extraInputs).map((p) => dirname(p));
+    const leftovers = leftoverNodeModules(root, workspaces, new Set(Object.keys(m.dirs)));
+    const empty = leftovers.length > 0 ? graftTrees(store, []) : '';
+    const dirs: [string, string][] = [...Object.entries(m.dirs), ...leftovers.map((d): [string, string] => [d, empty])];
+    const { results, note } = await projectDirs(o, root, dirs, asides, true);
     writePending(store.home, root, asides);
     const hidden = join(root, 'node_modules', '.package-lock.json');
     await writeHiddenLockfile(() => {
@@ -123,31 +129,41 @@ async function installFromLockfile(
 ): Promise<InstallSummary> {
   // planning, fetching and laying out are loaded only when a lockfile install needs
   // them (the manifest path and the no-op never do)
-  const [{ resolveAndPlan }, { lookUpAndFetch }, { planBuilds, runBuilds }, { composeNodeModules }] = await Promise.all([
+  const [{ resolveAndPlan }, { lookUpAndFetch }, { planBuilds, runBuilds }, { composeNodeModules }, links] = await Promise.all([
     import('./resolveLockfile.js'),
     import('./fetchMissing.js'),
     import('./buildScripted.js'),
     import('./layout.js'),
+    import('./linkScripts.js'),
   ]);
   const { loaded, plan, resolvedLockfile } = await resolveAndPlan(o, root, npm, userEnv);
   const store = o.store;
   return underLease(o, root, async (asides) => {
-    const { have, missing, fetchedBytes } = await lookUpAndFetch(store, loaded, plan, o.progress, o.remote);
+    const { have, missing, fetchedBytes, warnings } = await lookUpAndFetch(store, loaded, plan, o.progress, o.remote);
     const builds = await planBuilds(store, plan, have);
 
     o.progress?.phase?.('link');
-    const trees = composeNodeModules(store, plan, builds.placed);
-    const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, builds.toBuild.length === 0);
+    // workspaces with lifecycle scripts: npm's rebuild runs them and links their bins after prepare
+    const linkBuild = links.needsLinkBuild(plan.links, plan.ignoreScripts);
+    const { trees, warnings: layoutWarnings } = composeNodeModules(store, plan, builds.placed, !linkBuild);
+    const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, builds.toBuild.length === 0 && !linkBuild);
     writePending(store.home, root, asides);
     const omitSet = new Set<string>(loaded.flat.omit ?? []);
     const omitted = new Set<AnyRecord>(
-      ([...plan.idealTree.inventory.values()] as AnyRecord[]).filter((n) => typeof n.shouldOmit === 'function' && n.shouldOmit(omitSet)),
+      ([...plan.idealTree.inventory.values()] as AnyRecord[]).filter(
+        (n) => (typeof n.shouldOmit === 'function' && n.shouldOmit(omitSet)) || (plan.selected !== undefined && !n.isProjectRoot && !plan.selected.has(n)),
+      ),
     );
     let failedOptional: unknown[] = [];
     if (builds.toBuild.length > 0) {
       o.progress?.phase?.('scripts', `${builds.toBuild.length} packages`);
       failedOptional = await runBuilds(store, plan, builds, o.threads);
     }
+    const linksBuilt = linkBuild ? links.linksToBuild(plan.links) : [];
+    if (linkBuild) {
+      o.progress?.phase?.('scripts', `${linksBuilt.length} workspaces`);
+      await links.runLinkBuild(plan.arborist, linksBuilt.map((l) => l.node));
+    } else if (plan.binLinks) links.makeLinkBinsExecutable(root, plan.links);
     await writeHiddenLockfile(() => saveHiddenLockfile(plan, omitted));
     const usedKeys = [...new Set([...plan.packages.map((p) => p.key).filter((k): k is string => Boolean(k)), ...builds.builtKeys.values()])];
     let privateBytes = 0;
@@ -155,9 +171,13 @@ async function installFromLockfile(
     const extraInputs = plan.links.map((l) => relative(root, join(l.node.realpath, 'package.json'))).filter((p) => !p.startsWith('..'));
     // record the whole result for the next project with the same inputs; not when
     // an optional package failed (its scripts may pass elsewhere), a package has no
-    // stable key, or a link points outside the project
+    // stable key, a link points outside the project, a link has scripts or bins
+    // (what they make depends on the linked folders, not on the inputs), or an
+    // earlier install's workspace node_modules was emptied (this checkout's own leftover)
     const linksInside = plan.links.every((l) => !relative(root, l.node.realpath).startsWith('..'));
-    if (failedOptional.length === 0 && linksInside && plan.packages.every((p) => p.key)) {
+    const linksPlain = plan.links.every((l) => !l.hasScripts && l.bins.size === 0);
+    // nor when entries were left out for this project's path length (another path may fit them)
+    if (failedOptional.length === 0 && linksInside && linksPlain && plan.emptiedDirs.length === 0 && layoutWarnings.length === 0 && plan.packages.every((p) => p.key)) {
       usedKeys.push(recordProjectManifest(o, root, userEnv, versions, { results, keys: [...usedKeys], extraInputs, packages: plan.packages.length }));
     }
     const summary = await finishInstall(o, root, npm, {
@@ -178,6 +198,8 @@ async function installFromLockfile(
       resolvedLockfile,
       fromProjectCache: false,
       loaded,
+      warnings: [...warnings, ...layoutWarnings],
+      linkBuild: linksBuilt.map((l) => l.location),
     });
     return withRemote(o, summary, usedKeys);
   });

@@ -55,6 +55,8 @@ export interface InstallSummary {
   projection: Projection;
   /** why the projection asked for was not used, when it was not */
   projectionNote: string | undefined;
+  /** what the user should know but did not stop the install (entries dropped from a tarball, as npm drops them) */
+  warnings: string[];
   ms: number;
   /** what the remote gave and took (when one is configured) */
   remote?: RemoteReport;

@@ -6,11 +6,14 @@
  * store keys) and links to place.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, posix, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { VeloError } from '../errors.js';
 import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
-import { normalizeBinPath } from './ingestTarball.js';
+import { normalizeBins } from './bins.js';
 import { packageKey } from './packageKey.js';
+import { LINK_SCRIPTS } from './linkScripts.js';
+import { assertGitAllowed, isGitResolved } from './fetchGitPackage.js';
+import { leftoverNodeModules } from './projectNodeModules.js';
 
 export interface PlannedPackage {
   location: string;
@@ -35,7 +38,11 @@ export interface PlannedLink {
   location: string;
   /** symlink text, relative to the link's directory */
   target: string;
+  /** the linked folder (a workspace, a file: dependency) */
+  realpath: string;
   bins: Map<string, string>;
+  /** the linked package declares lifecycle scripts npm runs for links (preinstall, install, postinstall, prepare) */
+  hasScripts: boolean;
   node: AnyRecord;
 }
 
@@ -45,10 +52,14 @@ export interface Plan {
   links: PlannedLink[];
   /** node_modules directories to materialize, relative to root ('node_modules', 'packages/a/node_modules') */
   nodeModulesDirs: string[];
+  /** of those, the ones npm ci empties and installs nothing into (a workspace's node_modules left from an earlier install) */
+  emptiedDirs: string[];
   binLinks: boolean;
   ignoreScripts: boolean;
   arborist: AnyRecord;
   idealTree: AnyRecord;
+  /** with --workspace (or --no-workspaces): the nodes npm installs; other nodes are left out */
+  selected: Set<AnyRecord> | undefined;
 }
 
 export type InstallMode = 'ci' | 'install';
@@ -84,6 +95,7 @@ export function checkLockfileSyntax(root: string): string | undefined {
   if (typeof lock.packages !== 'object' || lock.packages === null) throw new VeloError('LOCKFILE', `${path}: the "packages" section is missing`);
   for (const [loc, entry] of Object.entries(lock.packages as Record<string, unknown>)) {
     if (typeof entry !== 'object' || entry === null) throw new VeloError('LOCKFILE', `${path}: packages[${JSON.stringify(loc)}] is not an object`);
+    refuseOutsideKey(root, path, loc);
     const e = entry as { link?: boolean; version?: unknown };
     if (loc.includes('node_modules/') && !e.link && typeof e.version !== 'string') {
       throw new VeloError('LOCKFILE', `${path}: packages[${JSON.stringify(loc)}] has no version`);
@@ -92,24 +104,38 @@ export function checkLockfileSyntax(root: string): string | undefined {
   return path;
 }
 
-function binsOf(pkg: AnyRecord | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  const bin = pkg?.bin;
-  if (!bin) return out;
-  if (typeof bin === 'string') {
-    const name = String(pkg?.name ?? '').replace(/^@[^/]+\//, '');
-    if (name) out.set(name, normalizeBinPath(bin));
-    return out;
+/**
+ * A package key (one naming something under a node_modules) must stay in
+ * the project: `node_modules/../../x/node_modules/y`, an absolute path or
+ * `node_modules/a/../../../x` would make velo write outside it. npm ignores
+ * such keys; velo refuses the lockfile, before anything is written. Keys
+ * without a node_modules component (a linked folder such as `../lib`) name
+ * link targets, which velo only points a symlink at.
+ */
+function refuseOutsideKey(root: string, lockfile: string, key: string): void {
+  if (!key.split(/[\\/]/).includes('node_modules')) return;
+  const rel = relative(root, resolve(root, key));
+  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new VeloError('LOCKFILE', `${lockfile}: packages[${JSON.stringify(key)}] lies outside the project (${resolve(root, key)}); velo installs nothing outside ${root}`, {
+      hint: 'the lockfile was edited by hand or crafted; restore it from a trusted source or regenerate it with npm install',
+    });
   }
-  if (typeof bin === 'object') {
-    for (const [k, v] of Object.entries(bin as Record<string, unknown>)) {
-      if (typeof v !== 'string') continue;
-      const name = posix.basename(k.replace(/\\/g, '/'));
-      if (!name || name === '.' || name === '..') continue;
-      out.set(name, normalizeBinPath(v));
-    }
+}
+
+/**
+ * The node_modules directories a package may be installed in: the
+ * project's own and those of linked folders inside the project (workspaces,
+ * file: dependencies). A node anywhere else (a key such as
+ * `src/node_modules/x`) is refused.
+ */
+function allowedNodeModules(root: string, ideal: AnyRecord): Set<string> {
+  const allowed = new Set(['node_modules']);
+  for (const node of ideal.inventory.values() as Iterable<AnyRecord>) {
+    if (!node.isLink || typeof node.realpath !== 'string') continue;
+    const rel = relative(root, node.realpath);
+    if (rel && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)) allowed.add(`${rel.split(sep).join('/')}/node_modules`);
   }
-  return out;
+  return allowed;
 }
 
 /** The node_modules directory a location lives in, e.g. 'packages/a/node_modules' for 'packages/a/node_modules/x/node_modules/y'. */
@@ -127,7 +153,7 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
     packageLock: true,
     path: root,
     save: false,
-    workspaces: flat.workspaces ?? [],
+    workspaces: await workspaceNames(loaded, root),
     allowScripts: loaded.allowScripts,
   };
   if (flat.installStrategy === 'linked') {
@@ -162,24 +188,42 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
       { hint: mode === 'ci' ? 'update your lockfile with velo npm install (or npm install)' : undefined },
     );
   }
+  const selected = selectedNodes(ideal, opts.workspaces as string[], flat.workspacesEnabled !== false, Boolean(loaded.config.get('include-workspace-root')));
   const omit = new Set<string>(flat.omit ?? []);
   const isScriptAllowed = loadScriptAllowed(loaded);
   const packages: PlannedPackage[] = [];
   const links: PlannedLink[] = [];
   const dirs = new Set<string>();
+  const allowed = allowedNodeModules(root, ideal);
   for (const node of ideal.inventory.values() as Iterable<AnyRecord>) {
     if (node.isProjectRoot || node.inert) continue;
+    if (selected && !selected.has(node)) continue;
     if (typeof node.shouldOmit === 'function' && node.shouldOmit(omit)) continue;
     if (node.inDepBundle) continue; // comes inside its bundler's tarball
     if (!node.location.includes('node_modules/')) continue; // a workspace folder itself (fsChild), not installed
-    dirs.add(nodeModulesRootOf(node.location));
+    const nmRoot = nodeModulesRootOf(node.location);
+    if (!allowed.has(nmRoot)) {
+      throw new VeloError('LOCKFILE', `the lockfile places ${JSON.stringify(node.location)} in ${nmRoot}, which is neither the project's node_modules nor a workspace's; velo installs nothing there`, {
+        hint: 'the lockfile was edited by hand or crafted; restore it from a trusted source or regenerate it with npm install',
+      });
+    }
+    dirs.add(nmRoot);
     if (node.isLink) {
       const linkDir = dirname(node.path);
-      links.push({ location: node.location, target: relative(linkDir, node.realpath), bins: binsOf(node.target?.package), node });
+      const scripts = (node.target?.package?.scripts ?? {}) as Record<string, unknown>;
+      links.push({
+        location: node.location,
+        target: relative(linkDir, node.realpath),
+        realpath: node.realpath,
+        bins: normalizeBins(node.target?.package),
+        hasScripts: LINK_SCRIPTS.some((event) => Boolean(scripts[event])),
+        node,
+      });
       continue;
     }
     const integrity: string | undefined = node.integrity ?? undefined;
     const resolved: string | undefined = node.resolved ?? undefined;
+    if (isGitResolved(resolved)) assertGitAllowed({ name: node.packageName ?? node.name, version: node.version, resolved, node }, flat.allowGit);
     const denied = flat.dangerouslyAllowAllScripts ? false : isScriptAllowed?.(node, loaded.allowScripts) === false;
     packages.push({
       location: node.location,
@@ -187,8 +231,8 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
       version: node.version,
       integrity,
       resolved,
-      key: packageKey({ integrity, resolved }),
-      bins: binsOf(node.package),
+      key: packageKey({ integrity, resolved }, Boolean(flat.ignoreScripts)),
+      bins: normalizeBins(node.package),
       hasInstallScript: Boolean(node.hasInstallScript),
       scriptsAllowed: !denied,
       optional: Boolean(node.optional),
@@ -197,16 +241,59 @@ export async function planInstall(root: string, loaded: LoadedNpmConfig, mode: I
   }
   packages.sort((a, b) => (a.location < b.location ? -1 : 1));
   links.sort((a, b) => (a.location < b.location ? -1 : 1));
+  const workspaces = (ideal.workspaces as Map<string, string> | undefined)?.values() ?? [];
+  const emptiedDirs = leftoverNodeModules(root, [...workspaces], dirs);
   return {
     root,
     packages,
     links,
-    nodeModulesDirs: [...dirs].sort(),
+    nodeModulesDirs: [...dirs, ...emptiedDirs].sort(),
+    emptiedDirs,
     binLinks: flat.binLinks !== false,
     ignoreScripts: Boolean(flat.ignoreScripts),
     arborist: arb,
     idealTree: ideal,
+    selected,
   };
+}
+
+/** The names of the workspaces --workspace picks, as npm resolves them (names, paths or globs). */
+async function workspaceNames(loaded: LoadedNpmConfig, root: string): Promise<string[]> {
+  // not in flatOptions: npm's workspace commands read it from the config
+  const filters = ((loaded.config.get('workspace') as string[] | undefined) ?? []).filter(Boolean);
+  if (filters.length === 0) return [];
+  const getWorkspaces = npmLibrary<(f: string[], o: AnyRecord) => Promise<Map<string, string>>>(loaded.npm, './lib/utils/get-workspaces.js');
+  const cwd = process.cwd();
+  const relativeFrom = relative(root, cwd).startsWith('..') ? root : cwd;
+  try {
+    return [...(await getWorkspaces(filters, { path: root, includeWorkspaceRoot: false, relativeFrom })).keys()];
+  } catch (err) {
+    throw new VeloError('USAGE', (err as Error).message, { cause: err });
+  }
+}
+
+/**
+ * What reify's diff covers with --workspace / --include-workspace-root /
+ * --no-workspaces: the dependency closure of the chosen workspaces (and of
+ * the root's own dependencies when they are included). Undefined: everything.
+ */
+function selectedNodes(ideal: AnyRecord, workspaces: string[], wsEnabled: boolean, includeRoot: boolean): Set<AnyRecord> | undefined {
+  const start: AnyRecord[] = [];
+  if (wsEnabled) for (const ws of workspaces) if (ideal.children.get(ws)) start.push(ideal.children.get(ws));
+  if (!wsEnabled || (includeRoot && workspaces.length > 0)) {
+    for (const edge of ideal.edgesOut.values()) if (edge.type !== 'workspace' && edge.to) start.push(edge.to);
+  }
+  if (start.length === 0) return undefined;
+  const set = new Set<AnyRecord>([ideal]);
+  const stack = [...start];
+  while (stack.length) {
+    const node = stack.pop()!;
+    if (set.has(node) && node !== ideal) continue;
+    set.add(node);
+    if (node.isLink && node.target) set.add(node.target); // a workspace's folder
+    for (const edge of node.target.edgesOut.values()) if (edge.to && !set.has(edge.to)) stack.push(edge.to);
+  }
+  return set;
 }
 
 function validateLockfile(virtual: Map<string, AnyRecord>, ideal: Map<string, AnyRecord>): string[] {

@@ -4,13 +4,14 @@
  * swapped in — under the install lease, keeping the old trees aside so any
  * later failure puts them back.
  */
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { VeloError } from '../errors.js';
 import type { Projection } from '../config.js';
 import { acquireLease } from '../store/lock.js';
 import { materialize } from '../projection/materialize.js';
 import { restoreAside } from '../projection/atomicSwap.js';
+import { isContained, projectionTarget } from '../projection/containment.js';
 import { clearPending, clearState } from './state.js';
 import type { Aside, InstallOptions } from './installTypes.js';
 
@@ -38,7 +39,7 @@ export async function underLease<T>(o: InstallOptions, root: string, fn: (asides
     clearState(o.store.home, root);
     return await fn(asides);
   } catch (err) {
-    rollBack(asides);
+    rollBack(root, asides);
     clearPending(o.store.home, root);
     throw err;
   } finally {
@@ -60,15 +61,17 @@ export async function projectDirs(
   mountable: boolean,
 ): Promise<{ results: ProjectedDir[]; note: string | undefined }> {
   let note: string | undefined;
+  // every destination is proven inside the project before the first is touched
+  for (const [dir] of dirs) projectionTarget(join(root, dir), root);
   const mountsNeeded = o.projection === 'mount' || dirs.some(([dir]) => mightBeMountPoint(root, join(root, dir)));
   const mounts = mountsNeeded ? await import('../mount/mount.js') : undefined;
   if (mounts && o.projection === 'mount') {
-    if (!mountable) note = 'packages whose install scripts must run need a writable tree: node_modules was linked this time';
+    if (!mountable) note = 'packages or workspaces whose install scripts must run need a writable tree: node_modules was linked this time';
     else {
       try {
         const results: ProjectedDir[] = [];
         for (const [dir, tree] of dirs) {
-          const m = await mounts.mountProjection(o.store, tree, join(root, dir), { ecosystem: 'npm' });
+          const m = await mounts.mountProjection(o.store, tree, join(root, dir), { within: root, ecosystem: 'npm' });
           results.push({ dir, tree, projection: 'mount', method: m.method, engine: 'fuse', files: m.files, bytes: m.logicalBytes, linked: 0, logicalBytes: m.logicalBytes });
         }
         return { results, note };
@@ -83,7 +86,7 @@ export async function projectDirs(
     const dest = join(root, dir);
     // a velo mount there goes first: a link farm cannot be renamed over a mount point
     if (mounts?.mountAt(o.store, dest)) await mounts.unmountProjection(dest, { store: o.store });
-    const r = await materialize(o.store, tree, dest, { method: o.method, threads: o.threads, keepOld: true });
+    const r = await materialize(o.store, tree, dest, { within: root, method: o.method, threads: o.threads, keepOld: true });
     asides.push({ dest, aside: r.aside });
     results.push({ dir, tree, projection: 'link', method: r.method, engine: r.engine, files: r.files, bytes: r.bytes, linked: r.linked + r.reflinked, logicalBytes: r.logicalBytes });
   }
@@ -112,14 +115,32 @@ export async function writeHiddenLockfile(write: () => void | Promise<void>): Pr
   }
 }
 
-/** Put the previous trees back, newest first. */
-export function rollBack(asides: Aside[]): void {
+/** Put the previous trees back, newest first; every path is checked to lie inside the project first. */
+export function rollBack(root: string, asides: Aside[]): void {
   for (const a of asides.reverse()) {
     try {
-      restoreAside(a.dest, a.aside);
+      restoreAside(projectionTarget(a.dest, root), a.aside);
     } catch {
       /* best effort; recoverLeftovers finishes it next run */
     }
   }
   asides.length = 0;
+}
+
+/**
+ * npm ci empties the node_modules of the root and of every workspace before
+ * it installs (whatever --workspace says). Those that exist here and get
+ * nothing now (a workspace's nested packages from an earlier lockfile) are
+ * laid out empty, through the same projection as the rest; never one outside
+ * the project, symlinked folders resolved. `planned`: the dirs the install lays out, relative to root.
+ */
+export function leftoverNodeModules(root: string, workspaceFolders: Iterable<string>, planned: Set<string>): string[] {
+  const out: string[] = [];
+  for (const folder of [root, ...workspaceFolders]) {
+    const rel = relative(root, resolve(root, folder, 'node_modules'));
+    if (rel.startsWith('..') || isAbsolute(rel) || planned.has(rel) || out.includes(rel)) continue;
+    if (!lstatSync(join(root, rel), { throwIfNoEntry: false })?.isDirectory()) continue;
+    if (isContained(join(root, rel), root)) out.push(rel); // a symlinked workspace folder may lead out
+  }
+  return out;
 }

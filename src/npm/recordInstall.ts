@@ -22,7 +22,9 @@ import type { ProjectedDir } from './projectNodeModules.js';
 export function saveHiddenLockfile(plan: Plan, omitted: Set<AnyRecord>): Promise<void> {
   const ideal = plan.idealTree;
   for (const node of [...ideal.inventory.values()] as AnyRecord[]) {
-    if (node.inert || omitted.has(node)) node.parent = null;
+    if (!node.inert && !omitted.has(node)) continue;
+    if (node.parent) node.parent = null;
+    else if (node.fsParent) node.fsParent = null; // a workspace folder --workspace left out
   }
   ideal.meta.filename = join(plan.root, 'node_modules', '.package-lock.json');
   ideal.meta.hiddenLockfile = true;
@@ -74,13 +76,16 @@ export interface FinishInput {
   resolvedLockfile?: boolean;
   fromProjectCache: boolean;
   loaded?: LoadedNpmConfig;
+  warnings?: string[];
+  /** link locations whose build (workspace scripts) ran: the no-op runs it again */
+  linkBuild?: string[];
 }
 
 /** Common end of both paths: drop the old trees, register, root scripts, no-op state. */
 export async function finishInstall(o: InstallOptions, root: string, npm: UserNpm, f: FinishInput): Promise<InstallSummary> {
   const store = o.store;
   clearPending(store.home, root);
-  for (const a of f.asides) if (a.aside) removeTree(a.aside, true);
+  for (const a of f.asides) if (a.aside) removeTree(a.aside, root, true);
   f.asides.length = 0;
   let files = 0;
   let bytes = 0;
@@ -111,6 +116,7 @@ export async function finishInstall(o: InstallOptions, root: string, npm: UserNp
     dirs: Object.fromEntries(f.results.map((r) => [r.dir, { tree: r.tree, ...dirStamp(join(root, r.dir)) }])),
     extraInputs: f.extraInputs,
     projection: f.results[0]?.projection ?? 'link',
+    ...(f.linkBuild?.length ? { linkBuild: f.linkBuild } : {}),
   });
   const method = f.results[0]?.method ?? 'none';
   o.progress?.phase?.('done');
@@ -133,6 +139,7 @@ export async function finishInstall(o: InstallOptions, root: string, npm: UserNp
     fromProjectCache: f.fromProjectCache,
     projection: f.results[0]?.projection ?? 'link',
     projectionNote: f.projectionNote,
+    warnings: f.warnings ?? [],
     ms: Math.round(performance.now() - f.t0),
   };
 }

@@ -12,7 +12,7 @@ import type { Plan, PlannedPackage } from './plan.js';
 import { ROOT_SCRIPTS } from './rootScripts.js';
 
 
-function scriptFailure(err: AnyRecord, what: string): VeloError {
+export function scriptFailure(err: AnyRecord, what: string): VeloError {
   const pkgid = err.pkgid ?? what;
   const event = err.event ? ` ${err.event}` : '';
   const code = err.code !== undefined ? ` (exit ${err.code}${err.signal ? `, ${err.signal}` : ''})` : '';

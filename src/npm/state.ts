@@ -32,6 +32,8 @@ export interface NpmState {
   projection: string;
   /** cheap stand-in for `inputs`: size, mtime and inode of each input file, and the arguments and environment as text */
   stamps?: string;
+  /** locations of the links (workspaces) whose lifecycle scripts npm runs on every install */
+  linkBuild?: string[];
 }
 
 function readOr(path: string): Buffer | string {
@@ -85,6 +87,13 @@ export function writeState(home: string, root: string, state: Omit<NpmState, 've
 export function dirStamp(path: string): { ino: number; mtimeNs: string } {
   const st = statSync(path, { bigint: true });
   return { ino: Number(st.ino), mtimeNs: st.mtimeNs.toString() };
+}
+
+/** After the no-op reran the workspaces' scripts (which may link bins): the dirs as they are now. */
+export function restampDirs(home: string, root: string, state: NpmState): void {
+  const { version: _v, ...rest } = state;
+  const dirs = Object.fromEntries(Object.entries(state.dirs).map(([dir, rec]) => [dir, { ...rec, ...dirStamp(join(root, dir)) }]));
+  writeState(home, root, { ...rest, dirs });
 }
 
 export function clearState(home: string, root: string): void {

@@ -6,6 +6,9 @@
  * either the old or the new tree at the destination, except in the window
  * between the two renames, which the next run repairs by renaming the old
  * tree back. Leftovers of dead processes are removed by the next run.
+ *
+ * Every path created, renamed or deleted here is checked against the
+ * target's `within` directory first (containment.ts).
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, existsSync, lstatSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -13,6 +16,9 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsError } from '../errors.js';
 import { processAlive } from '../store/lock.js';
+import { assertContained, type ProjectionTarget } from './containment.js';
+
+export type { ProjectionTarget };
 
 const PART = /^\.(.+)\.velo-(new|old)-(\d+)-[0-9a-f]+$/;
 
@@ -20,8 +26,9 @@ function sibling(dest: string, kind: 'new' | 'old'): string {
   return join(dirname(dest), `.${basename(dest)}.velo-${kind}-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
-export function createStaging(dest: string): string {
-  const staging = sibling(dest, 'new');
+export function createStaging(target: ProjectionTarget): string {
+  const dest = assertContained(target.dest, target.within);
+  const staging = assertContained(sibling(dest, 'new'), target.within);
   try {
     mkdirSync(dirname(dest), { recursive: true });
     mkdirSync(staging, { mode: 0o755 });
@@ -31,7 +38,9 @@ export function createStaging(dest: string): string {
   return staging;
 }
 
-export function removeTree(path: string, background = false): void {
+/** Delete a tree velo made (a staging or aside directory), once it is proven to lie inside `within`. */
+export function removeTree(path: string, within: string, background = false): void {
+  assertContained(path, within);
   if (!existsSync(path)) return;
   if (background) {
     const child = spawn('rm', ['-rf', '--', path], { detached: true, stdio: 'ignore' });
@@ -49,7 +58,8 @@ export interface RecoverResult {
 }
 
 /** Clean up what dead velo processes left beside dest. */
-export function recoverLeftovers(dest: string): RecoverResult {
+export function recoverLeftovers(target: ProjectionTarget): RecoverResult {
+  const dest = assertContained(target.dest, target.within);
   const dir = dirname(dest);
   const name = basename(dest);
   const result: RecoverResult = { restored: false, removed: [] };
@@ -65,7 +75,7 @@ export function recoverLeftovers(dest: string): RecoverResult {
     if (!m || m[1] !== name || processAlive(Number(m[3]))) continue;
     if (m[2] === 'old') olds.push(join(dir, n));
     else {
-      removeTree(join(dir, n));
+      removeTree(join(dir, n), target.within);
       result.removed.push(join(dir, n));
     }
   }
@@ -77,11 +87,11 @@ export function recoverLeftovers(dest: string): RecoverResult {
   }
   for (const old of olds) {
     if (!destExists) {
-      renameSync(old, dest);
+      renameSync(assertContained(old, target.within), dest);
       destExists = true;
       result.restored = true;
     } else {
-      removeTree(old);
+      removeTree(old, target.within);
       result.removed.push(old);
     }
   }
@@ -93,12 +103,14 @@ export function recoverLeftovers(dest: string): RecoverResult {
  * with keepOld, left aside and its path returned so the caller can roll
  * back (restoreAside) or finish (removeTree).
  */
-export function swapIntoPlace(staging: string, dest: string, options: { backgroundRemoval?: boolean; keepOld?: boolean } = {}): string | undefined {
+export function swapIntoPlace(staging: string, target: ProjectionTarget, options: { backgroundRemoval?: boolean; keepOld?: boolean } = {}): string | undefined {
+  const dest = assertContained(target.dest, target.within);
+  assertContained(staging, target.within);
   let old: string | undefined;
   try {
     try {
       lstatSync(dest);
-      old = sibling(dest, 'old');
+      old = assertContained(sibling(dest, 'old'), target.within);
       renameSync(dest, old);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -113,18 +125,19 @@ export function swapIntoPlace(staging: string, dest: string, options: { backgrou
     throw fsError(err, `cannot swap the new tree into ${dest}`);
   }
   if (old && options.keepOld) return old;
-  if (old) removeTree(old, options.backgroundRemoval ?? false);
+  if (old) removeTree(old, target.within, options.backgroundRemoval ?? false);
   return undefined;
 }
 
 /** Undo a swap: the new tree at dest goes away and the old one (if any) comes back. */
-export function restoreAside(dest: string, aside: string | undefined): void {
-  const failed = sibling(dest, 'old');
+export function restoreAside(target: ProjectionTarget, aside: string | undefined): void {
+  const dest = assertContained(target.dest, target.within);
+  const failed = assertContained(sibling(dest, 'old'), target.within);
   try {
     renameSync(dest, failed);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, `cannot roll back ${dest}`);
   }
-  if (aside) renameSync(aside, dest);
-  removeTree(failed);
+  if (aside) renameSync(assertContained(aside, target.within), dest);
+  removeTree(failed, target.within);
 }

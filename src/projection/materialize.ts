@@ -3,10 +3,12 @@
  * The old destination stays intact until the swap; on any error the staging
  * directory is removed and the error thrown. Objects that fail the tamper
  * check are quarantined and reported (CORRUPT_OBJECT) — never linked.
+ * The caller names the directory the destination must lie in (`within`);
+ * nothing outside it is created, renamed or deleted (containment.ts).
  */
 import { chmodSync, utimesSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { VeloError } from '../errors.js';
+import { errnoCode, fsError, VeloError } from '../errors.js';
 import type { LinkMethod } from '../config.js';
 import { loadNative } from '../native.js';
 import { quarantineObject } from '../store/commitObject.js';
@@ -14,10 +16,13 @@ import { readTreeBuffer } from '../store/trees.js';
 import { parseTree, readTreeHeader, type ParsedEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { createStaging, recoverLeftovers, removeTree, swapIntoPlace } from './atomicSwap.js';
+import { projectionTarget, type ProjectionTarget } from './containment.js';
 import { layOutTree, type LinkFarmResult } from './linkFarm.js';
 import { resolveMethod, type ConcreteMethod } from './linkMethod.js';
 
 export interface MaterializeOptions {
+  /** the directory the destination must lie in (the project): velo touches nothing outside it */
+  within: string;
   method?: LinkMethod;
   threads?: number;
   /** delete the previous tree in a detached process (the CLI does) */
@@ -35,6 +40,8 @@ export interface MaterializeResult extends Omit<LinkFarmResult, 'tampered'> {
   engine: 'native' | 'js';
   tree: string;
   dest: string;
+  /** dest with the directory it was checked against, for a later rollback (restoreAside) */
+  target: ProjectionTarget;
   logicalBytes: number;
   /** with keepOld: where the previous tree was put aside */
   aside: string | undefined;
@@ -53,13 +60,14 @@ export class TamperedObjectsError extends VeloError {
   }
 }
 
-export async function materialize(store: Store, tree: string, destination: string, options: MaterializeOptions = {}): Promise<MaterializeResult> {
-  const dest = resolve(destination);
-  recoverLeftovers(dest);
+export async function materialize(store: Store, tree: string, destination: string, options: MaterializeOptions): Promise<MaterializeResult> {
+  const target = projectionTarget(resolve(destination), options.within);
+  const dest = target.dest;
+  recoverLeftovers(target);
   const buf = readTreeBuffer(store, tree);
   const header = readTreeHeader(buf);
   const method = resolveMethod(store, options.method ?? 'auto', dirname(dest));
-  const staging = createStaging(dest);
+  const staging = createStaging(target);
   let laid: LinkFarmResult;
   let engine: 'native' | 'js' = 'js';
   try {
@@ -67,7 +75,12 @@ export async function materialize(store: Store, tree: string, destination: strin
     if (native) {
       // the engine reads the entries itself; JavaScript parses them only to name tampered objects
       engine = 'native';
-      laid = await native.materialize(buf, join(store.home, 'objects'), staging, method, options.threads ?? 4);
+      try {
+        laid = await native.materialize(buf, join(store.home, 'objects'), staging, method, options.threads ?? 4);
+      } catch (err) {
+        if (errnoCode(err) === 'CORRUPT_TREE') throw new VeloError('CORRUPT_TREE', `tree ${tree}: ${(err as Error).message}`, { cause: err });
+        throw fsError(err, `cannot lay out ${dest}`); // ENAMETOOLONG, ENOSPC, EACCES…: the user's to act on, not an internal error
+      }
     } else {
       laid = layOutTree(parseTree(buf), store.home, staging, method);
     }
@@ -79,12 +92,12 @@ export async function materialize(store: Store, tree: string, destination: strin
     }
     await options.beforeSwap?.(staging);
   } catch (err) {
-    removeTree(staging);
+    removeTree(staging, target.within);
     throw err;
   }
-  const aside = swapIntoPlace(staging, dest, { backgroundRemoval: options.backgroundRemoval ?? false, keepOld: options.keepOld ?? false });
+  const aside = swapIntoPlace(staging, target, { backgroundRemoval: options.backgroundRemoval ?? false, keepOld: options.keepOld ?? false });
   const { tampered: _t, ...counts } = laid;
-  return { ...counts, method, engine, tree, dest, logicalBytes: header.logicalSize, aside };
+  return { ...counts, method, engine, tree, dest, target, logicalBytes: header.logicalSize, aside };
 }
 
 function quarantineTampered(store: Store, entries: ParsedEntry[], indices: number[]): TamperedObjectsError {

@@ -7,10 +7,11 @@
 import { closeSync, futimesSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { fsError } from '../errors.js';
 import { createHash, type IncrementalHash } from './hash.js';
-import { commitObject, type AddResult } from './commitObject.js';
+import { commitObject, objectLooksIntact, type AddResult } from './commitObject.js';
 import { OBJECT_EXEC_MODE, OBJECT_MODE, OBJECT_MTIME_S } from './layout.js';
 import { SMALL_FILE_LIMIT } from './addFile.js';
-import { writeBufferToStore } from './writeBufferToStore.js';
+import { writeTempObject } from './writeBufferToStore.js';
+import { hashBuffer } from './hash.js';
 import type { Store } from './store.js';
 
 export class ObjectWriter {
@@ -60,12 +61,22 @@ export class ObjectWriter {
     }
   }
 
-  /** Commit; `transform` may rewrite small contents first (e.g. a bin's CRLF shebang). */
-  finish(transform?: (data: Buffer) => Buffer): AddResult {
+  /**
+   * Finish writing but do not commit: the contents stay in a temporary file
+   * (or nowhere, when the store already holds the object) until
+   * commitStaged(), or go with discardStaged(). An ingest that can still be
+   * refused (a tarball whose integrity is checked at its end) stages every
+   * object, so a refusal leaves no object behind.
+   */
+  stage(transform?: (data: Buffer) => Buffer): StagedObject {
     if (this.#fd < 0) {
-      const data = Buffer.concat(this.#chunks, this.#size);
+      const raw = Buffer.concat(this.#chunks, this.#size);
       this.#chunks = [];
-      return writeBufferToStore(this.#store, transform ? transform(data) : data, this.#exec);
+      const data = transform ? transform(raw) : raw;
+      const digest = hashBuffer(data);
+      if (objectLooksIntact(this.#store.objectPath(digest, this.#exec), data.length)) return { digest, size: data.length, exec: this.#exec, tmp: undefined };
+      const tmp = writeTempObject(this.#store, data, this.#exec);
+      return { digest, size: data.length, exec: this.#exec, tmp };
     }
     try {
       futimesSync(this.#fd, OBJECT_MTIME_S, OBJECT_MTIME_S);
@@ -75,7 +86,12 @@ export class ObjectWriter {
       throw fsError(err, 'cannot write to the store');
     }
     this.#fd = -1;
-    return commitObject(this.#store, this.#tmp, this.#hash!.digestHex(), this.#exec, this.#size, true);
+    return { digest: this.#hash!.digestHex(), size: this.#size, exec: this.#exec, tmp: this.#tmp };
+  }
+
+  /** Commit; `transform` may rewrite small contents first (e.g. a bin's CRLF shebang). */
+  finish(transform?: (data: Buffer) => Buffer): AddResult {
+    return commitStaged(this.#store, this.stage(transform));
   }
 
   abort(): void {
@@ -95,5 +111,29 @@ export class ObjectWriter {
       }
     }
     this.#chunks = [];
+  }
+}
+
+/** A finished object not yet in the store: `tmp` is its temporary file, undefined when the store already had it. */
+export interface StagedObject {
+  digest: string;
+  size: number;
+  exec: boolean;
+  tmp: string | undefined;
+}
+
+export function commitStaged(store: Store, staged: StagedObject): AddResult {
+  if (staged.tmp === undefined) return { digest: staged.digest, size: staged.size, exec: staged.exec, created: false };
+  return commitObject(store, staged.tmp, staged.digest, staged.exec, staged.size, true);
+}
+
+export function discardStaged(staged: Iterable<StagedObject>): void {
+  for (const s of staged) {
+    if (s.tmp === undefined) continue;
+    try {
+      unlinkSync(s.tmp);
+    } catch {
+      /* gone */
+    }
   }
 }

@@ -2,6 +2,7 @@
  * The figures behind `velo status`, from the index's counters and project
  * records (no walk of the store).
  */
+import { existsSync } from 'node:fs';
 import { readCounters } from './counters.js';
 import { listProjects, type ProjectRecord } from './keys.js';
 import type { Store } from './store.js';
@@ -15,6 +16,8 @@ export interface StoreStatus {
   treeBytes: number;
   keys: number;
   projects: ProjectRecord[];
+  /** registered projects whose directories are gone: left out of every figure above, the next gc unregisters them */
+  missingProjects: ProjectRecord[];
   /** sum of the logical sizes of every registered project's tree */
   logicalBytes: number;
   /** logical / physical (1 when nothing is shared) */
@@ -29,7 +32,9 @@ export interface StoreStatus {
 export function storeStatus(store: Store): StoreStatus {
   const c = readCounters(store);
   // `velo init` registers a project before anything is installed: not a tree to count
-  const projects = listProjects(store).filter((p) => p.ecosystem !== 'init');
+  // a project whose directory is gone is gc's to drop (a mount stays until unmounted): not counted
+  const registered = listProjects(store).filter((p) => p.ecosystem !== 'init');
+  const projects = registered.filter((p) => p.projection === 'mount' || existsSync(p.path));
   const logical = projects.reduce((sum, p) => sum + p.logicalBytes, 0);
   const methods: Record<string, number> = {};
   for (const p of projects) {
@@ -47,6 +52,7 @@ export function storeStatus(store: Store): StoreStatus {
     treeBytes: c.tree_bytes,
     keys,
     projects,
+    missingProjects: registered.filter((p) => !projects.includes(p)),
     logicalBytes: logical,
     dedupRatio: c.object_bytes > 0 ? logical / c.object_bytes : 1,
     bytesSaved: Math.max(0, logical - c.object_bytes),

@@ -71,6 +71,8 @@ export function checkName(name: string, path: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new VeloError('UNSAFE_PATH', `invalid path in tree: ${JSON.stringify(path)}`);
   }
+  // what no filesystem (and the native reader) accepts: a tree holding it could never be laid out
+  if (Buffer.byteLength(name) > 255) throw new VeloError('BAD_INPUT', `a name in the tree is longer than 255 bytes: ${JSON.stringify(path.slice(0, 300))}`);
 }
 
 function newDir(name: string, path: string): Node {

@@ -80,12 +80,17 @@ export interface GraftPart {
   tree: string;
   /** materialize every file of this part by copy, never by hardlink */
   private?: boolean;
+  /** entries (by their composed path) to leave out; default: all are kept */
+  keep?: (path: string) => boolean;
 }
 
 /** Compose trees: each part placed at its prefix, plus extra entries. */
 export function graftTrees(store: Store, parts: GraftPart[], extra: TreeEntry[] = [], options?: SerializeOptions): string {
   const entries: TreeEntry[] = [];
-  for (const part of parts) entries.push(...toTreeEntries(readTree(store, part.tree), part.prefix, part.private === true));
+  for (const part of parts) {
+    const es = toTreeEntries(readTree(store, part.tree), part.prefix, part.private === true);
+    entries.push(...(part.keep ? es.filter((e) => part.keep!(e.path)) : es));
+  }
   entries.push(...extra);
   return putTree(store, entries, options);
 }

@@ -13,6 +13,11 @@ export function writeBufferToStore(store: Store, data: Buffer, exec: boolean, kn
   if (objectLooksIntact(store.objectPath(digest, exec), data.length)) {
     return { digest, size: data.length, exec, created: false };
   }
+  return commitObject(store, writeTempObject(store, data, exec), digest, exec, data.length, true);
+}
+
+/** Write bytes to a temporary file in the store's tmp/ with an object's mode and mtime; returns its path. */
+export function writeTempObject(store: Store, data: Buffer, exec: boolean): string {
   const tmp = store.tmpPath('obj');
   try {
     // created with the object's final mode and mtime: no chmod/utimes by path later
@@ -32,5 +37,5 @@ export function writeBufferToStore(store: Store, data: Buffer, exec: boolean, kn
     }
     throw fsError(err, `cannot write to the store's tmp/`);
   }
-  return commitObject(store, tmp, digest, exec, data.length, true);
+  return tmp;
 }

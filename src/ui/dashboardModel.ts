@@ -36,7 +36,7 @@ import {
 import type { Store } from '../store/store.js';
 
 /** the store's totals as `velo status` gives them, plus what the dashboard tracks */
-export interface Overview extends Omit<StoreStatus, 'projects' | 'methods' | 'probes'> {
+export interface Overview extends Omit<StoreStatus, 'projects' | 'missingProjects' | 'methods' | 'probes'> {
   counters: Record<CounterName, number>;
   projects: ProjectGroup[];
   /** the fingerprint the sharing stats must have to belong to these rows */
@@ -60,7 +60,9 @@ export function loadOverview(store: Store, alive: (pid: number) => boolean = pro
   const s = storeStatus(store);
   const counters = readCounters(store);
   const leases = liveLeases(store, (pid) => pid !== process.pid && alive(pid));
-  const projects = groupProjects(s.projects);
+  // the dashboard lists gone projects too (marked gone); the byte figures count live ones only
+  const rows = [...s.projects, ...s.missingProjects];
+  const projects = groupProjects(rows);
   return {
     home: s.home,
     digest: s.digest,
@@ -74,7 +76,7 @@ export function loadOverview(store: Store, alive: (pid: number) => boolean = pro
     bytesSaved: s.bytesSaved,
     counters,
     projects,
-    fingerprint: sharingFingerprint(s.projects),
+    fingerprint: sharingFingerprint(rows),
     leases,
     installing: leases.some((l) => l.kind === 'install'),
     loadedAt: Date.now(),

@@ -16,6 +16,7 @@
  * swap, or the mounted environment itself.
  */
 import { lstatSync } from 'node:fs';
+import { enclosingRoot } from '../projection/containment.js';
 import { dirname } from 'node:path';
 import type { LinkMethod, Projection } from '../config.js';
 import { VeloError } from '../errors.js';
@@ -29,6 +30,8 @@ export interface ProjectEnvOptions {
   store: Store;
   tree: string;
   envDir: string;
+  /** the workspace the environment belongs to: velo touches nothing outside it (or outside the env's own parent, for an env placed elsewhere) */
+  projectRoot: string;
   projection: Projection;
   method?: LinkMethod;
   threads?: number;
@@ -72,6 +75,7 @@ async function linkEnvironment(o: ProjectEnvOptions, note: string | undefined): 
     if (mounts.listMounts(o.store).some((m) => m.dest === o.envDir)) await mounts.unmountProjection(o.envDir, { store: o.store });
   }
   const m = await materialize(o.store, o.tree, o.envDir, {
+    within: enclosingRoot(o.envDir, o.projectRoot),
     ...(o.method ? { method: o.method } : {}),
     ...(o.threads ? { threads: o.threads } : {}),
     backgroundRemoval: o.backgroundRemoval,
@@ -106,6 +110,7 @@ async function mountEnvironment(o: ProjectEnvOptions): Promise<ProjectedEnv> {
   let r;
   try {
     r = await mounts.mountProjection(o.store, o.tree, o.envDir, {
+      within: enclosingRoot(o.envDir, o.projectRoot),
       ecosystem: 'uv',
       keys: o.keys,
       packages: o.packages,

@@ -279,6 +279,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       store,
       tree,
       envDir,
+      projectRoot: base.workspaceDir,
       projection,
       ...(o.method ? { method: o.method } : {}),
       ...(o.threads ? { threads: o.threads } : {}),

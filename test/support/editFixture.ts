@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { expect } from 'vitest';
 import { hashBuffer } from '../../src/store/hash.js';
 import { OBJECT_MTIME_S } from '../../src/store/layout.js';
@@ -72,7 +72,7 @@ export interface ReferenceOverlay {
 /** The reference: a kernel overlayfs (as velo mounts it) over a plain copy of the tree, at <base>/ref-merged. */
 export async function mountReferenceOverlay(base: string, store: Store, tree: string): Promise<ReferenceOverlay> {
   const ref = { lower: join(base, 'ref-lower'), upper: join(base, 'ref-upper'), work: join(base, 'ref-work'), merged: join(base, 'ref-merged') };
-  await materialize(store, tree, ref.lower, { method: 'copy' });
+  await materialize(store, tree, ref.lower, { within: dirname(ref.lower), method: 'copy' });
   for (const d of [ref.upper, ref.work, ref.merged]) mkdirSync(d);
   execFileSync('mount', ['-t', 'overlay', 'overlay', '-o',
     `lowerdir=${ref.lower},upperdir=${ref.upper},workdir=${ref.work},index=off,xino=off,redirect_dir=off,metacopy=off`, ref.merged]);

@@ -1,6 +1,7 @@
 /**
- * Once per test run: compile the TypeScript (tests that spawn the real
- * `velo` binary run dist/) and build the native addon and velo-mountd when either is missing.
+ * Once per test run: compile the TypeScript, bundle it as it ships (tests
+ * that spawn the real `velo` binary run dist/bundle/start.cjs; a few run tsc's
+ * dist/cli/velo.js) and build the native addon and velo-mountd when either is missing.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,6 +19,7 @@ export default function setup(): void {
   } catch {
     process.stderr.write('globalSetup: tsc reported errors (see above); dist/ was still emitted\n');
   }
+  execFileSync(process.execPath, [join(root, 'scripts', 'bundle.mjs')], { stdio: 'inherit' });
   const addon = join(root, 'native', 'build', 'velo_native.node');
   const mountd = join(root, 'native', 'build', 'velo-mountd');
   if ((!existsSync(addon) || !existsSync(mountd)) && existsSync(join(root, 'native', 'build.mjs'))) {

@@ -1,5 +1,5 @@
 /**
- * Run the real velo binary (dist/cli/velo.js) in a child process.
+ * Run the real velo binary (the bundle's bin, dist/bundle/start.cjs: see paths.ts) in a child process.
  */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { veloBin } from './paths.js';
