@@ -85,8 +85,9 @@ describe('remote store tier (weed mini)', () => {
     expect([...filled.trees.keys()].sort()).toEqual([...keys].sort());
     for (const [i, key] of keys.entries()) {
       expect(getKey(fresh, key)).toBe(getKey(store, key));
-      const out = join(tmp(), 'out');
-      await materialize(fresh, getKey(fresh, key)!, out, { method: 'copy' });
+      const parent = tmp();
+      const out = join(parent, 'out');
+      await materialize(fresh, getKey(fresh, key)!, out, { method: 'copy', within: parent });
       expect(asObject(describeDir(out))).toEqual(asObject(describeDir(dirs[i]!)));
     }
     store.close();
