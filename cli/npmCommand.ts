@@ -159,9 +159,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     npmArgs = split.npm;
   }
 
-  const { Store } = await import('../src/store/store.js');
+  const { openStoreAt } = await import('./storeContext.js');
   const { npmInstall } = await import('../src/npm/install.js');
-  const store = Store.open(cfg.home);
+  const store = openStoreAt(cfg.home, io);
   const progress = split.velo.json ? undefined : createProgress(io);
   try {
     const summary = await npmInstall({
