@@ -53,8 +53,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
         io,
         `verified ${report.objects} objects (${formatBytes(report.objectBytes)}) and ${report.trees} trees: ` +
           (report.problems.length === 0 ? 'all sound' : `${report.problems.length} problem(s), ${report.repaired} repaired`) +
-          (report.garbage.trees + report.garbage.keys > 0
-            ? `; ${report.garbage.trees} unreferenced tree(s) and ${report.garbage.keys} unused key(s) incomplete: garbage for the next velo gc`
+          (report.garbage.trees + report.garbage.keys + report.garbage.projects > 0
+            ? `; garbage for the next velo gc (not damage): ${report.garbage.projects} project(s) whose directory is gone, ` +
+              `${report.garbage.keys} unused key(s) and ${report.garbage.trees} unreferenced tree(s) left incomplete`
             : ''),
       );
     }

@@ -39,6 +39,7 @@ export class Store {
   static open(home: string = defaultHome(), options: { onNotice?: (message: string) => void } = {}): Store {
     const metaPath = join(home, 'store.json');
     let meta: StoreMeta;
+    let created = false;
     if (existsSync(metaPath)) {
       meta = readMeta(metaPath);
     } else {
@@ -47,6 +48,7 @@ export class Store {
         meta = { format: STORE_FORMAT, digest: DIGEST_ALGORITHM, created: new Date().toISOString() };
         writeStoreMeta(home, meta, join(home, 'tmp', `store.json.${process.pid}.${randomBytes(4).toString('hex')}`));
         meta = readMeta(metaPath);
+        created = true;
       } catch (err) {
         throw fsError(err, `cannot create the store at ${home}`);
       }
@@ -60,6 +62,8 @@ export class Store {
     }
     const store = new Store(home, meta);
     store.onNotice = options.onNotice;
+    // a new store gets its index now: from here on, an index.db that is missing means one was lost
+    if (created) store.index;
     if (meta.format !== STORE_FORMAT) {
       mkdirSync(join(home, 'refs'), { recursive: true });
       store.meta = migrateToRefs(store);
@@ -120,6 +124,11 @@ export class Store {
   noteNewObject(size: number): void {
     this.#pending.objects++;
     this.#pending.object_bytes += size;
+  }
+
+  /** New objects counted in memory and not yet in the index (a recount of the store must not count them twice). */
+  get pendingCounts(): { objects: number; object_bytes: number } {
+    return { ...this.#pending };
   }
 
   flushCounters(): void {

@@ -7,7 +7,7 @@
  * damaged object is restored from an intact copy in a registered project
  * when there is one, and dead processes' temporary files are removed.
  */
-import { chmodSync, createReadStream, lstatSync, readdirSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, lstatSync, readdirSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash, hashBuffer } from './hash.js';
 import { OBJECT_EXEC_MODE, OBJECT_MODE, OBJECT_MTIME_MS, OBJECT_MTIME_S } from './layout.js';
@@ -54,7 +54,7 @@ export interface VerifyReport {
    * (trees whose objects it already deleted, keys no project uses whose tree
    * is gone): garbage the next gc removes, not damage.
    */
-  garbage: { trees: number; keys: number };
+  garbage: { trees: number; keys: number; projects: number };
 }
 
 export interface VerifyOptions {
@@ -71,7 +71,7 @@ async function hashFile(path: string, size: number): Promise<string> {
 
 export async function verifyStore(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
   const repair = options.repair === true;
-  const report: VerifyReport = { objects: 0, objectBytes: 0, trees: 0, treeBytes: 0, problems: [], repaired: 0, tmpRemoved: 0, garbage: { trees: 0, keys: 0 } };
+  const report: VerifyReport = { objects: 0, objectBytes: 0, trees: 0, treeBytes: 0, problems: [], repaired: 0, tmpRemoved: 0, garbage: { trees: 0, keys: 0, projects: 0 } };
   const problem = (p: VerifyProblem): void => {
     report.problems.push(p);
     if (p.repaired) report.repaired++;
@@ -149,9 +149,16 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
     }
   }
   const keyRows = store.index.prepare('SELECT name, tree FROM keys').all() as { name: string; tree: string }[];
-  const projectRows = store.index.prepare('SELECT path, ecosystem, tree FROM projects').all() as { path: string; ecosystem: string; tree: string }[];
-  const usedKeys = new Set((store.index.prepare('SELECT DISTINCT key FROM project_keys').all() as { key: string }[]).map((r) => r.key));
-  const referenced = new Set([...keyRows.map((r) => r.tree), ...projectRows.map((r) => r.tree)]);
+  // as gc sees it: a project whose directory is gone is about to be dropped, with the keys only it used
+  const projectRows = (store.index.prepare('SELECT path, ecosystem, tree, projection FROM projects').all() as { path: string; ecosystem: string; tree: string; projection: string }[]).filter((r) => {
+    if (r.projection === 'mount' || existsSync(r.path)) return true;
+    report.garbage.projects++;
+    return false;
+  });
+  const usedKeys = new Set<string>();
+  const keysOf = store.index.prepare('SELECT key FROM project_keys WHERE path = ? AND ecosystem = ?');
+  for (const r of projectRows) for (const k of keysOf.all(r.path, r.ecosystem) as { key: string }[]) usedKeys.add(k.key);
+  const referenced = new Set([...keyRows.filter((r) => usedKeys.has(r.name)).map((r) => r.tree), ...projectRows.map((r) => r.tree)]);
   for (const [digest, t] of incompleteTrees) {
     if (!referenced.has(digest)) {
       report.garbage.trees++;

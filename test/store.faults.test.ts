@@ -1,0 +1,223 @@
+// The store survives its own faults (issue 19): a damaged or lost index.db
+// is rebuilt from the ref files with nothing forgotten, a key whose tree is
+// gone is a cache miss, gc refuses while it cannot know the roots, and verify
+// tells a killed gc's garbage from damage. Real registry on loopback, real npm,
+// the real velo binary.
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { prepareProject, type PreparedProject } from './support/npmProject.js';
+import { startRegistry, type Registry } from './support/registry.js';
+import { asObject, describeDir } from './support/treeCompare.js';
+import { velo, veloAsync } from './support/runVelo.js';
+import { tempDirs } from './support/tmp.js';
+
+let registry: Registry;
+const tmp = tempDirs('velo-faults-');
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  registry = await startRegistry();
+}, 300_000);
+afterEach(async () => {
+  await registry.setFailure(null);
+});
+afterAll(async () => {
+  for (const c of cleanups) await c();
+  await registry?.stop();
+});
+
+const env = (p: PreparedProject, home: string): NodeJS.ProcessEnv => ({ ...p.env, VELO_HOME: home });
+const nm = (p: PreparedProject): Record<string, unknown> => asObject(describeDir(join(p.dir, 'node_modules')));
+
+/** A project installed once by velo into a store of its own. */
+async function installed(): Promise<{ p: PreparedProject; home: string; tree: Record<string, unknown> }> {
+  const p = await prepareProject('basic', registry);
+  cleanups.push(p.cleanup);
+  const home = tmp();
+  const r = await veloAsync(['npm', 'ci'], env(p, home), p.dir);
+  expect(r.code, r.stderr).toBe(0);
+  return { p, home, tree: nm(p) };
+}
+
+interface StatusJson {
+  projects: { path: string }[];
+  keys?: number;
+}
+
+function status(home: string): StatusJson {
+  const r = velo(['status', '--json'], { VELO_HOME: home });
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as StatusJson;
+}
+
+function storeIsSound(home: string): void {
+  const r = velo(['verify'], { VELO_HOME: home });
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  expect(r.stdout).toMatch(/all sound/);
+}
+
+/** Install again with the registry refusing every tarball: only the store can serve it. */
+async function offlineReinstall(p: PreparedProject, home: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  await registry.setFailure({ mode: 'status', status: 500, on: 'any' });
+  rmSync(join(p.dir, 'node_modules'), { recursive: true, force: true });
+  return veloAsync(['npm', 'ci'], env(p, home), p.dir);
+}
+
+const damages: [string, (index: string) => void][] = [
+  ['truncated to 0 bytes', (index) => truncateSync(index, 0)],
+  ['truncated to half', (index) => truncateSync(index, Math.floor(statSync(index).size / 2))],
+  ['overwritten with garbage', (index) => writeFileSync(index, Buffer.alloc(statSync(index).size, 0x5a))],
+  [
+    'garbage after its first page',
+    (index) => {
+      const b = readFileSync(index);
+      b.fill(0xa5, 4096);
+      writeFileSync(index, b);
+    },
+  ],
+  ['deleted', (index) => unlinkSync(index)],
+];
+
+describe('index.db damaged or lost', () => {
+  for (const [what, damage] of damages) {
+    it(`${what}: the next command rebuilds it from refs/ and nothing is forgotten`, async () => {
+      const { p, home, tree } = await installed();
+      const before = status(home);
+      expect(before.projects.map((x) => x.path)).toEqual([join(p.dir, 'node_modules')]);
+      damage(join(home, 'index.db'));
+      for (const f of ['index.db-wal', 'index.db-shm']) rmSync(join(home, f), { force: true });
+      // the project (a GC root) is still known
+      const s = velo(['status', '--json'], { VELO_HOME: home });
+      expect(s.code, s.stderr).toBe(0);
+      expect((JSON.parse(s.stdout) as StatusJson).projects.map((x) => x.path)).toEqual([join(p.dir, 'node_modules')]);
+      if (what !== 'deleted') expect(s.stderr).toMatch(/velo: the store index was (damaged|rebuilt from refs)/);
+      // gc deletes nothing the project uses
+      const gc = velo(['gc', '--json'], { VELO_HOME: home });
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(JSON.parse(gc.stdout)).toMatchObject({ objectsDeleted: 0, treesDeleted: 0, keysDeleted: 0 });
+      // every package key survived: an install with the registry down is served from the store
+      const r = await offlineReinstall(p, home);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/0 fetched/);
+      expect(nm(p)).toEqual(tree);
+      storeIsSound(home);
+    });
+  }
+
+  it('a garbage write-ahead log loses nothing the refs hold', async () => {
+    const { p, home, tree } = await installed();
+    writeFileSync(join(home, 'index.db-wal'), Buffer.alloc(64 * 1024, 0x33));
+    const r = await offlineReinstall(p, home);
+    expect(r.code, r.stderr).toBe(0);
+    expect(nm(p)).toEqual(tree);
+    expect(status(home).projects.map((x) => x.path)).toEqual([join(p.dir, 'node_modules')]);
+    storeIsSound(home);
+  });
+
+  it('velo verify reports a malformed index and names the fix; --repair rebuilds it with nothing lost', async () => {
+    const { p, home, tree } = await installed();
+    const index = join(home, 'index.db');
+    const b = readFileSync(index);
+    b.fill(0xa5, 4096);
+    writeFileSync(index, b);
+    const v = velo(['verify'], { VELO_HOME: home });
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/damaged-index .*velo verify --repair rebuilds it/);
+    const repair = velo(['verify', '--repair'], { VELO_HOME: home });
+    expect(repair.code, repair.stderr).toBe(0);
+    expect(repair.stderr).toMatch(/repaired {2}damaged-index/);
+    expect(readdirSync(join(home, 'quarantine')).some((n) => n.startsWith('index.db.'))).toBe(true);
+    storeIsSound(home);
+    const r = await offlineReinstall(p, home);
+    expect(r.code, r.stderr).toBe(0);
+    expect(nm(p)).toEqual(tree);
+  });
+});
+
+describe('store format 1 (before refs/)', () => {
+  /** Make the store look as a velo before refs wrote it. */
+  function downgrade(home: string): void {
+    rmSync(join(home, 'refs'), { recursive: true, force: true });
+    const meta = JSON.parse(readFileSync(join(home, 'store.json'), 'utf8')) as { format: number };
+    writeFileSync(join(home, 'store.json'), JSON.stringify({ ...meta, format: 1 }));
+  }
+
+  it('is upgraded on open: the refs of every key and project are written, then format 2', async () => {
+    const { p, home, tree } = await installed();
+    downgrade(home);
+    const s = velo(['status'], { VELO_HOME: home });
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stderr).toMatch(/upgraded to format 2 \(\d+ ref file\(s\) written under refs\/\)/);
+    expect((JSON.parse(readFileSync(join(home, 'store.json'), 'utf8')) as { format: number }).format).toBe(2);
+    expect(readdirSync(join(home, 'refs', 'projects'))).toHaveLength(1);
+    // now the index can go: the refs written by the upgrade bring everything back
+    unlinkSync(join(home, 'index.db'));
+    const r = await offlineReinstall(p, home);
+    expect(r.code, r.stderr).toBe(0);
+    expect(nm(p)).toEqual(tree);
+  });
+
+  it('with its index lost, gc refuses to run (the roots are unknown) until told the projects are registered again', async () => {
+    const { p, home } = await installed();
+    downgrade(home);
+    truncateSync(join(home, 'index.db'), 0);
+    const objects = () => readdirSync(join(home, 'objects'), { recursive: true }).length;
+    const had = objects();
+    const gc = velo(['gc'], { VELO_HOME: home });
+    expect(gc.code).toBe(16);
+    expect(gc.stderr).toMatch(/gc cannot tell which projects use this store/);
+    expect(gc.stderr).toMatch(/velo gc --roots-registered/);
+    expect(objects()).toBe(had);
+    // the user installs the project again (it registers), then says so
+    const r = await veloAsync(['npm', 'ci', '--force'], env(p, home), p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    const gc2 = velo(['gc', '--roots-registered', '--json'], { VELO_HOME: home });
+    expect(gc2.code, gc2.stderr).toBe(0);
+    expect(JSON.parse(gc2.stdout)).toMatchObject({ objectsDeleted: 0 });
+    expect(velo(['gc'], { VELO_HOME: home }).code).toBe(0);
+    storeIsSound(home);
+  });
+});
+
+describe('trees lost while their keys remain', () => {
+  it('an install fetches them again, records them again, succeeds and says so once', async () => {
+    const { p, home, tree } = await installed();
+    rmSync(join(home, 'trees'), { recursive: true });
+    rmSync(join(p.dir, 'node_modules'), { recursive: true });
+    const r = await veloAsync(['npm', 'ci'], env(p, home), p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.match(/no longer in the store: fetching again/g)).toHaveLength(1);
+    expect(nm(p)).toEqual(tree);
+    storeIsSound(home);
+    // recorded again: the next install is served by the store alone
+    const again = await offlineReinstall(p, home);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/0 fetched/);
+  });
+});
+
+describe('verify after a gc killed half-way', () => {
+  it('unused keys and unreferenced trees left incomplete are garbage, not damage', async () => {
+    const { p, home } = await installed();
+    // the state a sweep killed half-way leaves: the project's directory is gone, some of
+    // what it used is deleted, and its registration and keys are still in the index
+    rmSync(p.dir, { recursive: true, force: true });
+    const trees = join(home, 'trees');
+    for (const prefix of readdirSync(trees).slice(0, 3)) rmSync(join(trees, prefix), { recursive: true });
+    const objects = join(home, 'objects');
+    for (const prefix of readdirSync(objects).slice(0, 5)) rmSync(join(objects, prefix), { recursive: true });
+    const v = velo(['verify', '--json'], { VELO_HOME: home });
+    const report = JSON.parse(v.stdout) as { problems: unknown[]; garbage: { trees: number; keys: number; projects: number } };
+    expect(v.code, v.stdout).toBe(0);
+    expect(report.problems).toEqual([]);
+    expect(report.garbage.projects).toBe(1);
+    expect(report.garbage.trees + report.garbage.keys).toBeGreaterThan(0);
+    const gc = velo(['gc'], { VELO_HOME: home });
+    expect(gc.code, gc.stderr).toBe(0);
+    const after = JSON.parse(velo(['verify', '--json'], { VELO_HOME: home }).stdout) as { garbage: { trees: number; keys: number }; objects: number };
+    expect(after.garbage).toEqual({ trees: 0, keys: 0, projects: 0 });
+    expect(after.objects).toBe(0);
+    expect(existsSync(join(home, 'refs', 'keys')) ? readdirSync(join(home, 'refs', 'keys'), { recursive: true }).filter((n) => String(n).length > 10) : []).toEqual([]);
+  });
+});
