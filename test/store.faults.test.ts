@@ -3,7 +3,8 @@
 // gone is a cache miss, gc refuses while it cannot know the roots, and verify
 // tells a killed gc's garbage from damage. Real registry on loopback, real npm,
 // the real velo binary.
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { prepareProject, type PreparedProject } from './support/npmProject.js';
@@ -219,5 +220,47 @@ describe('verify after a gc killed half-way', () => {
     expect(after.garbage).toEqual({ trees: 0, keys: 0, projects: 0 });
     expect(after.objects).toBe(0);
     expect(existsSync(join(home, 'refs', 'keys')) ? readdirSync(join(home, 'refs', 'keys'), { recursive: true }).filter((n) => String(n).length > 10) : []).toEqual([]);
+  });
+});
+
+describe('a full disk', () => {
+  it('at 0 bytes free, install, --force and status exit 11 with the hint; with space again all works and the store is sound', async () => {
+    const p = await prepareProject('basic', registry);
+    cleanups.push(p.cleanup);
+    const mnt = join(tmp(), 'mnt');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+    try {
+      const home = join(mnt, 'store');
+      const first = await veloAsync(['npm', 'ci'], env(p, home), p.dir);
+      expect(first.code, first.stderr).toBe(0);
+      const tree = nm(p);
+      // fill the filesystem to its last byte
+      const filler = join(mnt, 'filler');
+      try {
+        execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=4k'], { stdio: 'ignore' });
+      } catch {
+        /* dd stops on ENOSPC */
+      }
+      expect(statfsSync(mnt).bavail).toBe(0);
+      const runs = [
+        velo(['status'], { VELO_HOME: home }),
+        await veloAsync(['npm', 'ci', '--force'], env(p, home), p.dir),
+        await veloAsync(['npm', 'ci', '--force', '--method', 'copy'], env(p, home), p.dir),
+      ];
+      for (const r of runs) {
+        expect(r.code, r.stderr).toBe(11);
+        expect(r.stderr).toMatch(/the disk is full/);
+        expect(r.stderr).toMatch(/hint: free some space on that disk, or run velo gc/);
+      }
+      expect(nm(p)).toEqual(tree);
+      rmSync(filler);
+      const again = await veloAsync(['npm', 'ci', '--force'], env(p, home), p.dir);
+      expect(again.code, again.stderr).toBe(0);
+      expect(nm(p)).toEqual(tree);
+      storeIsSound(home);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
   });
 });
