@@ -35,7 +35,8 @@ velo's own flags (the rest go to npm: --omit, --include, --ignore-scripts, --off
                          overlayfs as root, by copy-up in the mount server
                          otherwise; falls back to link, saying why, where FUSE is
                          unavailable or scripts must run)
-  --force                reinstall even when nothing changed
+  --force                reinstall even when nothing changed, hashing every store
+                         object laid out (a mismatch is quarantined and fetched again)
   -h, --help             this help
 
 An unchanged project (same lockfile, package.json, .npmrc, npm_config_* environment,
@@ -162,6 +163,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { openStoreAt } = await import('./storeContext.js');
   const { npmInstall } = await import('../src/npm/install.js');
   const store = openStoreAt(cfg.home, io);
+  // --force is what a user runs to repair a tree: hash what is laid out, not just stat it
+  store.hashBeforeLayout = split.velo.force;
   const progress = split.velo.json ? undefined : createProgress(io);
   try {
     const summary = await npmInstall({

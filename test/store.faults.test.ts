@@ -3,8 +3,8 @@
 // gone is a cache miss, gc refuses while it cannot know the roots, and verify
 // tells a killed gc's garbage from damage. Real registry on loopback, real npm,
 // the real velo binary.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { prepareProject, type PreparedProject } from './support/npmProject.js';
@@ -261,6 +261,81 @@ describe('a full disk', () => {
       storeIsSound(home);
     } finally {
       execFileSync('umount', [mnt]);
+    }
+  });
+});
+
+describe('an object edited in place with its size and mtime put back', () => {
+  /** Edit node_modules/velo-fx-chain-a/index.js's store object, keeping its size and mtime: the guard cannot see it. */
+  function tamper(path: string): { good: string } {
+    const st = statSync(path);
+    const good = readFileSync(path, 'utf8');
+    const bad = good.replace("'velo-fx-chain-a'", "'velo-fx-chain-X'");
+    expect(bad.length).toBe(good.length);
+    chmodSync(path, 0o644);
+    writeFileSync(path, bad);
+    chmodSync(path, st.mode & 0o7777);
+    utimesSync(path, st.atime, st.mtime);
+    return { good };
+  }
+
+  it('--force hashes what it lays out: the object is quarantined, fetched again, and the project gets the right bytes', async () => {
+    const { p, home } = await installed();
+    const file = join(p.dir, 'node_modules', 'velo-fx-chain-a', 'index.js');
+    const { good } = tamper(file); // hardlinked: this edits the store object
+    const r = await veloAsync(['npm', 'ci', '--force'], env(p, home), p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe(good);
+    expect(readdirSync(join(home, 'quarantine')).length).toBeGreaterThan(0);
+    storeIsSound(home);
+  });
+
+  it('--force --method copy never overwrites an intact copy with the tampered bytes', async () => {
+    const p = await prepareProject('basic', registry);
+    cleanups.push(p.cleanup);
+    const home = tmp();
+    const first = await veloAsync(['npm', 'ci', '--method', 'copy'], env(p, home), p.dir);
+    expect(first.code, first.stderr).toBe(0);
+    const file = join(p.dir, 'node_modules', 'velo-fx-chain-a', 'index.js');
+    const good = readFileSync(file, 'utf8');
+    // find the store object behind the copy and edit it in place
+    const objects = readdirSync(join(home, 'objects'), { recursive: true })
+      .map((n) => join(home, 'objects', String(n)))
+      .filter((f) => statSync(f).isFile() && readFileSync(f, 'utf8') === good);
+    expect(objects).toHaveLength(1);
+    tamper(objects[0]!);
+    const r = await veloAsync(['npm', 'ci', '--force', '--method', 'copy'], env(p, home), p.dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe(good);
+    expect(readFileSync(objects[0]!, 'utf8')).toBe(good); // fetched again into the store
+    storeIsSound(home);
+  });
+});
+
+describe('a mounted node_modules emptied by rm -rf', () => {
+  // (on this checkout the npm path already mounted afresh here; the mount-level repair is
+  // test/mount.lifecycle.test.ts's "after rm -rf through the mount" — this guards the user's whole story)
+  it('velo npm ci --projection mount (and --force) repairs the view instead of reporting it mounted', async () => {
+    const p = await prepareProject('basic', registry);
+    cleanups.push(p.cleanup);
+    const home = tmp();
+    const nmDir = join(p.dir, 'node_modules');
+    try {
+      const first = await veloAsync(['npm', 'ci', '--projection', 'mount'], env(p, home), p.dir);
+      expect(first.code, first.stderr).toBe(0);
+      const tree = nm(p);
+      for (const extra of [[], ['--force']]) {
+        const rm = spawnSync('rm', ['-rf', nmDir], { encoding: 'utf8' });
+        expect(rm.stderr).toMatch(/Device or resource busy/);
+        expect(readdirSync(nmDir).filter((n) => n !== '.package-lock.json')).toEqual([]);
+        const r = await veloAsync(['npm', 'ci', '--projection', 'mount', ...extra], env(p, home), p.dir);
+        expect(r.code, r.stderr).toBe(0);
+        expect(nm(p)).toEqual(tree);
+      }
+      const s = velo(['status'], { VELO_HOME: home });
+      expect(s.stdout).toMatch(/Device or resource busy.*velo umount <dir>/);
+    } finally {
+      velo(['umount', nmDir], { VELO_HOME: home });
     }
   });
 });

@@ -12,6 +12,7 @@ import { errnoCode, fsError, VeloError } from '../errors.js';
 import type { LinkMethod } from '../config.js';
 import { loadNative } from '../native.js';
 import { quarantineObject } from '../store/commitObject.js';
+import { unsoundObjects } from '../store/objectCheck.js';
 import { readTreeBuffer } from '../store/trees.js';
 import { parseTree, readTreeHeader, type ParsedEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
@@ -66,6 +67,15 @@ export async function materialize(store: Store, tree: string, destination: strin
   recoverLeftovers(target);
   const buf = readTreeBuffer(store, tree);
   const header = readTreeHeader(buf);
+  if (store.hashBeforeLayout) {
+    // before anything is laid out or swapped: never replace good bytes with unverified ones
+    const entries = parseTree(buf).entries;
+    const bad = await unsoundObjects(store, entries);
+    if (bad.length > 0) {
+      store.notice('objects-rehashed', `${bad.length} file(s) of ${tree.slice(0, 12)} had store objects whose bytes do not match their digest: quarantined, fetching again`);
+      throw quarantineTampered(store, entries, bad);
+    }
+  }
   const method = resolveMethod(store, options.method ?? 'auto', dirname(dest));
   const staging = createStaging(target);
   let laid: LinkFarmResult;

@@ -87,6 +87,16 @@ export class Store {
     this.#index = undefined;
   }
 
+  /**
+   * Hash every object before it is laid out (what --force asks for): a
+   * mismatch is quarantined and reported like a tampered object, so the
+   * install fetches it again. Off by default: the size/mtime guard is the
+   * fast path.
+   */
+  hashBeforeLayout = false;
+  /** objects hashed sound by this process (hashBeforeLayout) */
+  readonly verifiedObjects = new Set<string>();
+
   #notices = new Set<string>();
   /** Where notices go (the CLI prints them on stderr); src never prints. */
   onNotice: ((message: string) => void) | undefined;

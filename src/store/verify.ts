@@ -7,9 +7,9 @@
  * damaged object is restored from an intact copy in a registered project
  * when there is one, and dead processes' temporary files are removed.
  */
-import { chmodSync, createReadStream, existsSync, lstatSync, readdirSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHash, hashBuffer } from './hash.js';
+import { hashBuffer, hashFile } from './hash.js';
 import { OBJECT_EXEC_MODE, OBJECT_MODE, OBJECT_MTIME_MS, OBJECT_MTIME_S } from './layout.js';
 import { quarantineObject } from './commitObject.js';
 import { parseTree } from './treeFormat.js';
@@ -60,13 +60,6 @@ export interface VerifyReport {
 export interface VerifyOptions {
   repair?: boolean;
   onProgress?: (done: number, what: string) => void;
-}
-
-async function hashFile(path: string, size: number): Promise<string> {
-  if (size <= 8 * 1024 * 1024) return hashBuffer(readFileSync(path));
-  const h = createHash();
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
-  return h.digestHex();
 }
 
 export async function verifyStore(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
