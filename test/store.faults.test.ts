@@ -313,8 +313,6 @@ describe('an object edited in place with its size and mtime put back', () => {
 });
 
 describe('a mounted node_modules emptied by rm -rf', () => {
-  // (on this checkout the npm path already mounted afresh here; the mount-level repair is
-  // test/mount.lifecycle.test.ts's "after rm -rf through the mount" — this guards the user's whole story)
   it('velo npm ci --projection mount (and --force) repairs the view instead of reporting it mounted', async () => {
     const p = await prepareProject('basic', registry);
     cleanups.push(p.cleanup);
