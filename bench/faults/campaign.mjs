@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prng } from '../lib/syntheticTree.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const VELO = join(ROOT, 'dist', 'cli', 'velo.js');
@@ -299,25 +300,13 @@ export const CASES = [
   { name: 'mount server killed under a reader', run: mountServerKilled },
 ];
 
-/** Seeded, so a failing campaign can be run again the same way (VELO_FAULTS_SEED). */
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Run the campaign. short: few rounds and small stores (CI). Returns one
  * result per case: { name, status: 'PASS'|'FAIL'|'SKIP', detail, ms }.
  */
 export async function runCampaign({ short = false, seed = Date.now() % 1e9, only, onResult } = {}) {
   if (!existsSync(VELO)) throw new Error(`${VELO} is missing: build first (tsc)`);
-  const random = mulberry32(seed);
+  const random = prng(seed); // seeded, so a failing campaign can be replayed (--seed)
   const results = [];
   for (const c of CASES) {
     if (only && !c.name.includes(only)) continue;

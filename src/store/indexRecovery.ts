@@ -18,7 +18,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, re
 import { join } from 'node:path';
 import { errnoCode, fsError, VeloError } from '../errors.js';
 import { isCorruptIndexError, openIndex, writeTransaction, type IndexDb } from './indexDb.js';
-import { scanKeyRefs, scanProjectRefs } from './refs.js';
+import { countProjectRefs, scanKeyRefs, scanProjectRefs } from './refs.js';
 import { walkStoreDir } from './walkStore.js';
 import { processAlive } from './lock.js';
 import type { Store } from './store.js';
@@ -206,10 +206,9 @@ export interface FillReport {
 function fillFromRefs(store: Store, db: IndexDb, fresh: boolean): void {
   const filled = db.prepare("SELECT v FROM meta WHERE k = 'refs'").get() as { v: string } | undefined;
   if (filled && !fresh) {
-    // cheap: a lost WAL or a replaced index shows as fewer projects than refs
-    const refCount = scanProjectRefs(store.home);
+    // cheap (a readdir and a count): a lost WAL or a replaced index shows as fewer projects than refs
     const n = Number((db.prepare('SELECT count(*) AS n FROM projects').get() as { n: number }).n);
-    if (refCount.refs.length > n) insertRefs(db, [], refCount.refs);
+    if (countProjectRefs(store.home) > n) writeTransaction(db, () => insertRefs(db, [], scanProjectRefs(store.home).refs));
     return;
   }
   writeTransaction(db, () => {

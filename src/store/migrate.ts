@@ -4,9 +4,9 @@
  * holds, then records format 2 in store.json, so a velo that does not write
  * refs refuses the store from then on instead of leaving refs behind.
  */
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsError } from '../errors.js';
+import { writeFileAtomic } from './atomicWrite.js';
 import { listKeys, listProjects, projectKeys } from './keys.js';
 import { keyRefPath, projectRefPath, writeKeyRef, writeProjectRef } from './refs.js';
 import type { Store, StoreMeta } from './store.js';
@@ -29,12 +29,7 @@ export function writeMissingRefs(store: Store): number {
 }
 
 export function writeStoreMeta(home: string, meta: StoreMeta, tmp: string): void {
-  try {
-    writeFileSync(tmp, JSON.stringify(meta, null, 2) + '\n');
-    renameSync(tmp, join(home, 'store.json'));
-  } catch (err) {
-    throw fsError(err, `cannot write ${join(home, 'store.json')}`);
-  }
+  writeFileAtomic(join(home, 'store.json'), JSON.stringify(meta, null, 2) + '\n', tmp);
 }
 
 /** Format 1 → 2 (see above). Idempotent: two processes migrating at once write the same files. */

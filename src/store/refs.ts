@@ -8,31 +8,19 @@
  * puts it back from these files with nothing lost (docs/FORMAT.md).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, fsError } from '../errors.js';
 import { isDigest } from './hash.js';
+import { writeFileAtomic } from './atomicWrite.js';
+import type { KeyRecord, ProjectRecord } from './keys.js';
 import type { Store } from './store.js';
 
-export interface KeyRef {
-  name: string;
-  tree: string;
-  kind: string;
-  logicalBytes: number;
-  files: number;
-  created: number;
-}
+/** A key: what KeyRecord says but when it was last used (the index keeps that). */
+export type KeyRef = Omit<KeyRecord, 'used'>;
 
-export interface ProjectRef {
-  path: string;
-  ecosystem: string;
-  tree: string;
-  method: string;
-  projection: string;
-  logicalBytes: number;
-  files: number;
-  packages: number;
-  updated: number;
+/** A registered project (a GC root) and the keys it uses. */
+export interface ProjectRef extends ProjectRecord {
   keys: string[];
 }
 
@@ -50,24 +38,7 @@ export function projectRefPath(home: string, path: string, ecosystem: string): s
 }
 
 function writeRefFile(store: Store, path: string, value: object): void {
-  const tmp = store.tmpPath('ref');
-  try {
-    writeFileSync(tmp, JSON.stringify(value) + '\n');
-    try {
-      renameSync(tmp, path);
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw err;
-      mkdirSync(join(path, '..'), { recursive: true });
-      renameSync(tmp, path);
-    }
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* never written */
-    }
-    throw fsError(err, `cannot write ${path}`);
-  }
+  writeFileAtomic(path, JSON.stringify(value) + '\n', store.tmpPath('ref'));
 }
 
 function removeRefFile(path: string): void {
@@ -166,6 +137,11 @@ export function scanKeyRefs(home: string): RefScan<KeyRef> {
     }
   }
   return out;
+}
+
+/** How many project ref files there are (a readdir, nothing parsed). */
+export function countProjectRefs(home: string): number {
+  return listFiles(join(home, 'refs', 'projects')).length;
 }
 
 export function scanProjectRefs(home: string): RefScan<ProjectRef> {
