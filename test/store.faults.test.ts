@@ -12,6 +12,11 @@ import { startRegistry, type Registry } from './support/registry.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { velo, veloAsync } from './support/runVelo.js';
 import { tempDirs } from './support/tmp.js';
+import { Store } from '../src/store/store.js';
+import { ingestDir } from '../src/store/addFilesFromDir.js';
+import { getKey, registerProject, setKey } from '../src/store/keys.js';
+import { keyRefPath } from '../src/store/refs.js';
+import { verifyStore } from '../src/store/verify.js';
 
 let registry: Registry;
 const tmp = tempDirs('velo-faults-');
@@ -335,5 +340,32 @@ describe('a mounted node_modules emptied by rm -rf', () => {
     } finally {
       velo(['umount', nmDir], { VELO_HOME: home });
     }
+  });
+});
+
+describe('the index and refs/ disagree', () => {
+  it('verify names each side that lacks the other; --repair copies it across', async () => {
+    const home = tmp();
+    const src = join(tmp(), 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'a.js'), 'a\n');
+    const store = Store.open(home);
+    const tree = (await ingestDir(store, src)).tree;
+    setKey(store, 'npm:only-in-index@1', tree, { kind: 'npm' });
+    setKey(store, 'npm:only-in-refs@1', tree, { kind: 'npm' });
+    registerProject(store, { path: join(home, '..'), ecosystem: 'tree', tree, keys: ['npm:only-in-index@1', 'npm:only-in-refs@1'] });
+    unlinkSync(keyRefPath(home, 'npm:only-in-index@1'));
+    store.index.prepare('DELETE FROM keys WHERE name = ?').run('npm:only-in-refs@1');
+    const found = await verifyStore(store);
+    expect(found.problems.map((p) => [p.kind, p.path])).toEqual([
+      ['unindexed-ref', 'npm:only-in-refs@1'],
+      ['missing-ref', 'npm:only-in-index@1'],
+    ]);
+    const repaired = await verifyStore(store, { repair: true });
+    expect(repaired.problems.every((p) => p.repaired)).toBe(true);
+    expect(existsSync(keyRefPath(home, 'npm:only-in-index@1'))).toBe(true);
+    expect(getKey(store, 'npm:only-in-refs@1')).toBe(tree);
+    expect((await verifyStore(store)).problems).toEqual([]);
+    store.close();
   });
 });

@@ -18,7 +18,7 @@ import { walkStoreDir } from './walkStore.js';
 import { addFile } from './addFile.js';
 import { processAlive } from './lock.js';
 import { deleteKey } from './keys.js';
-import { scanKeyRefs, scanProjectRefs } from './refs.js';
+import { keyRefPath, projectRefPath, scanKeyRefs, scanProjectRefs } from './refs.js';
 import { syncIndexFromRefs } from './indexRecovery.js';
 import { writeMissingRefs } from './migrate.js';
 import type { Store } from './store.js';
@@ -192,7 +192,13 @@ function checkRefs(store: Store, repair: boolean, problem: (p: VerifyProblem) =>
   const refKeys = new Set(keyScan.refs.map((r) => r.name));
   const refProjects = new Set(projectScan.refs.map((r) => `${r.path}\0${r.ecosystem}`));
   const unindexed = [...keyScan.refs.filter((r) => !indexedKeys.has(r.name)).map((r) => r.name), ...projectScan.refs.filter((r) => !indexedProjects.has(`${r.path}\0${r.ecosystem}`)).map((r) => `${r.path} (${r.ecosystem})`)];
-  const missing = [...[...indexedKeys].filter((k) => !refKeys.has(k)), ...[...indexedProjects].filter((p) => !refProjects.has(p)).map((p) => p.replace('\0', ' (') + ')')];
+  // an install running beside verify writes a ref just before its row: look again before calling a ref missing
+  const missing = [
+    ...[...indexedKeys].filter((k) => !refKeys.has(k) && !existsSync(keyRefPath(store.home, k))),
+    ...[...indexedProjects]
+      .filter((p) => !refProjects.has(p) && !existsSync(projectRefPath(store.home, ...(p.split('\0') as [string, string]))))
+      .map((p) => p.replace('\0', ' (') + ')'),
+  ];
   if (repair && unindexed.length > 0) syncIndexFromRefs(store);
   if (repair && missing.length > 0) writeMissingRefs(store);
   for (const name of unindexed) problem({ kind: 'unindexed-ref', path: name, detail: 'in refs/ but not in the index', repaired: repair });
