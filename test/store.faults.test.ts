@@ -290,6 +290,7 @@ describe('an object edited in place with its size and mtime put back', () => {
     const { good } = tamper(file); // hardlinked: this edits the store object
     const r = await veloAsync(['npm', 'ci', '--force'], env(p, home), p.dir);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.match(/1 store object\(s\) missing or changed in place, quarantined/g)).toHaveLength(1);
     expect(readFileSync(file, 'utf8')).toBe(good);
     expect(readdirSync(join(home, 'quarantine')).length).toBeGreaterThan(0);
     storeIsSound(home);

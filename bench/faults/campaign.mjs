@@ -169,7 +169,7 @@ function indexDamage(name, damage) {
     check(gc.code === 0 && JSON.parse(gc.stdout).objectsDeleted === 0, `gc after the damage: ${gc.stdout}${gc.stderr}`);
     const v = verify(home);
     check(v.ok, `verify: ${JSON.stringify(v.report.problems).slice(0, 300)}`);
-    return `${name}: rebuilt from refs/, ${ctx.projects} projects kept, gc deleted nothing`;
+    return `${name}: all ${ctx.projects} projects still registered, gc deleted nothing, verify clean`;
   };
 }
 

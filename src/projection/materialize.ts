@@ -71,10 +71,7 @@ export async function materialize(store: Store, tree: string, destination: strin
     // before anything is laid out or swapped: never replace good bytes with unverified ones
     const entries = parseTree(buf).entries;
     const bad = await unsoundObjects(store, entries);
-    if (bad.length > 0) {
-      store.notice('objects-rehashed', `${bad.length} file(s) of ${tree.slice(0, 12)} had store objects whose bytes do not match their digest: quarantined, fetching again`);
-      throw quarantineTampered(store, entries, bad);
-    }
+    if (bad.length > 0) throw quarantineTampered(store, entries, bad);
   }
   const method = resolveMethod(store, options.method ?? 'auto', dirname(dest));
   const staging = createStaging(target);
@@ -121,5 +118,7 @@ function quarantineTampered(store: Store, entries: ParsedEntry[], indices: numbe
     quarantineObject(store, store.objectPath(e.digest, e.exec), e.digest, e.exec);
     objects.push({ digest: e.digest, exec: e.exec, path: e.path });
   }
+  // an install catches the error and fetches the packages again: say once what happened
+  store.notice('objects-unsound', `${objects.length} store object(s) missing or changed in place, quarantined: the packages that use them are fetched again`);
   return new TamperedObjectsError(objects);
 }
