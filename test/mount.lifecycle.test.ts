@@ -117,19 +117,19 @@ describe('replacing what is at the destination', () => {
 
   it('after rm -rf through the mount (EBUSY at the mount point), the next mount of the same tree repairs the emptied view', async () => {
     const dest = join(base, 'emptied/node_modules');
-    const first = await mountProjection(store, treeB, dest);
+    const first = await mountProjection(store, treeB, dest, { within: dirname(dest) });
     expect(readdirSync(dest)).toEqual(['node_modules']);
     const rm = spawnSync('rm', ['-rf', dest], { encoding: 'utf8' });
     expect(rm.status).not.toBe(0);
     expect(rm.stderr).toMatch(/Device or resource busy/);
     expect(readdirSync(dest)).toEqual([]);
-    const m = await mountProjection(store, treeB, dest);
+    const m = await mountProjection(store, treeB, dest, { within: dirname(dest) });
     expect(m).toMatchObject({ reused: false, tree: treeB });
     expect(m.id).not.toBe(first.id);
     expect(readdirSync(dest)).toEqual(['node_modules']);
     expect(readFileSync(join(dest, 'node_modules/left-pad/index.js'), 'utf8')).toBe('module.exports = "2.0.0";\n');
     // the repaired mount is healthy: the next one leaves it alone
-    expect(await mountProjection(store, treeB, dest)).toMatchObject({ reused: true, id: m.id });
+    expect(await mountProjection(store, treeB, dest, { within: dirname(dest) })).toMatchObject({ reused: true, id: m.id });
     await unmountProjection(dest);
   });
 

@@ -6,31 +6,22 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { prepareProject, type PreparedProject } from './support/npmProject.js';
-import { startRegistry, type Registry } from './support/registry.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PreparedProject } from './support/npmProject.js';
+import { useRegistryProjects } from './support/registryProjects.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { velo, veloAsync } from './support/runVelo.js';
-import { tempDirs } from './support/tmp.js';
 import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { getKey, registerProject, setKey } from '../src/store/keys.js';
 import { keyRefPath } from '../src/store/refs.js';
 import { verifyStore } from '../src/store/verify.js';
 
-let registry: Registry;
-const tmp = tempDirs('velo-faults-');
-const cleanups: (() => Promise<void>)[] = [];
+const fx = useRegistryProjects('velo-faults-');
+const tmp = (): string => fx.tmp();
 
-beforeAll(async () => {
-  registry = await startRegistry();
-}, 300_000);
 afterEach(async () => {
-  await registry.setFailure(null);
-});
-afterAll(async () => {
-  for (const c of cleanups) await c();
-  await registry?.stop();
+  await fx.registry.setFailure(null);
 });
 
 const env = (p: PreparedProject, home: string): NodeJS.ProcessEnv => ({ ...p.env, VELO_HOME: home });
@@ -38,8 +29,7 @@ const nm = (p: PreparedProject): Record<string, unknown> => asObject(describeDir
 
 /** A project installed once by velo into a store of its own. */
 async function installed(): Promise<{ p: PreparedProject; home: string; tree: Record<string, unknown> }> {
-  const p = await prepareProject('basic', registry);
-  cleanups.push(p.cleanup);
+  const p = await fx.project('basic');
   const home = tmp();
   const r = await veloAsync(['npm', 'ci'], env(p, home), p.dir);
   expect(r.code, r.stderr).toBe(0);
@@ -65,7 +55,7 @@ function storeIsSound(home: string): void {
 
 /** Install again with the registry refusing every tarball: only the store can serve it. */
 async function offlineReinstall(p: PreparedProject, home: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  await registry.setFailure({ mode: 'status', status: 500, on: 'any' });
+  await fx.registry.setFailure({ mode: 'status', status: 500, on: 'any' });
   rmSync(join(p.dir, 'node_modules'), { recursive: true, force: true });
   return veloAsync(['npm', 'ci'], env(p, home), p.dir);
 }
@@ -230,8 +220,7 @@ describe('verify after a gc killed half-way', () => {
 
 describe('a full disk', () => {
   it('at 0 bytes free, install, --force and status exit 11 with the hint; with space again all works and the store is sound', async () => {
-    const p = await prepareProject('basic', registry);
-    cleanups.push(p.cleanup);
+    const p = await fx.project('basic');
     const mnt = join(tmp(), 'mnt');
     mkdirSync(mnt);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
@@ -297,8 +286,7 @@ describe('an object edited in place with its size and mtime put back', () => {
   });
 
   it('--force --method copy never overwrites an intact copy with the tampered bytes', async () => {
-    const p = await prepareProject('basic', registry);
-    cleanups.push(p.cleanup);
+    const p = await fx.project('basic');
     const home = tmp();
     const first = await veloAsync(['npm', 'ci', '--method', 'copy'], env(p, home), p.dir);
     expect(first.code, first.stderr).toBe(0);
@@ -320,8 +308,7 @@ describe('an object edited in place with its size and mtime put back', () => {
 
 describe('a mounted node_modules emptied by rm -rf', () => {
   it('velo npm ci --projection mount (and --force) repairs the view instead of reporting it mounted', async () => {
-    const p = await prepareProject('basic', registry);
-    cleanups.push(p.cleanup);
+    const p = await fx.project('basic');
     const home = tmp();
     const nmDir = join(p.dir, 'node_modules');
     try {
