@@ -1,9 +1,10 @@
 // The fault campaign: break a store on purpose, the ways a machine does, and
 // check that velo holds — every case is a PASS or a FAIL (or SKIP when the
 // machine cannot stage it: no root for a tmpfs, no FUSE). It drives the real
-// velo binary (dist/cli/velo.js) on stores of its own under a temporary
-// directory; nothing needs the network. bench/faults/run.mjs runs it from a
-// shell; test/faults.campaign.test.ts runs the short version in CI.
+// velo binary (dist/bundle/start.cjs, else dist/cli/velo.js) on stores of
+// its own under a temporary directory; nothing needs the network.
+// bench/faults/run.mjs runs it from a shell; test/faults.campaign.test.ts
+// runs the short version in CI.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { prng } from '../lib/syntheticTree.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const VELO = join(ROOT, 'dist', 'cli', 'velo.js');
+// what ships (the bundle) when it is built, else tsc's output
+const VELO = [join(ROOT, 'dist', 'bundle', 'start.cjs'), join(ROOT, 'dist', 'cli', 'velo.js')].find((p) => existsSync(p)) ?? join(ROOT, 'dist', 'cli', 'velo.js');
 
 function velo(args, home, extraEnv = {}) {
   const r = spawnSync(process.execPath, [VELO, ...args], { env: { ...process.env, CI: '1', VELO_HOME: home, ...extraEnv }, encoding: 'utf8', timeout: 300_000 });
