@@ -16,7 +16,7 @@ import {
   type ProjectConfig,
 } from '../src/project/projectConfig.js';
 import { compileCacheDir } from '../src/project/runEnv.js';
-import { Store } from '../src/store/store.js';
+import { openStoreAt } from './storeContext.js';
 import { listProjects, registerProject, type ProjectRecord } from '../src/store/keys.js';
 import { putTree } from '../src/store/trees.js';
 import { INIT_ECOSYSTEM } from '../src/store/projectStats.js';
@@ -98,7 +98,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const written = writeProjectConfig(dir, cfgFile);
   const cfg = loadConfig(io.env, asConfigOverrides(cfgFile));
 
-  const store = Store.open(cfg.home);
+  const store = openStoreAt(cfg.home, io);
   let registered: 'added' | 'updated' | 'unchanged';
   let rows: ProjectRecord[];
   try {

@@ -41,7 +41,8 @@ velo's own flags (the rest go to npm: --omit, --include, --ignore-scripts, --off
                          "remote" in velo.json / ~/.config/velo/config.json;
                          VELO_REMOTE_MODE=read only reads; see docs/REMOTE.md)
   --no-remote            use no remote this time
-  --force                reinstall even when nothing changed
+  --force                reinstall even when nothing changed, hashing every store
+                         object laid out (a mismatch is quarantined and fetched again)
   -h, --help             this help
 
 An unchanged project (same lockfile, package.json, .npmrc, npm_config_* environment,
@@ -171,9 +172,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     npmArgs = split.npm;
   }
 
-  const { Store } = await import('../src/store/store.js');
+  const { openStoreAt } = await import('./storeContext.js');
   const { npmInstall } = await import('../src/npm/install.js');
-  const store = Store.open(cfg.home);
+  const store = openStoreAt(cfg.home, io);
+  // --force is what a user runs to repair a tree: hash what is laid out, not just stat it
+  store.hashBeforeLayout = split.velo.force;
   const remote = await openConfiguredRemote(io, cfg, split.velo.remote);
   const progress = split.velo.json ? undefined : createProgress(io);
   try {

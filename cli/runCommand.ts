@@ -119,12 +119,12 @@ async function bringNpmUpToDate(root: string, cfg: VeloConfig, io: Io, quiet: bo
   const fingerprintArgs = npmFingerprintArgs(cfg);
   if (isUpToDate(cfg.home, root, fingerprintArgs, io.env, version)) return undefined;
 
-  const [{ Store }, { npmInstall }, { createProgress, npmInstallProgress }] = await Promise.all([
-    import('../src/store/store.js'),
+  const [{ openStoreAt }, { npmInstall }, { createProgress, npmInstallProgress }] = await Promise.all([
+    import('./storeContext.js'),
     import('../src/npm/install.js'),
     import('../src/ui/progress.js'),
   ]);
-  const store = Store.open(cfg.home);
+  const store = openStoreAt(cfg.home, io);
   const remote = await openConfiguredRemote(io, cfg);
   const progress = quiet ? undefined : createProgress({ stderr: io.stderr, env: io.env });
   try {

@@ -53,6 +53,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         const upper = u ? `upper ${u.files} file(s) written (${formatBytes(u.bytes)}), ${u.deleted} deleted` : 'read-only';
         lines.push(`  ${m.dest} ${m.method}, ${m.state === 'mounted' ? `pid ${m.pid}` : 'stale'}: ${upper}${u?.paths.length ? ` — ${u.paths.slice(0, 3).join(', ')}${u.files + u.deleted > 3 ? ', …' : ''}` : ''}`);
       }
+      lines.push(`  rm -rf of a mounted directory ends on "Device or resource busy" (EBUSY): velo umount <dir> removes a mount; the next install repairs an emptied one`);
     }
     out(io, lines.join('\n'));
     return 0;

@@ -65,7 +65,7 @@ export async function runUv(argv: string[], io: Io): Promise<number> {
 }
 
 async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof checkNoop>, cfg: VeloConfig): Promise<number> {
-  const [{ uvSync }, { Store }] = await Promise.all([import('../src/uv/uvSync.js'), import('../src/store/store.js')]);
+  const [{ uvSync }, { openStoreAt }] = await Promise.all([import('../src/uv/uvSync.js'), import('./storeContext.js')]);
   const tty = io.interactive && !checked.args.json;
   let drawn = false;
   const pause = Number(io.env.VELO_TEST_PAUSE_BEFORE_SWAP_MS ?? 0);
@@ -75,7 +75,7 @@ async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof 
     argv,
     cwd: io.cwd,
     env: io.env,
-    openStore: () => Store.open(cfg.home),
+    openStore: () => openStoreAt(cfg.home, io),
     method: cfg.method,
     projection: cfg.projection,
     threads: cfg.threads,

@@ -6,6 +6,7 @@ import { flag, parse } from './args.js';
 import { openStore } from './storeContext.js';
 import { formatBytes, json, out, err, type Io } from './io.js';
 import { withLease } from '../src/store/lock.js';
+import { checkIndexIntegrity } from '../src/store/indexRecovery.js';
 
 const USAGE = `Usage: velo verify [--repair] [--json]
 
@@ -13,9 +14,15 @@ Re-hashes every object and tree in the store, checks object modes and mtimes
 (an object edited in place through a hardlink shows up here), finds trees
 whose objects are missing, and recomputes the store's counters.
 
-  --repair   quarantine damaged objects, fix drifted modes/mtimes, drop keys
-             whose trees can no longer be materialized (the next install
-             re-fetches those packages), remove dead processes' temp files
+  --repair   rebuild a damaged index from the ref files under refs/ (the
+             damaged one is kept in quarantine/), bring the index and refs/
+             into agreement, quarantine damaged objects, fix drifted
+             modes/mtimes, drop keys whose trees can no longer be
+             materialized (the next install re-fetches those packages),
+             remove dead processes' temp files
+
+Unreferenced trees and keys found incomplete (what a gc killed half-way
+leaves) are garbage, counted apart, not problems: the next gc removes them.
 
 Exit code: 0 when the store is sound (or everything found was repaired), 1 otherwise.`;
 
@@ -25,7 +32,19 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const store = openStore(io);
   try {
     const repair = flag(p, 'repair');
+    // SQLite's own check first: a damaged index is moved aside and rebuilt from refs/ (repair), or reported
+    const damagedIndex = checkIndexIntegrity(store, { repair });
+    if (damagedIndex && !repair) {
+      const detail = `${damagedIndex.reason}; velo verify --repair rebuilds it from refs/`;
+      if (flag(p, 'json')) json(io, { problems: [{ kind: 'damaged-index', path: 'index.db', detail, repaired: false }] });
+      else err(io, `PROBLEM  damaged-index  index.db: ${detail}`);
+      return 1;
+    }
     const report = await withLease(store, repair ? 'gc' : 'install', () => verifyStore(store, { repair }), { waitMs: 30_000 });
+    if (damagedIndex) {
+      report.problems.unshift({ kind: 'damaged-index', path: damagedIndex.aside, detail: `${damagedIndex.reason}; rebuilt from refs/`, repaired: true });
+      report.repaired++;
+    }
     const unrepaired = report.problems.filter((x) => !x.repaired).length;
     if (flag(p, 'json')) json(io, report);
     else {
@@ -33,7 +52,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       out(
         io,
         `verified ${report.objects} objects (${formatBytes(report.objectBytes)}) and ${report.trees} trees: ` +
-          (report.problems.length === 0 ? 'all sound' : `${report.problems.length} problem(s), ${report.repaired} repaired`),
+          (report.problems.length === 0 ? 'all sound' : `${report.problems.length} problem(s), ${report.repaired} repaired`) +
+          (report.garbage.trees + report.garbage.keys + report.garbage.projects > 0
+            ? `; garbage for the next velo gc (not damage): ${report.garbage.projects} project(s) whose directory is gone, ` +
+              `${report.garbage.keys} unused key(s) and ${report.garbage.trees} unreferenced tree(s) left incomplete`
+            : ''),
       );
     }
     return unrepaired === 0 ? 0 : 1;

@@ -2,6 +2,8 @@
  * Typed errors: src/ throws these, cli/ renders them. `code` is stable and
  * machine-readable; `exitCode` is what the CLI exits with.
  */
+import { statfsSync } from 'node:fs';
+
 export type VeloErrorCode =
   | 'USAGE'
   | 'NOT_FOUND'
@@ -74,10 +76,50 @@ export function fsError(err: unknown, what: string): VeloError {
   const code = errnoCode(err);
   const detail = err instanceof Error ? err.message : String(err);
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new VeloError('NO_SPACE', `${what}: the disk is full (${code})`, { cause: err });
+    return new VeloError('NO_SPACE', `${what}: the disk is full (${code})`, { cause: err, hint: DISK_FULL_HINT });
   }
   if (code === 'ENOENT') return new VeloError('NOT_FOUND', `${what}: ${detail}`, { cause: err });
   return new VeloError('IO', `${what}: ${detail}`, { cause: err });
+}
+
+export const DISK_FULL_HINT = 'free some space on that disk, or run velo gc to delete what no project uses';
+
+/** Directories whose filesystem a SQLite I/O error is checked against (the stores this process opened). */
+const watchedDirs = new Set<string>();
+
+export function watchDiskOf(dir: string): void {
+  watchedDirs.add(dir);
+}
+
+/** Bytes an unprivileged writer can still use on the filesystem of dir (undefined when unknown). */
+export function freeBytes(dir: string): number | undefined {
+  try {
+    const s = statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Less than this free is a full disk as far as SQLite is concerned (it needs a few pages for the WAL and its index). */
+const NEARLY_FULL = 256 * 1024;
+
+/**
+ * SQLite reports a full disk as SQLITE_FULL, or — when it cannot even create
+ * its shared-memory or WAL file — as a generic disk I/O error. Either, on a
+ * filesystem with next to no space left, is a full disk (exit 11), not a
+ * damaged index.
+ */
+export function diskFullError(err: unknown, dir: string | undefined, what: string): VeloError | undefined {
+  const e = err as { code?: string; errcode?: number; message?: string };
+  const code = errnoCode(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') return fsError(err, what);
+  if (e?.code !== 'ERR_SQLITE_ERROR') return undefined;
+  const primary = typeof e.errcode === 'number' ? e.errcode & 0xff : -1;
+  const dirs = dir === undefined ? [...watchedDirs] : [dir];
+  const full = primary === 13 || /disk is full/.test(String(e.message)) || (primary === 10 && dirs.some((d) => (freeBytes(d) ?? Infinity) < NEARLY_FULL));
+  if (!full) return undefined;
+  return new VeloError('NO_SPACE', `${what}: the disk is full (ENOSPC)`, { cause: err, hint: DISK_FULL_HINT });
 }
 
 /**
@@ -88,10 +130,16 @@ export function toVeloError(err: unknown): VeloError | undefined {
   if (err instanceof VeloError) return err;
   const e = err as { code?: string; errcode?: number; message?: string };
   if (e?.code === 'ERR_SQLITE_ERROR') {
-    if (e.errcode === 13 || /disk is full/.test(String(e.message))) {
-      return new VeloError('NO_SPACE', `the store's index cannot grow: the disk is full (ENOSPC)`, { cause: err });
+    const full = diskFullError(err, undefined, `the store's index cannot grow`);
+    if (full) return full;
+    const primary = (e.errcode ?? 0) & 0xff;
+    if (primary === 5 || primary === 6) return new VeloError('LOCKED', `the store's index is locked by another process: ${e.message}`, { cause: err });
+    if (primary === 11 || primary === 26) {
+      return new VeloError('STORE_FORMAT', `the store's index is damaged: ${e.message}`, {
+        cause: err,
+        hint: 'run velo verify --repair: it rebuilds the index from the store (refs/), losing nothing',
+      });
     }
-    if (e.errcode === 5 || e.errcode === 6) return new VeloError('LOCKED', `the store's index is locked by another process: ${e.message}`, { cause: err });
     return new VeloError('STORE_FORMAT', `the store's index failed: ${e.message}`, { cause: err });
   }
   if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') return fsError(err, 'write failed');

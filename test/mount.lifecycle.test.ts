@@ -1,7 +1,7 @@
 // A mount's life: replacing what is at the destination, outliving the
 // command that made it, unmounting with files open, a killed server repaired
 // by the next velo command, and the velo mount / umount / mounts commands.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync,
 } from 'node:fs';
@@ -113,6 +113,24 @@ describe('replacing what is at the destination', () => {
     expect(existsSync(join(dest, 'written-before'))).toBe(false);
     expect(listMounts(store).filter((x) => x.dest === dest).map((x) => x.id)).toEqual([m.id]);
     expect(listMounts(store).find((x) => x.dest === dest)!.upperSummary!.files).toBe(0);
+  });
+
+  it('after rm -rf through the mount (EBUSY at the mount point), the next mount of the same tree repairs the emptied view', async () => {
+    const dest = join(base, 'emptied/node_modules');
+    const first = await mountProjection(store, treeB, dest, { within: dirname(dest) });
+    expect(readdirSync(dest)).toEqual(['node_modules']);
+    const rm = spawnSync('rm', ['-rf', dest], { encoding: 'utf8' });
+    expect(rm.status).not.toBe(0);
+    expect(rm.stderr).toMatch(/Device or resource busy/);
+    expect(readdirSync(dest)).toEqual([]);
+    const m = await mountProjection(store, treeB, dest, { within: dirname(dest) });
+    expect(m).toMatchObject({ reused: false, tree: treeB });
+    expect(m.id).not.toBe(first.id);
+    expect(readdirSync(dest)).toEqual(['node_modules']);
+    expect(readFileSync(join(dest, 'node_modules/left-pad/index.js'), 'utf8')).toBe('module.exports = "2.0.0";\n');
+    // the repaired mount is healthy: the next one leaves it alone
+    expect(await mountProjection(store, treeB, dest, { within: dirname(dest) })).toMatchObject({ reused: true, id: m.id });
+    await unmountProjection(dest);
   });
 
   it('replaces an earlier mount: the new view, a fresh upper layer, the old server and its layers gone', async () => {

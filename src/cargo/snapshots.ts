@@ -6,7 +6,7 @@
  * keeps it alive through `velo gc`; `dropSnapshots` trims those lists.
  */
 import { existsSync } from 'node:fs';
-import { deleteKey, listKeys, listProjects, projectKeys, registerProject, setKey, type KeyRecord } from '../store/keys.js';
+import { deleteKey, listKeys, listProjects, projectKeys, registerProject, saveProjectRef, setKey, type KeyRecord } from '../store/keys.js';
 import { readTree } from '../store/trees.js';
 import { writeTransaction } from '../store/indexDb.js';
 import type { Store } from '../store/store.js';
@@ -169,6 +169,7 @@ export function dropSnapshots(store: Store, keep: number, options: { dryRun?: bo
       if (dryRun) continue;
       for (const k of snaps.slice(keep)) del.run(p.path, CARGO_ECOSYSTEM, k);
       if (kept[0]) setTree.run(all.get(kept[0])!.tree, p.path, CARGO_ECOSYSTEM);
+      saveProjectRef(store, p.path, CARGO_ECOSYSTEM);
     }
     const dropped = [...all.keys()].filter((k) => !stillUsed.has(k)).sort();
     if (!dryRun) for (const name of dropped) deleteKey(store, name);

@@ -34,7 +34,7 @@
  * "Transport endpoint is not connected"): the dead mounts are detached
  * lazily and the recorded tree mounted again over the same upper layer.
  */
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { VeloError, fsError } from '../errors.js';
 import { registerProject, unregisterProject } from '../store/keys.js';
@@ -42,7 +42,7 @@ import { acquireLease } from '../store/lock.js';
 import { defaultHome } from '../config.js';
 import { Store } from '../store/store.js';
 import { readTreeBuffer } from '../store/trees.js';
-import { readTreeHeader } from '../store/treeFormat.js';
+import { parseTree, readTreeHeader } from '../store/treeFormat.js';
 import { recoverLeftovers } from '../projection/atomicSwap.js';
 import { OverlayFailed, ensureDir, isEmptyDir, mountOverlayReplacing, mountViewReplacing, tearDown } from './mountAttach.js';
 import { requireFuse } from './mountAvailability.js';
@@ -154,6 +154,22 @@ function countFiles(buf: Buffer, n: number): number {
   return files;
 }
 
+/**
+ * Every entry at the top of the tree is missing from the mounted view (what
+ * `rm -rf` through a writable mount leaves): the view was emptied.
+ */
+export function viewEmptied(buf: Buffer, dest: string): boolean {
+  const top = parseTree(buf).entries.filter((e) => e.index !== 0 && e.parent === 0).map((e) => e.name);
+  if (top.length === 0) return false;
+  let shown: Set<string>;
+  try {
+    shown = new Set(readdirSync(dest));
+  } catch {
+    return false; // not readable: the health check and repair deal with it
+  }
+  return top.every((name) => !shown.has(name));
+}
+
 /** dest must be a directory (or missing); returns what is there. */
 function inspectDest(dest: string): 'missing' | 'dir' {
   try {
@@ -216,7 +232,10 @@ export async function mountProjection(store: Store, tree: string, destination: s
           ...(options.keys ? { keys: options.keys } : {}),
           ...(options.packages !== undefined ? { packages: options.packages } : {}),
         });
-      if (same && current.length === 1 && !options.freshUpper) {
+      // `rm -rf` on a writable mount deletes every entry through it (whiteouts in the upper layer) and
+      // ends on EBUSY at the mount point: reusing that mount would show an empty view, so start afresh
+      const emptied = same !== undefined && viewEmptied(buf, dest);
+      if (same && current.length === 1 && !options.freshUpper && !emptied) {
         if (options.ecosystem && options.ecosystem !== same.record.ecosystem) {
           same.record.ecosystem = options.ecosystem;
           writeRecord(same.record);

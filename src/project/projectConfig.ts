@@ -5,11 +5,12 @@
  * newline), so writing the same settings twice gives the same bytes; keys
  * velo does not know are kept as they are.
  */
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VeloError, fsError } from '../errors.js';
 import { LINK_METHODS, PROJECTIONS, type LinkMethod, type Projection } from '../config.js';
 import { ECOSYSTEMS, type Ecosystem } from './detect.js';
+import { writeFileAtomic } from '../store/atomicWrite.js';
 
 export const PROJECT_CONFIG_FILE = 'velo.json';
 
@@ -112,18 +113,11 @@ export function writeProjectConfig(dir: string, cfg: ProjectConfig): { path: str
     before = undefined;
   }
   if (before === text) return { path, changed: false, created: false };
-  const tmp = join(dir, `.${PROJECT_CONFIG_FILE}.${process.pid}.tmp`);
   try {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(tmp, text, { mode: 0o644 });
-    renameSync(tmp, path);
   } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* not written */
-    }
     throw fsError(err, `cannot write ${path}`);
   }
+  writeFileAtomic(path, text, join(dir, `.${PROJECT_CONFIG_FILE}.${process.pid}.tmp`), 0o644);
   return { path, changed: true, created: before === undefined };
 }

@@ -12,6 +12,7 @@ import { errnoCode, fsError, VeloError } from '../errors.js';
 import type { LinkMethod } from '../config.js';
 import { loadNative } from '../native.js';
 import { quarantineObject } from '../store/commitObject.js';
+import { unsoundObjects } from '../store/objectCheck.js';
 import { readTreeBuffer } from '../store/trees.js';
 import { parseTree, readTreeHeader, type ParsedEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
@@ -66,6 +67,12 @@ export async function materialize(store: Store, tree: string, destination: strin
   recoverLeftovers(target);
   const buf = readTreeBuffer(store, tree);
   const header = readTreeHeader(buf);
+  if (store.hashBeforeLayout) {
+    // before anything is laid out or swapped: never replace good bytes with unverified ones
+    const entries = parseTree(buf).entries;
+    const bad = await unsoundObjects(store, entries);
+    if (bad.length > 0) throw quarantineTampered(store, entries, bad);
+  }
   const method = resolveMethod(store, options.method ?? 'auto', dirname(dest));
   const staging = createStaging(target);
   let laid: LinkFarmResult;
@@ -111,5 +118,7 @@ function quarantineTampered(store: Store, entries: ParsedEntry[], indices: numbe
     quarantineObject(store, store.objectPath(e.digest, e.exec), e.digest, e.exec);
     objects.push({ digest: e.digest, exec: e.exec, path: e.path });
   }
+  // an install catches the error and fetches the packages again: say once what happened
+  store.notice('objects-unsound', `${objects.length} store object(s) missing or changed in place, quarantined: the packages that use them are fetched again`);
   return new TamperedObjectsError(objects);
 }

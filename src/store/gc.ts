@@ -5,6 +5,12 @@
  * live; other keys, trees and objects go. gc holds the store's only "gc"
  * lease, which it gets only while no install is running, and installs wait
  * for it — so gc never deletes what a running install needs.
+ *
+ * Order, so that a gc killed at any point leaves only garbage, never damage:
+ * the refs/ files the index lacks are read in first; the dead projects and
+ * keys are forgotten (their ref files and index rows, one transaction); then
+ * trees go, then objects. A tree is deleted only when no key or project names
+ * it, and an object only when no remaining tree does.
  */
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,12 +21,17 @@ import { parseTree } from './treeFormat.js';
 import { walkStoreDir } from './walkStore.js';
 import { writeTransaction } from './indexDb.js';
 import { cleanTmp } from './verify.js';
+import { acceptRoots, rootsKnown, syncIndexFromRefs } from './indexRecovery.js';
+import { removeKeyRef, removeProjectRef } from './refs.js';
+import { VeloError } from '../errors.js';
 import type { Store } from './store.js';
 
 export interface GcOptions {
   dryRun?: boolean;
   /** a project is gone when this says so (default: its directory no longer exists) */
   projectExists?: (path: string, ecosystem: string) => boolean;
+  /** the user says every project using the store is registered again after an index rebuilt without its roots */
+  rootsRegistered?: boolean;
 }
 
 export interface GcReport {
@@ -36,6 +47,16 @@ export interface GcReport {
 
 export function collectGarbage(store: Store, options: GcOptions = {}): GcReport {
   const dryRun = options.dryRun === true;
+  if (!rootsKnown(store.index)) {
+    if (options.rootsRegistered !== true) {
+      throw new VeloError(
+        'REFUSED',
+        'gc cannot tell which projects use this store: its index was rebuilt from a store that kept no project refs (format 1), so gc would delete what those projects use',
+        { hint: 'run the install again in every project that uses this store (that registers it), then run velo gc --roots-registered' },
+      );
+    }
+    if (!dryRun) acceptRoots(store.index);
+  }
   const lease = dryRun ? undefined : acquireLease(store, 'gc');
   try {
     return sweep(store, dryRun, options.projectExists ?? ((path) => existsSync(path)));
@@ -46,6 +67,7 @@ export function collectGarbage(store: Store, options: GcOptions = {}): GcReport 
 
 function sweep(store: Store, dryRun: boolean, projectExists: (path: string, ecosystem: string) => boolean): GcReport {
   const db = store.index;
+  syncIndexFromRefs(store);
   const report: GcReport = { dryRun, projectsDropped: [], keysDeleted: 0, treesDeleted: 0, treeBytes: 0, objectsDeleted: 0, objectBytes: 0, liveObjects: 0 };
   const projects = db.prepare('SELECT path, ecosystem, tree, projection FROM projects').all() as { path: string; ecosystem: string; tree: string; projection: string }[];
   const liveTrees = new Set<string>();
@@ -80,6 +102,25 @@ function sweep(store: Store, dryRun: boolean, projectExists: (path: string, ecos
     for (const e of entries) if (e.kind === 'file') liveObjects.add(e.digest + (e.exec ? 'x' : ''));
   }
   report.liveObjects = liveObjects.size;
+  report.keysDeleted = deadKeys.length;
+  if (!dryRun) {
+    // forget first: a gc killed later leaves unreferenced trees and objects (garbage), never a key or project naming a deleted tree
+    writeTransaction(db, () => {
+      const delKey = db.prepare('DELETE FROM keys WHERE name = ?');
+      for (const name of deadKeys) {
+        removeKeyRef(store, name);
+        delKey.run(name);
+      }
+      const delProject = db.prepare('DELETE FROM projects WHERE path = ? AND ecosystem = ?');
+      const delProjectKeys = db.prepare('DELETE FROM project_keys WHERE path = ? AND ecosystem = ?');
+      for (const p of projects) {
+        if (liveProjects.includes(p)) continue;
+        removeProjectRef(store, p.path, p.ecosystem);
+        delProject.run(p.path, p.ecosystem);
+        delProjectKeys.run(p.path, p.ecosystem);
+      }
+    });
+  }
   for (const f of walkStoreDir(join(store.home, 'trees'))) {
     if (f.malformed || liveTrees.has(f.digest)) continue;
     report.treesDeleted++;
@@ -92,24 +133,12 @@ function sweep(store: Store, dryRun: boolean, projectExists: (path: string, ecos
     report.objectBytes += sizeOf(f.path);
     if (!dryRun) unlinkSync(f.path);
   }
-  report.keysDeleted = deadKeys.length;
   if (!dryRun) {
-    writeTransaction(db, () => {
-      const delKey = db.prepare('DELETE FROM keys WHERE name = ?');
-      for (const name of deadKeys) delKey.run(name);
-      const delProject = db.prepare('DELETE FROM projects WHERE path = ? AND ecosystem = ?');
-      const delProjectKeys = db.prepare('DELETE FROM project_keys WHERE path = ? AND ecosystem = ?');
-      for (const p of projects) {
-        if (liveProjects.includes(p)) continue;
-        delProject.run(p.path, p.ecosystem);
-        delProjectKeys.run(p.path, p.ecosystem);
-      }
-      addCounters(store, {
-        objects: -report.objectsDeleted,
-        object_bytes: -report.objectBytes,
-        trees: -report.treesDeleted,
-        tree_bytes: -report.treeBytes,
-      });
+    addCounters(store, {
+      objects: -report.objectsDeleted,
+      object_bytes: -report.objectBytes,
+      trees: -report.treesDeleted,
+      tree_bytes: -report.treeBytes,
     });
     cleanTmp(store);
   }

@@ -4,6 +4,7 @@
  * The algorithm's name is recorded in store.json; DIGEST_ALGORITHM is what
  * this build writes and the only one it reads.
  */
+import { createReadStream, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -69,4 +70,12 @@ export function createHash(): IncrementalHash {
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
 export function isDigest(s: string): boolean {
   return HEX_DIGEST.test(s);
+}
+
+/** BLAKE3 of a file: read whole when small, streamed when large. */
+export async function hashFile(path: string, size: number): Promise<string> {
+  if (size <= 8 * 1024 * 1024) return hashBuffer(readFileSync(path));
+  const h = createHash();
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
+  return h.digestHex();
 }

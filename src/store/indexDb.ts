@@ -5,7 +5,8 @@
  * the leases that keep gc from racing an install.
  */
 import { DatabaseSync } from 'node:sqlite';
-import { VeloError } from '../errors.js';
+import { dirname } from 'node:path';
+import { VeloError, diskFullError, watchDiskOf } from '../errors.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -56,23 +57,56 @@ CREATE TABLE IF NOT EXISTS probes (pair TEXT PRIMARY KEY, method TEXT NOT NULL, 
 
 export type IndexDb = DatabaseSync;
 
-export function openIndex(path: string): IndexDb {
-  let db: DatabaseSync;
+export interface OpenedIndex {
+  db: IndexDb;
+  /** the file had no schema yet: created now, or left empty by a crash or a truncation */
+  fresh: boolean;
+}
+
+/** SQLite's primary result codes velo tells apart (node:sqlite puts them in err.errcode). */
+export const SQLITE_IOERR = 10;
+export const SQLITE_CORRUPT = 11;
+export const SQLITE_FULL = 13;
+export const SQLITE_NOTADB = 26;
+
+export function sqliteCode(err: unknown): number | undefined {
+  const e = err as { code?: string; errcode?: number };
+  return e?.code === 'ERR_SQLITE_ERROR' && typeof e.errcode === 'number' ? e.errcode & 0xff : undefined;
+}
+
+/** SQLite says the file is not a sound database. */
+export function isCorruptIndexError(err: unknown): boolean {
+  const c = sqliteCode(err);
+  return c === SQLITE_CORRUPT || c === SQLITE_NOTADB;
+}
+
+export function openIndex(path: string): OpenedIndex {
+  watchDiskOf(dirname(path));
+  let db: DatabaseSync | undefined;
+  let fresh: boolean;
   try {
     db = new DatabaseSync(path, { timeout: 30_000 });
     db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;');
     db.exec(SCHEMA);
+    const row = db.prepare("SELECT v FROM meta WHERE k='schema'").get() as { v: string } | undefined;
+    fresh = row === undefined;
+    if (!row) {
+      db.prepare("INSERT OR IGNORE INTO meta(k, v) VALUES('schema', ?)").run(String(SCHEMA_VERSION));
+    } else if (Number(row.v) !== SCHEMA_VERSION) {
+      throw new VeloError('STORE_FORMAT', `the store index ${path} has schema ${row.v}; this velo knows ${SCHEMA_VERSION}`);
+    }
   } catch (err) {
+    try {
+      db?.close();
+    } catch {
+      /* already unusable */
+    }
+    if (err instanceof VeloError) throw err;
+    const full = diskFullError(err, dirname(path), `cannot open the store index ${path}`);
+    if (full) throw full;
     throw new VeloError('STORE_FORMAT', `cannot open the store index ${path}: ${(err as Error).message}`, { cause: err });
   }
-  const row = db.prepare("SELECT v FROM meta WHERE k='schema'").get() as { v: string } | undefined;
-  if (!row) {
-    db.prepare("INSERT OR IGNORE INTO meta(k, v) VALUES('schema', ?)").run(String(SCHEMA_VERSION));
-  } else if (Number(row.v) !== SCHEMA_VERSION) {
-    db.close();
-    throw new VeloError('STORE_FORMAT', `the store index ${path} has schema ${row.v}; this velo knows ${SCHEMA_VERSION}`);
-  }
-  return db;
+  return { db, fresh };
 }
 
 /** Run fn inside BEGIN IMMEDIATE … COMMIT (a write lock held for its length). */

@@ -2,8 +2,10 @@
  * Names → trees. Package keys (npm, uv), snapshot keys (cargo), and the
  * projects that were materialized, which are the GC roots.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { writeTransaction } from './indexDb.js';
+import { readKeyRef, removeKeyRef, removeProjectRef, writeKeyRef, writeProjectRef } from './refs.js';
 import type { Store } from './store.js';
 
 export interface KeyRecord {
@@ -39,33 +41,66 @@ function toKey(row: KeyRow): KeyRecord {
 }
 
 export function getKey(store: Store, name: string): string | undefined {
-  const row = store.index.prepare('SELECT tree FROM keys WHERE name = ?').get(name) as { tree: string } | undefined;
-  return row?.tree;
+  return getKeys(store, [name]).get(name);
 }
 
-/** Look up many keys at once: name → tree for those present. */
+/**
+ * Look up many keys at once: name → tree for those present. A key whose tree
+ * is no longer in the store (a crash, a disk error, a hand-deleted file) is
+ * forgotten and answered as a miss, so the caller fetches and records it
+ * again. A key the index lost but refs/ still holds (a damaged or rolled-back
+ * index) is put back into the index.
+ */
 export function getKeys(store: Store, names: string[]): Map<string, string> {
   const out = new Map<string, string>();
   const stmt = store.index.prepare('SELECT tree FROM keys WHERE name = ?');
+  let lost = 0;
+  let recovered = 0;
   for (const name of names) {
     const row = stmt.get(name) as { tree: string } | undefined;
-    if (row) out.set(name, row.tree);
+    if (row) {
+      if (existsSync(store.treePath(row.tree))) out.set(name, row.tree);
+      else {
+        deleteKey(store, name);
+        lost++;
+      }
+      continue;
+    }
+    const ref = readKeyRef(store.home, name);
+    if (!ref) continue;
+    if (!existsSync(store.treePath(ref.tree))) {
+      removeKeyRef(store, name);
+      lost++;
+      continue;
+    }
+    insertKeyRow(store, ref.name, ref.tree, ref.kind, ref.logicalBytes, ref.files, ref.created || Date.now());
+    out.set(name, ref.tree);
+    recovered++;
   }
+  if (lost > 0) store.notice(`keys-lost`, `${lost} cached entr${lost === 1 ? 'y names a tree' : 'ies name trees'} no longer in the store: fetching again`);
+  if (recovered > 0) store.notice('keys-recovered', `${recovered} cached entr${recovered === 1 ? 'y' : 'ies'} missing from the store index restored from refs/`);
   return out;
 }
 
-export function setKey(store: Store, name: string, tree: string, info: { kind?: string; logicalBytes?: number; files?: number } = {}): void {
-  const now = Date.now();
+function insertKeyRow(store: Store, name: string, tree: string, kind: string, logicalBytes: number, files: number, created: number): void {
   store.index
     .prepare(
       `INSERT INTO keys(name, tree, kind, logical_bytes, files, created, used) VALUES(?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(name) DO UPDATE SET tree = excluded.tree, kind = excluded.kind,
          logical_bytes = excluded.logical_bytes, files = excluded.files, used = excluded.used`,
     )
-    .run(name, tree, info.kind ?? '', info.logicalBytes ?? 0, info.files ?? 0, now, now);
+    .run(name, tree, kind, logicalBytes, files, created, Date.now());
+}
+
+export function setKey(store: Store, name: string, tree: string, info: { kind?: string; logicalBytes?: number; files?: number } = {}): void {
+  const ref = { name, tree, kind: info.kind ?? '', logicalBytes: info.logicalBytes ?? 0, files: info.files ?? 0, created: Date.now() };
+  // the ref first: an index that misses a key the refs hold loses nothing
+  writeKeyRef(store, ref);
+  insertKeyRow(store, ref.name, ref.tree, ref.kind, ref.logicalBytes, ref.files, ref.created);
 }
 
 export function deleteKey(store: Store, name: string): void {
+  removeKeyRef(store, name);
   store.index.prepare('DELETE FROM keys WHERE name = ?').run(name);
 }
 
@@ -126,12 +161,25 @@ export function registerProject(store: Store, p: RegisterProject): void {
         touch.run(now, key);
       }
     }
+    saveProjectRef(store, path, p.ecosystem);
   });
+}
+
+/** Write a project's ref file from its index rows (inside the caller's write transaction). */
+export function saveProjectRef(store: Store, path: string, ecosystem: string): void {
+  const row = store.index.prepare('SELECT * FROM projects WHERE path = ? AND ecosystem = ?').get(path, ecosystem) as ProjectRow | undefined;
+  if (!row) return removeProjectRef(store, path, ecosystem);
+  writeProjectRef(store, { ...toProject(row), keys: projectKeys(store, path, ecosystem) });
 }
 
 export function unregisterProject(store: Store, path: string, ecosystem?: string): void {
   const abs = resolve(path);
   writeTransaction(store.index, () => {
+    const ecosystems =
+      ecosystem === undefined
+        ? (store.index.prepare('SELECT ecosystem FROM projects WHERE path = ?').all(abs) as { ecosystem: string }[]).map((r) => r.ecosystem)
+        : [ecosystem];
+    for (const e of ecosystems) removeProjectRef(store, abs, e);
     if (ecosystem === undefined) {
       store.index.prepare('DELETE FROM projects WHERE path = ?').run(abs);
       store.index.prepare('DELETE FROM project_keys WHERE path = ?').run(abs);
@@ -156,7 +204,11 @@ interface ProjectRow {
 
 export function listProjects(store: Store): ProjectRecord[] {
   const rows = store.index.prepare('SELECT * FROM projects ORDER BY path, ecosystem').all() as unknown as ProjectRow[];
-  return rows.map((r) => ({
+  return rows.map(toProject);
+}
+
+function toProject(r: ProjectRow): ProjectRecord {
+  return {
     path: r.path,
     ecosystem: r.ecosystem,
     tree: r.tree,
@@ -166,7 +218,7 @@ export function listProjects(store: Store): ProjectRecord[] {
     files: Number(r.files),
     packages: Number(r.packages),
     updated: Number(r.updated),
-  }));
+  };
 }
 
 export function projectKeys(store: Store, path: string, ecosystem: string): string[] {

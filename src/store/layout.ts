@@ -21,4 +21,4 @@ export function treePathIn(home: string, digest: string): string {
   return join(home, 'trees', digest.slice(0, 2), digest.slice(2));
 }
 
-export const STORE_DIRS = ['objects', 'trees', 'tmp', 'quarantine', 'locks'] as const;
+export const STORE_DIRS = ['objects', 'trees', 'refs', 'tmp', 'quarantine', 'locks'] as const;

@@ -3,17 +3,21 @@
  * SQLite index (docs/FORMAT.md). Opening creates the layout on first use and
  * refuses a store written with a digest algorithm this build does not know.
  */
-import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { VeloError, fsError } from '../errors.js';
 import { DIGEST_ALGORITHM } from './hash.js';
 import { objectPathIn, treePathIn, STORE_DIRS } from './layout.js';
-import { openIndex, type IndexDb } from './indexDb.js';
+import { type IndexDb } from './indexDb.js';
+import { openStoreIndex } from './indexRecovery.js';
+import { migrateToRefs, writeStoreMeta } from './migrate.js';
 import { defaultHome } from '../config.js';
 import { addCounters } from './counters.js';
 
-export const STORE_FORMAT = 1;
+/** 2: keys and projects are also kept as ref files under refs/ (docs/FORMAT.md). Format 1 is upgraded on open. */
+export const STORE_FORMAT = 2;
+const MIGRATES_FROM = [1];
 
 export interface StoreMeta {
   format: number;
@@ -23,7 +27,7 @@ export interface StoreMeta {
 
 export class Store {
   readonly home: string;
-  readonly meta: StoreMeta;
+  meta: StoreMeta;
   #index: IndexDb | undefined;
   #prefixDirs = new Set<string>();
 
@@ -32,37 +36,76 @@ export class Store {
     this.meta = meta;
   }
 
-  static open(home: string = defaultHome()): Store {
+  static open(home: string = defaultHome(), options: { onNotice?: (message: string) => void } = {}): Store {
     const metaPath = join(home, 'store.json');
     let meta: StoreMeta;
+    let created = false;
     if (existsSync(metaPath)) {
       meta = readMeta(metaPath);
     } else {
       try {
         for (const dir of STORE_DIRS) mkdirSync(join(home, dir), { recursive: true });
         meta = { format: STORE_FORMAT, digest: DIGEST_ALGORITHM, created: new Date().toISOString() };
-        const tmp = join(home, 'tmp', `store.json.${process.pid}.${randomBytes(4).toString('hex')}`);
-        writeFileSync(tmp, JSON.stringify(meta, null, 2) + '\n');
-        renameSync(tmp, metaPath);
+        writeStoreMeta(home, meta, join(home, 'tmp', `store.json.${process.pid}.${randomBytes(4).toString('hex')}`));
         meta = readMeta(metaPath);
+        created = true;
       } catch (err) {
         throw fsError(err, `cannot create the store at ${home}`);
       }
     }
-    if (meta.digest !== DIGEST_ALGORITHM || meta.format !== STORE_FORMAT) {
+    if (meta.digest !== DIGEST_ALGORITHM || (meta.format !== STORE_FORMAT && !MIGRATES_FROM.includes(meta.format))) {
       throw new VeloError(
         'STORE_FORMAT',
         `the store at ${home} uses format ${meta.format} with ${meta.digest}; this velo reads format ${STORE_FORMAT} with ${DIGEST_ALGORITHM}`,
         { hint: 'point VELO_HOME at another directory, or upgrade velo' },
       );
     }
-    return new Store(home, meta);
+    const store = new Store(home, meta);
+    store.onNotice = options.onNotice;
+    // a new store gets its index now: from here on, an index.db that is missing means one was lost
+    if (created) store.index;
+    if (meta.format !== STORE_FORMAT) {
+      mkdirSync(join(home, 'refs'), { recursive: true });
+      store.meta = migrateToRefs(store);
+    }
+    return store;
   }
 
-  /** The SQLite index, opened on first use (the no-op paths never open it). */
+  /** The SQLite index, opened on first use (the no-op paths never open it); a damaged one is rebuilt from refs/. */
   get index(): IndexDb {
-    this.#index ??= openIndex(join(this.home, 'index.db'));
+    this.#index ??= openStoreIndex(this);
     return this.#index;
+  }
+
+  /** Drop the open index (velo verify --repair moved it aside); the next use opens or rebuilds it. */
+  reopenIndex(): void {
+    try {
+      this.#index?.close();
+    } catch {
+      /* a damaged index may fail to close */
+    }
+    this.#index = undefined;
+  }
+
+  /**
+   * Hash every object before it is laid out (what --force asks for): a
+   * mismatch is quarantined and reported like a tampered object, so the
+   * install fetches it again. Off by default: the size/mtime guard is the
+   * fast path.
+   */
+  hashBeforeLayout = false;
+  /** objects hashed sound by this process (hashBeforeLayout) */
+  readonly verifiedObjects = new Set<string>();
+
+  #notices = new Set<string>();
+  /** Where notices go (the CLI prints them on stderr); src never prints. */
+  onNotice: ((message: string) => void) | undefined;
+
+  /** Tell the user something once per process (a recovery that happened on the way). */
+  notice(kind: string, message: string): void {
+    if (this.#notices.has(kind)) return;
+    this.#notices.add(kind);
+    this.onNotice?.(message);
   }
 
   objectPath(digest: string, exec: boolean): string {
@@ -91,6 +134,11 @@ export class Store {
   noteNewObject(size: number): void {
     this.#pending.objects++;
     this.#pending.object_bytes += size;
+  }
+
+  /** New objects counted in memory and not yet in the index (a recount of the store must not count them twice). */
+  get pendingCounts(): { objects: number; object_bytes: number } {
+    return { ...this.#pending };
   }
 
   flushCounters(): void {

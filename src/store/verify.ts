@@ -7,9 +7,9 @@
  * damaged object is restored from an intact copy in a registered project
  * when there is one, and dead processes' temporary files are removed.
  */
-import { chmodSync, createReadStream, lstatSync, readdirSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHash, hashBuffer } from './hash.js';
+import { hashBuffer, hashFile } from './hash.js';
 import { OBJECT_EXEC_MODE, OBJECT_MODE, OBJECT_MTIME_MS, OBJECT_MTIME_S } from './layout.js';
 import { quarantineObject } from './commitObject.js';
 import { parseTree } from './treeFormat.js';
@@ -17,10 +17,25 @@ import { setCounters } from './counters.js';
 import { walkStoreDir } from './walkStore.js';
 import { addFile } from './addFile.js';
 import { processAlive } from './lock.js';
+import { deleteKey } from './keys.js';
+import { keyRefPath, projectRefPath, scanKeyRefs, scanProjectRefs } from './refs.js';
+import { syncIndexFromRefs } from './indexRecovery.js';
+import { writeMissingRefs } from './migrate.js';
 import type { Store } from './store.js';
 
 export interface VerifyProblem {
-  kind: 'corrupt-object' | 'object-metadata' | 'malformed-name' | 'corrupt-tree' | 'missing-object' | 'broken-key' | 'broken-project';
+  kind:
+    | 'corrupt-object'
+    | 'object-metadata'
+    | 'malformed-name'
+    | 'corrupt-tree'
+    | 'missing-object'
+    | 'broken-key'
+    | 'broken-project'
+    | 'damaged-index'
+    | 'missing-ref'
+    | 'unindexed-ref'
+    | 'unreadable-ref';
   path: string;
   detail: string;
   repaired: boolean;
@@ -34,6 +49,12 @@ export interface VerifyReport {
   problems: VerifyProblem[];
   repaired: number;
   tmpRemoved: number;
+  /**
+   * Unreferenced things found incomplete — what a gc killed half-way leaves
+   * (trees whose objects it already deleted, keys no project uses whose tree
+   * is gone): garbage the next gc removes, not damage.
+   */
+  garbage: { trees: number; keys: number; projects: number };
 }
 
 export interface VerifyOptions {
@@ -41,20 +62,14 @@ export interface VerifyOptions {
   onProgress?: (done: number, what: string) => void;
 }
 
-async function hashFile(path: string, size: number): Promise<string> {
-  if (size <= 8 * 1024 * 1024) return hashBuffer(readFileSync(path));
-  const h = createHash();
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
-  return h.digestHex();
-}
-
 export async function verifyStore(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
   const repair = options.repair === true;
-  const report: VerifyReport = { objects: 0, objectBytes: 0, trees: 0, treeBytes: 0, problems: [], repaired: 0, tmpRemoved: 0 };
+  const report: VerifyReport = { objects: 0, objectBytes: 0, trees: 0, treeBytes: 0, problems: [], repaired: 0, tmpRemoved: 0, garbage: { trees: 0, keys: 0, projects: 0 } };
   const problem = (p: VerifyProblem): void => {
     report.problems.push(p);
     if (p.repaired) report.repaired++;
   };
+  checkRefs(store, repair, problem);
   const present = new Set<string>();
   const damaged = new Map<string, { digest: string; exec: boolean }>();
   let done = 0;
@@ -99,6 +114,7 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
     }
   }
   const brokenTrees = new Set<string>();
+  const incompleteTrees = new Map<string, { path: string; missing: number }>();
   for (const f of walkStoreDir(join(store.home, 'trees'))) {
     options.onProgress?.(++done, 'trees');
     if (f.malformed) {
@@ -122,21 +138,71 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
     report.treeBytes += data.length;
     if (missing > 0) {
       brokenTrees.add(f.digest);
-      problem({ kind: 'missing-object', path: f.path, detail: `${missing} file(s) refer to objects not in the store`, repaired: false });
+      incompleteTrees.set(f.digest, { path: f.path, missing });
     }
   }
-  for (const row of store.index.prepare('SELECT name, tree FROM keys').all() as { name: string; tree: string }[]) {
+  const keyRows = store.index.prepare('SELECT name, tree FROM keys').all() as { name: string; tree: string }[];
+  // as gc sees it: a project whose directory is gone is about to be dropped, with the keys only it used
+  const projectRows = (store.index.prepare('SELECT path, ecosystem, tree, projection FROM projects').all() as { path: string; ecosystem: string; tree: string; projection: string }[]).filter((r) => {
+    if (r.projection === 'mount' || existsSync(r.path)) return true;
+    report.garbage.projects++;
+    return false;
+  });
+  const usedKeys = new Set<string>();
+  const keysOf = store.index.prepare('SELECT key FROM project_keys WHERE path = ? AND ecosystem = ?');
+  for (const r of projectRows) for (const k of keysOf.all(r.path, r.ecosystem) as { key: string }[]) usedKeys.add(k.key);
+  const referenced = new Set([...keyRows.filter((r) => usedKeys.has(r.name)).map((r) => r.tree), ...projectRows.map((r) => r.tree)]);
+  for (const [digest, t] of incompleteTrees) {
+    if (!referenced.has(digest)) {
+      report.garbage.trees++;
+      continue;
+    }
+    problem({ kind: 'missing-object', path: t.path, detail: `${t.missing} file(s) refer to objects not in the store`, repaired: false });
+  }
+  for (const row of keyRows) {
     if (!brokenTrees.has(row.tree) && treeExists(store, row.tree)) continue;
-    if (repair) store.index.prepare('DELETE FROM keys WHERE name = ?').run(row.name);
+    if (repair) deleteKey(store, row.name);
+    // a key no project uses is a cache entry: its loss is a cache miss (garbage a killed gc left), not damage
+    if (!usedKeys.has(row.name)) {
+      report.garbage.keys++;
+      continue;
+    }
     problem({ kind: 'broken-key', path: row.name, detail: `tree ${row.tree} is damaged or missing; the next install re-creates it`, repaired: repair });
   }
-  for (const row of store.index.prepare('SELECT path, ecosystem, tree FROM projects').all() as { path: string; ecosystem: string; tree: string }[]) {
+  for (const row of projectRows) {
     if (!brokenTrees.has(row.tree) && treeExists(store, row.tree)) continue;
     problem({ kind: 'broken-project', path: `${row.path} (${row.ecosystem})`, detail: `its tree ${row.tree} is damaged; run the install there again`, repaired: false });
   }
   report.tmpRemoved = cleanTmp(store);
   setCounters(store, { objects: report.objects, object_bytes: report.objectBytes, trees: report.trees, tree_bytes: report.treeBytes });
   return report;
+}
+
+/**
+ * The index and refs/ must agree: every key and project in one is in the
+ * other. Repair copies each way (refs/ → index for what a lost index
+ * forgot; index → refs/ for what a format-1 store never wrote).
+ */
+function checkRefs(store: Store, repair: boolean, problem: (p: VerifyProblem) => void): void {
+  const keyScan = scanKeyRefs(store.home);
+  const projectScan = scanProjectRefs(store.home);
+  for (const path of [...keyScan.unreadable, ...projectScan.unreadable]) problem({ kind: 'unreadable-ref', path, detail: 'not a velo ref file', repaired: false });
+  const indexedKeys = new Set((store.index.prepare('SELECT name FROM keys').all() as { name: string }[]).map((r) => r.name));
+  const indexedProjects = new Set((store.index.prepare('SELECT path, ecosystem FROM projects').all() as { path: string; ecosystem: string }[]).map((r) => `${r.path}\0${r.ecosystem}`));
+  const refKeys = new Set(keyScan.refs.map((r) => r.name));
+  const refProjects = new Set(projectScan.refs.map((r) => `${r.path}\0${r.ecosystem}`));
+  const unindexed = [...keyScan.refs.filter((r) => !indexedKeys.has(r.name)).map((r) => r.name), ...projectScan.refs.filter((r) => !indexedProjects.has(`${r.path}\0${r.ecosystem}`)).map((r) => `${r.path} (${r.ecosystem})`)];
+  // an install running beside verify writes a ref just before its row: look again before calling a ref missing
+  const missing = [
+    ...[...indexedKeys].filter((k) => !refKeys.has(k) && !existsSync(keyRefPath(store.home, k))),
+    ...[...indexedProjects]
+      .filter((p) => !refProjects.has(p) && !existsSync(projectRefPath(store.home, ...(p.split('\0') as [string, string]))))
+      .map((p) => p.replace('\0', ' (') + ')'),
+  ];
+  if (repair && unindexed.length > 0) syncIndexFromRefs(store);
+  if (repair && missing.length > 0) writeMissingRefs(store);
+  for (const name of unindexed) problem({ kind: 'unindexed-ref', path: name, detail: 'in refs/ but not in the index', repaired: repair });
+  for (const name of missing) problem({ kind: 'missing-ref', path: name, detail: 'in the index but has no ref file under refs/', repaired: repair });
 }
 
 /**
