@@ -209,7 +209,11 @@ describe('velo uv sync', () => {
     const cli = join(veloEnv, SITE, 'velo_greet', 'cli.py');
     chmodSync(cli, 0o644);
     writeFileSync(cli, readFileSync(cli, 'utf8').replace('print(greet(name))', 'print("tampered", greet(name))'));
-    const healed = sync(velo1, 'velo1', ['--locked', '--reinstall']);
+    const heal = veloUv(['sync', '--json', '--locked', '--reinstall'], env('velo1'), velo1);
+    expect(heal.code, heal.stderr).toBe(0);
+    // said once, as every damaged object is (issue 19)
+    expect(heal.stderr.match(/^velo: .*store object\(s\) missing or changed in place, quarantined/gm)).toHaveLength(1);
+    const healed = JSON.parse(heal.stdout) as Record<string, unknown>;
     expect(healed).toMatchObject({ noop: false, repaired: 1, retried: true, ingested: 1, fromStore: 3 });
     expect(greet()).toBe('hello, x\n');
 
