@@ -89,25 +89,32 @@ describe('velo uv sync refuses bad input and keeps the previous .venv', () => {
     const column = broken.split('\n')[line - 1]!.length + 1; // the end of the line, where the string should have closed
     writeFileSync(lockPath, broken);
 
+    // exit 2 and the problem, as `uv sync --frozen` exits on it
     const frozen = veloUv(['sync', '--frozen'], env('ok'), dir);
-    expect(frozen.code).toBe(14);
+    expect(frozen.code).toBe(2);
     expect(frozen.stderr).toContain(`velo: ${lockPath} is not a valid uv.lock: line ${line}, column ${column}: control characters are not allowed in strings`);
     expect(frozen.stderr).toContain('hint: regenerate it with `uv lock`');
     expectIntact(dir, before);
 
-    // without --frozen, uv reads the lock first and says what is wrong with it
+    // without --frozen, uv reads the lock first: uv's exit code and uv's own words, not "stale"
     const locking = veloUv(['sync', '--json'], env('ok'), dir);
-    expect(locking.code).toBe(13);
+    expect(locking.code).toBe(2);
     const e = JSON.parse(locking.stdout) as { error: { code: string; message: string } };
     expect(e.error.code).toBe('TOOL_FAILED');
-    expect(e.error.message).toMatch(/uv lock failed/);
-    expect(e.error.message).toMatch(/uv\.lock/);
+    expect(e.error.message).toMatch(/^uv lock failed: `.*uv lock` exited with code 2:/);
+    expect(e.error.message).toMatch(/Failed to parse `uv\.lock`/);
+    expectIntact(dir, before);
+    const locked = veloUv(['sync', '--locked'], env('ok'), dir);
+    expect(locked.code).toBe(2);
+    expect(locked.stderr).toMatch(/^velo: uv lock --check failed: `.*uv lock --check` exited with code 2:/m);
+    expect(locked.stderr).toMatch(/Failed to parse `uv\.lock`/);
+    expect(locked.stderr).not.toMatch(/not up to date/);
     expectIntact(dir, before);
 
     // a lock that parses but is not a uv.lock velo understands
     writeFileSync(lockPath, text.replace(/source = \{ registry = "[^"]*" \}/, 'source = { }'));
     const odd = veloUv(['sync', '--frozen'], env('ok'), dir);
-    expect(odd.code).toBe(14);
+    expect(odd.code).toBe(2);
     expect(odd.stderr).toMatch(/package "velo-greet" has a source with no known kind/);
     expectIntact(dir, before);
   });
@@ -186,7 +193,7 @@ describe('velo uv sync refuses bad input and keeps the previous .venv', () => {
     const before = snapshot(dir);
     pyproject(dir, 'uv-fails', ['velo-greet', 'velo-data']);
     const stale = veloUv(['sync', '--locked'], env('ok'), dir);
-    expect(stale.code).toBe(13);
+    expect(stale.code).toBe(1); // uv's exit code
     expect(stale.stderr).toMatch(/velo: uv\.lock is not up to date: `.*uv lock --check` exited with code 1/);
     expect(stale.stderr).toMatch(/needs to be updated/);
     expectIntact(dir, before);
@@ -198,13 +205,32 @@ describe('velo uv sync refuses bad input and keeps the previous .venv', () => {
     rmSync(join(wheels, 'velo_data-2.1.0-py3-none-any.whl'));
     try {
       const r = veloUv(['sync', '--locked'], env('empty-cache', { VELO_HOME: join(root, 'other-store') }), dir);
-      expect(r.code).toBe(13);
+      expect(r.code).toBe(1); // uv's exit code
       expect(r.stderr).toMatch(/velo: uv sync failed: .* exited with code \d+:/);
       expect(r.stderr).toMatch(/velo-data/);
       expectIntact(dir, before);
     } finally {
       cpSync(moved, join(wheels, 'velo_data-2.1.0-py3-none-any.whl'));
     }
+  });
+
+  test('a hash in uv.lock that the downloaded wheel does not have: uv\'s exit code and message, not "stale"', () => {
+    const dir = projectWithEnv('hash-mismatch');
+    const before = snapshot(dir);
+    pyproject(dir, 'hash-mismatch', ['velo-greet', 'velo-data']);
+    lock(dir);
+    const lockPath = join(dir, 'uv.lock');
+    const text = readFileSync(lockPath, 'utf8');
+    const m = /(velo_data-2\.1\.0-py3-none-any\.whl", hash = "sha256:)([0-9a-f])/.exec(text);
+    expect(m).not.toBeNull();
+    const wrong = m![2] === '0' ? '1' : '0';
+    writeFileSync(lockPath, text.replace(m![0], m![1] + wrong));
+    const r = veloUv(['sync', '--locked'], env('hash-mismatch', { VELO_HOME: join(root, 'hash-store') }), dir);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^velo: uv sync failed: `.*` exited with code 1:/m);
+    expect(r.stderr).toMatch(/Hash mismatch for `velo-data==2\.1\.0`/);
+    expect(r.stderr).not.toMatch(/not up to date/);
+    expectIntact(dir, before);
   });
 
   test('killed half-way: the previous .venv stays, the next run cleans up and finishes', async () => {

@@ -26,7 +26,7 @@ import { distKey } from './distKey.js';
 import { listDistInfos, normalizeName, readInstalledDistribution, type InstalledDistribution } from './installedDistribution.js';
 import { interpreterFor, type Interpreter } from './interpreter.js';
 import { envDirFor } from './projectPaths.js';
-import { runProcess, toolFailed, type ProcessResult } from './runUvProcess.js';
+import { runProcess, uvFailed, type ProcessResult } from './runUvProcess.js';
 import { loadDistribution, storeDistribution, type StoredDistribution } from './storedDistribution.js';
 import type { SyncArgs } from './syncArgs.js';
 import type { Remote } from '../remote/remote.js';
@@ -130,8 +130,8 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     runProcess(uv, sync1Args, { cwd: c.cwd, env: uvEnv }),
     runProcess(uv, dryArgs, { cwd: c.cwd, env: uvEnvFor(c.env, join(work, 'never-created')) }),
   ]);
-  if (s1.code !== 0) throw toolFailed('uv sync failed', uv, sync1Args, s1);
-  if (dry.code !== 0) throw toolFailed('uv sync --dry-run failed', uv, dryArgs, dry);
+  if (s1.code !== 0) throw uvFailed('uv sync failed', uv, sync1Args, s1);
+  if (dry.code !== 0) throw uvFailed('uv sync --dry-run failed', uv, dryArgs, dry);
   const j1 = parseSyncJson(s1, 'uv sync');
   const projectDir = j1.project?.path ?? c.projectDir;
   const workspaceDir = j1.project?.workspace?.path ?? c.workspaceDir;
@@ -189,7 +189,7 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     const hitNames = [...new Set(hits.map((p) => p.name))].sort();
     const sync2Args = ['sync', '--frozen', '--output-format', 'json', ...noInstall(hitNames), ...args.syncArgs];
     const s2 = await runProcess(uv, sync2Args, { cwd: c.cwd, env: uvEnv });
-    if (s2.code !== 0) throw toolFailed('uv sync failed', uv, sync2Args, s2);
+    if (s2.code !== 0) throw uvFailed('uv sync failed', uv, sync2Args, s2);
     c.endPhase('fetch');
   }
 

@@ -51,8 +51,22 @@ export function tail(text: string, lines = 12): string {
   return (all.length > lines ? ['…', ...all.slice(-lines)] : all).join('\n');
 }
 
-export function toolFailed(what: string, command: string, args: string[], r: ProcessResult): VeloError {
+export function toolFailed(what: string, command: string, args: string[], r: ProcessResult, exitCode?: number): VeloError {
   const how = r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`;
   const printed = tail(r.stderr || r.stdout);
-  return new VeloError('TOOL_FAILED', `${what}: \`${[command, ...args].join(' ')}\` ${how}${printed ? `:\n${printed}` : ''}`);
+  return new VeloError('TOOL_FAILED', `${what}: \`${[command, ...args].join(' ')}\` ${how}${printed ? `:\n${printed}` : ''}`, exitCode === undefined ? undefined : { exitCode });
+}
+
+/**
+ * uv failed: velo exits with uv's own exit code (1 for a failed operation
+ * such as a hash mismatch or a stale lock under --locked, 2 for a uv.lock
+ * that does not parse, …) and quotes what uv said. Killed by a signal: 13.
+ */
+export function uvFailed(what: string, uv: string, args: string[], r: ProcessResult): VeloError {
+  return toolFailed(what, uv, args, r, !r.signal && r.code > 0 && r.code < 126 ? r.code : undefined);
+}
+
+/** `uv lock --check` said the lock no longer matches the project (and nothing else went wrong). */
+export function isStaleLock(r: ProcessResult): boolean {
+  return r.code === 1 && /needs to be updated/.test(r.stderr);
 }

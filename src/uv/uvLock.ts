@@ -52,7 +52,9 @@ export function isShareable(source: LockSource): boolean {
 }
 
 function lockError(path: string, problem: string): VeloError {
+  // exit 2, as uv exits on a uv.lock it cannot read
   return new VeloError('LOCKFILE', `${path} is not a valid uv.lock: ${problem}`, {
+    exitCode: 2,
     hint: 'regenerate it with `uv lock` (velo never edits uv.lock)',
   });
 }

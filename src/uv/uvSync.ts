@@ -28,7 +28,7 @@ import { envKey, interpreterIdentOf, loadEnvManifest, localStampsOf, saveEnvMani
 import { settingsFingerprint, stampOf, writeStateInto, type FileStamp } from './envState.js';
 import { checkNoop, type NoopAnswer } from './noop.js';
 import { projectEnvironment, type ProjectedEnv } from './projectEnvironment.js';
-import { runProcess, toolFailed, type ProcessResult } from './runUvProcess.js';
+import { isStaleLock, runProcess, uvFailed, type ProcessResult } from './runUvProcess.js';
 import type { Remote, RemoteReport } from '../remote/remote.js';
 
 export type UvSyncPhase = 'lock' | 'scratch' | 'plan' | 'fetch' | 'ingest' | 'compile' | 'link';
@@ -202,7 +202,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         const { uvEnvFor } = await import('./buildWithUv.js');
         const lockArgs = ['lock', ...(args.lockMode === 'locked' ? ['--check'] : []), ...args.lockArgs];
         const r = await runProcess(uv, lockArgs, { cwd: o.cwd, env: uvEnvFor(o.env, checked.paths.envDir) });
-        if (r.code !== 0) throw toolFailed(args.lockMode === 'locked' ? 'uv.lock is not up to date' : 'uv lock failed', uv, lockArgs, r);
+        if (r.code !== 0) throw uvFailed(isStaleLock(r) ? 'uv.lock is not up to date' : `uv lock${args.lockMode === 'locked' ? ' --check' : ''} failed`, uv, lockArgs, r);
         endPhase('lock');
         lockRan = true;
         const after = keyNow(); // uv lock may have rewritten uv.lock
