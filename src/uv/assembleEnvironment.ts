@@ -7,9 +7,10 @@
  *  - the distributions uv installed from local sources (the project's own
  *    editable install, path and git dependencies), copied,
  *  - the venv itself as uv created it (pyvenv.cfg, activate scripts, the
- *    python symlinks), with the scratch location replaced by this one.
+ *    python symlinks), with the scratch location replaced by this one
+ *    (venvTemplate.ts).
  */
-import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { VeloError } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -45,23 +46,8 @@ export interface PlanInput {
   local: InstalledDistribution[];
   /** .pyc files compiled for the local distributions: rel → file */
   localPycs: Map<string, string>;
-  scratchDir: string;
-  /** paths (relative to scratchDir) that belong to distributions, not to the venv itself */
-  claimed: Set<string>;
-}
-
-function replaceAll(data: Buffer, from: Buffer, to: Buffer): Buffer {
-  let at = data.indexOf(from);
-  if (at < 0) return data;
-  const parts: Buffer[] = [];
-  let start = 0;
-  while (at >= 0) {
-    parts.push(data.subarray(start, at), to);
-    start = at + from.length;
-    at = data.indexOf(from, start);
-  }
-  parts.push(data.subarray(start));
-  return Buffer.concat(parts);
+  /** the venv itself (pyvenv.cfg, python links, activate scripts, …), relocated to envDir (venvTemplate.ts) */
+  venv: PerEnvFile[];
 }
 
 /** Characters that the activate scripts' quoting would need to escape. */
@@ -142,30 +128,17 @@ export function planEnvironment(input: PlanInput): EnvironmentPlan {
     if (take(rel)) plan.perEnv.push({ rel, kind: 'file', data: readFileSync(abs), mode: 0o644 });
   }
 
-  // the venv itself: everything in the scratch environment no distribution claims
-  const from = Buffer.from(input.scratchDir);
-  const to = Buffer.from(input.envDir);
-  const walk = (relDir: string): void => {
-    const abs = relDir === '' ? input.scratchDir : join(input.scratchDir, relDir);
-    for (const d of readdirSync(abs, { withFileTypes: true })) {
-      const rel = relDir === '' ? d.name : `${relDir}/${d.name}`;
-      if (input.claimed.has(rel) || taken.has(rel) || d.name === '__pycache__') continue;
-      const childAbs = join(abs, d.name);
-      const st = lstatSync(childAbs);
-      if (d.isDirectory()) {
-        plan.perEnv.push({ rel, kind: 'dir', mode: st.mode & 0o777 });
-        walk(rel);
-      } else if (d.isSymbolicLink()) {
-        const target = readlinkSync(childAbs);
-        plan.perEnv.push({ rel, kind: 'symlink', target: target.split(input.scratchDir).join(input.envDir), mode: 0o777 });
-        taken.add(rel);
-      } else if (d.isFile()) {
-        plan.perEnv.push({ rel, kind: 'file', data: replaceAll(readFileSync(childAbs), from, to), mode: st.mode & 0o777 });
-        taken.add(rel);
-      }
+  // the venv itself: what no distribution installs (a directory under a path a distribution took is skipped with it)
+  const skipped: string[] = [];
+  for (const f of input.venv) {
+    if (skipped.some((p) => f.rel.startsWith(`${p}/`))) continue;
+    if (taken.has(f.rel)) {
+      skipped.push(f.rel);
+      continue;
     }
-  };
-  walk('');
+    plan.perEnv.push(f);
+    if (f.kind !== 'dir') taken.add(f.rel);
+  }
   return plan;
 }
 

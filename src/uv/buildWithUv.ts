@@ -15,7 +15,9 @@
  *  4. The whole environment becomes one tree: the stored distributions'
  *     shared files, and the per-environment files as private entries.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
 import { VeloError } from '../errors.js';
 import { deleteKey, getKeys } from '../store/keys.js';
 import { putTree } from '../store/trees.js';
@@ -31,6 +33,9 @@ import { loadDistribution, storeDistribution, type StoredDistribution } from './
 import type { SyncArgs } from './syncArgs.js';
 import type { Remote } from '../remote/remote.js';
 import { isShareable, type LockPackage, type UvLock } from './uvLock.js';
+import { normalizeProjectName } from './lockPlan.js';
+import { bareSkeleton, readVenvSkeleton, relocateSkeleton, saveVenvTemplate, venvTemplateKey } from './venvTemplate.js';
+import type { PerEnvFile } from './assembleEnvironment.js';
 
 /** The key kinds a remote shares for uv: installed distributions (keyed by the interpreter's identity). */
 export const UV_REMOTE_KINDS = ['uv'] as const;
@@ -102,6 +107,25 @@ export function uvEnvFor(env: NodeJS.ProcessEnv, scratch: string): NodeJS.Proces
   delete out.UV_LOCKED;
   delete out.UV_FROZEN;
   return out;
+}
+
+/** The project name in pyproject.toml, normalized (uv's prompt for the project's venv). */
+export function projectNameOf(projectDir: string): string | undefined {
+  try {
+    const doc = parseToml(readFileSync(join(projectDir, 'pyproject.toml'), 'utf8'));
+    const project = doc.project;
+    return typeof project === 'object' && project !== null && !Array.isArray(project) && typeof (project as Record<string, unknown>).name === 'string'
+      ? normalizeProjectName((project as Record<string, unknown>).name as string)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `prompt = …` of a skeleton's pyvenv.cfg. */
+function promptOf(skeleton: PerEnvFile[]): string | undefined {
+  const cfg = skeleton.find((f) => f.rel === 'pyvenv.cfg' && f.kind === 'file');
+  return cfg ? /^prompt = (.*)$/m.exec(cfg.data!.toString('utf8'))?.[1] : undefined;
 }
 
 /** Local package directories (editable, path, workspace members): what uv rebuilds when they change. */
@@ -255,7 +279,18 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
   }
   const localPycs = new Map<string, string>();
   for (const d of local) for (const [rel, abs] of pycsByDist.get(d) ?? []) localPycs.set(rel, abs);
-  const plan = planEnvironment({ envDir, stored: dists, local, localPycs, scratchDir: scratch, claimed });
+  const skeleton = readVenvSkeleton(scratch, claimed);
+  let templateKey: string | undefined;
+  if (local.length === 0) {
+    // nothing local: the scratch environment is the bare venv uv makes for this project; the next
+    // environment of this interpreter, uv and project name can be laid out without uv (planFromStore.ts)
+    const name = projectNameOf(projectDir);
+    if (name && promptOf(skeleton) === name) {
+      templateKey = venvTemplateKey(interpreterKey, uv, name);
+      saveVenvTemplate(store, templateKey, scratch, bareSkeleton(skeleton, interp.sitePackages));
+    }
+  }
+  const plan = planEnvironment({ envDir, stored: dists, local, localPycs, venv: relocateSkeleton(skeleton, scratch, envDir) });
   const perEnv = perEnvTreeEntries(store, plan.perEnv);
   const tree = putTree(store, [...plan.shared, ...perEnv]);
   c.endPhase('link');
@@ -267,7 +302,7 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     interpreter: interp,
     interpreterKey,
     interpreterPath,
-    distKeys: wanted.map((p) => keyOf.get(p)!),
+    distKeys: [...wanted.map((p) => keyOf.get(p)!), ...(templateKey ? [templateKey] : [])],
     distributions: wanted.length,
     fromStore: hits.length,
     ingested: fetched.length,

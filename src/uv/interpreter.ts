@@ -12,6 +12,7 @@ import { getKey, setKey } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import { putTree, readTree } from '../store/trees.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
+import type { MarkerEnvironment } from './markers.js';
 import { runProcess, toolFailed } from './runUvProcess.js';
 
 export interface Interpreter {
@@ -31,6 +32,8 @@ export interface Interpreter {
   baseExecutable: string;
   /** site-packages relative to the environment root, '/'-separated */
   sitePackages: string;
+  /** PEP 508 marker values (planning from uv.lock evaluates its markers with them) */
+  markers?: MarkerEnvironment;
 }
 
 const PROBE = `
@@ -57,6 +60,19 @@ print(json.dumps({
     "prefix": sys.prefix,
     "purelib": sysconfig.get_path("purelib"),
     "platlib": sysconfig.get_path("platlib"),
+    "markers": {
+        "implementation_name": sys.implementation.name,
+        "implementation_version": "%d.%d.%d" % sys.implementation.version[:3] + ("" if sys.implementation.version.releaselevel == "final" else sys.implementation.version.releaselevel[0] + str(sys.implementation.version.serial)),
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_python_implementation": platform.python_implementation(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    },
 }))
 `;
 
@@ -90,6 +106,7 @@ export async function probeInterpreter(python: string, env: NodeJS.ProcessEnv, c
     magic: String(raw.magic),
     baseExecutable: String(raw.baseExecutable),
     sitePackages,
+    markers: raw.markers as MarkerEnvironment,
   };
 }
 
@@ -115,33 +132,54 @@ export function interpreterIdentity(i: Interpreter): Record<string, string | num
  * (its real path and stat) and remembered in the store's index under a key
  * the project then holds (so gc keeps it while the project lives).
  */
+function interpreterKeyOf(python: string): { key: string; realPath: string } {
+  let ident: string;
+  let real: string;
+  try {
+    real = realpathSync(python);
+    const st = statSync(real, { bigint: true });
+    ident = `${real}\0${st.size}\0${st.mtimeNs}\0${st.ino}`;
+  } catch (err) {
+    throw fsError(err, `cannot find the interpreter behind ${python}`);
+  }
+  return { key: `uv-python:${createHash('sha256').update(ident).digest('hex').slice(0, 40)}`, realPath: real };
+}
+
+/**
+ * The interpreter behind `python` (a venv's python or the interpreter it
+ * links to: both resolve to the same binary), as probed before through a
+ * venv; undefined when it never was, or when the record predates markers.
+ */
+export function recordedInterpreter(store: Store, python: string): { interpreter: Interpreter; key: string; realPath: string } | undefined {
+  const { key, realPath } = interpreterKeyOf(python);
+  const tree = getKey(store, key);
+  if (!tree) return undefined;
+  try {
+    const entry = readTree(store, tree).entries.find((e) => e.path === 'interpreter.json');
+    if (!entry) return undefined;
+    const interpreter = JSON.parse(readFileSync(store.objectPath(entry.digest, false), 'utf8')) as Interpreter;
+    return interpreter.markers ? { interpreter, key, realPath } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The interpreter behind a venv's python, probed once per interpreter binary
+ * (its real path and stat) and remembered in the store's index under a key
+ * the project then holds (so gc keeps it while the project lives).
+ */
 export async function interpreterFor(
   store: Store,
   venvPython: string,
   env: NodeJS.ProcessEnv,
   cwd: string,
 ): Promise<{ interpreter: Interpreter; key: string; realPath: string }> {
-  let ident: string;
-  let real: string;
-  try {
-    real = realpathSync(venvPython);
-    const st = statSync(real, { bigint: true });
-    ident = `${real}\0${st.size}\0${st.mtimeNs}\0${st.ino}`;
-  } catch (err) {
-    throw fsError(err, `cannot find the interpreter behind ${venvPython}`);
-  }
-  const key = `uv-python:${createHash('sha256').update(ident).digest('hex').slice(0, 40)}`;
-  const tree = getKey(store, key);
-  if (tree) {
-    try {
-      const entry = readTree(store, tree).entries.find((e) => e.path === 'interpreter.json');
-      if (entry) return { interpreter: JSON.parse(readFileSync(store.objectPath(entry.digest, false), 'utf8')) as Interpreter, key, realPath: real };
-    } catch {
-      /* probe again */
-    }
-  }
+  const recorded = recordedInterpreter(store, venvPython);
+  if (recorded) return recorded;
+  const { key, realPath } = interpreterKeyOf(venvPython);
   const probed = await probeInterpreter(venvPython, env, cwd);
   const added = writeBufferToStore(store, Buffer.from(JSON.stringify(probed)), false);
   setKey(store, key, putTree(store, [{ path: 'interpreter.json', kind: 'file', size: added.size, digest: added.digest }]), { kind: 'uv-python' });
-  return { interpreter: probed, key, realPath: real };
+  return { interpreter: probed, key, realPath };
 }

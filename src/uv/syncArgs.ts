@@ -76,14 +76,14 @@ export interface SyncArgs {
   forUv: string[];
 }
 
-interface Token {
+export interface Token {
   name: string;
   value?: string;
   /** the argument(s) as given */
   raw: string[];
 }
 
-function tokenize(argv: string[]): Token[] {
+export function tokenize(argv: string[]): Token[] {
   const tokens: Token[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;

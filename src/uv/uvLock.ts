@@ -30,12 +30,29 @@ export interface LockArtifact {
   size?: number;
 }
 
+/** One edge of the locked graph: `{ name, version?, source?, marker?, extra? }`. */
+export interface LockDependency {
+  name: string;
+  /** set when uv.lock holds several versions of `name` (a forked resolution) */
+  version?: string;
+  source?: LockSource;
+  /** a PEP 508 marker: the edge applies where it holds */
+  marker?: string;
+  /** the extras of `name` this edge asks for */
+  extra: string[];
+}
+
 export interface LockPackage {
   name: string;
   version: string;
   source: LockSource;
   wheels: LockArtifact[];
   sdist?: LockArtifact;
+  dependencies: LockDependency[];
+  /** extra → edges (`[package.optional-dependencies]`) */
+  optionalDependencies: Record<string, LockDependency[]>;
+  /** dependency group → edges (`[package.dev-dependencies]`) */
+  devDependencies: Record<string, LockDependency[]>;
 }
 
 export interface UvLock {
@@ -44,6 +61,8 @@ export interface UvLock {
   revision: number;
   requiresPython?: string;
   packages: LockPackage[];
+  /** `[manifest] members`: the workspace members, when the lock names them */
+  members: string[];
 }
 
 /** Distributions with these sources are immutable artifacts: velo keys and shares them. */
@@ -86,7 +105,9 @@ export function parseUvLock(text: string, path: string): UvLock {
   const rawPackages = doc.package ?? [];
   if (!Array.isArray(rawPackages)) throw lockError(path, '`package` must be an array of tables ([[package]])');
   const packages = rawPackages.map((raw, i) => readPackage(path, raw, i));
-  const lock: UvLock = { path, version, revision, packages };
+  const manifest = doc.manifest;
+  const members = isTable(manifest) && Array.isArray(manifest.members) ? manifest.members.filter((m): m is string => typeof m === 'string') : [];
+  const lock: UvLock = { path, version, revision, packages, members };
   if (typeof doc['requires-python'] === 'string') lock.requiresPython = doc['requires-python'];
   return lock;
 }
@@ -121,7 +142,15 @@ function readPackage(path: string, raw: TomlValue, index: number): LockPackage {
       if (!w.filename.endsWith('.whl')) throw lockError(path, `${label}: wheel ${JSON.stringify(w.filename)} is not a .whl file`);
     }
   }
-  const pkg: LockPackage = { name, version: version ?? '', source, wheels };
+  const pkg: LockPackage = {
+    name,
+    version: version ?? '',
+    source,
+    wheels,
+    dependencies: readDependencies(path, `${label} dependencies`, raw.dependencies),
+    optionalDependencies: readDependencyTable(path, `${label} optional-dependencies`, raw['optional-dependencies']),
+    devDependencies: readDependencyTable(path, `${label} dev-dependencies`, raw['dev-dependencies']),
+  };
   if (raw.sdist !== undefined) pkg.sdist = readArtifact(path, `${label} sdist`, raw.sdist);
   if (pkg.version === '' && isShareable(source)) throw lockError(path, `${label} from a ${source.kind} source has no \`version\``);
   return pkg;
@@ -139,6 +168,34 @@ function readSource(path: string, label: string, raw: TomlValue | undefined): Lo
   const source: LockSource = { kind, value };
   if (typeof raw.subdirectory === 'string') source.subdirectory = raw.subdirectory;
   return source;
+}
+
+function readDependencies(path: string, label: string, raw: TomlValue | undefined): LockDependency[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw lockError(path, `${label} must be an array`);
+  return raw.map((d, i) => {
+    if (!isTable(d) || typeof d.name !== 'string' || !NAME.test(d.name)) throw lockError(path, `${label} #${i + 1} has no valid \`name\``);
+    const dep: LockDependency = { name: d.name, extra: [] };
+    if (typeof d.version === 'string') dep.version = d.version;
+    if (d.source !== undefined) dep.source = readSource(path, `${label} ${JSON.stringify(d.name)}`, d.source);
+    if (d.marker !== undefined) {
+      if (typeof d.marker !== 'string') throw lockError(path, `${label} ${JSON.stringify(d.name)}: \`marker\` must be a string`);
+      dep.marker = d.marker;
+    }
+    if (d.extra !== undefined) {
+      if (!Array.isArray(d.extra) || !d.extra.every((e) => typeof e === 'string')) throw lockError(path, `${label} ${JSON.stringify(d.name)}: \`extra\` must be an array of strings`);
+      dep.extra = d.extra as string[];
+    }
+    return dep;
+  });
+}
+
+function readDependencyTable(path: string, label: string, raw: TomlValue | undefined): Record<string, LockDependency[]> {
+  if (raw === undefined) return {};
+  if (!isTable(raw)) throw lockError(path, `${label} must be a table`);
+  const out: Record<string, LockDependency[]> = {};
+  for (const [k, v] of Object.entries(raw)) out[k] = readDependencies(path, `${label}.${k}`, v);
+  return out;
 }
 
 function basenameOf(urlOrPath: string): string {

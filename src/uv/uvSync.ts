@@ -28,6 +28,7 @@ import { envKey, interpreterIdentOf, loadEnvManifest, localStampsOf, saveEnvMani
 import { settingsFingerprint, stampOf, writeStateInto, type FileStamp } from './envState.js';
 import { checkNoop, type NoopAnswer } from './noop.js';
 import { projectEnvironment, type ProjectedEnv } from './projectEnvironment.js';
+import type { BuiltEnvironment } from './buildWithUv.js';
 import { isStaleLock, runProcess, uvFailed, type ProcessResult } from './runUvProcess.js';
 import type { Remote, RemoteReport } from '../remote/remote.js';
 
@@ -77,6 +78,10 @@ export interface UvSyncResult {
   local: number;
   /** the whole environment came from its recorded manifest: uv did not run */
   fromEnvironmentManifest: boolean;
+  /** who planned the environment: velo from uv.lock (no uv sync ran), or uv; undefined when nothing was planned */
+  plannedBy?: 'uv.lock' | 'uv';
+  /** why velo did not plan from uv.lock itself */
+  planNote?: string;
   files: number;
   pycs: number;
   /** damaged store objects found (and fetched again) on the way */
@@ -332,13 +337,22 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
 
   /** Plan with uv, build the tree, project it, and record the manifest. */
   async function attempt(isRetry: boolean, key: string, lockRan: boolean, onPlanned?: (keys: string[]) => void): Promise<UvSyncResult> {
-    const [{ buildWithUv }, { readUvLock }] = await Promise.all([import('./buildWithUv.js'), import('./uvLock.js')]);
+    const [{ buildWithUv }, { readUvLock }, { planFromStore }] = await Promise.all([import('./buildWithUv.js'), import('./uvLock.js'), import('./planFromStore.js')]);
     const lock = readUvLock(lockPath);
     const work = store.tmpPath('uv-sync');
     mkdirSync(work, { recursive: true });
-    let built;
+    let built: BuiltEnvironment | undefined;
+    let planNote: string | undefined;
     try {
-      built = await buildWithUv({
+      if (!isRetry) {
+        // a new checkout of what the store holds already: planned from uv.lock, no uv sync
+        phase('plan', 'planning from uv.lock');
+        const fast = await planFromStore({ store, uv, args, cwd: o.cwd, env: o.env, lock, projectDir: base.projectDir, workspaceDir: base.workspaceDir, envDir: base.envDir, nowhere: join(work, 'never-created') });
+        endPhase('plan');
+        if ('unsupported' in fast) planNote = fast.unsupported;
+        else built = fast;
+      }
+      built ??= await buildWithUv({
         store,
         uv,
         args,
@@ -358,6 +372,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       rmSync(work, { recursive: true, force: true, maxRetries: 2 });
     }
     const b = built;
+    const plannedBy = planNote === undefined && !isRetry ? 'uv.lock' : 'uv';
     onPlanned?.(b.distKeys);
     // the manifest is for the environment velo found; uv agreeing on where it is, is what makes it reusable
     const reusable = b.envDir === base.envDir && b.projectDir === base.projectDir && b.workspaceDir === base.workspaceDir;
@@ -409,6 +424,8 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       ingested: b.ingested,
       local: b.local,
       fromEnvironmentManifest: false,
+      plannedBy,
+      ...(planNote !== undefined ? { planNote } : {}),
       files: p.files,
       pycs: b.pycs,
       newObjects: b.newObjects,
