@@ -32,7 +32,12 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', 'work', 'uv-pandas');
 const UV = process.env.VELO_UV ?? join(ROOT, '.tools', 'uv', 'bin', 'uv');
 const VELO = join(ROOT, 'dist', 'cli', 'velo.js');
-const arg = (name, dflt) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) || dflt : dflt);
+const arg = (name, dflt) => {
+  const v = Number(process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : NaN);
+  return Number.isFinite(v) ? v : dflt;
+};
+// --keep-store: skip the empty-store sync when a store from an earlier run is there (quick re-runs)
+const KEEP_STORE = process.argv.includes('--keep-store');
 const RUNS = arg('--runs', 5);
 const IMPORT_ROUNDS = arg('--import-rounds', 3);
 const IMPORTS =
@@ -119,11 +124,16 @@ const fresh = (dir) => {
 };
 
 unmount(mountDir);
-rmSync(env.VELO_HOME, { recursive: true, force: true });
-fresh(veloDir);
-const cold = velo(['--frozen', '--json'], veloDir);
-const coldJson = JSON.parse(cold.stdout);
-results.install['velo uv sync, empty store (uv cache warm)'] = { ms: cold.ms, cpuMs: cold.cpuMs, phases: coldJson.phasesMs, files: coldJson.files, pycs: coldJson.pycs };
+if (!(KEEP_STORE && existsSync(env.VELO_HOME))) {
+  rmSync(env.VELO_HOME, { recursive: true, force: true });
+  fresh(veloDir);
+  const cold = velo(['--frozen', '--json'], veloDir);
+  const coldJson = JSON.parse(cold.stdout);
+  results.install['velo uv sync, empty store (uv cache warm)'] = { ms: cold.ms, cpuMs: cold.cpuMs, phases: coldJson.phasesMs, files: coldJson.files, pycs: coldJson.pycs };
+} else {
+  fresh(veloDir);
+  velo(['--frozen'], veloDir);
+}
 fresh(mountDir);
 velo(['--frozen', '--projection', 'mount'], mountDir); // records the mount project's environment
 // the cold sync wrote ~600 MB of new objects: let them reach the disk before anything is timed
@@ -133,7 +143,8 @@ const series = {
   'uv sync (warm cache)': [],
   'velo uv sync (warm store, fresh .venv, link)': [],
   'velo uv sync (warm store, fresh .venv, mount)': [],
-  'velo uv sync (warm store, project never synced: uv plans)': [],
+  'uv sync (warm cache, new checkout)': [],
+  'velo uv sync (warm store, new checkout: planned from uv.lock)': [],
   'uv sync --compile-bytecode (warm cache)': [],
 };
 const scenarios = [
@@ -155,10 +166,22 @@ const scenarios = [
     if (JSON.parse(m.stdout).projection !== 'mount') throw new Error(`no mount: ${m.stderr}`);
     return m;
   }],
-  ['velo uv sync (warm store, project never synced: uv plans)', () => {
+  ['uv sync (warm cache, new checkout)', () => {
+    const other = project(`uv-new-${Date.now()}`);
+    try {
+      return timed(UV, ['sync', '--frozen'], other);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  }],
+  ['velo uv sync (warm store, new checkout: planned from uv.lock)', () => {
     const other = project(`velo-new-${Date.now()}`);
     try {
-      return velo(['--frozen'], other);
+      const v = velo(['--frozen', '--json'], other);
+      const vj = JSON.parse(v.stdout);
+      if (vj.plannedBy !== 'uv.lock') throw new Error(`the new checkout was planned by uv: ${vj.planNote}`);
+      results.lastNewCheckoutPhases = vj.phasesMs;
+      return v;
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
@@ -182,13 +205,18 @@ for (const [name, xs] of Object.entries(series)) {
   results.install[name] = { ms: median(xs.map((x) => x.ms)), cpuMs: median(xs.map((x) => x.cpuMs)), all: xs.map((x) => Math.round(x.ms)), allCpu: xs.map((x) => Math.round(x.cpuMs)) };
 }
 
+// the no-op: an unchanged environment, velo's and uv's, interleaved; node -e 0 beside them
+fresh(uvDir);
+run(UV, ['sync', '--frozen'], uvDir);
 const noop = [];
+const uvNoop = [];
 const node0 = [];
-for (let i = 0; i < 7; i++) {
+for (let i = 0; i < 11; i++) {
   node0.push(run(process.execPath, ['-e', '0'], veloDir).ms);
   noop.push(run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], veloDir).ms);
+  uvNoop.push(run(UV, ['sync', '--frozen'], uvDir).ms);
 }
-results.install['velo uv sync, no-op'] = { ms: Math.min(...noop), nodeStartMs: Math.min(...node0), beyondNode: Math.min(...noop) - Math.min(...node0) };
+results.noop = { velo: median(noop), uv: median(uvNoop), node: median(node0), all: { velo: noop.map(Math.round), uv: uvNoop.map(Math.round), node: node0.map(Math.round) } };
 
 // --- imports ------------------------------------------------------------------
 // Each round makes every environment afresh and times its first import (the
@@ -203,7 +231,7 @@ const builders = {
   'velo uv sync': () => { fresh(veloDir); run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], veloDir); return veloDir; },
   'velo uv sync --projection mount': () => { fresh(mountDir); run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--projection', 'mount'], mountDir); return mountDir; },
 };
-for (const cache of ['warm page cache', 'dropped page cache']) {
+for (const cache of IMPORT_ROUNDS > 0 ? ['warm page cache', 'dropped page cache'] : []) {
   const byEnv = {};
   for (let round = 0; round < IMPORT_ROUNDS; round++) {
     for (const [name, build] of Object.entries(builders)) {
@@ -239,13 +267,13 @@ const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
 console.log(`uv ${results.uv}, Python ${python}, ${packages} packages in uv.lock, installs: median of ${RUNS} (interleaved)\n`);
 const uvWarm = results.install['uv sync (warm cache)'];
 console.log('| install | wall | CPU | vs uv sync (wall / CPU) |\n|---|---|---|---|');
+const uvNew = results.install['uv sync (warm cache, new checkout)'];
 for (const [name, r] of Object.entries(results.install)) {
-  if (r.beyondNode !== undefined) {
-    console.log(`| ${name} | ${fmt(r.ms)} (node -e 0: ${fmt(r.nodeStartMs)}, +${fmt(r.beyondNode)}) | | |`);
-    continue;
-  }
   console.log(`| ${name} | ${fmt(r.ms)}${r.all ? ` (${r.all.join(', ')})` : ''} | ${fmt(r.cpuMs)} | ${ratio(r.ms, uvWarm.ms)} / ${ratio(r.cpuMs, uvWarm.cpuMs)} |`);
 }
+const newCheckout = results.install['velo uv sync (warm store, new checkout: planned from uv.lock)'];
+console.log(`\nnew checkout: velo ${fmt(newCheckout.ms)} vs uv ${fmt(uvNew.ms)}: ${ratio(newCheckout.ms, uvNew.ms)} wall, ${ratio(newCheckout.cpuMs, uvNew.cpuMs)} CPU; phases of the last: ${JSON.stringify(results.lastNewCheckoutPhases)}`);
+console.log(`no-op (median of 11, interleaved): velo ${fmt(results.noop.velo)}, uv ${fmt(results.noop.uv)} (${ratio(results.noop.velo, results.noop.uv)}), node -e 0 ${fmt(results.noop.node)}`);
 console.log(`\nfirst import: median of ${IMPORT_ROUNDS} fresh environments; tenth: the first round's`);
 console.log('\n| page cache | environment | first import (wall / CPU) | tenth import (wall / CPU) | first/tenth (CPU) | plain uv first / this first (CPU) |\n|---|---|---|---|---|---|');
 for (const [cache, byEnv] of Object.entries(results.imports)) {

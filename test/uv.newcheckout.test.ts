@@ -167,6 +167,64 @@ function listFiles(dir: string): string[] {
     .sort();
 }
 
+
+/** The environment at dir/.venv is the one uv built at uvDir/.venv: same files, modes and bytes (modulo the path); uv agrees. */
+function expectAsUvBuilt(dir: string, uvDir: string): void {
+    const mine = join(dir, '.venv');
+    const theirs = join(uvDir, '.venv');
+    const files = listFiles(theirs);
+    expect(listFiles(mine)).toEqual(files);
+    for (const rel of files) {
+      const a = lstatSync(join(theirs, rel));
+      const b = lstatSync(join(mine, rel));
+      expect(b.isSymbolicLink(), rel).toBe(a.isSymbolicLink());
+      expect((b.mode & 0o111) !== 0, `exec bit of ${rel}`).toBe((a.mode & 0o111) !== 0);
+      if (a.isSymbolicLink() || rel.endsWith('.dist-info/RECORD')) continue; // RECORD: launcher hashes name the environment
+      expect(readFileSync(join(mine, rel), 'latin1'), rel).toBe(readFileSync(join(theirs, rel), 'latin1').split(uvDir).join(dir));
+    }
+    expect(readFileSync(join(mine, 'pyvenv.cfg'), 'utf8')).toMatch(/^prompt = selective-app$/m);
+    expect(readFileSync(join(mine, 'bin', 'activate'), 'utf8')).toContain(`VIRTUAL_ENV='${mine}'`);
+    // shared files are the store's; the launcher is this environment's own and runs
+    expect(lstatSync(join(mine, SITE, 'velo_greet', 'cli.py')).nlink).toBeGreaterThan(1);
+    expect(lstatSync(join(mine, 'bin', 'velo-greet')).nlink).toBe(1);
+    const greet = spawnSync(join(mine, 'bin', 'velo-greet'), ['new'], { encoding: 'utf8', env: env('x') });
+    expect(greet.status, greet.stderr).toBe(0);
+    expect(readFileSync(join(mine, 'bin', 'velo-greet'), 'utf8').split('\n')[0]).toBe(`#!${mine}/bin/python`);
+
+    // uv agrees: nothing to do
+    const check = runUvCli(['sync', '--locked', '--all-extras', '--check'], env('second-empty'), dir);
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stderr).toMatch(/Would make no changes/);
+    const pipCheck = runUvCli(['pip', 'check', '--python', join(mine, 'bin', 'python')], env('second-empty'), dir);
+    expect(pipCheck.code, pipCheck.stdout + pipCheck.stderr).toBe(0);
+    // and every RECORD lists what is there, with the right hashes (the launchers' included)
+    const records = runPython(join(mine, 'bin', 'python'), VERIFY_RECORDS, env('x'), dir);
+    expect(records.code, records.stderr).toBe(0);
+    expect(JSON.parse(records.stdout)).toMatchObject({ bad: [] });
+}
+
+/** Check every RECORD in an environment: files exist and match their hashes. */
+const VERIFY_RECORDS = `
+import base64, csv, hashlib, json, os, sysconfig
+sp = sysconfig.get_path("purelib")
+bad = []
+for d in sorted(os.listdir(sp)):
+    if not d.endswith(".dist-info"):
+        continue
+    with open(os.path.join(sp, d, "RECORD"), newline="") as f:
+        for row in csv.reader(f):
+            path, h = row[0], row[1]
+            full = os.path.normpath(os.path.join(sp, path))
+            if not os.path.isfile(full):
+                bad.append("missing " + path); continue
+            if h:
+                algo, want = h.split("=", 1)
+                got = base64.urlsafe_b64encode(hashlib.new(algo, open(full, "rb").read()).digest()).rstrip(b"=").decode()
+                if got != want:
+                    bad.append("hash " + path)
+print(json.dumps({"bad": bad}))
+`;
+
 describe('velo uv sync in a new checkout', () => {
   test('what the store holds is laid out from uv.lock with no uv sync, as uv would, and uv agrees', async () => {
     // the first checkout goes through uv once: the distributions and the bare venv are recorded
@@ -197,36 +255,19 @@ describe('velo uv sync in a new checkout', () => {
     for (const f of ['pyproject.toml', 'uv.lock']) cpSync(join(first, f), join(third, f));
     const u = runUvCli(['sync', '--locked', '--all-extras'], env('uv-only'), third);
     expect(u.code, u.stderr).toBe(0);
-    const mine = join(second, '.venv');
-    const theirs = join(third, '.venv');
-    const files = listFiles(theirs);
-    expect(listFiles(mine)).toEqual(files);
-    for (const rel of files) {
-      const a = lstatSync(join(theirs, rel));
-      const b = lstatSync(join(mine, rel));
-      expect(b.isSymbolicLink(), rel).toBe(a.isSymbolicLink());
-      expect((b.mode & 0o111) !== 0, `exec bit of ${rel}`).toBe((a.mode & 0o111) !== 0);
-      if (a.isSymbolicLink() || rel.endsWith('.dist-info/RECORD')) continue; // RECORD: launcher hashes name the environment
-      expect(readFileSync(join(mine, rel), 'latin1'), rel).toBe(readFileSync(join(theirs, rel), 'latin1').split(third).join(second));
-    }
-    expect(readFileSync(join(mine, 'pyvenv.cfg'), 'utf8')).toMatch(/^prompt = selective-app$/m);
-    expect(readFileSync(join(mine, 'bin', 'activate'), 'utf8')).toContain(`VIRTUAL_ENV='${mine}'`);
-    // shared files are the store's; the launcher is this environment's own and runs
-    expect(lstatSync(join(mine, SITE, 'velo_greet', 'cli.py')).nlink).toBeGreaterThan(1);
-    expect(lstatSync(join(mine, 'bin', 'velo-greet')).nlink).toBe(1);
-    const greet = spawnSync(join(mine, 'bin', 'velo-greet'), ['new'], { encoding: 'utf8', env: env('x') });
-    expect(greet.status, greet.stderr).toBe(0);
-    expect(readFileSync(join(mine, 'bin', 'velo-greet'), 'utf8').split('\n')[0]).toBe(`#!${mine}/bin/python`);
+    expectAsUvBuilt(second, third);
 
-    // uv agrees: nothing to do
-    const check = runUvCli(['sync', '--locked', '--all-extras', '--check'], env('second-empty'), second);
-    expect(check.code, check.stderr).toBe(0);
-    expect(check.stderr).toMatch(/Would make no changes/);
-    const pipCheck = runUvCli(['pip', 'check', '--python', join(mine, 'bin', 'python')], env('second-empty'), second);
-    expect(pipCheck.code, pipCheck.stdout + pipCheck.stderr).toBe(0);
+    // a further checkout: the path-independent part recorded by the last one is linked as it is
+    const fourth = join(root, 'checkouts', 'fourth');
+    mkdirSync(fourth, { recursive: true });
+    for (const f of ['pyproject.toml', 'uv.lock']) cpSync(join(first, f), join(fourth, f));
+    const r4 = veloUv(['sync', '--locked', '--json', '--all-extras'], env('second-empty', { VELO_UV: uv.path }), fourth);
+    expect(r4.code, r4.stderr).toBe(0);
+    expect(JSON.parse(r4.stdout)).toMatchObject({ plannedBy: 'uv.lock', distributions: 4, files: j2.files });
+    expectAsUvBuilt(fourth, third);
 
     // other arguments: still planned from uv.lock; uv agrees again
-    rmSync(mine, { recursive: true });
+    rmSync(join(second, '.venv'), { recursive: true });
     const r3 = veloUv(['sync', '--frozen', '--json', '--no-dev'], env('second-empty', { VELO_UV: uv.path }), second);
     expect(JSON.parse(r3.stdout), r3.stdout).toMatchObject({ plannedBy: 'uv.lock', distributions: 2 });
     const check3 = runUvCli(['sync', '--locked', '--no-dev', '--check'], env('second-empty'), second);

@@ -21,10 +21,25 @@ import { parseRecord, serializeRecord, withUpdatedRows } from './record.js';
 import { withShebang } from './shebang.js';
 import type { StoredDistribution } from './storedDistribution.js';
 
+/**
+ * How a file that names its environment is made for another one: a
+ * launcher (its stored body under this environment's shebang), a RECORD
+ * (the stored one with the launchers' rows rehashed), or a venv file (the
+ * recorded venv, relocated).
+ */
+export type Remake =
+  | { launcher: { digest: string; size: number } }
+  | { record: { digest: string; size: number }; rows: { recordPath: string; launcher: string }[] }
+  | { venv: true };
+
 export interface PerEnvFile {
   rel: string;
+  /** set on files whose bytes name the environment's path */
+  remake?: Remake;
   kind: 'file' | 'symlink' | 'dir';
+  /** a file's bytes, or (for bytes already in the store) its object */
   data?: Buffer;
+  object?: { digest: string; size: number };
   target?: string;
   mode: number;
 }
@@ -79,7 +94,7 @@ export function checkEnvPath(envDir: string): void {
   }
 }
 
-function recordFor(recordText: string, launchers: Map<string, Buffer>, rel: string): PerEnvFile {
+export function recordFor(recordText: string, launchers: Map<string, Buffer>, rel: string): PerEnvFile {
   const rows = withUpdatedRows(parseRecord(recordText), launchers);
   return { rel, kind: 'file', data: Buffer.from(serializeRecord(rows)), mode: 0o644 };
 }
@@ -100,13 +115,22 @@ export function planEnvironment(input: PlanInput): EnvironmentPlan {
   for (const d of input.stored) {
     for (const e of d.shared) if (take(e.path)) plan.shared.push(e);
     const launcherData = new Map<string, Buffer>();
+    const rows: { recordPath: string; launcher: string }[] = [];
     for (const l of d.launchers) {
       const data = withShebang(l.body, python);
       launcherData.set(l.recordPath, data);
-      if (take(l.rel)) plan.perEnv.push({ rel: l.rel, kind: 'file', data, mode: l.exec ? 0o755 : 0o644 });
+      rows.push({ recordPath: l.recordPath, launcher: l.rel });
+      if (take(l.rel)) plan.perEnv.push({ rel: l.rel, kind: 'file', data, mode: l.exec ? 0o755 : 0o644, remake: { launcher: { digest: l.digest, size: l.size } } });
     }
-    for (const p of d.perEnv) if (take(p.rel)) plan.perEnv.push({ rel: p.rel, kind: 'file', data: p.data, mode: p.exec ? 0o755 : 0o644 });
-    if (take(d.manifest.recordRel)) plan.perEnv.push(recordFor(d.recordText, launcherData, d.manifest.recordRel));
+    for (const p of d.perEnv) if (take(p.rel)) plan.perEnv.push({ rel: p.rel, kind: 'file', object: p, mode: p.exec ? 0o755 : 0o644 });
+    if (take(d.manifest.recordRel)) {
+      // RECORD names the launchers' hashes, which name this environment; without launchers it is the stored one
+      plan.perEnv.push(
+        launcherData.size > 0
+          ? { ...recordFor(d.readRecordText(), launcherData, d.manifest.recordRel), remake: { record: d.record, rows } }
+          : { rel: d.manifest.recordRel, kind: 'file', object: d.record, mode: 0o644 },
+      );
+    }
   }
 
   for (const d of input.local) {
@@ -157,7 +181,7 @@ export function perEnvTreeEntries(store: Store, files: PerEnvFile[]): TreeEntry[
       else if (f.kind === 'symlink') out.push({ path: f.rel, kind: 'symlink', target: f.target! });
       else {
         const exec = (f.mode & 0o111) !== 0;
-        const added = writeBufferToStore(store, f.data!, exec);
+        const added = f.object ?? writeBufferToStore(store, f.data!, exec);
         out.push({ path: f.rel, kind: 'file', exec, size: added.size, digest: added.digest, private: true });
       }
     }

@@ -83,6 +83,8 @@ export interface BuiltEnvironment {
   newObjects: number;
   newBytes: number;
   conflicts: string[];
+  /** files that name the environment's path, written beside `tree` (which then holds the rest) */
+  dependent?: PerEnvFile[];
 }
 
 interface SyncJson {

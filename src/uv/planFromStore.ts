@@ -12,7 +12,8 @@ import { VeloError } from '../errors.js';
 import { getKeys } from '../store/keys.js';
 import { putTree } from '../store/trees.js';
 import type { Store } from '../store/store.js';
-import { perEnvTreeEntries, planEnvironment } from './assembleEnvironment.js';
+import { perEnvTreeEntries, planEnvironment, type PerEnvFile } from './assembleEnvironment.js';
+import { envBaseKeys, loadEnvBase, saveEnvBase } from './environmentBase.js';
 import type { BuiltEnvironment } from './buildWithUv.js';
 import { localDirs, uvEnvFor } from './buildWithUv.js';
 import { distKey } from './distKey.js';
@@ -36,6 +37,10 @@ export interface StorePlanContext {
   envDir: string;
   /** a path that does not exist (uv must not find an environment there) */
   nowhere: string;
+  /** time spent per step (ms), added to */
+  timings: Record<string, number>;
+  /** the whole environment as one tree (a mount serves trees); else the path-independent tree plus files to write */
+  fullTree: boolean;
 }
 
 /** Options of `uv sync` that decide which interpreter it finds, as `uv python find` takes them. */
@@ -47,10 +52,12 @@ const PYTHON_OPTIONS = new Set([
 /** The interpreter `uv sync` would create the environment with, as uv finds it (never downloads). */
 async function findPython(c: StorePlanContext): Promise<string | undefined> {
   const args = ['python', 'find'];
+  let request = c.env.UV_PYTHON; // uv sync reads UV_PYTHON; uv python find does not
   for (const t of tokenize(c.args.original)) {
-    if (t.name === '--python' || t.name === '-p') args.splice(2, 0, t.value!);
+    if (t.name === '--python' || t.name === '-p') request = t.value!;
     else if (PYTHON_OPTIONS.has(t.name)) args.push(...t.raw);
   }
+  if (request) args.push(request);
   // the environment uv would look at first does not exist yet (a new checkout), or is being replaced
   const r = await runProcess(c.uv, args, { cwd: c.cwd, env: { ...uvEnvFor(c.env, c.nowhere), UV_PYTHON_DOWNLOADS: 'never' } });
   const out = r.stdout.trim();
@@ -58,7 +65,14 @@ async function findPython(c: StorePlanContext): Promise<string | undefined> {
 }
 
 export async function planFromStore(c: StorePlanContext): Promise<BuiltEnvironment | { unsupported: string }> {
+  let t = performance.now();
+  const lap = (name: string): void => {
+    const now = performance.now();
+    c.timings[name] = (c.timings[name] ?? 0) + (now - t);
+    t = now;
+  };
   const python = await findPython(c);
+  lap('python-find');
   if (!python) return { unsupported: 'uv python find found no interpreter' };
   const recorded = recordedInterpreter(c.store, python);
   if (!recorded) return { unsupported: `${python} was never probed by velo` };
@@ -69,23 +83,14 @@ export async function planFromStore(c: StorePlanContext): Promise<BuiltEnvironme
   const venv = loadVenvTemplate(c.store, templateKey, c.envDir);
   if (!venv) return { unsupported: 'no venv recorded for this interpreter, uv and project name' };
 
+  lap('plan-lock');
   const keys = plan.packages.map((p) => distKey(p, interp, c.workspaceDir));
   const found = getKeys(c.store, keys);
-  const stored: StoredDistribution[] = [];
-  for (const k of keys) {
-    const tree = found.get(k);
-    if (!tree) return { unsupported: `the store lacks ${k}` };
-    try {
-      stored.push(loadDistribution(c.store, tree));
-    } catch (err) {
-      if (err instanceof VeloError) return { unsupported: `${k}: ${err.message}` };
-      throw err;
-    }
-  }
-  const envPlan = planEnvironment({ envDir: c.envDir, stored, local: [], localPycs: new Map(), venv });
-  const perEnv = perEnvTreeEntries(c.store, envPlan.perEnv);
-  const tree = putTree(c.store, [...envPlan.shared, ...perEnv]);
-  return {
+  const missing = keys.find((k) => !found.has(k));
+  if (missing) return { unsupported: `the store lacks ${missing}` };
+  const baseKeys = envBaseKeys([...keys, interpreterKey], templateKey);
+  const held = [...keys, templateKey];
+  const result = (tree: string, files: number, pycs: number, conflicts: string[], dependent?: PerEnvFile[]): BuiltEnvironment => ({
     tree,
     projectDir: c.projectDir,
     workspaceDir: c.workspaceDir,
@@ -93,17 +98,52 @@ export async function planFromStore(c: StorePlanContext): Promise<BuiltEnvironme
     interpreter: interp,
     interpreterKey,
     interpreterPath: realPath,
-    distKeys: [...keys, templateKey],
+    distKeys: held,
     distributions: keys.length,
     fromStore: keys.length,
     ingested: 0,
     local: 0,
     localDirs: localDirs(c.lock, c.workspaceDir),
-    files: envPlan.shared.length + perEnv.filter((e) => e.kind === 'file').length,
-    pycs: stored.reduce((n, d) => n + d.manifest.pycs, 0),
+    files,
+    pycs,
     newObjects: 0,
     newBytes: 0,
-    conflicts: envPlan.conflicts,
-  };
+    conflicts,
+    ...(dependent ? { dependent } : {}),
+  });
+  if (!c.fullTree) {
+    // the path-independent part recorded by an earlier checkout of the same distributions
+    const base = loadEnvBase(c.store, baseKeys, c.envDir, venv);
+    lap('plan-load');
+    if (base) {
+      held.push(baseKeys.base, baseKeys.recipe);
+      return result(base.tree, base.counts.files, base.counts.pycs, base.counts.conflicts, base.dependent);
+    }
+  }
+  const stored: StoredDistribution[] = [];
+  for (const k of keys) {
+    try {
+      stored.push(loadDistribution(c.store, found.get(k)!));
+    } catch (err) {
+      if (err instanceof VeloError) return { unsupported: `${k}: ${err.message}` };
+      throw err;
+    }
+  }
+  lap('plan-load');
+  const envPlan = planEnvironment({ envDir: c.envDir, stored, local: [], localPycs: new Map(), venv });
+  const pycs = stored.reduce((n, d) => n + d.manifest.pycs, 0);
+  lap('plan-assemble');
+  if (c.fullTree) {
+    const perEnv = perEnvTreeEntries(c.store, envPlan.perEnv);
+    const tree = putTree(c.store, [...envPlan.shared, ...perEnv]);
+    lap('plan-tree');
+    return result(tree, envPlan.shared.length + perEnv.filter((e) => e.kind === 'file').length, pycs, envPlan.conflicts);
+  }
+  const dependent = envPlan.perEnv.filter((f) => f.remake);
+  const independent = perEnvTreeEntries(c.store, envPlan.perEnv.filter((f) => !f.remake));
+  const files = envPlan.shared.length + independent.filter((e) => e.kind === 'file').length + dependent.filter((f) => f.kind === 'file').length;
+  const tree = saveEnvBase(c.store, baseKeys, [...envPlan.shared, ...independent], dependent, { files, pycs, conflicts: envPlan.conflicts });
+  held.push(baseKeys.base, baseKeys.recipe);
+  lap('plan-tree');
+  return result(tree, files, pycs, envPlan.conflicts, dependent);
 }
-

@@ -40,9 +40,13 @@ export interface StoredDistribution {
   tree: string;
   /** the shared files, paths relative to the environment root */
   shared: TreeEntry[];
-  recordText: string;
-  launchers: { rel: string; recordPath: string; exec: boolean; body: Buffer }[];
-  perEnv: { rel: string; exec: boolean; data: Buffer }[];
+  /** RECORD as installed: its object (given to an environment as it is when no launcher's hash changes) */
+  record: { digest: string; size: number };
+  /** RECORD's text, read when a launcher's row must be rewritten */
+  readRecordText: () => string;
+  launchers: { rel: string; recordPath: string; exec: boolean; body: Buffer; digest: string; size: number }[];
+  /** INSTALLER, REQUESTED, direct_url.json: their objects, given to each environment as its own copies */
+  perEnv: { rel: string; exec: boolean; digest: string; size: number }[];
 }
 
 export interface StoreDistributionResult {
@@ -160,13 +164,14 @@ export function loadDistribution(store: Store, tree: string): StoredDistribution
   const launchers = manifest.launchers.map((l) => {
     const e = byPath.get(`velo/launchers/${l.rel}`);
     if (!e) throw new VeloError('CORRUPT_TREE', `${label}: launcher ${l.rel} is missing from tree ${tree}`);
-    return { ...l, body: readObject(store, e.digest, e.exec, e.size, label) };
+    return { ...l, body: readObject(store, e.digest, e.exec, e.size, label), digest: e.digest, size: e.size };
   });
   const perEnv = manifest.perEnv.map((p) => {
     const e = byPath.get(`velo/per-env/${p.rel}`);
-    if (!e) throw new VeloError('CORRUPT_TREE', `${label}: ${p.rel} is missing from tree ${tree}`);
-    return { ...p, data: readObject(store, e.digest, e.exec, e.size, label) };
+    if (!e || e.kind !== 'file' || e.exec !== p.exec) throw new VeloError('CORRUPT_TREE', `${label}: ${p.rel} is missing from tree ${tree}`);
+    return { ...p, digest: e.digest, size: e.size };
   });
-  const recordText = readObject(store, recordEntry.digest, recordEntry.exec, recordEntry.size, label).toString('utf8');
-  return { manifest, tree, shared, recordText, launchers, perEnv };
+  if (recordEntry.kind !== 'file' || recordEntry.exec) throw new VeloError('CORRUPT_TREE', `${label}: velo/RECORD in tree ${tree} is not a plain file`);
+  const readRecordText = (): string => readObject(store, recordEntry.digest, recordEntry.exec, recordEntry.size, label).toString('utf8');
+  return { manifest, tree, shared, record: { digest: recordEntry.digest, size: recordEntry.size }, readRecordText, launchers, perEnv };
 }

@@ -347,7 +347,20 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       if (!isRetry) {
         // a new checkout of what the store holds already: planned from uv.lock, no uv sync
         phase('plan', 'planning from uv.lock');
-        const fast = await planFromStore({ store, uv, args, cwd: o.cwd, env: o.env, lock, projectDir: base.projectDir, workspaceDir: base.workspaceDir, envDir: base.envDir, nowhere: join(work, 'never-created') });
+        const fast = await planFromStore({
+          store,
+          uv,
+          args,
+          cwd: o.cwd,
+          env: o.env,
+          lock,
+          projectDir: base.projectDir,
+          workspaceDir: base.workspaceDir,
+          envDir: base.envDir,
+          nowhere: join(work, 'never-created'),
+          timings: phasesMs,
+          fullTree: projection === 'mount',
+        });
         endPhase('plan');
         if ('unsupported' in fast) planNote = fast.unsupported;
         else built = fast;
@@ -375,15 +388,11 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
     const plannedBy = planNote === undefined && !isRetry ? 'uv.lock' : 'uv';
     onPlanned?.(b.distKeys);
     // the manifest is for the environment velo found; uv agreeing on where it is, is what makes it reusable
-    const reusable = b.envDir === base.envDir && b.projectDir === base.projectDir && b.workspaceDir === base.workspaceDir;
+    // (an environment laid out as a shared tree plus files written beside it is not one tree: planned again next time)
+    const reusable = !b.dependent && b.envDir === base.envDir && b.projectDir === base.projectDir && b.workspaceDir === base.workspaceDir;
     const keys = [...b.distKeys, b.interpreterKey, ...(reusable ? [key] : [])];
     phase('link', `linking ${b.distributions + b.local} distribution(s) into ${b.envDir}`);
-    const p = await project(
-      b.envDir,
-      b.tree,
-      keys,
-      b.distributions + b.local,
-      stateWriter({
+    const writeState = stateWriter({
         envDir: b.envDir,
         tree: b.tree,
         python: b.interpreter.fullVersion,
@@ -392,8 +401,15 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         keys,
         localDirs: b.localDirs,
         sitePackages: b.interpreter.sitePackages,
-      }),
-    );
+      });
+    const dependent = b.dependent;
+    const p = await project(b.envDir, b.tree, keys, b.distributions + b.local, async (dir) => {
+      if (dependent) {
+        const { writeDependentFiles } = await import('./environmentBase.js');
+        writeDependentFiles(dir, dependent);
+      }
+      await writeState(dir);
+    });
     if (reusable) {
       saveEnvManifest(store, key, {
         tree: b.tree,

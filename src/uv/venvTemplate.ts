@@ -89,8 +89,8 @@ export function relocateSkeleton(files: PerEnvFile[], from: string, to: string):
   const f = Buffer.from(from);
   const t = Buffer.from(to);
   return files.map((x) => {
-    if (x.kind === 'file') return { ...x, data: replaceAll(x.data!, f, t) };
-    if (x.kind === 'symlink') return { ...x, target: x.target!.split(from).join(to) };
+    if (x.kind === 'file' && x.data!.includes(f)) return { ...x, data: replaceAll(x.data!, f, t), remake: { venv: true } };
+    if (x.kind === 'symlink' && x.target!.includes(from)) return { ...x, target: x.target!.split(from).join(to), remake: { venv: true } };
     return x;
   });
 }
