@@ -34,6 +34,7 @@ import type { SyncArgs } from './syncArgs.js';
 import type { Remote } from '../remote/remote.js';
 import { isShareable, type LockPackage, type UvLock } from './uvLock.js';
 import { normalizeProjectName } from './lockPlan.js';
+import { linkUvCacheToStore, type CacheLinkResult } from './uvCacheLinks.js';
 import { bareSkeleton, readVenvSkeleton, relocateSkeleton, saveVenvTemplate, venvTemplateKey } from './venvTemplate.js';
 import type { PerEnvFile } from './assembleEnvironment.js';
 
@@ -85,6 +86,8 @@ export interface BuiltEnvironment {
   conflicts: string[];
   /** files that name the environment's path, written beside `tree` (which then holds the rest) */
   dependent?: PerEnvFile[];
+  /** uv cache files replaced by hardlinks to store objects */
+  cacheLinked?: CacheLinkResult;
 }
 
 interface SyncJson {
@@ -269,6 +272,17 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     newObjects += r.newObjects;
     newBytes += r.newBytes;
   }
+  // one copy: uv's unpacked files become hardlinks to the objects velo just stored
+  const cacheLinked = await linkUvCacheToStore({
+    store,
+    uv,
+    args,
+    env: uvEnv,
+    cwd: c.cwd,
+    scratch,
+    sitePackages: interp.sitePackages,
+    dists: fetched.map(({ pkg, dist }) => ({ installed: dist, stored: stored.get(keyOf.get(pkg)!)! })),
+  });
   if (fetched.length > 0) c.endPhase('ingest');
 
   // 4. the whole environment as one tree
@@ -315,5 +329,6 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     newObjects,
     newBytes,
     conflicts: plan.conflicts,
+    cacheLinked,
   };
 }

@@ -89,6 +89,8 @@ export interface UvSyncResult {
   retried: boolean;
   newObjects: number;
   newBytes: number;
+  /** files of uv's cache now hardlinks to store objects (one copy on disk), and their bytes */
+  uvCacheLinked: { files: number; bytes: number };
   /** link or mount: how the environment was projected */
   projection: Projection;
   /** why the projection asked for was not used, when it was not */
@@ -446,6 +448,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       pycs: b.pycs,
       newObjects: b.newObjects,
       newBytes: b.newBytes,
+      uvCacheLinked: { files: b.cacheLinked?.files ?? 0, bytes: b.cacheLinked?.bytes ?? 0 },
       repaired: 0,
       retried: isRetry,
       projection: p.projection,
@@ -476,6 +479,7 @@ function emptyResult(base: { projectDir: string; workspaceDir: string; envDir: s
     retried: false,
     newObjects: 0,
     newBytes: 0,
+    uvCacheLinked: { files: 0, bytes: 0 },
     projection,
     projectionNote: undefined,
     method: '',
