@@ -219,6 +219,40 @@ for (let i = 0; i < 11; i++) {
 }
 results.noop = { velo: median(noop), uv: median(uvNoop), node: median(node0), all: { velo: noop.map(Math.round), uv: uvNoop.map(Math.round), node: node0.map(Math.round) } };
 
+// --- disk: four checkouts ------------------------------------------------------
+// velo: its store + the uv cache it drives + four environments; plain uv: its own
+// cache (a copy of the same uv cache, so the same entries, sharing nothing) + four
+// environments. `du` in one invocation counts a hardlinked inode once. Measured right
+// after the syncs, and again after the first import in each environment (plain uv
+// environments then write their own bytecode; velo's have it from the store).
+if (!process.argv.includes('--no-disk')) {
+  const plainCache = join(WORK, 'uv-cache-plain');
+  rmSync(plainCache, { recursive: true, force: true });
+  execFileSync('cp', ['-r', env.UV_CACHE_DIR, plainCache]);
+  const veloDirs = [];
+  const uvDirs = [];
+  for (let i = 1; i <= 4; i++) {
+    const v = project(`disk-velo-${i}`);
+    rmSync(join(v, '.venv'), { recursive: true, force: true });
+    run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], v);
+    veloDirs.push(v);
+    const u = project(`disk-uv-${i}`);
+    rmSync(join(u, '.venv'), { recursive: true, force: true });
+    run(UV, ['sync', '--frozen'], u, { UV_CACHE_DIR: plainCache });
+    uvDirs.push(u);
+  }
+  spawnSync('sync');
+  const du = (paths) => Number(execFileSync('du', ['-s', '-c', '-B1', ...paths], { encoding: 'utf8' }).trim().split('\n').pop().split('\t')[0]);
+  const veloPaths = [env.VELO_HOME, env.UV_CACHE_DIR, ...veloDirs.map((d) => join(d, '.venv'))];
+  const uvPaths = [plainCache, ...uvDirs.map((d) => join(d, '.venv'))];
+  results.disk = { afterSync: { velo: du(veloPaths), uv: du(uvPaths) } };
+  for (const d of [...veloDirs, ...uvDirs]) run(join(d, '.venv', 'bin', 'python'), ['-c', IMPORTS], d);
+  spawnSync('sync');
+  results.disk.afterFirstImport = { velo: du(veloPaths), uv: du(uvPaths) };
+  for (const d of [...veloDirs, ...uvDirs]) rmSync(d, { recursive: true, force: true });
+  rmSync(plainCache, { recursive: true, force: true });
+}
+
 // --- imports ------------------------------------------------------------------
 // Each round makes every environment afresh and times its first import (the
 // first import is one sample per environment, so rounds give it a median);
@@ -275,6 +309,12 @@ for (const [name, r] of Object.entries(results.install)) {
 const newCheckout = results.install['velo uv sync (warm store, new checkout: planned from uv.lock)'];
 console.log(`\nnew checkout: velo ${fmt(newCheckout.ms)} vs uv ${fmt(uvNew.ms)}: ${ratio(newCheckout.ms, uvNew.ms)} wall, ${ratio(newCheckout.cpuMs, uvNew.cpuMs)} CPU; phases of the last: ${JSON.stringify(results.lastNewCheckoutPhases)}`);
 console.log(`no-op (median of 11, interleaved): velo ${fmt(results.noop.velo)}, uv ${fmt(results.noop.uv)} (${ratio(results.noop.velo, results.noop.uv)}), node -e 0 ${fmt(results.noop.node)}`);
+if (results.disk) {
+  const gb = (b) => `${(b / 1e9).toFixed(2)} GB`;
+  for (const [when, d] of Object.entries(results.disk)) {
+    console.log(`disk, four checkouts, ${when}: velo (store + uv cache + 4 venvs) ${gb(d.velo)}, plain uv (uv cache + 4 venvs) ${gb(d.uv)}: ${ratio(d.velo, d.uv)}`);
+  }
+}
 console.log(`\nfirst import: median of ${IMPORT_ROUNDS} fresh environments; tenth: the first round's`);
 console.log('\n| page cache | environment | first import (wall / CPU) | tenth import (wall / CPU) | first/tenth (CPU) | plain uv first / this first (CPU) |\n|---|---|---|---|---|---|');
 for (const [cache, byEnv] of Object.entries(results.imports)) {

@@ -138,18 +138,40 @@ function inputStamps(projectDir: string, workspaceDir: string, lockPath: string,
   return [...paths].sort().map((p) => stampOf(p));
 }
 
-/** Forget every key whose tree uses one of the damaged objects (they are fetched again). */
-function forgetDamaged(store: Store, keys: string[], err: TamperedObjectsError): void {
+/**
+ * Forget every key whose tree uses one of the damaged objects (they are
+ * fetched again); returns the names of the distributions forgotten.
+ */
+function forgetDamaged(store: Store, keys: string[], err: TamperedObjectsError): string[] {
   const damaged = new Set(err.objects.map((x) => `${x.digest}${x.exec ? 'x' : ''}`));
+  const names = new Set<string>();
   for (const key of keys) {
     const tree = getKey(store, key);
     if (!tree) continue;
+    let uses = true;
     try {
-      if (readTree(store, tree).entries.some((e) => e.kind === 'file' && damaged.has(`${e.digest}${e.exec ? 'x' : ''}`))) deleteKey(store, key);
+      uses = readTree(store, tree).entries.some((e) => e.kind === 'file' && damaged.has(`${e.digest}${e.exec ? 'x' : ''}`));
     } catch {
-      deleteKey(store, key);
+      /* unreadable: forget it too */
     }
+    if (!uses) continue;
+    deleteKey(store, key);
+    const m = /^uv:([^=]+)==/.exec(key);
+    if (m) names.add(m[1]!);
   }
+  return [...names].sort();
+}
+
+/**
+ * uv's cache holds the same inodes as the store (uvCacheLinks.ts): a file
+ * edited through a hardlink damaged uv's unpacked copy too. uv forgets those
+ * distributions (`uv cache clean <name>`), so it fetches them afresh.
+ */
+async function cleanUvCache(uv: string, names: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<void> {
+  if (names.length === 0) return;
+  const { uvEnvFor } = await import('./buildWithUv.js');
+  const r = await runProcess(uv, ['cache', 'clean', ...names], { cwd, env: uvEnvFor(env, join(cwd, '.velo-never-created')) });
+  if (r.code !== 0) throw uvFailed('uv cache clean failed', uv, ['cache', 'clean', ...names], r);
 }
 
 export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
@@ -225,7 +247,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
           if (err instanceof TamperedObjectsError) {
             // objects edited in place through some environment's hardlink were
             // quarantined: forget what used them and fetch those again through uv
-            forgetDamaged(store, manifest.keys, err);
+            await cleanUvCache(uv, forgetDamaged(store, manifest.keys, err), o.env, o.cwd);
             deleteKey(store, key);
             o.onProgress?.({ phase: 'fetch', message: `${err.objects.length} damaged store object(s) quarantined; fetching them again` });
             return { ...(await attempt(true, key, lockRan)), repaired: err.objects.length };
@@ -239,7 +261,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         return await attempt(false, key, lockRan, (keys) => (planned = keys));
       } catch (err) {
         if (!(err instanceof TamperedObjectsError) || planned.length === 0) throw err;
-        forgetDamaged(store, planned, err);
+        await cleanUvCache(uv, forgetDamaged(store, planned, err), o.env, o.cwd);
         o.onProgress?.({ phase: 'fetch', message: `${err.objects.length} damaged store object(s) quarantined; fetching them again` });
         return { ...(await attempt(true, key, lockRan)), repaired: err.objects.length };
       }
