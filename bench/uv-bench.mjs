@@ -222,7 +222,8 @@ results.noop = { velo: median(noop), uv: median(uvNoop), node: median(node0), al
 // --- disk: four checkouts ------------------------------------------------------
 // velo: its store + the uv cache it drives + four environments; plain uv: its own
 // cache (a copy of the same uv cache, so the same entries, sharing nothing) + four
-// environments. `du` in one invocation counts a hardlinked inode once. Measured right
+// environments. `du` in one invocation counts a hardlinked inode once; -x keeps it
+// out of mounts (the store holds the mount projection's FUSE view). Measured right
 // after the syncs, and again after the first import in each environment (plain uv
 // environments then write their own bytecode; velo's have it from the store).
 if (!process.argv.includes('--no-disk')) {
@@ -242,7 +243,7 @@ if (!process.argv.includes('--no-disk')) {
     uvDirs.push(u);
   }
   spawnSync('sync');
-  const du = (paths) => Number(execFileSync('du', ['-s', '-c', '-B1', ...paths], { encoding: 'utf8' }).trim().split('\n').pop().split('\t')[0]);
+  const du = (paths) => Number(execFileSync('du', ['-s', '-c', '-x', '-B1', ...paths], { encoding: 'utf8' }).trim().split('\n').pop().split('\t')[0]);
   const veloPaths = [env.VELO_HOME, env.UV_CACHE_DIR, ...veloDirs.map((d) => join(d, '.venv'))];
   const uvPaths = [plainCache, ...uvDirs.map((d) => join(d, '.venv'))];
   results.disk = { afterSync: { velo: du(veloPaths), uv: du(uvPaths) } };
@@ -304,10 +305,11 @@ const uvWarm = results.install['uv sync (warm cache)'];
 console.log('| install | wall | CPU | vs uv sync (wall / CPU) |\n|---|---|---|---|');
 const uvNew = results.install['uv sync (warm cache, new checkout)'];
 for (const [name, r] of Object.entries(results.install)) {
+  if (r.ms === undefined) continue; // --runs 0
   console.log(`| ${name} | ${fmt(r.ms)}${r.all ? ` (${r.all.join(', ')})` : ''} | ${fmt(r.cpuMs)} | ${ratio(r.ms, uvWarm.ms)} / ${ratio(r.cpuMs, uvWarm.cpuMs)} |`);
 }
 const newCheckout = results.install['velo uv sync (warm store, new checkout: planned from uv.lock)'];
-console.log(`\nnew checkout: velo ${fmt(newCheckout.ms)} vs uv ${fmt(uvNew.ms)}: ${ratio(newCheckout.ms, uvNew.ms)} wall, ${ratio(newCheckout.cpuMs, uvNew.cpuMs)} CPU; phases of the last: ${JSON.stringify(results.lastNewCheckoutPhases)}`);
+if (RUNS > 0) console.log(`\nnew checkout: velo ${fmt(newCheckout.ms)} vs uv ${fmt(uvNew.ms)}: ${ratio(newCheckout.ms, uvNew.ms)} wall, ${ratio(newCheckout.cpuMs, uvNew.cpuMs)} CPU; phases of the last: ${JSON.stringify(results.lastNewCheckoutPhases)}`);
 console.log(`no-op (median of 11, interleaved): velo ${fmt(results.noop.velo)}, uv ${fmt(results.noop.uv)} (${ratio(results.noop.velo, results.noop.uv)}), node -e 0 ${fmt(results.noop.node)}`);
 if (results.disk) {
   const gb = (b) => `${(b / 1e9).toFixed(2)} GB`;

@@ -10,7 +10,7 @@ import { cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeF
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { copyProject, loggedUv, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
+import { copyProject, loggedUv, runPython, runUvCli, veloUv, VERIFY_RECORDS, type PyIndex } from '../fixtures/uv/harness.js';
 import { evaluateMarker, satisfiesSpecifiers, versionMatches, type MarkerEnvironment } from '../src/uv/markers.js';
 import { planFromLock } from '../src/uv/lockPlan.js';
 import { readUvLock } from '../src/uv/uvLock.js';
@@ -203,27 +203,6 @@ function expectAsUvBuilt(dir: string, uvDir: string): void {
     expect(JSON.parse(records.stdout)).toMatchObject({ bad: [] });
 }
 
-/** Check every RECORD in an environment: files exist and match their hashes. */
-const VERIFY_RECORDS = `
-import base64, csv, hashlib, json, os, sysconfig
-sp = sysconfig.get_path("purelib")
-bad = []
-for d in sorted(os.listdir(sp)):
-    if not d.endswith(".dist-info"):
-        continue
-    with open(os.path.join(sp, d, "RECORD"), newline="") as f:
-        for row in csv.reader(f):
-            path, h = row[0], row[1]
-            full = os.path.normpath(os.path.join(sp, path))
-            if not os.path.isfile(full):
-                bad.append("missing " + path); continue
-            if h:
-                algo, want = h.split("=", 1)
-                got = base64.urlsafe_b64encode(hashlib.new(algo, open(full, "rb").read()).digest()).rstrip(b"=").decode()
-                if got != want:
-                    bad.append("hash " + path)
-print(json.dumps({"bad": bad}))
-`;
 
 describe('velo uv sync in a new checkout', () => {
   test('what the store holds is laid out from uv.lock with no uv sync, as uv would, and uv agrees', async () => {

@@ -8,7 +8,7 @@ import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, readdirSync, rm
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { copyProject, REPO_ROOT, loggedUv, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
+import { copyProject, REPO_ROOT, VERIFY_RECORDS, loggedUv, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
 import { tempDirs } from './support/tmp.js';
 import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 
@@ -51,28 +51,6 @@ function listFiles(dir: string, skip: (rel: string) => boolean = () => false): s
 
 const SITE = 'lib/python3.11/site-packages';
 
-/** Check every RECORD in an environment: files exist and match their hashes. */
-const VERIFY_RECORDS = `
-import base64, csv, hashlib, json, os, sys, sysconfig
-sp = sysconfig.get_path("purelib")
-bad, count = [], 0
-for d in sorted(os.listdir(sp)):
-    if not d.endswith(".dist-info"):
-        continue
-    with open(os.path.join(sp, d, "RECORD"), newline="") as f:
-        for row in csv.reader(f):
-            path, h = row[0], row[1]
-            full = os.path.normpath(os.path.join(sp, path))
-            if not os.path.isfile(full):
-                bad.append("missing " + path); continue
-            if h:
-                algo, want = h.split("=", 1)
-                got = base64.urlsafe_b64encode(hashlib.new(algo, open(full, "rb").read()).digest()).rstrip(b"=").decode()
-                if got != want:
-                    bad.append("hash " + path)
-            count += 1
-print(json.dumps({"bad": bad, "count": count}))
-`;
 
 beforeAll(async () => {
   root = tmp();

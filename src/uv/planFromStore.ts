@@ -14,7 +14,7 @@ import { putTree } from '../store/trees.js';
 import type { Store } from '../store/store.js';
 import { perEnvTreeEntries, planEnvironment, type PerEnvFile } from './assembleEnvironment.js';
 import { envBaseKeys, loadEnvBase, saveEnvBase } from './environmentBase.js';
-import type { BuiltEnvironment } from './buildWithUv.js';
+import type { BuildContext, BuiltEnvironment } from './buildWithUv.js';
 import { localDirs, uvEnvFor } from './buildWithUv.js';
 import { distKey } from './distKey.js';
 import { recordedInterpreter } from './interpreter.js';
@@ -25,15 +25,7 @@ import { tokenize, type SyncArgs } from './syncArgs.js';
 import type { UvLock } from './uvLock.js';
 import { loadVenvTemplate, venvTemplateKey } from './venvTemplate.js';
 
-export interface StorePlanContext {
-  store: Store;
-  uv: string;
-  args: SyncArgs;
-  cwd: string;
-  env: NodeJS.ProcessEnv;
-  lock: UvLock;
-  projectDir: string;
-  workspaceDir: string;
+export interface StorePlanContext extends Pick<BuildContext, 'store' | 'uv' | 'args' | 'cwd' | 'env' | 'lock' | 'projectDir' | 'workspaceDir'> {
   envDir: string;
   /** a path that does not exist (uv must not find an environment there) */
   nowhere: string;

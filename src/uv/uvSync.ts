@@ -367,19 +367,13 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
     mkdirSync(work, { recursive: true });
     let built: BuiltEnvironment | undefined;
     let planNote: string | undefined;
+    const common = { store, uv, args, cwd: o.cwd, env: o.env, lock, projectDir: base.projectDir, workspaceDir: base.workspaceDir };
     try {
       if (!isRetry) {
         // a new checkout of what the store holds already: planned from uv.lock, no uv sync
         phase('plan', 'planning from uv.lock');
         const fast = await planFromStore({
-          store,
-          uv,
-          args,
-          cwd: o.cwd,
-          env: o.env,
-          lock,
-          projectDir: base.projectDir,
-          workspaceDir: base.workspaceDir,
+          ...common,
           envDir: base.envDir,
           nowhere: join(work, 'never-created'),
           timings: phasesMs,
@@ -390,15 +384,8 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         else built = fast;
       }
       built ??= await buildWithUv({
-        store,
-        uv,
-        args,
-        cwd: o.cwd,
-        env: o.env,
-        lock,
+        ...common,
         lockPath,
-        projectDir: base.projectDir,
-        workspaceDir: base.workspaceDir,
         work,
         threads: o.threads ?? 2,
         phase,
