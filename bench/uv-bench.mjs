@@ -2,7 +2,8 @@
 // velo uv sync vs uv sync on a real project (bench/uv-pandas: pandas, numpy,
 // scipy, pyarrow, matplotlib and company, ~65 distributions from PyPI).
 //
-//   npx tsc -p tsconfig.json && scripts/install-uv.sh && node bench/uv-bench.mjs [--runs N] [--import-rounds N]
+//   npx tsc -p tsconfig.json && node scripts/bundle.mjs && scripts/install-uv.sh &&
+//   node bench/uv-bench.mjs [--runs N] [--import-rounds N] [--keep-store] [--no-disk]
 //
 // Measures, in one run (scenarios interleaved so machine load hits all alike):
 //   - `uv sync` into a fresh .venv with a warm uv cache, with and without
@@ -31,7 +32,8 @@ import { evictFromPageCache } from './lib/evictCache.mjs';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', 'work', 'uv-pandas');
 const UV = process.env.VELO_UV ?? join(ROOT, '.tools', 'uv', 'bin', 'uv');
-const VELO = join(ROOT, 'dist', 'cli', 'velo.js');
+// velo as it ships: the bundle (scripts/bundle.mjs), not tsc's dist/cli/velo.js
+const VELO = join(ROOT, 'dist', 'bundle', 'start.cjs');
 const arg = (name, dflt) => {
   const v = Number(process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : NaN);
   return Number.isFinite(v) ? v : dflt;
@@ -43,7 +45,7 @@ const IMPORT_ROUNDS = arg('--import-rounds', 3);
 const IMPORTS =
   'import pandas, numpy, scipy.stats, pyarrow, matplotlib.pyplot, requests, httpx, pydantic, rich.console, click, jinja2, yaml, sqlalchemy, jsonschema, bs4, lxml.etree, boto3, openpyxl, tabulate, tqdm';
 
-if (!existsSync(join(ROOT, 'dist', 'cli', 'uvCommand.js'))) throw new Error('build first: npx tsc -p tsconfig.json');
+if (!existsSync(VELO)) throw new Error('build first: npx tsc -p tsconfig.json && node scripts/bundle.mjs');
 if (!existsSync(UV)) throw new Error('install uv first: scripts/install-uv.sh');
 
 const python = realpathSync(execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim());
