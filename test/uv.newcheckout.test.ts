@@ -224,8 +224,9 @@ describe('velo uv sync in a new checkout', () => {
     const j2 = JSON.parse(r2.stdout) as Record<string, unknown>;
     expect(j2, String(j2.planNote)).toMatchObject({ plannedBy: 'uv.lock', fromEnvironmentManifest: false, distributions: 4, fromStore: 4, ingested: 0, newObjects: 0 });
     expect(j2.planNote).toBeUndefined();
-    // uv only checked the lock and said which python it would use; nothing was downloaded
-    expect(uv.calls().slice(n).map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['lock --check', 'python find']);
+    // uv only said which python it would use (this lock passed `uv lock --check` with the same inputs in
+    // the first checkout, so it is not asked again); nothing was downloaded
+    expect(uv.calls().slice(n).map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['python find']);
     expect(await index.downloads()).toEqual([]);
 
     // the same environment uv builds, file for file, byte for byte (modulo the path)
@@ -249,6 +250,14 @@ describe('velo uv sync in a new checkout', () => {
     rmSync(join(second, '.venv'), { recursive: true });
     const r3 = veloUv(['sync', '--frozen', '--json', '--no-dev'], env('second-empty', { VELO_UV: uv.path }), second);
     expect(JSON.parse(r3.stdout), r3.stdout).toMatchObject({ plannedBy: 'uv.lock', distributions: 2 });
+    // a checkout whose pyproject.toml no longer matches its lock is asked about again, and is stale
+    const stale = join(root, 'checkouts', 'stale');
+    mkdirSync(stale, { recursive: true });
+    cpSync(join(first, 'uv.lock'), join(stale, 'uv.lock'));
+    writeFileSync(join(stale, 'pyproject.toml'), readFileSync(join(first, 'pyproject.toml'), 'utf8').replace('"velo-greet",', '"velo-greet", "velo-escape",'));
+    const rs = veloUv(['sync', '--locked'], env('second-empty', { VELO_UV: uv.path }), stale);
+    expect(rs.code).toBe(1);
+    expect(rs.stderr).toMatch(/velo: uv\.lock is not up to date/);
     const check3 = runUvCli(['sync', '--locked', '--no-dev', '--check'], env('second-empty'), second);
     expect(check3.code, check3.stderr).toBe(0);
     expect(check3.stderr).toMatch(/Would make no changes/);

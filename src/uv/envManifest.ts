@@ -113,6 +113,39 @@ export function envKey(k: EnvKeyInput): string {
   return `uv-env:${createHash('sha256').update(JSON.stringify(ident)).digest('hex').slice(0, 48)}`;
 }
 
+/**
+ * The lock-check key: what `uv lock --check` answers from — the bytes of
+ * uv.lock, of the project's and workspace's pyproject.toml, .python-version
+ * and uv.toml, the lock arguments, the UV_* settings, the uv binary and where
+ * uv finds interpreters — without where the project is. A lock that passed
+ * with the same key passes again: a new checkout of it needs no `uv lock`.
+ */
+export function lockCheckKey(k: Omit<EnvKeyInput, 'envDir' | 'args'> & { lockArgs: string[] }): string {
+  const settings = settingsFingerprint(k.env);
+  delete settings.VELO_METHOD;
+  delete settings.VELO_PROJECTION;
+  const uv = stampOf(k.uvPath);
+  const pythons = stampOf(uvPythonDir(k.env));
+  const ident = {
+    layout: 'velo-uv-lockcheck-1',
+    member: k.projectDir === k.workspaceDir ? '' : k.projectDir.slice(k.workspaceDir.length),
+    lockArgs: k.lockArgs,
+    settings,
+    path: [k.env.PATH ?? '', k.env.PYENV_VERSION ?? '', k.env.CONDA_PREFIX ?? ''],
+    uv: [uv.path, uv.size, uv.mtimeNs, uv.ino],
+    pythons: [pythons.size, pythons.mtimeNs, pythons.ino],
+    files: [
+      fileDigest(k.lockPath),
+      fileDigest(join(k.projectDir, 'pyproject.toml')),
+      fileDigest(join(k.workspaceDir, 'pyproject.toml')),
+      fileDigest(join(k.projectDir, '.python-version')),
+      fileDigest(join(k.workspaceDir, '.python-version')),
+      fileDigest(join(k.workspaceDir, 'uv.toml')),
+    ],
+  };
+  return `uv-lockcheck:${createHash('sha256').update(JSON.stringify(ident)).digest('hex').slice(0, 48)}`;
+}
+
 /** The stat identity of an interpreter binary (follows symlinks), as the manifest records it. */
 export function interpreterIdentOf(realPath: string): string {
   const st = stampOf(realPath);

@@ -14,17 +14,18 @@
  *     written for the no-op check; the previous environment stays intact
  *     until the swap.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { VeloError } from '../errors.js';
 import type { LinkMethod, Projection } from '../config.js';
 import { TamperedObjectsError } from '../projection/materialize.js';
-import { deleteKey, getKey } from '../store/keys.js';
+import { deleteKey, getKey, setKey } from '../store/keys.js';
 import { processAlive, withLease } from '../store/lock.js';
-import { readTree } from '../store/trees.js';
+import { putTree, readTree } from '../store/trees.js';
+import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
 import { checkEnvPath, checkEnvTarget } from './assembleEnvironment.js';
-import { envKey, interpreterIdentOf, loadEnvManifest, localStampsOf, saveEnvManifest, type EnvManifest } from './envManifest.js';
+import { envKey, interpreterIdentOf, lockCheckKey, loadEnvManifest, localStampsOf, saveEnvManifest, type EnvManifest } from './envManifest.js';
 import { settingsFingerprint, stampOf, writeStateInto, type FileStamp } from './envState.js';
 import { checkNoop, type NoopAnswer } from './noop.js';
 import { projectEnvironment, type ProjectedEnv } from './projectEnvironment.js';
@@ -105,6 +106,22 @@ export interface UvSyncResult {
   phasesMs: Record<string, number>;
   /** what the remote gave and took (when one is configured) */
   remote?: RemoteReport;
+}
+
+/** Does uv.lock name a package uv builds from a local directory or file (editable, directory, path)? */
+function hasLocalBuilds(lockPath: string): boolean {
+  try {
+    return /source = \{ (editable|directory|path) = /.test(readFileSync(lockPath, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** Remember that uv found this lock up to date with these inputs (a key of no content). */
+function recordLockCheck(store: Store, key: string): void {
+  const added = writeBufferToStore(store, Buffer.from('{"checked":true}\n'), false);
+  store.flushCounters();
+  setKey(store, key, putTree(store, [{ path: 'lock-check.json', kind: 'file', size: added.size, digest: added.digest }]), { kind: 'uv-lockcheck' });
 }
 
 /** Remove scratch directories that killed velo processes left in the store's tmp/. */
@@ -226,14 +243,20 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       let key = keyNow();
       let manifest = loadEnvManifest(store, key);
       let lockRan = false;
-      if (args.lockMode !== 'frozen' && (args.forceFull || !manifest?.lockChecked)) {
+      const lockCheck = (): string => lockCheckKey({ ...base, lockPath, lockArgs: args.lockArgs, env: o.env, uvPath: uv });
+      const checkedBefore = (): boolean => !args.forceFull && getKey(store, lockCheck()) !== undefined;
+      if (args.lockMode !== 'frozen' && (args.forceFull || !manifest?.lockChecked) && !checkedBefore()) {
         phase('lock', 'locking with uv');
         const { uvEnvFor } = await import('./buildWithUv.js');
         const lockArgs = ['lock', ...(args.lockMode === 'locked' ? ['--check'] : []), ...args.lockArgs];
+        const before = lockCheck();
         const r = await runProcess(uv, lockArgs, { cwd: o.cwd, env: uvEnvFor(o.env, checked.paths.envDir) });
         if (r.code !== 0) throw uvFailed(isStaleLock(r) ? 'uv.lock is not up to date' : `uv lock${args.lockMode === 'locked' ? ' --check' : ''} failed`, uv, lockArgs, r);
         endPhase('lock');
         lockRan = true;
+        // the lock held (uv left it as it was): a new checkout of it need not ask again — unless a
+        // package is built from local sources (its metadata may come from more than pyproject.toml)
+        if (lockCheck() === before && !hasLocalBuilds(lockPath)) recordLockCheck(store, before);
         const after = keyNow(); // uv lock may have rewritten uv.lock
         if (after !== key) {
           key = after;
