@@ -6,7 +6,7 @@
  * link projection, and the one-line fallback when FUSE is unavailable.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -216,5 +216,25 @@ describe('velo uv sync --projection mount', () => {
     expect(isMountPoint(join(other, '.venv'))).toBe(false);
     const imp = runPython(join(other, '.venv', 'bin', 'python'), 'import velo_greet; print(velo_greet.greet("x"))', env('velo'), other);
     expect(imp.stdout).toBe('hello, x\n');
+  });
+
+  test('a new checkout planned from uv.lock is mounted whole, and uv agrees', () => {
+    // the first checkout goes through uv once (linked); the second is planned from uv.lock and mounted
+    const first = copyProject('app-two', join(root, 'nc'), 'first');
+    expect(runUvCli(['lock'], env('lock'), first).code).toBe(0);
+    sync(first, ['--locked', '--projection', 'link']);
+    const second = join(root, 'nc', 'second');
+    cpSync(first, second, { recursive: true, filter: (src) => !src.includes('.venv') });
+    const { json } = sync(second, ['--locked', '--projection', 'mount']);
+    expect(json).toMatchObject({ plannedBy: 'uv.lock', projection: 'mount', distributions: 3 });
+    const venv2 = join(second, '.venv');
+    expect(isMountPoint(venv2)).toBe(true);
+    expect(readFileSync(join(venv2, 'bin', 'velo-greet'), 'utf8').split('\n')[0]).toBe(`#!${venv2}/bin/python`);
+    expect(readFileSync(join(venv2, 'bin', 'activate'), 'utf8')).toContain(`VIRTUAL_ENV='${venv2}'`);
+    const imp = runPython(join(venv2, 'bin', 'python'), 'import velo_greet, velo_data, velo_speedups; print(velo_speedups.add_all(3, 4))', env('velo'), second);
+    expect(imp.stdout.trim()).toBe('7');
+    const check = runUvCli(['sync', '--locked', '--check'], env('velo'), second);
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stderr).toMatch(/Would make no changes/);
   });
 });
