@@ -64,6 +64,7 @@ function archivesByDistInfo(archiveRoot: string): Map<string, string[]> {
   for (const id of ids) {
     let names: string[];
     try {
+      if (!lstatSync(join(archiveRoot, id)).isDirectory()) continue; // a real directory of archive-v0, not a link elsewhere
       names = readdirSync(join(archiveRoot, id));
     } catch {
       continue;
