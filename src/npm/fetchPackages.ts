@@ -1,14 +1,22 @@
 /**
- * Fetch the packages the store lacks, with the user's npm's pacote and
- * configuration (registries, scopes, auth, proxy, cafile, offline), and
- * stream each tarball straight into the store. Integrity is verified by
- * pacote as the bytes flow; a key is recorded only for a tarball that
- * passed, so a failed or tampered download leaves nothing that names it.
+ * Fetch the packages the store lacks, with the user's npm configuration
+ * (registries, scopes, auth, proxy, cafile, offline), and stream each
+ * tarball straight into the store. Registry tarballs with an integrity go
+ * the direct way (fetchTarballs.ts: one GET per distinct tarball at the URL
+ * the lockfile implies, no packument); everything else — git, local and
+ * remote tarballs without integrity, a 404 on a conventional URL, and
+ * --offline (npm's cache) — goes through the user's npm's pacote.
+ * Integrity is verified as the bytes flow; a key is recorded only for a
+ * tarball that passed, so a failed or tampered download leaves nothing that
+ * names it.
  */
 import { VeloError } from '../errors.js';
 import { setKey } from '../store/keys.js';
 import type { Store } from '../store/store.js';
+import { downloadList } from '../fetch/downloadList.js';
+import type { RegistryConfig } from '../fetch/tarballUrl.js';
 import { ingestTarball, type TarballIngest } from './ingestTarball.js';
+import { fetchTarballs } from './fetchTarballs.js';
 import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
 import type { PlannedPackage } from './plan.js';
 import { fetchGitPackage, isGitPackage } from './fetchGitPackage.js';
@@ -83,8 +91,15 @@ export async function fetchPackages(
   const { cache: _cache, ...online } = loaded.flat;
   const flat = offline ? loaded.flat : online;
   const out: FetchedPackage[] = [];
+  let viaPacote = missing;
+  if (!offline && process.env.VELO_FETCH_DIRECT !== '0') {
+    const list = downloadList(missing, loaded.flat as RegistryConfig);
+    const direct = await fetchTarballs(store, loaded, list.downloads, (pkg, result) => progress.onFetched?.(pkg, result));
+    out.push(...direct.fetched);
+    viaPacote = [...list.others, ...direct.notFound];
+  }
   const concurrency = Number(process.env.VELO_FETCH_CONCURRENCY ?? 16);
-  await runLimited(missing, concurrency, async (pkg) => {
+  await runLimited(viaPacote, concurrency, async (pkg) => {
     const bins = new Set(pkg.bins.values());
     let result: TarballIngest | undefined;
     try {

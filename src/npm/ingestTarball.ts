@@ -47,6 +47,8 @@ export interface TarballOptions {
   pkgid: string;
   /** package-relative paths of the package's bin targets (normalized) */
   bins?: Set<string>;
+  /** where the package's tree goes (default: putTree into `store`); a worker thread hands the entries back instead */
+  writeTree?: (entries: TreeEntry[]) => string;
 }
 
 const WINDOWS_SHEBANG = /^(#![^\n]+)\r\n/;
@@ -134,7 +136,7 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         staged.length = 0;
         const entries: TreeEntry[] = [...dirs].map((path) => ({ path, kind: 'dir' as const }));
         for (const e of files.values()) entries.push(e);
-        result.tree = putTree(store, entries);
+        result.tree = options.writeTree ? options.writeTree(entries) : putTree(store, entries);
         result.files = files.size;
         for (const e of files.values()) result.bytes += e.size ?? 0;
         resolve(result);
