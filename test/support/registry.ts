@@ -83,7 +83,9 @@ export interface Registry {
    * Make matching requests fail until cleared with null:
    * `{mode:'status', status:500|404|…}`, `{mode:'hang'}` (never answers),
    * `{mode:'reset'}` (drops the connection), `{mode:'tamper'}` (a valid
-   * tarball with one byte changed, so its integrity no longer matches).
+   * tarball with one byte changed, so its integrity no longer matches),
+   * `{mode:'truncate'}` (the full length announced, half the body sent,
+   * then the connection dropped).
    * `on` picks 'tarball' (default), 'packument' or 'any'; `name` one package;
    * `times` how many matching requests fail before the rule runs out.
    */

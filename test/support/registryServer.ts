@@ -39,7 +39,8 @@ export type FailureMode =
   | { mode: 'status'; status: number }
   | { mode: 'hang' }
   | { mode: 'reset' }
-  | { mode: 'tamper' };
+  | { mode: 'tamper' }
+  | { mode: 'truncate' };
 
 export type FailureRule = FailureMode & {
   /** Which requests fail; default 'tarball'. */
@@ -192,6 +193,20 @@ function startProxy(upstreamPort: number): {
       },
       (up) => {
         const status = up.statusCode ?? 502;
+        if (failure?.mode === 'truncate' && status === 200) {
+          // the full length announced, half the body sent, then the connection dropped
+          const chunks: Buffer[] = [];
+          up.on('data', (c: Buffer) => chunks.push(c));
+          up.on('end', () => {
+            const body = Buffer.concat(chunks);
+            const headers = { ...up.headers };
+            delete headers['transfer-encoding'];
+            entry.status = status;
+            res.writeHead(status, { ...headers, 'content-length': body.length });
+            res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => req.socket.destroy(), 20));
+          });
+          return;
+        }
         if (failure?.mode === 'tamper' && status === 200) {
           const chunks: Buffer[] = [];
           up.on('data', (c: Buffer) => chunks.push(c));
