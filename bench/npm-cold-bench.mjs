@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+// Cold installs of the 1207-package lockfile (bench/npm-1207) from the public
+// registry: velo npm ci beside bun, pnpm (plain and with its global virtual
+// store) and npm ci, each with an empty store/cache per run, one run of each
+// case per round in an order rotated every round, medians of N rounds,
+// ratios to velo, peak RSS from /usr/bin/time -v (the largest single process
+// of the tool's process tree). Then velo's requests, counted by a loopback
+// proxy in front of the registry: metadata (packument) requests and tarball
+// GETs against the distinct tarballs the plan needs.
+// Peers (bun 1.4.5, pnpm 12.24.0) are installed into bench/work/tools by
+// bench/lib/peers.mjs; their lockfiles (bun.lock, pnpm-lock.yaml) are made from
+// package-lock.json once, untimed.
+// Usage: node bench/npm-cold-bench.mjs [--runs N] [--work DIR] [--skip-peers] [--skip-count]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { peerTools } from './lib/peers.mjs';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '3' }, work: { type: 'string' }, 'skip-peers': { type: 'boolean' }, 'skip-count': { type: 'boolean' } },
+});
+const runs = Number(values.runs);
+const work = values.work ?? join(repo, 'bench', 'work', 'npm-cold');
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+const velo = join(repo, 'bin', 'velo');
+const src = join(repo, 'bench', 'npm-1207');
+const REGISTRY = 'https://registry.npmjs.org/';
+const env = { ...process.env, CI: '1', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', npm_config_registry: REGISTRY };
+for (const k of Object.keys(env)) if (/^npm_config_(nodedir|userconfig|cache)$/i.test(k)) delete env[k];
+
+function project(name, files) {
+  const d = join(work, name);
+  rmSync(d, { recursive: true, force: true });
+  mkdirSync(d, { recursive: true });
+  for (const [from, to] of files) cpSync(from, join(d, to));
+  return d;
+}
+
+/** Run under /usr/bin/time -v: wall ms and peak RSS (MB). */
+function timed(cmd, args, opts) {
+  const t0 = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-4000)}`);
+  const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1024;
+  return { ms, rss };
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const lockFiles = [
+  [join(src, 'package.json'), 'package.json'],
+  [join(src, 'package-lock.json'), 'package-lock.json'],
+];
+const cases = [
+  {
+    label: 'velo npm ci (empty store)',
+    run: (i) => {
+      const d = project(`velo-${i}`, lockFiles);
+      return timed(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: d, env: { ...env, VELO_HOME: join(work, `velo-home-${i}`), npm_config_cache: join(work, `velo-npm-cache-${i}`) } });
+    },
+  },
+  {
+    label: 'npm ci (empty cache)',
+    run: (i) => {
+      const d = project(`npm-${i}`, lockFiles);
+      return timed('npm', ['ci', '--ignore-scripts', '--cache', join(work, `npm-cache-${i}`)], { cwd: d, env });
+    },
+  },
+];
+
+if (!values['skip-peers']) {
+  const tools = peerTools(repo);
+  // lockfiles in each peer's own format, made once from package-lock.json (untimed)
+  const bunSetup = project('bun-setup', lockFiles);
+  execFileSync(tools.bun, ['install', '--lockfile-only', '--ignore-scripts'], { cwd: bunSetup, env: { ...env, BUN_INSTALL_CACHE_DIR: join(work, 'bun-setup-cache') }, stdio: 'ignore' });
+  const pnpmSetup = project('pnpm-setup', lockFiles);
+  execFileSync(tools.pnpm, ['import'], { cwd: pnpmSetup, env: { ...env, npm_config_cache_dir: join(work, 'pnpm-setup-cache') }, stdio: 'ignore' });
+  const bunFiles = [[join(src, 'package.json'), 'package.json'], [join(bunSetup, 'bun.lock'), 'bun.lock']];
+  const pnpmFiles = [[join(src, 'package.json'), 'package.json'], [join(pnpmSetup, 'pnpm-lock.yaml'), 'pnpm-lock.yaml']];
+  cases.push({
+    label: `bun ${tools.versions.bun} install --frozen-lockfile (empty cache)`,
+    run: (i) => {
+      const d = project(`bun-${i}`, bunFiles);
+      return timed(tools.bun, ['install', '--frozen-lockfile', '--ignore-scripts'], { cwd: d, env: { ...env, BUN_INSTALL_CACHE_DIR: join(work, `bun-cache-${i}`) } });
+    },
+  });
+  for (const gvs of [false, true]) {
+    cases.push({
+      label: `pnpm ${tools.versions.pnpm} install --frozen-lockfile${gvs ? ' (global virtual store)' : ''} (empty store)`,
+      run: (i) => {
+        const d = project(`pnpm-${gvs ? 'gvs-' : ''}${i}`, pnpmFiles);
+        const args = ['install', '--frozen-lockfile', '--ignore-scripts', '--store-dir', join(work, `pnpm-store-${gvs ? 'gvs-' : ''}${i}`), '--cache-dir', join(work, `pnpm-cache-${gvs ? 'gvs-' : ''}${i}`)];
+        if (gvs) args.push('--config.enable-global-virtual-store=true');
+        return timed(tools.pnpm, args, { cwd: d, env });
+      },
+    });
+  }
+}
+
+const samples = cases.map(() => []);
+for (let i = 0; i < runs; i++) {
+  for (let j = 0; j < cases.length; j++) {
+    const k = (i + j) % cases.length;
+    execFileSync('sync');
+    samples[k].push(cases[k].run(i));
+  }
+  // each round's stores and projects go before the next (disk space, page cache)
+  for (const name of execFileSync('ls', [work], { encoding: 'utf8' }).split('\n')) {
+    if (name && new RegExp(`-${i}$`).test(name)) rmSync(join(work, name), { recursive: true, force: true });
+  }
+}
+
+const results = cases.map((c, k) => ({ label: c.label, ms: median(samples[k].map((s) => s.ms)), rss: median(samples[k].map((s) => s.rss)), all: samples[k] }));
+const veloMs = results[0].ms;
+const bun = results.find((r) => r.label.startsWith('bun'));
+const pnpm = results.find((r) => r.label.startsWith('pnpm') && !r.label.includes('global'));
+console.log(`\ncold installs of bench/npm-1207 from ${REGISTRY}, ${runs} rounds, medians\n`);
+console.log('| case | median ms | runs ms | peak RSS MB (median) | time / velo |\n|---|---|---|---|---|');
+for (const r of results) {
+  console.log(`| ${r.label} | ${r.ms.toFixed(0)} | ${r.all.map((s) => s.ms.toFixed(0)).join(', ')} | ${r.rss.toFixed(0)} | ${(r.ms / veloMs).toFixed(2)} |`);
+}
+if (bun) console.log(`\nvelo / bun: ${(veloMs / bun.ms).toFixed(2)}x`);
+if (pnpm) console.log(`velo / pnpm: ${(veloMs / pnpm.ms).toFixed(2)}x`);
+
+// velo's requests, through a counting proxy on loopback
+if (!values['skip-count']) {
+  const upstream = new URL(REGISTRY);
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 64 });
+  const seen = { packument: 0, tarball: 0, other: 0, urls: new Set() };
+  const server = http.createServer((req, res) => {
+    const path = req.url ?? '/';
+    const kind = /\/-\/[^/]+\.tgz$/.test(path) ? 'tarball' : path.startsWith('/-/') ? 'other' : 'packument';
+    seen[kind]++;
+    if (kind === 'tarball') seen.urls.add(path);
+    const headers = { ...req.headers, host: upstream.host };
+    const up = https.request({ host: upstream.host, path, method: req.method, headers, agent }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', (e) => {
+      res.writeHead(502);
+      res.end(String(e));
+    });
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const registry = `http://127.0.0.1:${server.address().port}/`;
+  const d = project('velo-count', lockFiles);
+  const r = spawnSync(velo, ['npm', 'ci', '--ignore-scripts', '--json', `--registry=${registry}`], {
+    cwd: d,
+    env: { ...env, npm_config_registry: registry, VELO_HOME: join(work, 'velo-count-home'), npm_config_cache: join(work, 'velo-count-cache') },
+    encoding: 'utf8',
+  });
+  server.close();
+  agent.destroy();
+  if (r.status !== 0) throw new Error(`velo through the counting proxy failed:\n${r.stderr}`);
+  const lock = JSON.parse(readFileSync(join(src, 'package-lock.json'), 'utf8'));
+  const fetched = JSON.parse(r.stdout).fetched;
+  console.log(`\nvelo through a counting proxy: ${seen.packument} metadata requests, ${seen.tarball} tarball GETs for ${seen.urls.size} distinct tarball URLs` +
+    ` (${fetched} packages fetched; the lockfile lists ${Object.keys(lock.packages).length - 1} entries with ${new Set(Object.values(lock.packages).map((p) => p.integrity).filter(Boolean)).size} distinct integrities, platform-foreign optional ones included)`);
+}
+if (existsSync(work)) rmSync(work, { recursive: true, force: true });
