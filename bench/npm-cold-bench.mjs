@@ -10,8 +10,8 @@
 // Peers (bun 1.4.5, pnpm 12.24.0) are installed into bench/work/tools by
 // bench/lib/peers.mjs; their lockfiles (bun.lock, pnpm-lock.yaml) are made from
 // package-lock.json once, untimed.
-// Usage: node bench/npm-cold-bench.mjs [--runs N] [--work DIR] [--skip-peers] [--skip-count]
-import { execFileSync, spawnSync } from 'node:child_process';
+// Usage: node bench/npm-cold-bench.mjs [--runs N] [--work DIR] [--skip-peers] [--skip-count] [--with-pacote] [--only LABEL-PREFIX]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -22,7 +22,16 @@ import { peerTools } from './lib/peers.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '3' }, work: { type: 'string' }, 'skip-peers': { type: 'boolean' }, 'skip-count': { type: 'boolean' } },
+  options: {
+    runs: { type: 'string', default: '3' },
+    work: { type: 'string' },
+    'skip-peers': { type: 'boolean' },
+    'skip-count': { type: 'boolean' },
+    // also velo through pacote with a packument per package (VELO_FETCH_DIRECT=0): the fetch before the direct path
+    'with-pacote': { type: 'boolean' },
+    // run only the cases whose label starts with this (e.g. 'velo')
+    only: { type: 'string' },
+  },
 });
 const runs = Number(values.runs);
 const work = values.work ?? join(repo, 'bench', 'work', 'npm-cold');
@@ -65,6 +74,20 @@ const cases = [
       return timed(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: d, env: { ...env, VELO_HOME: join(work, `velo-home-${i}`), npm_config_cache: join(work, `velo-npm-cache-${i}`) } });
     },
   },
+  ...(values['with-pacote']
+    ? [
+        {
+          label: 'velo npm ci (empty store, VELO_FETCH_DIRECT=0: pacote, packuments)',
+          run: (i) => {
+            const d = project(`velo-pacote-${i}`, lockFiles);
+            return timed(velo, ['npm', 'ci', '--ignore-scripts'], {
+              cwd: d,
+              env: { ...env, VELO_FETCH_DIRECT: '0', VELO_HOME: join(work, `velo-pacote-home-${i}`), npm_config_cache: join(work, `velo-pacote-npm-cache-${i}`) },
+            });
+          },
+        },
+      ]
+    : []),
   {
     label: 'npm ci (empty cache)',
     run: (i) => {
@@ -103,6 +126,7 @@ if (!values['skip-peers']) {
   }
 }
 
+if (values.only) cases.splice(0, cases.length, ...cases.filter((c) => c.label.startsWith(values.only)));
 const samples = cases.map(() => []);
 for (let i = 0; i < runs; i++) {
   for (let j = 0; j < cases.length; j++) {
@@ -152,10 +176,17 @@ if (!values['skip-count']) {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const registry = `http://127.0.0.1:${server.address().port}/`;
   const d = project('velo-count', lockFiles);
-  const r = spawnSync(velo, ['npm', 'ci', '--ignore-scripts', '--json', `--registry=${registry}`], {
-    cwd: d,
-    env: { ...env, npm_config_registry: registry, VELO_HOME: join(work, 'velo-count-home'), npm_config_cache: join(work, 'velo-count-cache') },
-    encoding: 'utf8',
+  // asynchronously: the proxy lives in this process's event loop
+  const r = await new Promise((resolve) => {
+    const child = spawn(velo, ['npm', 'ci', '--ignore-scripts', '--json', `--registry=${registry}`], {
+      cwd: d,
+      env: { ...env, npm_config_registry: registry, VELO_HOME: join(work, 'velo-count-home'), npm_config_cache: join(work, 'velo-count-cache') },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
   server.close();
   agent.destroy();

@@ -71,11 +71,12 @@ interface Runner {
 
 function workerRunner(script: URL, threads: number, setup: TarballJobSetup): Runner {
   const pending = new Map<number, (r: TarballReply) => void>();
-  let next = 0;
   let broken: string | undefined;
   const workers = Array.from({ length: threads }, () => {
     const w = new Worker(script, { name: 'velo-tarball', workerData: setup });
+    const slot = { worker: w, inFlight: 0 };
     w.on('message', (r: TarballReply) => {
+      slot.inFlight--;
       const done = pending.get(r.id);
       pending.delete(r.id);
       done?.(r);
@@ -89,17 +90,20 @@ function workerRunner(script: URL, threads: number, setup: TarballJobSetup): Run
     w.on('exit', (code) => {
       if (pending.size > 0) fail(`it exited with code ${code}`);
     });
-    return w;
+    return slot;
   });
   return {
     run: (job) =>
       new Promise((resolve) => {
         if (broken) return resolve({ id: job.id, ok: false, error: { code: 'IO', message: `a tarball worker thread failed: ${broken}` } });
         pending.set(job.id, resolve);
-        workers[next++ % workers.length]!.postMessage(job);
+        // the least busy worker: one that drew a large tarball gets no more until it catches up
+        const slot = workers.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+        slot.inFlight++;
+        slot.worker.postMessage(job);
       }),
     stop: () => {
-      for (const w of workers) void w.terminate();
+      for (const s of workers) void s.worker.terminate();
     },
   };
 }
