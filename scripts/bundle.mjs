@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Bundle velo with esbuild into dist/bundle/, straight from the TypeScript
 // sources: start.cjs (the bin: CommonJS, --version, compile cache),
-// velo.js (the command) and ingestWorker.js (the store's ingest worker
-// thread), plus the chunks they share. Every dynamic import() stays
+// velo.js (the command), ingestWorker.js (the store's ingest worker
+// thread) and tarballWorker.js (npm's download-and-ingest worker thread), plus the chunks they share. Every dynamic import() stays
 // a split point, so a command loads its own chunk only, and Ink, React and
 // the dashboard only load for the commands that draw on a terminal. Ink,
 // React, tar and smol-toml are bundled; left outside are Node's own modules,
@@ -34,7 +34,7 @@ rmSync(staging, { recursive: true, force: true });
 
 const result = await build({
   absWorkingDir: repo,
-  entryPoints: { velo: 'cli/velo.ts', ingestWorker: 'src/store/ingestWorker.ts' },
+  entryPoints: { velo: 'cli/velo.ts', ingestWorker: 'src/store/ingestWorker.ts', tarballWorker: 'src/npm/tarballWorker.ts' },
   outdir: staging,
   bundle: true,
   splitting: true,
@@ -69,7 +69,7 @@ await build({
   external: ['./velo.js'],
   logLevel: 'warning',
 });
-const ENTRIES = new Set(['start.cjs', 'velo.js', 'ingestWorker.js']);
+const ENTRIES = new Set(['start.cjs', 'velo.js', 'ingestWorker.js', 'tarballWorker.js']);
 const made = readdirSync(staging);
 for (const f of made.filter((f) => !ENTRIES.has(f))) renameSync(join(staging, f), join(outdir, f));
 for (const f of made.filter((f) => ENTRIES.has(f))) renameSync(join(staging, f), join(outdir, f));
@@ -79,4 +79,4 @@ for (const f of readdirSync(outdir)) {
   if (!keep.has(f) && (values.clean || Date.now() - statSync(join(outdir, f)).mtimeMs > 10 * 60_000)) rmSync(join(outdir, f), { force: true });
 }
 if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
-process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js and ${made.length - 3} chunks\n`);
+process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js, tarballWorker.js and ${made.length - 4} chunks\n`);

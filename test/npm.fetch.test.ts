@@ -53,6 +53,14 @@ function keysIn(home: string): string[] {
   }
 }
 
+/** A dependency the store does not have yet, added to package.json and the lockfile (by npm). */
+function addDependency(p: PreparedProject, name: string): void {
+  const pkg = JSON.parse(readFileSync(join(p.dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  pkg.dependencies[name] = '^1.0.0';
+  writeFileSync(join(p.dir, 'package.json'), JSON.stringify(pkg, null, 2));
+  execFileSync('npm', ['install', '--package-lock-only', '--ignore-scripts'], { cwd: p.dir, env: veloEnv(p.env), stdio: 'ignore' });
+}
+
 function npmrcAdd(p: PreparedProject, lines: Record<string, string | number>): void {
   const path = join(p.dir, '.npmrc');
   writeFileSync(path, readFileSync(path, 'utf8') + Object.entries(lines).map(([k, v]) => `${k}=${v}\n`).join(''));
@@ -104,10 +112,7 @@ describe('velo npm ci fetches from the lockfile alone', () => {
     const home = fx.tmp();
     const first = await veloAsync(['npm', 'ci'], env(p, home), p.dir);
     expect(first.code, first.stderr).toBe(0);
-    const pkg = JSON.parse(readFileSync(join(p.dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    pkg.dependencies['velo-fx-shared'] = '^1.0.0';
-    writeFileSync(join(p.dir, 'package.json'), JSON.stringify(pkg, null, 2));
-    execFileSync('npm', ['install', '--package-lock-only', '--ignore-scripts'], { cwd: p.dir, env: veloEnv(p.env), stdio: 'ignore' });
+    addDependency(p, 'velo-fx-shared');
     await fx.registry.clearRequests();
     const r = await veloAsync(['npm', 'ci'], env(p, home), p.dir);
     expect(r.code, r.stderr).toBe(0);
@@ -172,10 +177,7 @@ describe('failures while fetching', () => {
     const home = fx.tmp();
     const first = await veloAsync(['npm', 'ci'], env(p, home), p.dir);
     expect(first.code, first.stderr).toBe(0);
-    const pkg = JSON.parse(readFileSync(join(p.dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    pkg.dependencies['velo-fx-shared'] = '^1.0.0';
-    writeFileSync(join(p.dir, 'package.json'), JSON.stringify(pkg, null, 2));
-    execFileSync('npm', ['install', '--package-lock-only', '--ignore-scripts'], { cwd: p.dir, env: veloEnv(p.env), stdio: 'ignore' });
+    addDependency(p, 'velo-fx-shared');
     npmrcAdd(p, { 'fetch-retries': 2, 'fetch-retry-mintimeout': 50, 'fetch-retry-maxtimeout': 100 });
     const before = nm(p);
     await fx.registry.clearRequests();

@@ -29,19 +29,39 @@ class Truncated extends Error {
   readonly code = 'ETRUNCATED';
 }
 
-/** Read the body through the integrity check into `consume`; throws Truncated when it did not arrive whole. */
+/**
+ * Read the body through the integrity check into `consume`. The check runs
+ * when the last byte arrived and before the stream consume reads ends, so
+ * a consumer that commits only at the end of its input (ingestTarball)
+ * never commits bytes that were cut short (Truncated) or do not match
+ * (INTEGRITY).
+ */
 async function receive<T>(res: IncomingMessage, req: DownloadRequest, consume: (body: Readable) => Promise<T>): Promise<{ value: T; bytes: number }> {
   const check = integrityCheck(req.integrity);
   if (!check) throw new VeloError('INTEGRITY', `${req.what}: the lockfile's integrity (${req.integrity}) names no algorithm velo can check`);
+  const expected = Number(res.headers['content-length'] ?? NaN);
   let bytes = 0;
+  let cut: Error | undefined;
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
       check.update(chunk);
       bytes += chunk.length;
       done(null, chunk);
     },
+    flush(done) {
+      if (cut || !res.complete || (Number.isFinite(expected) && bytes !== expected)) {
+        return done(new Truncated(`${req.what}: the download was cut short (${bytes} of ${Number.isFinite(expected) ? expected : '?'} bytes)`));
+      }
+      if (!check.matches()) {
+        return done(
+          new VeloError('INTEGRITY', `${req.what}: the downloaded tarball does not match the lockfile's integrity (${req.integrity})`, {
+            hint: 'the registry served different bytes than the lockfile recorded; nothing was installed',
+          }),
+        );
+      }
+      done();
+    },
   });
-  let cut: Error | undefined;
   res.on('error', (err) => {
     cut = err;
     tap.destroy(new Truncated(`${req.what}: the download was cut short (${err.message})`));
@@ -50,25 +70,15 @@ async function receive<T>(res: IncomingMessage, req: DownloadRequest, consume: (
     cut ??= new Truncated('aborted');
   });
   res.pipe(tap);
-  let value: T;
   try {
-    value = await consume(tap);
+    return { value: await consume(tap), bytes };
   } catch (err) {
     res.destroy();
-    // the bytes that did arrive may be a damaged tarball because the body stopped early
+    if (err instanceof Truncated) throw err;
+    // a tarball damaged because the body stopped early is a cut, not bad input
     if (cut || !res.complete) throw new Truncated(`${req.what}: the download was cut short (${(err as Error).message})`);
     throw err;
   }
-  const expected = Number(res.headers['content-length'] ?? NaN);
-  if (!res.complete || cut || (Number.isFinite(expected) && bytes !== expected)) {
-    throw new Truncated(`${req.what}: the download was cut short (${bytes} of ${Number.isFinite(expected) ? expected : '?'} bytes)`);
-  }
-  if (!check.matches()) {
-    throw new VeloError('INTEGRITY', `${req.what}: the downloaded tarball does not match the lockfile's integrity (${req.integrity})`, {
-      hint: 'the registry served different bytes than the lockfile recorded; nothing was installed',
-    });
-  }
-  return { value, bytes };
 }
 
 export async function download<T>(pool: HttpPool, req: DownloadRequest, policy: RetryPolicy, consume: (body: Readable) => Promise<T>): Promise<DownloadOutcome<T>> {
