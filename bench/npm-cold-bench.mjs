@@ -15,12 +15,11 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchSetup, median, repo, velo } from './lib/npm1207.mjs';
 import { peerTools } from './lib/peers.mjs';
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
@@ -34,14 +33,11 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-const work = values.work ?? join(repo, 'bench', 'work', 'npm-cold');
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
-const velo = join(repo, 'bin', 'velo');
+const { work, env: benchEnv } = benchSetup('npm-cold', values.work);
 const src = join(repo, 'bench', 'npm-1207');
 const REGISTRY = 'https://registry.npmjs.org/';
-const env = { ...process.env, CI: '1', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', npm_config_registry: REGISTRY };
-for (const k of Object.keys(env)) if (/^npm_config_(nodedir|userconfig|cache)$/i.test(k)) delete env[k];
+const env = { ...benchEnv, npm_config_registry: REGISTRY };
+for (const k of Object.keys(env)) if (/^npm_config_cache$/i.test(k)) delete env[k];
 
 function project(name, files) {
   const d = join(work, name);
@@ -60,7 +56,6 @@ function timed(cmd, args, opts) {
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1024;
   return { ms, rss };
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const lockFiles = [
   [join(src, 'package.json'), 'package.json'],
