@@ -4,16 +4,13 @@
  * the store; every other command is npm itself, same arguments, stdio and
  * exit code.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import { VeloError } from '../src/errors.js';
-import { LINK_METHODS, PROJECTIONS, type LinkMethod, type Projection } from '../src/config.js';
-import { isUpToDate, restampDirs, type NpmState } from '../src/npm/state.js';
-import { config } from './context.js';
+import { restampDirs, type NpmState } from '../src/npm/state.js';
 import { createProgress, npmInstallProgress } from '../src/ui/progress.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
 import { openConfiguredRemote } from './remoteContext.js';
+import { CI_ALIASES, STORE_COMMANDS, UNINSTALL_ALIASES, UPDATE_ALIASES, splitArgs, type SplitArgs } from './npmArgs.js';
+import { noopScripts, planNpm, reportNoop } from './npmNoop.js';
 
 const USAGE = `Usage: velo npm <command> [args]
 
@@ -47,69 +44,6 @@ velo's own flags (the rest go to npm: --omit, --include, --ignore-scripts, --off
 
 An unchanged project (same lockfile, package.json, .npmrc, npm_config_* environment,
 arguments, and node_modules as velo left it) is a no-op.`;
-
-const STORE_COMMANDS = new Set(['ci', 'clean-install', 'install', 'i', 'add', 'isntall', 'in', 'uninstall', 'remove', 'rm', 'un', 'unlink', 'update', 'up', 'upgrade']);
-const CI_ALIASES = new Set(['ci', 'clean-install', 'install-clean', 'ic']);
-const INSTALL_ALIASES = new Set(['install', 'i', 'add', 'isntall', 'in']);
-const UNINSTALL_ALIASES = new Set(['uninstall', 'remove', 'rm', 'un', 'unlink']);
-const UPDATE_ALIASES = new Set(['update', 'up', 'upgrade']);
-
-/** npm flags that take a value, so the value is not taken for a package name */
-const NPM_VALUE_FLAGS = new Set([
-  '--omit', '--include', '--registry', '--cache', '--prefix', '-C', '--userconfig', '--globalconfig', '--workspace', '-w',
-  '--install-strategy', '--loglevel', '--script-shell', '--tag', '--before', '--cpu', '--os', '--libc', '--fetch-timeout', '--fetch-retries',
-]);
-
-export interface SplitArgs {
-  velo: { json: boolean; method: LinkMethod | undefined; projection: Projection | undefined; force: boolean; help: boolean; remote: string | false | undefined };
-  npm: string[];
-  packages: string[];
-  prefix: string | undefined;
-}
-
-export function splitArgs(args: string[]): SplitArgs {
-  const velo: SplitArgs['velo'] = { json: false, method: undefined, projection: undefined, force: false, help: false, remote: undefined };
-  const npmArgs: string[] = [];
-  const packages: string[] = [];
-  let prefix: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    if (flag === '--json') velo.json = true;
-    else if (flag === '--force' && inline === undefined) velo.force = true;
-    else if (flag === '-h' || flag === '--help') velo.help = true;
-    else if (flag === '--no-remote' && inline === undefined) velo.remote = false;
-    else if (flag === '--remote') {
-      const v = inline ?? args[++i];
-      if (!v || v.startsWith('-')) throw new VeloError('USAGE', '--remote needs a URL (s3://bucket/prefix)');
-      velo.remote = v;
-    }
-    else if (flag === '--method') {
-      const v = inline ?? args[++i];
-      if (!v || !LINK_METHODS.includes(v as LinkMethod)) throw new VeloError('USAGE', `--method must be one of ${LINK_METHODS.join(', ')}`);
-      velo.method = v as LinkMethod;
-    } else if (flag === '--projection') {
-      const v = inline ?? args[++i];
-      if (!v || !PROJECTIONS.includes(v as Projection)) throw new VeloError('USAGE', `--projection must be one of ${PROJECTIONS.join(', ')}`);
-      velo.projection = v as Projection;
-    } else if (NPM_VALUE_FLAGS.has(flag)) {
-      const v = inline ?? args[++i];
-      if (v === undefined) throw new VeloError('USAGE', `${flag} needs a value`);
-      if (flag === '--prefix' || flag === '-C') prefix = v;
-      npmArgs.push(`${flag}=${v}`);
-    } else if (a.startsWith('-')) npmArgs.push(a);
-    else packages.push(a);
-  }
-  return { velo, npm: npmArgs, packages, prefix };
-}
-
-/** npm's local prefix: the nearest directory with a package.json (or node_modules). */
-export function findProjectRoot(cwd: string): string {
-  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json')) || existsSync(join(dir, 'node_modules'))) return dir;
-    if (dirname(dir) === dir) return resolve(cwd);
-  }
-}
 
 function veloVersion(): string {
   return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -146,22 +80,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
     out(io, USAGE);
     return 0;
   }
-  const cfg = config(io);
-  const root = split.prefix ? resolve(io.cwd, split.prefix) : findProjectRoot(io.cwd);
-  const ci = CI_ALIASES.has(cmd);
-  const plainInstall = ci || (INSTALL_ALIASES.has(cmd) && split.packages.length === 0);
-  const mode = ci ? 'ci' : 'install';
-  // ci and install give the same tree from an in-sync lockfile, so they share the no-op fingerprint
-  // --prefix picks the project, it does not change what is installed
-  const projection = split.velo.projection ?? cfg.projection;
-  const fingerprintArgs = [...split.npm.filter((a) => !/^(--prefix|-C)=/.test(a)), `method=${split.velo.method ?? cfg.method}`, `projection=${projection}`];
   const version = veloVersion();
-
-  // the no-op path: nothing heavy is loaded before this
-  if (plainInstall && !split.velo.force) {
-    const state = isUpToDate(cfg.home, root, fingerprintArgs, io.env, version);
-    if (state) return upToDate(io, cfg.home, root, split, state, mode);
-  }
+  // the no-op path: nothing heavy is loaded before this (the bin runs the same check before loading this module)
+  const { cfg, root, plainInstall, mode, projection, fingerprintArgs, upToDate: state } = planNpm(cmd, split, io, version);
+  if (state) return upToDate(io, cfg.home, root, split, state, mode);
 
   let npmArgs = split.npm;
   if (!plainInstall) {
@@ -227,14 +149,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
 }
 
 async function upToDate(io: Io, home: string, root: string, split: SplitArgs, state: NpmState, mode: 'ci' | 'install'): Promise<number> {
-  const dirs = state.dirs;
   // npm ci runs the workspaces' and the root project's own lifecycle scripts
   // every time; so does velo (the workspaces' only when the last install ran them)
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-  const { hasRootScripts } = await import('../src/npm/rootScripts.js');
-  const ignoreScripts = split.npm.includes('--ignore-scripts');
-  const runRoot = hasRootScripts(pkg) && !ignoreScripts;
-  const linkBuild = ignoreScripts ? [] : (state.linkBuild ?? []);
+  const { pkg, runRoot, linkBuild } = noopScripts(root, split, state);
   let ran: string[] = [];
   if (runRoot || linkBuild.length > 0) {
     const { loadNpmConfig, locateNpm } = await import('../src/npm/userNpm.js');
@@ -250,7 +167,6 @@ async function upToDate(io: Io, home: string, root: string, split: SplitArgs, st
       ran = await runRootScripts(loaded, root, pkg, split.velo.json ? [0, 2, 2] : 'inherit');
     }
   }
-  if (split.velo.json) json(io, { root, noop: true, trees: dirs, rootScripts: ran });
-  else out(io, `velo: up to date (${Object.keys(dirs).join(', ')} unchanged)`);
+  reportNoop(io, split, root, state, ran);
   return 0;
 }

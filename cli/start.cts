@@ -3,20 +3,29 @@
  * The command's first file (npm's `velo` bin): CommonJS, because Node starts
  * a CommonJS file without setting up its ES module loader — about 5 ms of
  * CPU on a 2-core machine, the whole budget of `velo --version`. It turns on
- * Node's compile cache, answers --version itself, and hands everything else
- * to velo.js (ESM, loaded through the cache).
+ * Node's compile cache, answers --version itself, answers a no-op
+ * `velo npm ci` / `velo npm install` itself (npmNoop.ts, bundled into this
+ * file as CommonJS by scripts/bundle.mjs: the stat-stamp check without the
+ * ES module graph), and hands everything else to velo.js (ESM, loaded
+ * through the cache).
  */
 import fs = require('node:fs');
 import nodeModule = require('node:module');
+import noop = require('./npmNoop.js');
+import io = require('./io.js');
+import nodeVersion = require('./nodeVersion.js');
 
 /** Set by the bundler (scripts/bundle.mjs); unset when running tsc's output. */
 declare const VELO_VERSION: string | undefined;
 
+const version = (): string => (typeof VELO_VERSION === 'string' ? VELO_VERSION : (require('../../package.json') as { version: string }).version);
+
 nodeModule.enableCompileCache?.();
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
-  const version = typeof VELO_VERSION === 'string' ? VELO_VERSION : (require('../../package.json') as { version: string }).version;
-  fs.writeSync(1, `${version}\n`);
+  fs.writeSync(1, `${version()}\n`);
 } else {
-  void import('./velo.js');
+  const code = argv[0] === 'npm' && !nodeVersion.nodeTooOld() ? noop.npmNoopFast(argv.slice(1), io.processIo(), version()) : undefined;
+  if (code === undefined) void import('./velo.js');
+  else process.exitCode = code;
 }

@@ -5,6 +5,7 @@
  */
 import module, { createRequire } from 'node:module';
 import type { Io } from './io.js';
+import { nodeTooOld } from './nodeVersion.js';
 
 // velo's own modules are compiled once and the code cached (Node >= 22.1):
 // io.js and each command load after this, lazily, so they all benefit (the
@@ -54,13 +55,6 @@ function version(): string {
   if (typeof VELO_VERSION === 'string') return VELO_VERSION;
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
   return pkg.version;
-}
-
-const MIN_NODE: [number, number] = [22, 22];
-
-function nodeTooOld(): boolean {
-  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-  return major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1]);
 }
 
 export async function main(argv: string[], io: Io): Promise<number> {
