@@ -6,16 +6,18 @@
 //   (warm store), bun install --frozen-lockfile (warm cache), velo npm ci with an
 //   empty store, with a warm store, the no-op; npm ci with an empty cache (the
 //   peer of velo's empty store); disk used by five copies under npm vs velo.
-// Usage: node bench/npm-bench.mjs [--runs N] [--cold-runs M] [--work DIR] [--skip-peers]
+// --mount-only: just bun's warm install and `velo npm ci --projection mount` (warm
+//   store), interleaved, velo run as it ships (node dist/bundle/start.cjs), and their ratio.
+// Usage: node bench/npm-bench.mjs [--runs N] [--cold-runs M] [--work DIR] [--skip-peers] [--mount-only]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { peerTools } from './lib/peers.mjs';
-import { Measurements, benchSetup, repo, rmNm, time, velo } from './lib/npm1207.mjs';
+import { Measurements, benchSetup, repo, rmNm, time, velo, veloBundle } from './lib/npm1207.mjs';
 
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '5' }, 'cold-runs': { type: 'string', default: '2' }, work: { type: 'string' }, 'skip-peers': { type: 'boolean' } },
+  options: { runs: { type: 'string', default: '5' }, 'cold-runs': { type: 'string', default: '2' }, work: { type: 'string' }, 'skip-peers': { type: 'boolean' }, 'mount-only': { type: 'boolean' } },
 });
 const runs = Number(values.runs);
 const coldRuns = Number(values['cold-runs']);
@@ -24,6 +26,25 @@ const m = new Measurements();
 const measure = (...a) => m.measure(...a);
 const measureInterleaved = (...a) => m.interleaved(...a);
 const results = m.results;
+
+if (values['mount-only']) {
+  const tools = peerTools(repo);
+  const pBun = project('bun');
+  const benv = { ...env, BUN_INSTALL_CACHE_DIR: join(work, 'bun-cache') };
+  time(tools.bun, ['install', '--ignore-scripts'], { cwd: pBun, env: benv });
+  const venv = { ...env, VELO_HOME: join(work, 'velo-store') };
+  const bundled = (args, cwd) => time(process.execPath, [veloBundle, ...args], { cwd, env: venv });
+  const pMount = project('velo-mount');
+  const unmount = () => spawnSync(process.execPath, [veloBundle, 'umount', join(pMount, 'node_modules')], { env: venv });
+  bundled(['npm', 'ci', '--ignore-scripts', '--projection', 'mount'], pMount); // fills the store
+  measureInterleaved([
+    { label: 'bun install --frozen-lockfile (warm cache)', before: () => rmNm(pBun), run: () => time(tools.bun, ['install', '--frozen-lockfile', '--ignore-scripts'], { cwd: pBun, env: benv }) },
+    { label: 'velo npm ci --projection mount (warm store, bundle)', before: () => { unmount(); rmNm(pMount); }, run: () => bundled(['npm', 'ci', '--ignore-scripts', '--projection', 'mount'], pMount) },
+  ], runs);
+  unmount();
+  console.log(`\nvelo mount / bun warm: ${(results[1].median / results[0].median).toFixed(2)}x`);
+  process.exit(0);
+}
 
 // baseline: node start-up, for the no-op comparison
 measure('node -e 0', runs, null, () => time(process.execPath, ['-e', '0'], { env }));

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const velo = join(repo, 'bin', 'velo');
+/** the bundle as `npm i -g velo-rift` installs it (scripts/bundle.mjs): run as `node <veloBundle>` */
+export const veloBundle = join(repo, 'dist', 'bundle', 'start.cjs');
 const src = join(repo, 'bench', 'npm-1207');
 
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
