@@ -11,9 +11,6 @@
  */
 import fs = require('node:fs');
 import nodeModule = require('node:module');
-import noop = require('./npmNoop.js');
-import io = require('./io.js');
-import nodeVersion = require('./nodeVersion.js');
 
 /** Set by the bundler (scripts/bundle.mjs); unset when running tsc's output. */
 declare const VELO_VERSION: string | undefined;
@@ -25,7 +22,16 @@ const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
   fs.writeSync(1, `${version()}\n`);
 } else {
-  const code = argv[0] === 'npm' && !nodeVersion.nodeTooOld() ? noop.npmNoopFast(argv.slice(1), io.processIo(), version()) : undefined;
+  const code = argv[0] === 'npm' ? npmNoop(argv.slice(1)) : undefined;
   if (code === undefined) void import('./velo.js');
   else process.exitCode = code;
+}
+
+/** Loaded (and, in the bundle, initialised) only for `velo npm`: the other commands pay nothing for it. */
+function npmNoop(npmArgv: string[]): number | undefined {
+  const { nodeTooOld } = require('./nodeVersion.js') as typeof import('./nodeVersion.js');
+  if (nodeTooOld()) return undefined; // velo.js says so
+  const { npmNoopFast } = require('./npmNoop.js') as typeof import('./npmNoop.js');
+  const { processIo } = require('./io.js') as typeof import('./io.js');
+  return npmNoopFast(npmArgv, processIo(), version());
 }
