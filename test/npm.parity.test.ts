@@ -4,13 +4,14 @@
 // installs in the same directory (npm first, then velo), so absolute paths a
 // build writes are the same too.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { assertNpmOk, type PreparedProject } from './support/npmProject.js';
 import { useRegistryProjects } from './support/registryProjects.js';
 import { asObject, describeDir } from './support/treeCompare.js';
-import { velo, veloAsync } from './support/runVelo.js';
-import { repoRoot } from './support/paths.js';
+import { velo, veloAsync, veloEnv as userEnv } from './support/runVelo.js';
+import { repoRoot, veloBin } from './support/paths.js';
 
 const fx = useRegistryProjects('velo-npm-store-');
 const tmp = fx.tmp;
@@ -189,6 +190,26 @@ describe('the store', () => {
     expect(offline.code, offline.stderr).toBe(0);
     expect(JSON.parse(offline.stdout)).toMatchObject({ noop: false, fetched: 0 });
     expect(await fx.registry.requests()).toEqual([]);
+  });
+
+  it('the bin answers the no-op itself exactly as the full command does (output, --json, exit code); a changed project still installs', async () => {
+    const storeHome = tmp();
+    const p = await project('basic');
+    expect((await veloAsync(['npm', 'ci'], veloEnv(p, storeHome), p.dir)).code).toBe(0);
+    // the bundle's velo.js run directly is the full command: it never takes start.cjs's fast path
+    const full = (args: string[]) => spawnSync(process.execPath, [join(dirname(veloBin()), 'velo.js'), ...args], { env: userEnv(veloEnv(p, storeHome)), cwd: p.dir, encoding: 'utf8' });
+    for (const args of [['npm', 'ci'], ['npm', 'ci', '--json'], ['npm', 'install', '--json'], ['npm', 'ci', '--method', 'bogus']]) {
+      const viaBin = await veloAsync(args, veloEnv(p, storeHome), p.dir);
+      const viaFull = full(args);
+      expect({ code: viaBin.code, stdout: viaBin.stdout, stderr: viaBin.stderr }, args.join(' ')).toEqual({ code: viaFull.status, stdout: viaFull.stdout, stderr: viaFull.stderr });
+    }
+    expect((await veloAsync(['npm', 'ci'], veloEnv(p, storeHome), p.dir)).stdout).toBe('velo: up to date (node_modules unchanged)\n');
+    // a changed lockfile is no no-op for either
+    const lock = join(p.dir, 'package-lock.json');
+    writeFileSync(lock, readFileSync(lock, 'utf8').replace(/\n$/, '\n\n'));
+    const changed = await veloAsync(['npm', 'ci', '--json'], veloEnv(p, storeHome), p.dir);
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(JSON.parse(changed.stdout)).toMatchObject({ noop: false });
   });
 
   it('install scripts run once; the built package comes from the store next time', async () => {
