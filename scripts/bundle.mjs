@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Bundle velo with esbuild into dist/bundle/, straight from the TypeScript
-// sources: start.cjs (the bin: CommonJS, --version, compile cache),
+// sources: start.cjs (the bin: CommonJS, --version, the no-op velo npm ci, compile cache),
 // velo.js (the command), ingestWorker.js (the store's ingest worker
 // thread) and tarballWorker.js (npm's download-and-ingest worker thread), plus the chunks they share. Every dynamic import() stays
 // a split point, so a command loads its own chunk only, and Ink, React and
