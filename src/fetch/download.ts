@@ -69,14 +69,20 @@ async function receive<T>(res: IncomingMessage, req: DownloadRequest, consume: (
   res.on('aborted', () => {
     cut ??= new Truncated('aborted');
   });
+  res.on('close', () => {
+    if (!res.complete) cut ??= new Truncated('the connection closed early');
+  });
   res.pipe(tap);
   try {
     return { value: await consume(tap), bytes };
   } catch (err) {
+    // judged before we close the response ourselves: a tarball damaged because
+    // the body stopped early is a cut (tried again); one refused while its body
+    // was still arriving (a hostile entry, a bomb) is the content's own fault
+    const stoppedEarly = cut !== undefined;
     res.destroy();
     if (err instanceof Truncated) throw err;
-    // a tarball damaged because the body stopped early is a cut, not bad input
-    if (cut || !res.complete) throw new Truncated(`${req.what}: the download was cut short (${(err as Error).message})`);
+    if (stoppedEarly) throw new Truncated(`${req.what}: the download was cut short (${(err as Error).message})`);
     throw err;
   }
 }
