@@ -6,7 +6,8 @@
  * be the size its tree gives. A key is set locally only when its tree and
  * all of its objects are in the store; anything else is left to the
  * registry. Objects are read by ranged GETs, neighbours in a pack merged
- * into one request.
+ * into one request; each download is decompressed, checked and written on
+ * the ingest worker threads (remoteJobs.ts) while later ones download.
  */
 import { hashBuffer } from '../store/hash.js';
 import { objectLooksIntact } from '../store/commitObject.js';

@@ -132,7 +132,10 @@ export class IngestPool {
   }
 
   #spawn(): void {
-    const worker = new Worker(this.#script, { name: 'velo-ingest' });
+    // the process's Node flags, less --input-type (set when velo runs from `node --input-type=module -e`, as the
+    // cargo test harness does), which a worker with a script file refuses
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(this.#script, { name: 'velo-ingest', execArgv });
     const slot: Slot = { worker, inFlight: new Map() };
     worker.unref();
     worker.on('message', (reply: { id: number }) => {
