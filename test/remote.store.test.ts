@@ -1,7 +1,7 @@
 // The remote tier's store-to-store path against a real S3 server (SeaweedFS
 // weed mini on loopback with SigV4 identities): publish from one store, fill
 // another, and what happens when the remote is damaged, refuses or is down.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { fillFromRemote } from '../src/remote/fill.js';
 import { publishToRemote } from '../src/remote/publish.js';
 import { S3Client } from '../src/remote/s3Client.js';
 import { walkStoreDir } from '../src/store/walkStore.js';
+import { readCounters } from '../src/store/counters.js';
 import { hashBuffer } from '../src/store/hash.js';
 import { describeDir, asObject } from './support/treeCompare.js';
 import { deadEndpoint, useS3Server } from './support/s3Server.js';
@@ -90,6 +91,9 @@ describe('remote store tier (weed mini)', () => {
       await materialize(fresh, getKey(fresh, key)!, out, { method: 'copy', within: parent });
       expect(asObject(describeDir(out))).toEqual(asObject(describeDir(dirs[i]!)));
     }
+    // the objects were written by worker threads: the store's counters still say what is on disk
+    const onDisk = [...walkStoreDir(join(fresh.home, 'objects'))];
+    expect(readCounters(fresh)).toMatchObject({ objects: onDisk.length, object_bytes: onDisk.reduce((n, f) => n + statSync(f.path).size, 0) });
     store.close();
     fresh.close();
   });

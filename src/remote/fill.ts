@@ -6,7 +6,8 @@
  * be the size its tree gives. A key is set locally only when its tree and
  * all of its objects are in the store; anything else is left to the
  * registry. Objects are read by ranged GETs, neighbours in a pack merged
- * into one request.
+ * into one request; each download is decompressed, checked and written on
+ * the ingest worker threads (remoteJobs.ts) while later ones download.
  */
 import { hashBuffer } from '../store/hash.js';
 import { objectLooksIntact } from '../store/commitObject.js';
@@ -15,11 +16,14 @@ import { hasTree, putTreeBuffer, readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
-import { decodeObject, decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, type ObjectLocation } from './remoteLayout.js';
+import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, type ObjectLocation } from './remoteLayout.js';
 import { runPool } from './pool.js';
+import { checkIn, remoteJobPool, type CheckInItem } from './remoteJobs.js';
 import type { Remote } from './remote.js';
 
 export const FETCH_CONCURRENCY = 16;
+/** keys are small (one GET each, latency-bound): more of them in flight */
+const KEY_CONCURRENCY = 32;
 const EMPTY_DIGEST = hashBuffer(Buffer.alloc(0));
 /** the most a key's JSON (its tree included) from the remote may weigh: the remote is untrusted, memory is not */
 const KEY_MAX_BYTES = 512 << 20;
@@ -65,7 +69,7 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
   const requests0 = remote.client.stats.requests;
   const result: FillResult = { trees: new Map(), objects: 0, bytes: 0, requests: 0 };
   const found: Found[] = [];
-  await runPool(names, FETCH_CONCURRENCY, async (name) => {
+  await runPool(names, KEY_CONCURRENCY, async (name) => {
     const f = await lookUp(store, remote, name, kinds);
     if (f) found.push(f);
   });
@@ -99,6 +103,8 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
     }
   }
 
+  // each download is checked and written on a worker thread while later ones download
+  const pool = remoteJobPool();
   await runPool(planReads([...wanted.values()]), FETCH_CONCURRENCY, async (read) => {
     const objectName = read.pack === '' ? looseObjectName(remote.prefix, read.items[0]!.digest) : packObjectName(remote.prefix, read.pack);
     const data = await remote.guard(() =>
@@ -109,18 +115,24 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
       for (const w of read.items) for (const u of w.users) u.bad = true;
       return;
     }
-    for (const w of read.items) {
-      const off = read.pack === '' ? 0 : w.loc.offset - read.start;
-      const bytes = decodeObject(data.subarray(off, off + w.loc.length), w.loc.enc, w.size);
-      if (!bytes || bytes.length !== w.size || hashBuffer(bytes) !== w.digest) {
+    const items: CheckInItem[] = read.items.map((w) => ({
+      digest: w.digest,
+      size: w.size,
+      execs: [...w.execs],
+      offset: read.pack === '' ? 0 : w.loc.offset - read.start,
+      length: w.loc.length,
+      enc: w.loc.enc,
+    }));
+    const ok = await checkIn(store, pool, data, items);
+    read.items.forEach((w, i) => {
+      if (!ok[i]) {
         remote.damaged(`object ${w.digest} in ${objectName} does not match its digest`);
         for (const u of w.users) u.bad = true;
-        continue;
+        return;
       }
-      for (const exec of w.execs) writeBufferToStore(store, bytes, exec, w.digest);
       result.objects++;
       result.bytes += w.size;
-    }
+    });
   });
 
   for (const f of found) {

@@ -8,7 +8,6 @@
  * damaged local object is never published (its key is skipped).
  * VELO_REMOTE_MODE=read never gets here.
  */
-import { readFileSync } from 'node:fs';
 import { hashBuffer } from '../store/hash.js';
 import { getKeys } from '../store/keys.js';
 import { readTreeBuffer } from '../store/trees.js';
@@ -19,13 +18,14 @@ import {
   OBJECT_PUBLISH_MAX,
   PACK_OBJECT_MAX,
   PACK_TARGET,
-  encodeObject,
   encodeRemoteKey,
   keyObjectName,
   looseObjectName,
   packObjectName,
+  type ObjectEncoding,
   type ObjectLocation,
 } from './remoteLayout.js';
+import { encode, remoteJobPool } from './remoteJobs.js';
 import { Limiter, runPool } from './pool.js';
 import type { Remote } from './remote.js';
 
@@ -129,8 +129,26 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
         }
       });
     };
-    for (const [name, tree] of todo) {
-      if (!remote.usable) break;
+    const addToUploads = async (e: ParsedEntry, bytes: Buffer, enc: ObjectEncoding): Promise<void> => {
+      if (bytes.length > PACK_OBJECT_MAX) {
+        await uploads.admit(async () => {
+          if (await put(looseObjectName(remote.prefix, e.digest), bytes)) {
+            record.addObjects([[e.digest, { pack: '', offset: 0, length: bytes.length, enc }]]);
+            result.objects++;
+          }
+        });
+        return;
+      }
+      pack.entries.push([e.digest, { pack: '', offset: pack.size, length: bytes.length, enc }]);
+      pack.parts.push(bytes);
+      pack.size += bytes.length;
+      if (pack.size >= PACK_TARGET) await sealPack();
+    };
+    // reading, re-hashing and compressing run on worker threads, a few keys
+    // ahead of the uploads (which bound the memory through the Limiter)
+    const pool = remoteJobPool();
+    await runPool(todo, pool ? pool.size * 2 + 2 : 1, async ([name, tree]) => {
+      if (!remote.usable) return;
       let files: ParsedEntry[];
       let logicalSize: number;
       try {
@@ -139,53 +157,36 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
         logicalSize = parsed.logicalSize;
       } catch {
         result.skipped++;
-        continue;
+        return;
       }
-      const fresh: [ParsedEntry, Buffer][] = [];
-      let ok = true;
+      const fresh: ParsedEntry[] = [];
       for (const e of files) {
         if (e.size === 0 || queued.has(e.digest) || record.objectLocation(e.digest)) continue;
         if (e.size > OBJECT_PUBLISH_MAX) {
-          ok = false;
-          break;
+          result.skipped++;
+          return;
         }
-        let data: Buffer;
-        try {
-          data = readFileSync(store.objectPath(e.digest, e.exec));
-        } catch {
-          ok = false;
-          break;
-        }
-        if (hashBuffer(data) !== e.digest) {
-          ok = false; // edited in place in the store: never publish it
-          break;
-        }
-        fresh.push([e, data]);
+        fresh.push(e);
+      }
+      // claimed before the await: another key sharing an object does not encode it again
+      for (const e of fresh) queued.add(e.digest);
+      const encoded = await encode(
+        pool,
+        fresh.map((e) => ({ digest: e.digest, size: e.size, path: store.objectPath(e.digest, e.exec) })),
+      );
+      let ok = true;
+      for (let i = 0; i < fresh.length; i++) {
+        const out = encoded[i];
+        // missing, or edited in place in the store: never published, and neither is this key
+        if (!out) ok = false;
+        else await addToUploads(fresh[i]!, out.bytes, out.enc);
       }
       if (!ok) {
         result.skipped++;
-        continue;
-      }
-      for (const [e, data] of fresh) {
-        if (queued.has(e.digest)) continue;
-        queued.add(e.digest);
-        const { bytes, enc } = encodeObject(data);
-        if (bytes.length > PACK_OBJECT_MAX) {
-          await uploads.admit(async () => {
-            if (await put(looseObjectName(remote.prefix, e.digest), bytes)) {
-              record.addObjects([[e.digest, { pack: '', offset: 0, length: bytes.length, enc }]]);
-              result.objects++;
-            }
-          });
-          continue;
-        }
-        pack.entries.push([e.digest, { pack: '', offset: pack.size, length: bytes.length, enc }]);
-        pack.parts.push(bytes);
-        pack.size += bytes.length;
-        if (pack.size >= PACK_TARGET) await sealPack();
+        return;
       }
       plans.push({ name, tree, kind: kindOf.get(name) ?? '', files, logicalSize });
-    }
+    });
     await sealPack();
     await uploads.idle();
     if (!remote.usable) return result;

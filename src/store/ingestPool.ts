@@ -35,11 +35,21 @@ export interface BatchReply {
   error?: { code: VeloErrorCode; message: string; hint?: string | undefined };
 }
 
+/**
+ * Any other job the worker runs (ingestWorker.ts dispatches on `job`): the
+ * remote tier's checked writes and publish reads (src/remote/remoteJobs.ts).
+ */
+export interface JobRequest {
+  id: number;
+  job: string;
+}
+
 interface Task {
-  req: BatchRequest;
+  req: BatchRequest | JobRequest;
   /** checked just before the batch is sent: true drops it (resolved with nothing done) */
   skip: (() => boolean) | undefined;
-  resolve: (reply: BatchReply) => void;
+  /** with the worker's reply: a BatchReply for a BatchRequest, the job's reply for a JobRequest */
+  resolve: (reply: never) => void;
   reject: (err: unknown) => void;
 }
 
@@ -80,7 +90,15 @@ export class IngestPool {
 
   run(req: Omit<BatchRequest, 'id'>, skip?: () => boolean): Promise<BatchReply> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ req: { ...req, id: this.#nextId++ }, skip, resolve, reject });
+      this.#queue.push({ req: { ...req, id: this.#nextId++ }, skip, resolve: resolve as (reply: never) => void, reject });
+      this.#pump();
+    });
+  }
+
+  /** Run one job of another kind (see JobRequest) on the next free worker; resolves with the worker's reply. */
+  job<Req extends JobRequest, Reply>(req: Omit<Req, 'id'>): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ req: { ...req, id: this.#nextId++ } as Req, skip: undefined, resolve: resolve as (reply: never) => void, reject });
       this.#pump();
     });
   }
@@ -96,7 +114,7 @@ export class IngestPool {
       if (!task) break;
       if (task.skip?.()) {
         this.#queue.shift();
-        task.resolve({ id: task.req.id, digests: [], sizes: [], flags: [], mtimes: undefined });
+        task.resolve({ id: task.req.id, digests: [], sizes: [], flags: [], mtimes: undefined } satisfies BatchReply as never);
         continue;
       }
       let best: Slot | undefined;
@@ -114,15 +132,18 @@ export class IngestPool {
   }
 
   #spawn(): void {
-    const worker = new Worker(this.#script, { name: 'velo-ingest' });
+    // the process's Node flags, less --input-type (set when velo runs from `node --input-type=module -e`, as the
+    // cargo test harness does), which a worker with a script file refuses
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(this.#script, { name: 'velo-ingest', execArgv });
     const slot: Slot = { worker, inFlight: new Map() };
     worker.unref();
-    worker.on('message', (reply: BatchReply) => {
+    worker.on('message', (reply: { id: number }) => {
       const task = slot.inFlight.get(reply.id);
       if (!task) return;
       slot.inFlight.delete(reply.id);
       if (slot.inFlight.size === 0) worker.unref();
-      task.resolve(reply);
+      task.resolve(reply as never);
       this.#pump();
     });
     const fail = (why: string): void => {

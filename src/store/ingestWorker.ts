@@ -15,6 +15,7 @@ import { VeloError } from '../errors.js';
 import { ingestFile } from './ingestFile.js';
 import { Store } from './store.js';
 import type { BatchRequest, BatchReply } from './ingestPool.js';
+import { runRemoteJob, type RemoteJobRequest } from '../remote/remoteJobs.js';
 
 const stores = new Map<string, Store>();
 
@@ -52,6 +53,7 @@ const port = parentPort;
 if (!port) throw new Error('ingestWorker.js runs as a worker thread');
 // one batch at a time, in arrival order: memory stays at one batch
 let chain: Promise<void> = Promise.resolve();
-port.on('message', (req: BatchRequest) => {
-  chain = chain.then(async () => port.postMessage(await runBatch(req)));
+port.on('message', (req: BatchRequest | RemoteJobRequest) => {
+  // the remote tier's jobs (src/remote/remoteJobs.ts) share these threads
+  chain = chain.then(async () => port.postMessage('job' in req ? runRemoteJob(req, storeAt) : await runBatch(req)));
 });
