@@ -271,9 +271,12 @@ function recountStore(store: Store, db: IndexDb): void {
     c.trees++;
     c.tree_bytes += lstatSync(f.path, { throwIfNoEntry: false })?.size ?? 0;
   }
-  // objects this process wrote before the index opened are added when it flushes its counters
-  c.objects -= store.pendingCounts.objects;
-  c.object_bytes -= store.pendingCounts.object_bytes;
+  // objects and trees this process wrote before the index opened are added when it flushes its counters
+  const pending = store.pendingCounts;
+  c.objects -= pending.objects;
+  c.object_bytes -= pending.object_bytes;
+  c.trees -= pending.trees;
+  c.tree_bytes -= pending.tree_bytes;
   const set = db.prepare('INSERT OR REPLACE INTO counters(name, value) VALUES(?, ?)');
   for (const [name, value] of Object.entries(c)) set.run(name, value);
 }

@@ -128,28 +128,33 @@ export class Store {
     this.#prefixDirs.add(key);
   }
 
-  /** New objects are counted in memory and written to the index in one go. */
-  #pending = { objects: 0, object_bytes: 0 };
+  /** New objects and trees are counted in memory and written to the index in one go (one write, not one per tree). */
+  #pending = { objects: 0, object_bytes: 0, trees: 0, tree_bytes: 0 };
 
   noteNewObject(size: number): void {
     this.#pending.objects++;
     this.#pending.object_bytes += size;
   }
 
-  /** New objects counted in memory and not yet in the index (a recount of the store must not count them twice). */
-  get pendingCounts(): { objects: number; object_bytes: number } {
+  noteNewTree(size: number): void {
+    this.#pending.trees++;
+    this.#pending.tree_bytes += size;
+  }
+
+  /** What is counted in memory and not yet in the index (a recount of the store must not count it twice). */
+  get pendingCounts(): { objects: number; object_bytes: number; trees: number; tree_bytes: number } {
     return { ...this.#pending };
   }
 
   flushCounters(): void {
-    if (this.#pending.objects === 0 && this.#pending.object_bytes === 0) return;
+    if (this.#pending.objects === 0 && this.#pending.object_bytes === 0 && this.#pending.trees === 0) return;
     const delta = this.#pending;
-    this.#pending = { objects: 0, object_bytes: 0 };
+    this.#pending = { objects: 0, object_bytes: 0, trees: 0, tree_bytes: 0 };
     addCounters(this, delta);
   }
 
   close(): void {
-    if (this.#index || this.#pending.objects > 0) this.flushCounters();
+    if (this.#index || this.#pending.objects > 0 || this.#pending.trees > 0) this.flushCounters();
     this.#index?.close();
     this.#index = undefined;
   }

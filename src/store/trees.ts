@@ -6,7 +6,6 @@ import { closeSync, existsSync, linkSync, openSync, readFileSync, unlinkSync, wr
 import { VeloError, errnoCode, fsError } from '../errors.js';
 import { hashBuffer, isDigest } from './hash.js';
 import { parseTree, serializeTree, toTreeEntries, type ParsedTree, type SerializeOptions, type TreeEntry } from './treeFormat.js';
-import { addCounters } from './counters.js';
 import type { Store } from './store.js';
 
 export interface PutTreeResult {
@@ -44,7 +43,7 @@ export function putTreeBuffer(store: Store, data: Buffer): PutTreeResult {
       /* gone */
     }
   }
-  addCounters(store, { trees: 1, tree_bytes: data.length });
+  store.noteNewTree(data.length);
   return { digest, created: true, bytes: data.length };
 }
 
