@@ -2,6 +2,8 @@
 // Builds — no node-gyp:
 //   <out>/velo_native.node   the Node addon (materialize, in-process mount)
 //   <out>/velo-mountd        the mount server velo starts per mount (no Node)
+//   <out>/velo-launch        the launcher the bin runs first: answers an unchanged
+//                            `velo uv sync` without Node, else execs node (src/launch/)
 //
 //   node native/build.mjs                      gcc for this machine into native/build/
 //   node native/build.mjs --cc "zig cc" --target x86_64-linux-gnu.2.17 --out DIR
@@ -32,6 +34,8 @@ const { values: opts } = parseArgs({
 const outDir = resolve(opts.out);
 const outFile = join(outDir, 'velo_native.node');
 const daemonFile = join(outDir, 'velo-mountd');
+const launcherFile = join(outDir, 'velo-launch');
+const launchDir = join(srcDir, 'launch');
 /** the daemon's own main, and the addon sources it shares (no Node-API) */
 const DAEMON_MAIN = 'mountd.c';
 const DAEMON_SHARED = ['errname.c', 'fs_copy.c', 'fuse_dl.c', 'fuse_fs.c', 'fuse_fusermount.c', 'fuse_passthrough.c', 'fuse_server.c', 'fuse_upper.c', 'fuse_upper_nodes.c', 'tree.c'];
@@ -94,3 +98,6 @@ compile(outFile, [
   ...all.filter((f) => f !== DAEMON_MAIN).map((f) => join(srcDir, f)),
 ]);
 compile(daemonFile, [...common, ...exeFlags, ...cflags, ...[DAEMON_MAIN, ...DAEMON_SHARED].map((f) => join(srcDir, f))]);
+// the launcher: plain libc, nothing else (it runs before every `velo uv`); its own directory, not in the addon
+const launchSources = readdirSync(launchDir).filter((f) => f.endsWith('.c')).sort().map((f) => join(launchDir, f));
+compile(launcherFile, [...common, ...exeFlags, ...launchSources]);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Bundle velo with esbuild into dist/bundle/, straight from the TypeScript
-// sources: start.cjs (the bin: CommonJS, --version, the no-op velo npm ci, compile cache),
+// sources: velo (the bin: a shell script, cli/velo.sh, that runs the native launcher for `velo uv` when
+// it is installed), start.cjs (what it runs otherwise: CommonJS, --version, the no-op velo npm ci, compile cache),
 // velo.js (the command), ingestWorker.js (the store's ingest worker
 // thread) and tarballWorker.js (npm's download-and-ingest worker thread), plus the chunks they share. Every dynamic import() stays
 // a split point, so a command loads its own chunk only, and Ink, React and
@@ -69,7 +70,9 @@ await build({
   external: ['./velo.js'],
   logLevel: 'warning',
 });
-const ENTRIES = new Set(['start.cjs', 'velo.js', 'ingestWorker.js', 'tarballWorker.js']);
+// the bin itself: a shell script that runs the native launcher when it is installed, else Node on start.cjs (cli/velo.sh)
+writeFileSync(join(staging, 'velo'), readFileSync(join(repo, 'cli', 'velo.sh')), { mode: 0o755 });
+const ENTRIES = new Set(['velo', 'start.cjs', 'velo.js', 'ingestWorker.js', 'tarballWorker.js']);
 const made = readdirSync(staging);
 for (const f of made.filter((f) => !ENTRIES.has(f))) renameSync(join(staging, f), join(outdir, f));
 for (const f of made.filter((f) => ENTRIES.has(f))) renameSync(join(staging, f), join(outdir, f));

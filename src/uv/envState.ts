@@ -5,12 +5,17 @@
  * binary) as stat fingerprints, and stamps of the environment itself. When
  * all of them are unchanged, the environment is what a sync would build, and
  * nothing needs to run. Only node:fs here: this is the fast path.
+ *
+ * The native launcher (native/src/launch/uv_noop.c) reads this file too and
+ * answers the no-op without starting Node: a change to the format (fields,
+ * their meaning, how stamps are taken) bumps STATE_VERSION here and
+ * UV_STATE_VERSION there, and the launcher leaves any other version to Node.
  */
 import { lstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const STATE_FILE = '.velo-state';
-const STATE_VERSION = 2;
+const STATE_VERSION = 3;
 
 export interface FileStamp {
   path: string;
@@ -31,6 +36,12 @@ export interface EnvState {
   inputs: FileStamp[];
   /** stamps of the environment's own pyvenv.cfg, bin/ and site-packages/ */
   envStamps: FileStamp[];
+  /**
+   * the Node that wrote the state (process.execPath): only the native
+   * launcher checks it (the node PATH gives it must be this one, so velo's
+   * Node version check would pass); upToDate() does not
+   */
+  node: FileStamp;
   /** summary of what was built */
   tree: string;
   python: string;
@@ -115,8 +126,8 @@ export function upToDate(q: NoopQuery): EnvState | undefined {
   return state;
 }
 
-export function newState(fields: Omit<EnvState, 'v'>): EnvState {
-  return { v: STATE_VERSION, ...fields };
+export function newState(fields: Omit<EnvState, 'v' | 'node'>): EnvState {
+  return { v: STATE_VERSION, ...fields, node: stampOf(process.execPath) };
 }
 
 /**
@@ -124,7 +135,7 @@ export function newState(fields: Omit<EnvState, 'v'>): EnvState {
  * (the staging directory before the swap) or is it (a mount): the stamps
  * are taken there and recorded under the environment's final paths.
  */
-export function writeStateInto(dir: string, finalDir: string, sitePackagesRel: string, fields: Omit<EnvState, 'v' | 'envStamps'>): void {
+export function writeStateInto(dir: string, finalDir: string, sitePackagesRel: string, fields: Omit<EnvState, 'v' | 'envStamps' | 'node'>): void {
   const envStamps = envStampPaths(finalDir, join(finalDir, sitePackagesRel)).map((finalPath) => ({
     ...stampOf(join(dir, finalPath.slice(finalDir.length))),
     path: finalPath,

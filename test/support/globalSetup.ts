@@ -1,7 +1,7 @@
 /**
  * Once per test run: compile the TypeScript, bundle it as it ships (tests
  * that spawn the real `velo` binary run dist/bundle/start.cjs; a few run tsc's
- * dist/cli/velo.js) and build the native addon and velo-mountd when either is missing.
+ * dist/cli/velo.js) and build the native addon, velo-mountd and velo-launch when one is missing.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -22,7 +22,8 @@ export default function setup(): void {
   execFileSync(process.execPath, [join(root, 'scripts', 'bundle.mjs')], { stdio: 'inherit' });
   const addon = join(root, 'native', 'build', 'velo_native.node');
   const mountd = join(root, 'native', 'build', 'velo-mountd');
-  if ((!existsSync(addon) || !existsSync(mountd)) && existsSync(join(root, 'native', 'build.mjs'))) {
+  const launcher = join(root, 'native', 'build', 'velo-launch');
+  if ((!existsSync(addon) || !existsSync(mountd) || !existsSync(launcher)) && existsSync(join(root, 'native', 'build.mjs'))) {
     execFileSync(process.execPath, [join(root, 'native', 'build.mjs')], { stdio: 'inherit' });
   }
 }
