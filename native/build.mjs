@@ -100,4 +100,4 @@ compile(outFile, [
 compile(daemonFile, [...common, ...exeFlags, ...cflags, ...[DAEMON_MAIN, ...DAEMON_SHARED].map((f) => join(srcDir, f))]);
 // the launcher: plain libc, nothing else (it runs before every `velo uv`); its own directory, not in the addon
 const launchSources = readdirSync(launchDir).filter((f) => f.endsWith('.c')).sort().map((f) => join(launchDir, f));
-compile(launcherFile, [...common, ...exeFlags, ...launchSources]);
+compile(launcherFile, [...common, ...launchSources]); // static with musl (zig's default): no loader to start

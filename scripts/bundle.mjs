@@ -82,4 +82,4 @@ for (const f of readdirSync(outdir)) {
   if (!keep.has(f) && (values.clean || Date.now() - statSync(join(outdir, f)).mtimeMs > 10 * 60_000)) rmSync(join(outdir, f), { force: true });
 }
 if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
-process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js, tarballWorker.js and ${made.length - 4} chunks\n`);
+process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js, tarballWorker.js and ${made.length - ENTRIES.size} chunks\n`);

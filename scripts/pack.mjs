@@ -5,7 +5,7 @@
 //                                           manifest whose optionalDependencies name every
 //                                           platform package below
 //   velo-rift-linux-x64-gnu-<v>.tgz  …      @velo-rift/<os>-<cpu>-<libc>: the prebuilt
-//                                           velo_native.node and velo-mountd; npm installs
+//                                           velo_native.node, velo-mountd and velo-launch; npm installs
 //                                           the one whose os/cpu/libc match the machine
 // Nothing outside the output directory is written (the bundle too goes
 // straight into the staged package), so tests can pack while others run velo.
@@ -25,6 +25,8 @@ const root = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
 const GLIBC = '2.28';
 /** the npm dependencies velo loads at run time; everything else is bundled */
 const RUNTIME_DEPENDENCIES = ['@napi-rs/blake-hash'];
+/** the programs of a platform package (native/build.mjs): the mount server, and the launcher the bin runs for `velo uv` */
+const EXECUTABLES = ['velo-mountd', 'velo-launch'];
 
 /** name suffix → zig target, npm os/cpu/libc, what the README says */
 const PLATFORMS = [
@@ -56,7 +58,7 @@ function glibcNeeded(file) {
 }
 
 let platforms;
-if (root.bin?.velo !== 'dist/bundle/start.cjs') die(`package.json's bin must be dist/bundle/start.cjs (the bundle), not ${root.bin?.velo}`);
+if (root.bin?.velo !== 'dist/bundle/velo') die(`package.json's bin must be dist/bundle/velo (the bundle's bin script), not ${root.bin?.velo}`);
 if (values.host) {
   if (process.platform !== 'linux') die('--host packs Linux only');
   const libc = process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl';
@@ -77,9 +79,9 @@ for (const p of platforms) {
   const cc = p.target ? ['--cc', `${values.zig} cc`, '--target', p.target] : [];
   say(`building ${p.id}${p.target ? ` (zig cc -target ${p.target})` : ' (gcc, this machine)'}`);
   run(process.execPath, [join(repo, 'native', 'build.mjs'), ...cc, '--out', dir]);
-  chmodSync(join(dir, 'velo-mountd'), 0o755);
+  for (const f of EXECUTABLES) chmodSync(join(dir, f), 0o755);
   if (p.libc === 'glibc') {
-    for (const f of ['velo_native.node', 'velo-mountd']) {
+    for (const f of ['velo_native.node', ...EXECUTABLES]) {
       const needs = glibcNeeded(join(dir, f));
       say(`${p.id}: ${f} needs glibc ${needs}`);
       // the baseline the README promises (a --host build has the build machine's own)
@@ -93,12 +95,12 @@ for (const p of platforms) {
       {
         name,
         version: root.version,
-        description: `velo's prebuilt native addon and mount server for ${p.says}`,
+        description: `velo's prebuilt native addon, mount server and launcher for ${p.says}`,
         license: root.license,
         os: ['linux'],
         cpu: [p.cpu],
         libc: [p.libc],
-        files: ['velo_native.node', 'velo-mountd'],
+        files: ['velo_native.node', ...EXECUTABLES],
       },
       null,
       2,
@@ -107,7 +109,8 @@ for (const p of platforms) {
   writeFileSync(
     join(dir, 'README.md'),
     `# ${name}\n\nThe prebuilt native parts of [velo-rift](https://www.npmjs.com/package/velo-rift) for ${p.says}:\n` +
-      'the Node addon `velo_native.node` (multi-threaded linking, mounts) and the mount server `velo-mountd`.\n' +
+      'the Node addon `velo_native.node` (multi-threaded linking, mounts), the mount server `velo-mountd` and\n' +
+      '`velo-launch`, which answers an unchanged `velo uv sync` without starting Node.\n' +
       'libfuse3 is opened at run time: without it velo works and links instead of mounting.\n\n' +
       'Install `velo-rift` (`npm i -g velo-rift`); npm picks this package when it fits the machine.\n',
   );

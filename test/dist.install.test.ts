@@ -7,7 +7,7 @@
 // platform when scripts/install-zig.sh has run, as scripts/test.sh does;
 // else gcc for this machine's platform only).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unmountAll } from '../src/mount/mount.js';
@@ -87,10 +87,14 @@ describe('npm i -g velo-rift', () => {
     }
     const modules = join(installed.prefix, 'lib', 'node_modules');
     expect(existsSync(join(modules, 'velo-rift', 'dist', 'bundle', 'start.cjs'))).toBe(true);
+    // the bin npm linked is the bundle's shell script (cli/velo.sh), which finds the launcher below
+    expect(readlinkSync(installed.velo)).toBe('../lib/node_modules/velo-rift/dist/bundle/velo');
+    expect(readFileSync(installed.velo, 'utf8')).toMatch(/^#!\/bin\/sh\n/);
     // only what runs: no sources, no native build tree
     expect(readdirSync(join(modules, 'velo-rift')).sort()).toEqual(['README.md', 'dist', 'node_modules', 'package.json']);
     const prebuilt = join(modules, 'velo-rift', 'node_modules', '@velo-rift', PLATFORM);
-    expect(readdirSync(prebuilt).sort()).toEqual(['README.md', 'package.json', 'velo-mountd', 'velo_native.node']);
+    expect(readdirSync(prebuilt).sort()).toEqual(['README.md', 'package.json', 'velo-launch', 'velo-mountd', 'velo_native.node']);
+    expect(statSync(join(prebuilt, 'velo-launch')).mode & 0o111).toBe(0o111);
     // npm chose by os/cpu/libc: no other platform's package was installed (they were published when zig built them)
     const others = installed.packed.filter((t) => /^velo-rift-linux-/.test(t) && !t.startsWith(`velo-rift-${PLATFORM}-`));
     if (existsSync(ZIG)) expect(others.length).toBeGreaterThanOrEqual(3);
@@ -104,6 +108,10 @@ describe('npm i -g velo-rift', () => {
     const h = spawnSync(installed.velo, ['npm', '--help'], { env: { PATH: installed.path }, encoding: 'utf8' });
     expect(h.status, h.stderr).toBe(0);
     expect(h.stdout).toContain('Usage: velo npm <command>');
+    // `velo uv …` goes through the prebuilt launcher, which hands what it does not answer to node
+    const uv = spawnSync(installed.velo, ['uv', 'sync', '--help'], { env: { PATH: installed.path }, encoding: 'utf8' });
+    expect(uv.status, uv.stderr).toBe(0);
+    expect(uv.stdout).toContain('Usage: velo uv sync');
   });
 
   it('velo npm ci --projection mount mounts node_modules from the prebuilt velo-mountd, reads through it, and unmounts', () => {
