@@ -154,6 +154,12 @@ describe('velo-launch: the uv no-op without Node', () => {
     expectRealSync(['--locked', '--no-install-project']);
     expectLauncherNoop(['--locked', '--no-install-project']);
     expectRealSync(['--locked']);
+    // the spellings of an option with a value, each its own fingerprint (as velo records them)
+    for (const spelling of [['-p', python], [`-p${python}`], [`--python=${python}`], ['--python', python]]) {
+      expectRealSync(['--locked', ...spelling]);
+      expectLauncherNoop(['--locked', ...spelling]);
+    }
+    expectRealSync(['--locked']);
     // a UV_* setting that matters
     expectRealSync(['--locked'], { UV_INDEX_STRATEGY: 'first-index' });
     expectLauncherNoop(['--locked'], { UV_INDEX_STRATEGY: 'first-index' });
