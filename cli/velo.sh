@@ -17,7 +17,7 @@ if [ "$here/../lib/node_modules/velo-rift/dist/bundle/velo" -ef "$0" ]; then
 elif [ "$here/../velo-rift/dist/bundle/velo" -ef "$0" ]; then
   here=$here/../velo-rift/dist/bundle
 elif [ -L "$0" ]; then
-  here=$(readlink -f -- "$0") && here=${here%/*} || exit 70
+  here=$(readlink -f -- "$0") && here=${here%/*} || { echo "velo: cannot find where $0 points (readlink -f failed)" >&2; exit 70; }
 fi
 if [ "$1" = uv ] && [ -z "$VELO_NO_LAUNCHER" ]; then
   # a clone's own build, then the platform package: nested (npm i -g) or hoisted (a project's node_modules)

@@ -14,6 +14,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { copyProject, REPO_ROOT, UV, runUvCli, type PyIndex } from '../fixtures/uv/harness.js';
 import { unmountAll } from '../src/mount/mount.js';
 import { Store } from '../src/store/store.js';
+import { LINK_METHODS, PROJECTIONS } from '../src/config.js';
+import { ECOSYSTEMS } from '../src/project/detect.js';
+import { SETTINGS_IGNORED } from '../src/uv/envState.js';
+import { FORCE_FULL, NOT_IN_FINGERPRINT, REFUSED, VALUE_OPTIONS } from '../src/uv/syncArgs.js';
 import { killLeftoverServers } from './support/mountSandbox.js';
 import { tempDirs } from './support/tmp.js';
 import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
@@ -241,4 +245,26 @@ describe('velo-launch: the uv no-op without Node', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ noop: false });
     rmSync(cfg);
   });
+});
+
+/** A `static const char *const NAME[] = { "a", "b", NULL };` table of the launcher's C sources. */
+function cTable(file: string, name: string): string[] {
+  const text = readFileSync(join(REPO_ROOT, 'native', 'src', 'launch', file), 'utf8');
+  const m = new RegExp(`static const char \\*const ${name}\\[\\] = \\{([^}]*)\\};`).exec(text);
+  expect(m, `${file}: ${name}`).not.toBeNull();
+  return [...m![1]!.matchAll(/"([^"]*)"/g)].map((x) => x[1]!).sort();
+}
+
+test('the launcher\'s tables are velo\'s: options, refused options, the fingerprint, ignored settings, configuration values', () => {
+  const sorted = (xs: Iterable<string>): string[] => [...xs].sort();
+  expect(cTable('uv_noop.c', 'VALUE_OPTIONS')).toEqual(sorted(VALUE_OPTIONS));
+  expect(cTable('uv_noop.c', 'REFUSED')).toEqual(sorted(Object.keys(REFUSED)));
+  expect(cTable('uv_noop.c', 'NOT_IN_FINGERPRINT')).toEqual(sorted(NOT_IN_FINGERPRINT));
+  expect(cTable('uv_noop.c', 'FORCE_FULL')).toEqual(sorted(FORCE_FULL));
+  expect(cTable('uv_noop.c', 'SETTINGS_IGNORED')).toEqual(sorted(SETTINGS_IGNORED));
+  expect(cTable('config.c', 'PROJECTIONS')).toEqual(sorted(PROJECTIONS));
+  expect(cTable('config.c', 'METHODS')).toEqual(sorted(LINK_METHODS));
+  expect(cTable('config.c', 'ECOSYSTEMS')).toEqual(sorted(ECOSYSTEMS));
+  const version = /const STATE_VERSION = (\d+);/.exec(readFileSync(join(REPO_ROOT, 'src', 'uv', 'envState.ts'), 'utf8'))![1];
+  expect(readFileSync(join(REPO_ROOT, 'native', 'src', 'launch', 'uv_noop.h'), 'utf8')).toContain(`#define UV_STATE_VERSION "${version}"`);
 });

@@ -2,12 +2,14 @@
  * `velo uv sync [uv sync arguments]`: sort the arguments into what goes to
  * `uv lock`, what goes to `uv sync`, what velo handles itself, and what
  * decides the environment's contents (the no-op fingerprint). Kept light:
- * the no-op path imports this.
+ * the no-op path imports this. native/src/launch/uv_noop.c repeats these
+ * tables and parseSyncArgs() for the launcher (test/uv.noop.test.ts checks
+ * the tables are the same).
  */
 import { VeloError } from '../errors.js';
 
 /** uv sync options (uv 0.13) that take a value, long and short spellings. */
-const VALUE_OPTIONS = new Set([
+export const VALUE_OPTIONS: ReadonlySet<string> = new Set([
   '--extra', '--output-format', '--no-extra', '--group', '--no-group', '--only-group', '--no-editable-package',
   '--no-install-package', '--package', '--script', '--python-platform', '--index', '--default-index', '--index-url', '-i',
   '--extra-index-url', '--find-links', '-f', '--index-strategy', '--keyring-provider', '--upgrade-package', '-P',
@@ -27,7 +29,7 @@ const SYNC_ONLY = new Set([
 ]);
 
 /** Options that never change what ends up in the environment. */
-const NOT_IN_FINGERPRINT = new Set([
+export const NOT_IN_FINGERPRINT: ReadonlySet<string> = new Set([
   '--locked', '--frozen', '--offline', '--quiet', '-q', '--verbose', '-v', '--color', '--no-progress', '--cache-dir',
   '--no-cache', '-n', '--allow-insecure-host', '--system-certs', '--keyring-provider', '--link-mode', '--compile-bytecode',
   '--directory', '--project', '--json',
@@ -36,10 +38,10 @@ const NOT_IN_FINGERPRINT = new Set([
 ]);
 
 /** Options that must always take the full path (they ask for fresh work). */
-const FORCE_FULL = new Set(['--upgrade', '-U', '--upgrade-package', '-P', '--upgrade-group', '--reinstall', '--reinstall-package', '--refresh', '--refresh-package']);
+export const FORCE_FULL: ReadonlySet<string> = new Set(['--upgrade', '-U', '--upgrade-package', '-P', '--upgrade-group', '--reinstall', '--reinstall-package', '--refresh', '--refresh-package']);
 
 /** Options velo refuses, with the reason. */
-const REFUSED: Record<string, string> = {
+export const REFUSED: Readonly<Record<string, string>> = {
   '--active': 'velo builds the project environment; run plain `uv sync --active` for an activated one',
   '--inexact': 'velo builds the environment whole from the store, so it is always exact',
   '--script': 'velo uv sync works on projects, not PEP 723 scripts',
