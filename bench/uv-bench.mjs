@@ -12,7 +12,8 @@
 //     into a fresh .venv of a project velo synced before (the recorded
 //     environment: one projection, uv does not run), by link and by mount;
 //     with a warm store into a project velo never synced (uv plans, every
-//     distribution comes from the store); and the no-op against `node -e 0`,
+//     distribution comes from the store); and the no-op against `node -e 0`
+//     (through the bin, dist/bundle/velo, and through `node start.cjs`),
 //   - the first and the tenth `python -c "import pandas, …"` in each
 //     environment, with a warm page cache and after dropping the environment's
 //     and the interpreter's files from the page cache (posix_fadvise DONTNEED
@@ -34,6 +35,8 @@ const WORK = join(ROOT, 'bench', 'work', 'uv-pandas');
 const UV = process.env.VELO_UV ?? join(ROOT, '.tools', 'uv', 'bin', 'uv');
 // velo as it ships: the bundle (scripts/bundle.mjs), not tsc's dist/cli/velo.js
 const VELO = join(ROOT, 'dist', 'bundle', 'start.cjs');
+// its bin (cli/velo.sh): for the no-op, which native/build/velo-launch answers without Node when built
+const VELO_BIN = join(ROOT, 'dist', 'bundle', 'velo');
 const arg = (name, dflt) => {
   const v = Number(process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : NaN);
   return Number.isFinite(v) ? v : dflt;
@@ -55,6 +58,8 @@ const baseEnv = { ...process.env };
 for (const k of Object.keys(baseEnv)) if (k.startsWith('UV_') || k === 'VIRTUAL_ENV' || k === 'PYTHONDONTWRITEBYTECODE') delete baseEnv[k];
 const env = {
   ...baseEnv,
+  // the launcher answers only for the node that wrote the state (this one): first on PATH
+  PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
   CI: '1',
   UV_CACHE_DIR: join(WORK, 'uv-cache'),
   UV_PYTHON: python,
@@ -212,14 +217,22 @@ for (const [name, xs] of Object.entries(series)) {
 fresh(uvDir);
 run(UV, ['sync', '--frozen'], uvDir);
 const noop = [];
+const noopNode = [];
 const uvNoop = [];
 const node0 = [];
 for (let i = 0; i < 11; i++) {
   node0.push(run(process.execPath, ['-e', '0'], veloDir).ms);
-  noop.push(run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], veloDir).ms);
+  noop.push(run(VELO_BIN, ['uv', 'sync', '--frozen'], veloDir).ms);
+  noopNode.push(run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], veloDir).ms);
   uvNoop.push(run(UV, ['sync', '--frozen'], uvDir).ms);
 }
-results.noop = { velo: median(noop), uv: median(uvNoop), node: median(node0), all: { velo: noop.map(Math.round), uv: uvNoop.map(Math.round), node: node0.map(Math.round) } };
+results.noop = {
+  velo: median(noop),
+  veloThroughNode: median(noopNode),
+  uv: median(uvNoop),
+  node: median(node0),
+  all: { velo: noop.map(Math.round), veloThroughNode: noopNode.map(Math.round), uv: uvNoop.map(Math.round), node: node0.map(Math.round) },
+};
 
 // --- disk: four checkouts ------------------------------------------------------
 // velo: its store + the uv cache it drives + four environments; plain uv: its own
@@ -312,7 +325,10 @@ for (const [name, r] of Object.entries(results.install)) {
 }
 const newCheckout = results.install['velo uv sync (warm store, new checkout: planned from uv.lock)'];
 if (RUNS > 0) console.log(`\nnew checkout: velo ${fmt(newCheckout.ms)} vs uv ${fmt(uvNew.ms)}: ${ratio(newCheckout.ms, uvNew.ms)} wall, ${ratio(newCheckout.cpuMs, uvNew.cpuMs)} CPU; phases of the last: ${JSON.stringify(results.lastNewCheckoutPhases)}`);
-console.log(`no-op (median of 11, interleaved): velo ${fmt(results.noop.velo)}, uv ${fmt(results.noop.uv)} (${ratio(results.noop.velo, results.noop.uv)}), node -e 0 ${fmt(results.noop.node)}`);
+console.log(
+  `no-op (median of 11, interleaved): velo ${fmt(results.noop.velo)} (its bin: the launcher when built), uv ${fmt(results.noop.uv)} (${ratio(results.noop.velo, results.noop.uv)}), ` +
+    `velo through node ${fmt(results.noop.veloThroughNode)}, node -e 0 ${fmt(results.noop.node)}`,
+);
 if (results.disk) {
   const gb = (b) => `${(b / 1e9).toFixed(2)} GB`;
   for (const [when, d] of Object.entries(results.disk)) {
