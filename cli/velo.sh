@@ -20,8 +20,11 @@ elif [ -L "$0" ]; then
   here=$(readlink -f -- "$0") && here=${here%/*} || { echo "velo: cannot find where $0 points (readlink -f failed)" >&2; exit 70; }
 fi
 if [ "$1" = uv ] && [ -z "$VELO_NO_LAUNCHER" ]; then
-  # a clone's own build, then the platform package: nested (npm i -g) or hoisted (a project's node_modules)
-  for launcher in "$here/../../native/build/velo-launch" "$here/../../node_modules/@velo-rift/"*/velo-launch "$here/../../../@velo-rift/"*/velo-launch; do
+  # a clone's own build, then the platform package: nested (npm i -g) or hoisted (a project's
+  # node_modules); musl's first where an npm that ignores "libc" installed both: it is static, runs anywhere
+  for launcher in "$here/../../native/build/velo-launch" \
+    "$here/../../node_modules/@velo-rift/"*-musl/velo-launch "$here/../../node_modules/@velo-rift/"*-gnu/velo-launch \
+    "$here/../../../@velo-rift/"*-musl/velo-launch "$here/../../../@velo-rift/"*-gnu/velo-launch; do
     [ -x "$launcher" ] && exec "$launcher" "$here/start.cjs" "$@"
   done
 fi

@@ -225,6 +225,17 @@ describe('velo-launch: the uv no-op without Node', () => {
     expect(fast.node).toBe(true);
     expect(fast.code, fast.stderr).toBe(0);
     expect(JSON.parse(fast.stdout)).toMatchObject({ noop: true });
+    // a project's own install (npx): node_modules/.bin/velo -> ../velo-rift/dist/bundle/velo, the platform package hoisted beside it
+    const modules = join(root, 'local', 'node_modules');
+    mkdirSync(join(modules, '.bin'), { recursive: true });
+    cpSync(pkg, join(modules, 'velo-rift'), { recursive: true, verbatimSymlinks: true });
+    rmSync(join(modules, 'velo-rift', 'node_modules', '@velo-rift'), { recursive: true });
+    const hoisted = join(modules, '@velo-rift', `linux-${process.arch}-musl`);
+    mkdirSync(hoisted, { recursive: true });
+    copyFileSync(join(REPO_ROOT, 'native', 'build', 'velo-launch'), join(hoisted, 'velo-launch'));
+    chmodSync(join(hoisted, 'velo-launch'), 0o755);
+    symlinkSync('../velo-rift/dist/bundle/velo', join(modules, '.bin', 'velo'));
+    expectLauncherNoop(['--locked'], {}, { bin: join(modules, '.bin', 'velo') });
     // and a command that is not uv's runs through the same bin
     const r = spawnSync(bin, ['--version'], { env: env(), encoding: 'utf8' });
     expect(r.stdout.trim()).toBe((JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
