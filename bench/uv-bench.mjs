@@ -25,10 +25,11 @@
 // Needs PyPI once (uv lock, and filling the uv cache). Work happens in
 // bench/work/uv-pandas; results go to bench/work/uv-results.json and stdout.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { evictFromPageCache } from './lib/evictCache.mjs';
+import { systemPython, uvBenchEnv } from './lib/uvBenchEnv.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', 'work', 'uv-pandas');
@@ -51,23 +52,9 @@ const IMPORTS =
 if (!existsSync(VELO)) throw new Error('build first: npx tsc -p tsconfig.json && node scripts/bundle.mjs');
 if (!existsSync(UV)) throw new Error('install uv first: scripts/install-uv.sh');
 
-const python = realpathSync(execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim());
+const python = systemPython();
 const pythonPrefix = execFileSync(python, ['-c', 'import sys; print(sys.base_prefix)'], { encoding: 'utf8' }).trim();
-const baseEnv = { ...process.env };
-// PYTHONDONTWRITEBYTECODE would keep plain uv environments from ever getting bytecode
-for (const k of Object.keys(baseEnv)) if (k.startsWith('UV_') || k === 'VIRTUAL_ENV' || k === 'PYTHONDONTWRITEBYTECODE') delete baseEnv[k];
-const env = {
-  ...baseEnv,
-  // the launcher answers only for the node that wrote the state (this one): first on PATH
-  PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
-  CI: '1',
-  UV_CACHE_DIR: join(WORK, 'uv-cache'),
-  UV_PYTHON: python,
-  UV_PYTHON_DOWNLOADS: 'never',
-  UV_NO_PROGRESS: '1',
-  VELO_UV: UV,
-  VELO_HOME: join(WORK, 'store'),
-};
+const env = uvBenchEnv(WORK, UV, python);
 
 function run(cmd, args, cwd, extraEnv = {}) {
   const t0 = performance.now();

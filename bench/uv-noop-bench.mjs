@@ -14,11 +14,12 @@
 //   npx tsc -p tsconfig.json && node scripts/bundle.mjs && node native/build.mjs &&
 //   node bench/uv-noop-bench.mjs [--runs N (default 21)]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { systemPython, uvBenchEnv } from './lib/uvBenchEnv.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', 'work', 'uv-noop');
@@ -32,21 +33,8 @@ for (const [what, path] of [['node scripts/bundle.mjs', BIN], ['node native/buil
   if (!existsSync(path)) throw new Error(`${path} is missing: run ${what}`);
 }
 
-const python = realpathSync(execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim());
-const baseEnv = {};
-for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UV_') && !k.startsWith('VELO_') && k !== 'VIRTUAL_ENV') baseEnv[k] = v;
-const env = {
-  ...baseEnv,
-  // the bin and the launcher exec the `node` on PATH: the one running this script
-  PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
-  CI: '1',
-  UV_CACHE_DIR: join(WORK, 'uv-cache'),
-  UV_PYTHON: python,
-  UV_PYTHON_DOWNLOADS: 'never',
-  UV_NO_PROGRESS: '1',
-  VELO_UV: UV,
-  VELO_HOME: join(WORK, 'store'),
-};
+// VELO_* from the caller would change what velo does (VELO_NO_LAUNCHER, VELO_PROJECTION, …)
+const env = Object.fromEntries(Object.entries(uvBenchEnv(WORK, UV, systemPython())).filter(([k]) => !k.startsWith('VELO_') || k === 'VELO_UV' || k === 'VELO_HOME'));
 
 function timed(cmd, args, cwd, extraEnv = {}) {
   const t0 = performance.now();
