@@ -163,6 +163,15 @@ describe('velo uv sync', () => {
     expect(v.stderr).not.toMatch(/# wrote /);
     expect(listFiles(veloEnv).length).toBe(pycsBefore);
 
+    // a distribution's own test suite is left uncompiled (programs do not import it) and still runs:
+    // python compiles it on demand into the environment, as in a plain uv environment
+    const suite = join(veloEnv, SITE, 'velo_data', 'tests');
+    expect(existsSync(join(suite, 'test_table.py'))).toBe(true);
+    expect(existsSync(join(suite, '__pycache__'))).toBe(false);
+    const t = spawnSync(join(veloEnv, 'bin', 'python'), ['-c', 'from velo_data.tests.test_table import test_package_name as t; t(); print("ok")'], { encoding: 'utf8', env: env('velo1') });
+    expect(t.stdout.trim(), t.stderr).toBe('ok');
+    expect(existsSync(join(suite, '__pycache__'))).toBe(true);
+
     // an edited source is never served stale bytecode: the hash check catches it
     const cli = join(veloEnv, SITE, 'velo_greet', 'cli.py');
     unlinkSync(cli); // as editors do: a new file, not a write through the store's hardlink

@@ -23,7 +23,7 @@ import { deleteKey, getKeys } from '../store/keys.js';
 import { putTree } from '../store/trees.js';
 import type { Store } from '../store/store.js';
 import { checkEnvPath, checkEnvTarget, perEnvTreeEntries, planEnvironment } from './assembleEnvironment.js';
-import { compileBytecode, pycPathFor, type CompileJob } from './compileBytecode.js';
+import { compileBytecode, inTestSuite, pycPathFor, type CompileJob } from './compileBytecode.js';
 import { distKey } from './distKey.js';
 import { listDistInfos, normalizeName, readInstalledDistribution, type InstalledDistribution } from './installedDistribution.js';
 import { interpreterFor, type Interpreter } from './interpreter.js';
@@ -247,6 +247,7 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
   for (const d of [...fetched.map((f) => f.dist), ...local]) {
     for (const f of d.files) {
       if (f.role !== 'shared' || !f.rel.endsWith('.py') || !f.rel.startsWith(spPrefix)) continue;
+      if (inTestSuite(f.rel.slice(spPrefix.length))) continue;
       const pycRel = pycPathFor(f.rel, interp.cacheTag);
       const output = join(pycDir, pycRel);
       jobs.push({ source: f.abs, output, displayName: f.rel.slice(spPrefix.length) });
