@@ -33,10 +33,11 @@ import { uvEnvFor, type BuildPhase } from './buildWithUv.js';
 import { distKey } from './distKey.js';
 import { ingestScratch } from './ingestScratch.js';
 import { listDistInfos, readInstalledDistribution, readNameVersion, type InstalledDistribution } from './installedDistribution.js';
-import { interpreterFor } from './interpreter.js';
+import { interpreterFor, recordedInterpreter } from './interpreter.js';
 import type { PipArgs } from './pipArgs.js';
-import { resolveWithUv } from './pipResolve.js';
-import { readRequirements, UnsupportedRequirements, type Requirement } from './requirementsFile.js';
+import { parsePylock, resolveWithUv } from './pipResolve.js';
+import { allPinned, loadResolution, resolutionMemoKey, saveResolution } from './pipResolutionMemo.js';
+import { readRequirements, UnsupportedRequirements, type Requirement, type Requirements } from './requirementsFile.js';
 import { runProcess, uvFailed } from './runUvProcess.js';
 import { loadDistribution, type StoredDistribution } from './storedDistribution.js';
 import type { LockPackage } from './uvLock.js';
@@ -59,6 +60,8 @@ export interface NameVersion {
 
 export interface PipInstallResult {
   mode: PipArgs['mode'];
+  /** uv resolved the files now, or velo remembered uv's resolution of the same pinned files (pipResolutionMemo.ts) */
+  resolvedBy: 'uv' | 'memo';
   envDir: string;
   python: string;
   /** distributions the requirement files resolve to */
@@ -173,7 +176,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
   };
   const { args } = o;
   if (args.delegate) return { delegate: args.delegate };
-  let reqs;
+  let reqs: Requirements;
   try {
     reqs = readRequirements(args.requirementFiles, o.cwd);
   } catch (err) {
@@ -198,12 +201,23 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
     const uvEnv = uvEnvFor(o.env, join(work, 'never-created'));
     try {
       phase('resolve', 'resolving with uv');
-      const [{ interpreter: interp, key: interpreterKey, realPath }, pkgs] = await Promise.all([
-        interpreterFor(store, venvPython, uvEnv, o.cwd),
-        resolveWithUv({ uv: o.uv, python: venvPython, files: args.requirementFiles, noDeps: args.mode === 'sync', uvOptions: args.uvOptions, work, cwd: o.cwd, env: uvEnv }),
+      const memoInput = { mode: args.mode, files: reqs.files, fingerprint: args.fingerprint, env: o.env, uv: o.uv };
+      const memoizable = allPinned(reqs.requirements) && !args.refresh;
+      const known = recordedInterpreter(store, venvPython);
+      let pylock = memoizable && known ? loadResolution(store, resolutionMemoKey({ ...memoInput, interpreterKey: known.key })) : undefined;
+      const resolvedBy = pylock === undefined ? 'uv' : 'memo';
+      const [{ interpreter: interp, key: interpreterKey, realPath }, text] = await Promise.all([
+        known ?? interpreterFor(store, venvPython, uvEnv, o.cwd),
+        pylock ?? resolveWithUv({ uv: o.uv, python: venvPython, files: args.requirementFiles, noDeps: args.mode === 'sync', uvOptions: args.uvOptions, work, cwd: o.cwd, env: uvEnv }),
       ]);
+      pylock = text;
+      const pkgs = parsePylock(pylock);
+      const pinnedNames = new Set(reqs.requirements.map((r) => r.name));
+      if (memoizable && resolvedBy === 'uv' && pkgs.every((p) => pinnedNames.has(p.name))) {
+        saveResolution(store, resolutionMemoKey({ ...memoInput, interpreterKey }), pylock);
+      }
       endPhase('resolve');
-      const hashIssue = hashProblem(pkgs, reqs!.requirements);
+      const hashIssue = hashProblem(pkgs, reqs.requirements);
       if (hashIssue) return { delegate: hashIssue };
 
       phase('plan', 'comparing with the environment');
@@ -249,7 +263,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
         const v = await runProcess(o.uv, venvArgs, { cwd: o.cwd, env: uvEnv });
         if (v.code !== 0) throw uvFailed('uv venv failed', o.uv, venvArgs, v);
         const reqFile = join(work, 'requirements.txt');
-        writeFileSync(reqFile, pinnedRequirements(misses, reqs!.indexOptions));
+        writeFileSync(reqFile, pinnedRequirements(misses, reqs.indexOptions));
         const scratchPython = join(scratch, 'bin', 'python');
         const installArgs = ['pip', 'install', '--python', scratchPython, '--no-deps', '-r', reqFile, ...args.uvOptions];
         const r = await runProcess(o.uv, installArgs, { cwd: o.cwd, env: uvEnv });
@@ -295,6 +309,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
       endPhase('link');
       return {
         mode: args.mode,
+        resolvedBy,
         envDir: envDir!,
         python: interp.fullVersion,
         distributions: pkgs.length,

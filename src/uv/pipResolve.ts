@@ -84,11 +84,11 @@ export interface ResolveOptions {
   env: NodeJS.ProcessEnv;
 }
 
-/** uv's resolution of the requirement files for this interpreter. uv's errors pass through with its exit code. */
-export async function resolveWithUv(o: ResolveOptions): Promise<LockPackage[]> {
+/** uv's resolution of the requirement files for this interpreter (its pylock.toml). uv's errors pass through with its exit code. */
+export async function resolveWithUv(o: ResolveOptions): Promise<string> {
   const out = join(o.work, 'pylock.toml');
   const args = ['pip', 'compile', ...o.files, '--python', o.python, '--format', 'pylock.toml', '--no-header', '--quiet', '-o', out, ...(o.noDeps ? ['--no-deps'] : []), ...o.uvOptions];
   const r = await runProcess(o.uv, args, { cwd: o.cwd, env: o.env });
   if (r.code !== 0) throw uvFailed('uv pip compile failed', o.uv, args, r);
-  return parsePylock(readFileSync(out, 'utf8'));
+  return readFileSync(out, 'utf8');
 }
