@@ -199,6 +199,23 @@ describe('velo uv pip sync', () => {
     expect(freeze(fresh)).toEqual([]);
   });
 
+  test('a wheel whose RECORD lies is refused (exit 6) and the venv stays as it was; a dead run\'s staging is cleared', () => {
+    const venv = newVenv();
+    expect(velo(['sync', reqs('greet.txt')], venv, 'badrecord').code).toBe(0);
+    const before = listFiles(venv);
+    writeFileSync(reqs('badrecord.txt'), 'velo-badrecord==1.0.0\nvelo-data==2.1.0\n');
+    const bad = velo(['sync', reqs('badrecord.txt')], venv, 'badrecord');
+    expect(bad.code, bad.stderr).toBe(6);
+    expect(bad.stderr).toMatch(/velo-badrecord 1\.0\.0: velo_badrecord\/__init__\.py does not match its RECORD/);
+    expect(listFiles(venv)).toEqual(before);
+    expect(freeze(venv)).toEqual(['velo-greet==1.0.0']);
+
+    mkdirSync(join(venv, '.velo-pip-stage-999999999', 'lib'), { recursive: true }); // a velo killed mid-way (no such pid)
+    const r = velo(['sync', reqs('requirements.txt')], venv, 'badrecord');
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(venv).filter((n) => n.startsWith('.velo'))).toEqual([]);
+  });
+
   test('an editable or path requirement runs as plain uv, saying so', () => {
     const project = copyProject('app-one', join(root, 'local'));
     writeFileSync(reqs('local.txt'), `-e ${project}\n`);

@@ -25,7 +25,7 @@ import { VeloError } from '../errors.js';
 import type { LinkMethod } from '../config.js';
 import { materialize } from '../projection/materialize.js';
 import { getKeys, registerProject } from '../store/keys.js';
-import { withLease } from '../store/lock.js';
+import { processAlive, withLease } from '../store/lock.js';
 import { putTree } from '../store/trees.js';
 import type { Store } from '../store/store.js';
 import { perEnvTreeEntries, planEnvironment } from './assembleEnvironment.js';
@@ -134,6 +134,16 @@ function installedIn(sitePackages: string): Map<string, { version: string; distI
   return out;
 }
 
+const STAGE_PREFIX = '.velo-pip-stage-';
+
+/** Staging directories a killed velo left in the environment (named by its pid). */
+function removeDeadStaging(envDir: string): void {
+  for (const name of readdirSync(envDir)) {
+    const pid = /^\.velo-pip-stage-(\d+)/.exec(name)?.[1]; // the staging dir, or the link farm's own beside it
+    if (pid !== undefined && !processAlive(Number(pid))) rmSync(join(envDir, name), { recursive: true, force: true });
+  }
+}
+
 /** Move a staged tree into the environment: new directories whole, files over files; never through a symlink. */
 function mergeInto(src: string, dest: string): void {
   for (const name of readdirSync(src)) {
@@ -195,9 +205,10 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
   }
 
   async function run(store: Store): Promise<PipInstallResult | PipDelegation> {
+    removeDeadStaging(envDir!);
     const work = store.tmpPath('uv-pip');
     mkdirSync(work, { recursive: true });
-    const stage = join(envDir!, `.velo-pip-stage-${process.pid}`);
+    const stage = join(envDir!, `${STAGE_PREFIX}${process.pid}`);
     const uvEnv = uvEnvFor(o.env, join(work, 'never-created'));
     try {
       phase('resolve', 'resolving with uv');
