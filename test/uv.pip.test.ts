@@ -122,6 +122,8 @@ describe('requirement files and arguments', () => {
     expect(parsePipArgs('install', ['-r', 'a.txt', 'requests']).delegate).toMatch(/package arguments/);
     expect(parsePipArgs('sync', ['a.txt', '--system']).delegate).toMatch(/--system/);
     expect(parsePipArgs('sync', []).delegate).toMatch(/no requirements file/);
+    expect(parsePipArgs('sync', ['a.txt', '--require-hashes'])).toMatchObject({ requireHashes: true, requirementFiles: ['a.txt'] });
+    expect(parsePipArgs('sync', ['a.txt', '--refresh'])).toMatchObject({ refresh: true, uvOptions: ['--refresh'], fingerprint: [] });
   });
 });
 
@@ -196,6 +198,14 @@ describe('velo uv pip sync', () => {
     expect(bad.code).toBe(uvSays.code);
     expect(bad.stderr).toMatch(/Hash mismatch for `velo-app==0\.3\.0`/);
     expect(bad.stderr).not.toMatch(/stale/);
+    expect(freeze(fresh)).toEqual([]);
+
+    // --require-hashes with a file that has none: uv refuses, and so does velo, with uv's code
+    const uvRefuses = plain(['sync', reqs('requirements.txt'), '--require-hashes'], newVenv(), 'require');
+    const veloRefuses = velo(['sync', reqs('requirements.txt'), '--require-hashes'], fresh, 'require');
+    expect(uvRefuses.code).not.toBe(0);
+    expect(veloRefuses.code).toBe(uvRefuses.code);
+    expect(veloRefuses.stderr).toContain(uvRefuses.stderr.split('\n').find((l) => /hash/i.test(l))!.trim());
     expect(freeze(fresh)).toEqual([]);
   });
 

@@ -19,6 +19,8 @@ export interface PipArgs {
   uvOptions: string[];
   /** options that change what is resolved or installed (part of the resolution memo's key) */
   fingerprint: string[];
+  /** --require-hashes: every requirement must carry --hash (as uv checks) */
+  requireHashes: boolean;
   /** --refresh / --upgrade: ask the index again (no resolution memo) */
   refresh: boolean;
   /** why velo leaves this command to uv, when it does */
@@ -35,10 +37,10 @@ const PASSED = new Set([
 ]);
 
 /** Accepted and ignored: velo always has bytecode, and links files itself. */
-const IGNORED = new Set(['--compile-bytecode', '--link-mode', '--quiet', '-q', '--verbose', '-v', '--strict', '--no-progress', '--require-hashes', '--verify-hashes']);
+const IGNORED = new Set(['--compile-bytecode', '--link-mode', '--quiet', '-q', '--verbose', '-v', '--strict', '--no-progress', '--verify-hashes']);
 
 export function parsePipArgs(mode: PipMode, argv: string[]): PipArgs {
-  const r: PipArgs = { mode, json: false, requirementFiles: [], uvOptions: [], fingerprint: [], refresh: false, forUv: [] };
+  const r: PipArgs = { mode, json: false, requirementFiles: [], uvOptions: [], fingerprint: [], requireHashes: false, refresh: false, forUv: [] };
   let tokens;
   try {
     tokens = tokenize(argv);
@@ -63,6 +65,10 @@ export function parsePipArgs(mode: PipMode, argv: string[]): PipArgs {
     }
     if (t.name === '--python' || t.name === '-p') {
       r.python = t.value;
+      continue;
+    }
+    if (t.name === '--require-hashes') {
+      r.requireHashes = true;
       continue;
     }
     if (IGNORED.has(t.name)) continue;

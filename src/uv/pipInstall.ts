@@ -112,8 +112,8 @@ export function findTargetVenv(python: string | undefined, cwd: string, env: Nod
 }
 
 /** In hash-checking mode uv installs an artifact only if its hash is pinned: velo installs itself only when every artifact uv could pick is. */
-function hashProblem(pkgs: LockPackage[], reqs: Requirement[]): string | undefined {
-  if (!reqs.some((r) => r.hashes.length > 0)) return undefined;
+function hashProblem(pkgs: LockPackage[], reqs: Requirement[], required: boolean): string | undefined {
+  if (!required && !reqs.some((r) => r.hashes.length > 0)) return undefined;
   const byName = new Map(reqs.map((r) => [r.name, r]));
   for (const p of pkgs) {
     const allowed = new Set(byName.get(p.name)?.hashes ?? []);
@@ -228,7 +228,8 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
         saveResolution(store, resolutionMemoKey({ ...memoInput, interpreterKey }), pylock);
       }
       endPhase('resolve');
-      const hashIssue = hashProblem(pkgs, reqs.requirements);
+      const requireHashes = args.requireHashes || /^(1|true|yes|on)$/i.test(o.env.UV_REQUIRE_HASHES ?? '');
+      const hashIssue = hashProblem(pkgs, reqs.requirements, requireHashes);
       if (hashIssue) return { delegate: hashIssue };
 
       phase('plan', 'comparing with the environment');
