@@ -15,6 +15,7 @@ import { copyProject, loggedUv, runPython, runUvCli, veloUv, VERIFY_RECORDS, typ
 import { parsePipArgs } from '../src/uv/pipArgs.js';
 import { readRequirements, UnsupportedRequirements } from '../src/uv/requirementsFile.js';
 import { tempDirs } from './support/tmp.js';
+import { expectSameEnvFiles, listEnvFiles } from './support/uvEnvFiles.js';
 import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 
 const tmp = tempDirs('velo-uv-pip-');
@@ -74,25 +75,9 @@ function freeze(venv: string): string[] {
   return r.stdout.trim().split('\n').filter(Boolean);
 }
 
-/** Every file under dir (relative), without velo's bytecode. */
-function listFiles(dir: string): string[] {
-  return (readdirSync(dir, { recursive: true, encoding: 'utf8' }) as string[])
-    .filter((r) => !r.split('/').includes('__pycache__') && !lstatSync(join(dir, r)).isDirectory())
-    .sort();
-}
-
 /** The venv velo filled is the one uv filled: same files, exec bits and bytes (modulo the path); RECORDs verify; uv pip check clean. */
 function expectAsUvInstalled(mine: string, theirs: string): void {
-  const files = listFiles(theirs);
-  expect(listFiles(mine)).toEqual(files);
-  for (const rel of files) {
-    const a = lstatSync(join(theirs, rel));
-    const b = lstatSync(join(mine, rel));
-    expect(b.isSymbolicLink(), rel).toBe(a.isSymbolicLink());
-    expect((b.mode & 0o111) !== 0, `exec bit of ${rel}`).toBe((a.mode & 0o111) !== 0);
-    if (a.isSymbolicLink() || rel.endsWith('.dist-info/RECORD')) continue; // RECORD: launcher hashes name the environment
-    expect(readFileSync(join(mine, rel), 'latin1'), rel).toBe(readFileSync(join(theirs, rel), 'latin1').split(theirs).join(mine));
-  }
+  expectSameEnvFiles(mine, theirs, theirs, mine);
   expect(freeze(mine)).toEqual(freeze(theirs));
   const check = plain(['check'], mine, 'check');
   expect(check.code, check.stdout + check.stderr).toBe(0);
@@ -212,12 +197,12 @@ describe('velo uv pip sync', () => {
   test('a wheel whose RECORD lies is refused (exit 6) and the venv stays as it was; a dead run\'s staging is cleared', () => {
     const venv = newVenv();
     expect(velo(['sync', reqs('greet.txt')], venv, 'badrecord').code).toBe(0);
-    const before = listFiles(venv);
+    const before = listEnvFiles(venv);
     writeFileSync(reqs('badrecord.txt'), 'velo-badrecord==1.0.0\nvelo-data==2.1.0\n');
     const bad = velo(['sync', reqs('badrecord.txt')], venv, 'badrecord');
     expect(bad.code, bad.stderr).toBe(6);
     expect(bad.stderr).toMatch(/velo-badrecord 1\.0\.0: velo_badrecord\/__init__\.py does not match its RECORD/);
-    expect(listFiles(venv)).toEqual(before);
+    expect(listEnvFiles(venv)).toEqual(before);
     expect(freeze(venv)).toEqual(['velo-greet==1.0.0']);
 
     mkdirSync(join(venv, '.velo-pip-stage-999999999', 'lib'), { recursive: true }); // a velo killed mid-way (no such pid)
