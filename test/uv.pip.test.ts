@@ -122,7 +122,9 @@ describe('velo uv pip sync', () => {
     const first = newVenv();
     const r1 = velo(['sync', reqs('requirements.txt'), '--json'], first, 'velo', { VELO_UV: logged.path });
     expect(r1.code, r1.stderr).toBe(0);
-    expect(JSON.parse(r1.stdout)).toMatchObject({ mode: 'sync', distributions: 4, ingested: 4, fromStore: 0, removed: [] });
+    expect(JSON.parse(r1.stdout)).toMatchObject({ mode: 'sync', distributions: 4, ingested: 4, fromStore: 0, removed: [], resolvedBy: 'uv' });
+    // one copy: uv's unpacked cache entries became links to the store's objects
+    expect(JSON.parse(r1.stdout).uvCacheLinked.files).toBeGreaterThan(0);
     expectAsUvInstalled(first, theirs);
 
     await index.clear();
@@ -219,6 +221,13 @@ describe('velo uv pip sync', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/velo: .*editable.*running uv pip sync as given/);
     expect(freeze(mine).some((l) => l.includes('app-one') || l.includes('app_one'))).toBe(true);
+    // other uv pip commands are uv's, output and exit code
+    const list = velo(['freeze'], mine, 'local');
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout.trim().split('\n')).toEqual(freeze(mine));
+    const help = veloUv(['pip', '--help'], env('local'), root);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/velo uv pip install -r/);
   });
 });
 

@@ -24,7 +24,7 @@ import { dirname, join, resolve } from 'node:path';
 import { VeloError } from '../errors.js';
 import type { LinkMethod } from '../config.js';
 import { materialize } from '../projection/materialize.js';
-import { getKeys, registerProject } from '../store/keys.js';
+import { getKeys, projectKeys, registerProject } from '../store/keys.js';
 import { processAlive, withLease } from '../store/lock.js';
 import { putTree } from '../store/trees.js';
 import type { Store } from '../store/store.js';
@@ -316,7 +316,9 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
       if (toInstall.length > 0) mergeInto(stage, envDir!);
       // uv's lock file for the environment, as uv leaves it after changing one
       if (toInstall.length > 0 && !existsSync(join(envDir!, '.lock'))) writeFileSync(join(envDir!, '.lock'), '', { flag: 'a' });
-      const keys = [...pkgs.map((p) => keyOf.get(p.name)!), interpreterKey];
+      // install only adds: what earlier runs installed is still there (sync makes the venv exactly this set)
+      const earlier = args.mode === 'install' ? projectKeys(store, envDir!, 'uv-pip') : [];
+      const keys = [...new Set([...earlier, ...pkgs.map((p) => keyOf.get(p.name)!), interpreterKey])];
       registerProject(store, { path: envDir!, ecosystem: 'uv-pip', tree, method: m.method, files: m.files, packages: pkgs.length, keys });
       endPhase('link');
       return {
