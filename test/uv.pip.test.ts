@@ -7,7 +7,7 @@
  * listed; hash pins; a bad hash failing with uv's code and words; forms
  * velo does not model run as plain uv.
  */
-import { lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
@@ -32,7 +32,11 @@ function env(cache: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 beforeAll(async () => {
   root = tmp();
-  ({ python, veloHome, index } = await startUvIndexSandbox(root));
+  let wheels: string;
+  ({ python, veloHome, index, wheels } = await startUvIndexSandbox(root));
+  // a second platform's wheel beside the real one: uv.lock lists both, a resolution for this interpreter only one
+  const speedups = readdirSync(wheels).find((f) => f.startsWith('velo_speedups-1.2.0-'))!;
+  copyFileSync(join(wheels, speedups), join(wheels, speedups.replace(/-[^-]+\.whl$/, '-win_amd64.whl')));
   mkdirSync(join(root, 'reqs'));
   writeFileSync(join(root, 'reqs', 'requirements.in'), 'velo-app==0.3.0\nvelo-speedups\n');
   writeFileSync(join(root, 'reqs', 'greet.txt'), 'velo-greet==1.0.0\n');
@@ -148,7 +152,7 @@ describe('velo uv pip sync', () => {
     // again: nothing to do; --refresh asks uv again
     const r3 = velo(['sync', reqs('requirements.txt'), '--json', '--refresh'], second, 'velo', { VELO_UV: logged.path });
     expect(JSON.parse(r3.stdout)).toMatchObject({ unchanged: 4, installed: [], removed: [], resolvedBy: 'uv' });
-    expect(logged.calls().slice(calls)).toEqual([expect.stringMatching(/^pip compile .*--no-deps/)]);
+    expect(logged.calls().slice(calls)).toEqual([expect.stringMatching(/^pip compile .*--no-deps/), expect.stringMatching(/^pip compile .*--universal/)]);
   });
 
   test('removes what the files do not list, as uv pip sync does', () => {
@@ -247,11 +251,12 @@ describe('velo uv pip install -r', () => {
     expectAsUvInstalled(mine, theirs);
   });
 
-  test('a velo uv sync project and a requirements.txt venv share the store: nothing fetched twice', () => {
+  test('a velo uv sync project and a requirements.txt venv share the store: nothing fetched twice (keys over every wheel of a version, as uv.lock lists them)', () => {
     const project = copyProject('app-one', join(root, 'shared'));
     const own = { VELO_HOME: join(root, 'store-shared') }; // a store only these two use
     const s = veloUv(['sync', '--json'], env('share', own), project);
     expect(s.code, s.stderr).toBe(0);
+    expect(readFileSync(join(project, 'uv.lock'), 'utf8')).toMatch(/win_amd64\.whl/);
     writeFileSync(reqs('app-deps.txt'), 'velo-app==0.3.0\nvelo-speedups==1.2.0\n');
     const venv = newVenv();
     const r = velo(['install', '-r', reqs('app-deps.txt'), '--json'], venv, 'share', own);

@@ -35,8 +35,8 @@ import { ingestScratch } from './ingestScratch.js';
 import { listDistInfos, readInstalledDistribution, readNameVersion, type InstalledDistribution } from './installedDistribution.js';
 import { interpreterFor, recordedInterpreter } from './interpreter.js';
 import type { PipArgs } from './pipArgs.js';
-import { parsePylock, resolveWithUv } from './pipResolve.js';
-import { allPinned, loadResolution, resolutionMemoKey, saveResolution } from './pipResolutionMemo.js';
+import { parsePylock, resolveAllArtifacts, resolveWithUv } from './pipResolve.js';
+import { allPinned, loadResolution, resolutionMemoKey, saveResolution, type Resolution } from './pipResolutionMemo.js';
 import { readRequirements, UnsupportedRequirements, type Requirement, type Requirements } from './requirementsFile.js';
 import { runProcess, uvFailed } from './runUvProcess.js';
 import { loadDistribution, type StoredDistribution } from './storedDistribution.js';
@@ -215,18 +215,23 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
       const memoInput = { mode: args.mode, files: reqs.files, fingerprint: args.fingerprint, env: o.env, uv: o.uv };
       const memoizable = allPinned(reqs.requirements) && !args.refresh;
       const known = recordedInterpreter(store, venvPython);
-      let pylock = memoizable && known ? loadResolution(store, resolutionMemoKey({ ...memoInput, interpreterKey: known.key })) : undefined;
-      const resolvedBy = pylock === undefined ? 'uv' : 'memo';
-      const [{ interpreter: interp, key: interpreterKey, realPath }, text] = await Promise.all([
+      const remembered = memoizable && known ? loadResolution(store, resolutionMemoKey({ ...memoInput, interpreterKey: known.key })) : undefined;
+      const resolvedBy = remembered === undefined ? 'uv' : 'memo';
+      const [{ interpreter: interp, key: interpreterKey, realPath }, pylock] = await Promise.all([
         known ?? interpreterFor(store, venvPython, uvEnv, o.cwd),
-        pylock ?? resolveWithUv({ uv: o.uv, python: venvPython, files: args.requirementFiles, noDeps: args.mode === 'sync', uvOptions: args.uvOptions, work, cwd: o.cwd, env: uvEnv }),
+        remembered?.pylock ?? resolveWithUv({ uv: o.uv, python: venvPython, files: args.requirementFiles, noDeps: args.mode === 'sync', uvOptions: args.uvOptions, work, cwd: o.cwd, env: uvEnv }),
       ]);
-      pylock = text;
       const pkgs = parsePylock(pylock);
-      const pinnedNames = new Set(reqs.requirements.map((r) => r.name));
-      if (memoizable && resolvedBy === 'uv' && pkgs.every((p) => pinnedNames.has(p.name))) {
-        saveResolution(store, resolutionMemoKey({ ...memoInput, interpreterKey }), pylock);
+      const resolution: Resolution = remembered ?? { pylock };
+      if (!remembered) {
+        const all = await resolveAllArtifacts({ uv: o.uv, pins: pkgs, pythonVersion: interp.fullVersion, indexOptions: reqs.indexOptions, uvOptions: args.uvOptions, work, cwd: o.cwd, env: uvEnv });
+        if (all !== undefined) resolution.allArtifacts = all;
+        const pinnedNames = new Set(reqs.requirements.map((r) => r.name));
+        if (memoizable && pkgs.every((p) => pinnedNames.has(p.name))) saveResolution(store, resolutionMemoKey({ ...memoInput, interpreterKey }), resolution);
       }
+      // keyed by every artifact of the version, as uv.lock lists them, when uv named them (shared with velo uv sync projects)
+      const allArtifacts = new Map((resolution.allArtifacts ? parsePylock(resolution.allArtifacts) : []).map((p) => [`${p.name}==${p.version}`, p]));
+      const keyed = (p: LockPackage): LockPackage => allArtifacts.get(`${p.name}==${p.version}`) ?? p;
       endPhase('resolve');
       const requireHashes = args.requireHashes || /^(1|true|yes|on)$/i.test(o.env.UV_REQUIRE_HASHES ?? '');
       const hashIssue = hashProblem(pkgs, reqs.requirements, requireHashes);
@@ -252,7 +257,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
       if (args.mode === 'sync') for (const [name, inst] of present) if (!resolvedNames.has(name)) removed.push({ name, version: inst.version });
       const kept = removed.find((r) => SEED_PACKAGES.has(r.name));
       if (kept) return { delegate: `${kept.name} is installed and not listed (uv decides whether a seed package stays)` };
-      const keyOf = new Map(pkgs.map((p) => [p.name, distKey(p, interp, o.cwd)]));
+      const keyOf = new Map(pkgs.map((p) => [p.name, distKey(keyed(p), interp, o.cwd)]));
       const found = getKeys(store, toInstall.map((p) => keyOf.get(p.name)!));
       const stored = new Map<string, StoredDistribution>();
       for (const p of toInstall) {

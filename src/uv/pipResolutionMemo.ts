@@ -31,7 +31,7 @@ export interface MemoInput {
 export function resolutionMemoKey(i: MemoInput): string {
   const uvStamp = stampOf(i.uv);
   const ident = JSON.stringify({
-    layout: 'velo-uv-pipresolve-1',
+    layout: 'velo-uv-pipresolve-2',
     mode: i.mode,
     files: i.files.map((f) => [f.path, createHash('sha256').update(f.text).digest('hex')]),
     fingerprint: i.fingerprint,
@@ -47,20 +47,39 @@ export function allPinned(reqs: Requirement[]): boolean {
   return reqs.length > 0 && reqs.every((r) => r.pinned);
 }
 
-/** uv's pylock.toml remembered under key, if any. */
-export function loadResolution(store: Store, key: string): string | undefined {
+/** uv's answers: the resolution for this interpreter, and every artifact of its versions (pipResolve.ts). */
+export interface Resolution {
+  pylock: string;
+  allArtifacts?: string;
+}
+
+const FILES = { pylock: 'pylock.toml', allArtifacts: 'pylock.all.toml' } as const;
+
+/** The resolution remembered under key, if any. */
+export function loadResolution(store: Store, key: string): Resolution | undefined {
   const tree = getKey(store, key);
   if (!tree) return undefined;
   try {
-    const entry = readTree(store, tree).entries.find((e) => e.path === 'pylock.toml');
-    return entry && entry.kind === 'file' ? readFileSync(store.objectPath(entry.digest, false), 'utf8') : undefined;
+    const entries = readTree(store, tree).entries;
+    const read = (path: string): string | undefined => {
+      const e = entries.find((x) => x.path === path);
+      return e && e.kind === 'file' ? readFileSync(store.objectPath(e.digest, false), 'utf8') : undefined;
+    };
+    const pylock = read(FILES.pylock);
+    const allArtifacts = read(FILES.allArtifacts);
+    return pylock === undefined ? undefined : { pylock, ...(allArtifacts !== undefined ? { allArtifacts } : {}) };
   } catch {
     return undefined;
   }
 }
 
-export function saveResolution(store: Store, key: string, pylock: string): void {
-  const added = writeBufferToStore(store, Buffer.from(pylock), false);
+export function saveResolution(store: Store, key: string, r: Resolution): void {
+  const entries = (Object.keys(FILES) as (keyof typeof FILES)[]).flatMap((k) => {
+    const text = r[k];
+    if (text === undefined) return [];
+    const added = writeBufferToStore(store, Buffer.from(text), false);
+    return [{ path: FILES[k], kind: 'file' as const, size: added.size, digest: added.digest }];
+  });
   store.flushCounters();
-  setKey(store, key, putTree(store, [{ path: 'pylock.toml', kind: 'file', size: added.size, digest: added.digest }]), { kind: 'uv-pipresolve' });
+  setKey(store, key, putTree(store, entries), { kind: 'uv-pipresolve' });
 }

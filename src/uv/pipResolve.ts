@@ -8,7 +8,7 @@
  * — a distribution a `velo uv sync` project stored is found for a
  * requirements.txt project too when uv lists the same artifacts.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseToml, type TomlTable, type TomlValue } from 'smol-toml';
 import { VeloError } from '../errors.js';
@@ -82,6 +82,24 @@ export interface ResolveOptions {
   work: string;
   cwd: string;
   env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Every artifact of each resolved version, as a uv.lock lists them: the
+ * resolution above names only the wheels this interpreter could install,
+ * uv.lock all of a version's wheels (for every platform). Asked of uv as a
+ * universal resolution of the exact pins (`--universal --no-deps`), so the
+ * keys of a requirements.txt venv and of a uv.lock project meet. Best
+ * effort: undefined when uv cannot answer (the caller keys by the
+ * interpreter's artifacts instead).
+ */
+export async function resolveAllArtifacts(o: Omit<ResolveOptions, 'files' | 'noDeps' | 'python'> & { pins: LockPackage[]; pythonVersion: string; indexOptions: string[] }): Promise<string | undefined> {
+  const pins = join(o.work, 'pins.txt');
+  writeFileSync(pins, [...o.indexOptions, ...o.pins.map((p) => `${p.name}==${p.version}`), ''].join('\n'));
+  const out = join(o.work, 'pylock.all.toml');
+  const args = ['pip', 'compile', pins, '--universal', '--no-deps', '--python-version', o.pythonVersion, '--format', 'pylock.toml', '--no-header', '--quiet', '-o', out, ...o.uvOptions];
+  const r = await runProcess(o.uv, args, { cwd: o.cwd, env: o.env });
+  return r.code === 0 ? readFileSync(out, 'utf8') : undefined;
 }
 
 /** uv's resolution of the requirement files for this interpreter (its pylock.toml). uv's errors pass through with its exit code. */
