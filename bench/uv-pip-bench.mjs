@@ -10,7 +10,8 @@
 //   - `uv pip sync requirements.txt` with a warm uv cache,
 //   - `velo uv pip sync requirements.txt` with a warm store (a second venv:
 //     nothing fetched, nothing installed by uv),
-//   - the same pair for `pip install -r`.
+//   - the same pair for `pip install -r`;
+// and once, before the rounds, velo's first venv into an empty store.
 // Wall time and CPU time (user + sys of the process and its children, from
 // /usr/bin/time). Needs PyPI once (compiling, filling the uv cache). Work
 // happens in bench/work/uv-pip; results go to bench/work/uv-pip-results.json.
@@ -76,7 +77,10 @@ if (!existsSync(reqs)) {
 }
 const packages = readFileSync(reqs, 'utf8').split('\n').filter((l) => /^[a-z0-9]/i.test(l)).length;
 run(UV, ['pip', 'sync', '-q', reqs, '--python', join(newVenv('warm-uv'), 'bin', 'python')]);
-run(process.execPath, [VELO, 'uv', 'pip', 'sync', reqs, '--python', join(newVenv('warm-velo'), 'bin', 'python')]);
+// the first venv into an empty store (uv cache warm): uv resolves and installs into a scratch venv, velo stores and links
+rmSync(env.VELO_HOME, { recursive: true, force: true });
+const firstVenv = newVenv('first-velo');
+const first = timed(process.execPath, [VELO, 'uv', 'pip', 'sync', reqs, '--python', join(firstVenv, 'bin', 'python')]);
 
 const scenarios = {
   'uv pip sync': (py) => timed(UV, ['pip', 'sync', '-q', reqs, '--python', py]),
@@ -103,10 +107,12 @@ const results = {
   python,
   packages,
   runs: RUNS,
+  firstVenvEmptyStore: first,
   medians: Object.fromEntries(names.map((n) => [n, { ms: median(times[n].ms), cpuMs: median(times[n].cpuMs), allMs: times[n].ms }])),
 };
 writeFileSync(join(ROOT, 'bench', 'work', 'uv-pip-results.json'), JSON.stringify(results, null, 2));
 console.log(`${packages} distributions, ${RUNS} rounds, load ${results.load}`);
+console.log(`velo uv pip sync, first venv, empty store (uv cache warm): wall ${fmt(first.ms)}, cpu ${fmt(first.cpuMs)}`);
 for (const n of names) console.log(`${n.padEnd(24)} wall ${fmt(results.medians[n].ms).padStart(8)}  cpu ${fmt(results.medians[n].cpuMs).padStart(8)}`);
 for (const [velo, uv] of [['velo uv pip sync', 'uv pip sync'], ['velo uv pip install -r', 'uv pip install -r']]) {
   const m = results.medians;
