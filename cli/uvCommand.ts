@@ -9,8 +9,12 @@ import { checkNoop } from '../src/uv/noop.js';
 import { config } from './context.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
 import { openConfiguredRemote } from './remoteContext.js';
+import { runUvPip } from './uvPipCommand.js';
 
 const USAGE = `Usage: velo uv sync [uv sync arguments] [--json]
+       velo uv pip sync <requirements.txt>… [options] [--json]
+       velo uv pip install -r <requirements.txt> [options] [--json]
+       (velo uv pip --help for those two)
 
 Syncs the project environment like \`uv sync\`, with every distribution taken
 from velo's store: uv resolves and owns uv.lock, velo installs. Distributions
@@ -45,7 +49,8 @@ export async function runUv(argv: string[], io: Io): Promise<number> {
     out(io, USAGE);
     return sub === undefined ? 2 : 0;
   }
-  if (sub !== 'sync') throw new VeloError('USAGE', `unknown uv command "${sub}" (velo wraps uv sync)\n\n${USAGE}`);
+  if (sub === 'pip') return runUvPip(rest, io);
+  if (sub !== 'sync') throw new VeloError('USAGE', `unknown uv command "${sub}" (velo wraps uv sync, uv pip sync and uv pip install -r)\n\n${USAGE}`);
   if (rest.includes('--help') || rest.includes('-h')) {
     out(io, USAGE);
     return 0;

@@ -6,7 +6,7 @@
  * `uv sync --locked --check` clean afterwards. Markers and PEP 440
  * comparisons are also checked directly.
  */
-import { cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -15,6 +15,7 @@ import { evaluateMarker, satisfiesSpecifiers, versionMatches, type MarkerEnviron
 import { planFromLock } from '../src/uv/lockPlan.js';
 import { readUvLock } from '../src/uv/uvLock.js';
 import { tempDirs } from './support/tmp.js';
+import { expectSameEnvFiles } from './support/uvEnvFiles.js';
 import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 
 const LINUX: MarkerEnvironment = {
@@ -160,28 +161,11 @@ print(json.dumps({"implementation_name": sys.implementation.name, "implementatio
   });
 });
 
-/** Every file under dir (relative), without __pycache__ and .velo-state. */
-function listFiles(dir: string): string[] {
-  return (readdirSync(dir, { recursive: true, encoding: 'utf8' }) as string[])
-    .filter((r) => !r.split('/').includes('__pycache__') && r !== '.velo-state' && !lstatSync(join(dir, r)).isDirectory())
-    .sort();
-}
-
-
 /** The environment at dir/.venv is the one uv built at uvDir/.venv: same files, modes and bytes (modulo the path); uv agrees. */
 function expectAsUvBuilt(dir: string, uvDir: string): void {
     const mine = join(dir, '.venv');
     const theirs = join(uvDir, '.venv');
-    const files = listFiles(theirs);
-    expect(listFiles(mine)).toEqual(files);
-    for (const rel of files) {
-      const a = lstatSync(join(theirs, rel));
-      const b = lstatSync(join(mine, rel));
-      expect(b.isSymbolicLink(), rel).toBe(a.isSymbolicLink());
-      expect((b.mode & 0o111) !== 0, `exec bit of ${rel}`).toBe((a.mode & 0o111) !== 0);
-      if (a.isSymbolicLink() || rel.endsWith('.dist-info/RECORD')) continue; // RECORD: launcher hashes name the environment
-      expect(readFileSync(join(mine, rel), 'latin1'), rel).toBe(readFileSync(join(theirs, rel), 'latin1').split(uvDir).join(dir));
-    }
+    expectSameEnvFiles(mine, theirs, uvDir, dir);
     expect(readFileSync(join(mine, 'pyvenv.cfg'), 'utf8')).toMatch(/^prompt = selective-app$/m);
     expect(readFileSync(join(mine, 'bin', 'activate'), 'utf8')).toContain(`VIRTUAL_ENV='${mine}'`);
     // shared files are the store's; the launcher is this environment's own and runs

@@ -23,18 +23,18 @@ import { deleteKey, getKeys } from '../store/keys.js';
 import { putTree } from '../store/trees.js';
 import type { Store } from '../store/store.js';
 import { checkEnvPath, checkEnvTarget, perEnvTreeEntries, planEnvironment } from './assembleEnvironment.js';
-import { compileBytecode, inTestSuite, pycPathFor, type CompileJob } from './compileBytecode.js';
 import { distKey } from './distKey.js';
 import { listDistInfos, normalizeName, readInstalledDistribution, type InstalledDistribution } from './installedDistribution.js';
 import { interpreterFor, type Interpreter } from './interpreter.js';
 import { envDirFor } from './projectPaths.js';
 import { runProcess, uvFailed, type ProcessResult } from './runUvProcess.js';
-import { loadDistribution, storeDistribution, type StoredDistribution } from './storedDistribution.js';
+import { loadDistribution, type StoredDistribution } from './storedDistribution.js';
+import { ingestScratch } from './ingestScratch.js';
 import type { SyncArgs } from './syncArgs.js';
 import type { Remote } from '../remote/remote.js';
 import { isShareable, type LockPackage, type UvLock } from './uvLock.js';
 import { normalizeProjectName } from './lockPlan.js';
-import { linkUvCacheToStore, type CacheLinkResult } from './uvCacheLinks.js';
+import type { CacheLinkResult } from './uvCacheLinks.js';
 import { bareSkeleton, readVenvSkeleton, relocateSkeleton, saveVenvTemplate, venvTemplateKey } from './venvTemplate.js';
 import type { PerEnvFile } from './assembleEnvironment.js';
 
@@ -211,8 +211,6 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
   c.endPhase('plan');
 
   // 3. fetch what is missing through uv, check it, compile it, store it
-  let newObjects = 0;
-  let newBytes = 0;
   if (misses.length > 0) {
     c.phase('fetch', `installing ${misses.length} distribution(s) with uv`);
     const hitNames = [...new Set(hits.map((p) => p.name))].sort();
@@ -240,51 +238,24 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
   const local = [...installed.values()].filter((d) => !missNames.has(d.name));
   c.endPhase('ingest');
 
-  const pycDir = join(work, 'pyc');
-  const jobs: CompileJob[] = [];
-  const pycOwner = new Map<string, { dist: InstalledDistribution; rel: string }>();
-  const spPrefix = `${interp.sitePackages}/`;
-  for (const d of [...fetched.map((f) => f.dist), ...local]) {
-    for (const f of d.files) {
-      if (f.role !== 'shared' || !f.rel.endsWith('.py') || !f.rel.startsWith(spPrefix)) continue;
-      if (inTestSuite(f.rel.slice(spPrefix.length))) continue;
-      const pycRel = pycPathFor(f.rel, interp.cacheTag);
-      const output = join(pycDir, pycRel);
-      jobs.push({ source: f.abs, output, displayName: f.rel.slice(spPrefix.length) });
-      pycOwner.set(output, { dist: d, rel: pycRel });
-    }
-  }
-  if (jobs.length > 0) c.phase('compile', `compiling ${jobs.length} file(s) to bytecode`);
-  const compiled = await compileBytecode(scratchPython, jobs, uvEnv, c.cwd, c.threads);
-  const pycsByDist = new Map<InstalledDistribution, Map<string, string>>();
-  for (const output of compiled) {
-    const owner = pycOwner.get(output)!;
-    let m = pycsByDist.get(owner.dist);
-    if (!m) pycsByDist.set(owner.dist, (m = new Map()));
-    m.set(owner.rel, output);
-  }
-  if (jobs.length > 0) c.endPhase('compile');
-
-  if (fetched.length > 0) c.phase('ingest', `storing ${fetched.length} distribution(s)`);
-  for (const { pkg, dist } of fetched) {
-    const key = keyOf.get(pkg)!;
-    const r = await storeDistribution(store, key, dist, interp.sitePackages, pycsByDist.get(dist) ?? new Map());
-    stored.set(key, loadDistribution(store, r.tree));
-    newObjects += r.newObjects;
-    newBytes += r.newBytes;
-  }
-  // one copy: uv's unpacked files become hardlinks to the objects velo just stored
-  const cacheLinked = await linkUvCacheToStore({
+  const ingested = await ingestScratch({
     store,
     uv,
     args,
     env: uvEnv,
     cwd: c.cwd,
     scratch,
-    sitePackages: interp.sitePackages,
-    dists: fetched.map(({ pkg, dist }) => ({ installed: dist, stored: stored.get(keyOf.get(pkg)!)! })),
+    scratchPython,
+    interp,
+    work,
+    threads: c.threads,
+    fetched: fetched.map(({ pkg, dist }) => ({ key: keyOf.get(pkg)!, dist })),
+    local,
+    phase: c.phase,
+    endPhase: c.endPhase,
   });
-  if (fetched.length > 0) c.endPhase('ingest');
+  for (const [key, d] of ingested.stored) stored.set(key, d);
+  const { newObjects, newBytes, cacheLinked, localPycs } = ingested;
 
   // 4. the whole environment as one tree
   c.phase('link', `assembling ${wanted.length + local.length} distribution(s)`);
@@ -294,8 +265,6 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     claimed.add(d.recordRel);
     for (const f of d.files) claimed.add(f.rel);
   }
-  const localPycs = new Map<string, string>();
-  for (const d of local) for (const [rel, abs] of pycsByDist.get(d) ?? []) localPycs.set(rel, abs);
   const skeleton = readVenvSkeleton(scratch, claimed);
   let templateKey: string | undefined;
   if (local.length === 0) {
@@ -326,7 +295,7 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     local: local.length,
     localDirs: localDirs(lock, workspaceDir),
     files: plan.shared.length + perEnv.filter((e) => e.kind === 'file').length,
-    pycs: compiled.size,
+    pycs: ingested.compiled,
     newObjects,
     newBytes,
     conflicts: plan.conflicts,

@@ -65,7 +65,7 @@ export function listDistInfos(sitePackagesAbs: string): string[] {
 }
 
 /** name and version from METADATA (the dist-info directory name is normalized and lossy) */
-function readNameVersion(metadataPath: string, distInfo: string): { name: string; version: string } {
+export function readNameVersion(metadataPath: string, distInfo: string): { name: string; version: string } {
   let text = '';
   try {
     text = readFileSync(metadataPath, 'utf8');

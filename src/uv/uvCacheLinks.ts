@@ -32,7 +32,7 @@ export interface CacheLinkResult {
 }
 
 /** uv's cache directory as uv itself names it (UV_CACHE_DIR, --cache-dir, XDG …); undefined under --no-cache. */
-async function uvCacheDir(uv: string, args: SyncArgs, env: NodeJS.ProcessEnv, cwd: string): Promise<string | undefined> {
+async function uvCacheDir(uv: string, args: Pick<SyncArgs, 'original'>, env: NodeJS.ProcessEnv, cwd: string): Promise<string | undefined> {
   const extra: string[] = [];
   for (const t of tokenize(args.original)) {
     if (t.name === '--no-cache' || t.name === '-n') return undefined;
@@ -77,7 +77,7 @@ function archivesByDistInfo(archiveRoot: string): Map<string, string[]> {
 export async function linkUvCacheToStore(o: {
   store: Store;
   uv: string;
-  args: SyncArgs;
+  args: Pick<SyncArgs, 'original'>;
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** the scratch environment uv installed into */
