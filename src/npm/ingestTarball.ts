@@ -52,10 +52,13 @@ export interface TarballOptions {
 }
 
 /**
- * Bytes of one package's small files kept in memory until its tarball has
- * passed, then written in one batch; past this, files are staged in tmp/.
+ * Bytes of small files kept in memory by all the ingests of this thread,
+ * each package's until its tarball has passed (then written in one batch);
+ * past this, files are staged in tmp/. One budget per thread, not per
+ * package: a large package can hold more while the others are small.
  */
-const HOLD_LIMIT = 1024 * 1024;
+const HOLD_LIMIT = 16 * 1024 * 1024;
+let heldInThread = 0;
 
 const WINDOWS_SHEBANG = /^(#![^\n]+)\r\n/;
 
@@ -118,9 +121,14 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
   return new Promise<TarballIngest>((resolve, reject) => {
     let sourceEnded = false;
     let parserEnded = false;
+    const release = (): void => {
+      heldInThread -= heldBytes;
+      heldBytes = 0;
+    };
     const fail = (err: unknown): void => {
       if (failure) return;
       failure = err;
+      release();
       source.unpipe?.(parser);
       source.destroy?.();
       writing?.abort();
@@ -131,6 +139,7 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
     const done = (): void => {
       if (failure || !sourceEnded || !parserEnded) return;
       const batch = staged.splice(0);
+      release(); // the held contents are in `batch` now, written or dropped below
       try {
         // the whole tarball passed: its objects go into the store, then its tree
         const added = commitStagedAll(store, batch);
@@ -203,9 +212,12 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
           writing = undefined;
           try {
             // small contents wait in memory and are written with the rest of the package in one batch
-            const hold = heldBytes + entry.size <= HOLD_LIMIT;
+            const hold = heldInThread + entry.size <= HOLD_LIMIT;
             const obj = hold ? writer.hold(isBin ? fixShebang : undefined) : writer.stage(isBin ? fixShebang : undefined);
-            if (obj.data) heldBytes += obj.size;
+            if (obj.data) {
+              heldBytes += obj.size;
+              heldInThread += obj.size;
+            }
             staged.push(obj);
             files.set(path, { path, kind: 'file', exec, size: obj.size, digest: obj.digest });
           } catch (err) {
