@@ -10,14 +10,20 @@
 // Peers (bun 1.4.5, pnpm 12.24.0) are installed into bench/work/tools by
 // bench/lib/peers.mjs; their lockfiles (bun.lock, pnpm-lock.yaml) are made from
 // package-lock.json once, untimed.
-// Usage: node bench/npm-cold-bench.mjs [--runs N] [--work DIR] [--skip-peers] [--skip-count] [--with-pacote] [--only LABEL-PREFIX]
+// --loopback: every tool points at the same local registry instead (verdaccio
+// on 127.0.0.1 proxying the public one, its own cache warmed by one untimed
+// npm ci first: bench/lib/loopbackRegistry.mjs), which takes the internet out
+// of the number; the tools' own stores and caches are still empty per run.
+// Usage: node bench/npm-cold-bench.mjs [--runs N] [--work DIR] [--skip-peers] [--skip-count] [--with-pacote] [--only LABEL-PREFIX] [--loopback]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchSetup, median, repo, velo } from './lib/npm1207.mjs';
+import { startLoopbackRegistry } from './lib/loopbackRegistry.mjs';
 import { peerTools } from './lib/peers.mjs';
 
 const { values } = parseArgs({
@@ -30,13 +36,18 @@ const { values } = parseArgs({
     'with-pacote': { type: 'boolean' },
     // run only the cases whose label starts with this (e.g. 'velo')
     only: { type: 'string' },
+    loopback: { type: 'boolean' },
   },
 });
 const runs = Number(values.runs);
 const { work, env: benchEnv } = benchSetup('npm-cold', values.work);
 const src = join(repo, 'bench', 'npm-1207');
-const REGISTRY = 'https://registry.npmjs.org/';
-const env = { ...benchEnv, npm_config_registry: REGISTRY };
+const PUBLIC_REGISTRY = 'https://registry.npmjs.org/';
+const loopback = values.loopback ? await startLoopbackRegistry(repo, join(work, 'loopback-registry'), PUBLIC_REGISTRY) : undefined;
+process.on('exit', () => loopback?.stop());
+const REGISTRY = loopback?.url ?? PUBLIC_REGISTRY;
+// npm and pnpm read npm_config_registry, bun NPM_CONFIG_REGISTRY
+const env = { ...benchEnv, npm_config_registry: REGISTRY, NPM_CONFIG_REGISTRY: REGISTRY };
 for (const k of Object.keys(env)) if (/^npm_config_cache$/i.test(k)) delete env[k];
 
 function project(name, files) {
@@ -47,20 +58,26 @@ function project(name, files) {
   return d;
 }
 
-/** Run under /usr/bin/time -v: wall ms and peak RSS (MB). */
+/** Run under /usr/bin/time -v: wall ms, peak RSS (MB), CPU seconds (user+sys of the process tree). */
 function timed(cmd, args, opts) {
   const t0 = performance.now();
   const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-4000)}`);
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1024;
-  return { ms, rss };
+  const cpu = ['User', 'System'].reduce((sum, k) => sum + Number(new RegExp(`${k} time \\(seconds\\): ([\\d.]+)`).exec(r.stderr)?.[1] ?? NaN), 0);
+  return { ms, rss, cpu };
 }
 
 const lockFiles = [
   [join(src, 'package.json'), 'package.json'],
   [join(src, 'package-lock.json'), 'package-lock.json'],
 ];
+if (loopback) {
+  const t0 = performance.now();
+  loopback.warm(project('loopback-warm', lockFiles), env);
+  console.log(`loopback registry ${REGISTRY} warmed in ${((performance.now() - t0) / 1000).toFixed(1)} s (untimed)`);
+}
 const cases = [
   {
     label: 'velo npm ci (empty store)',
@@ -135,14 +152,20 @@ for (let i = 0; i < runs; i++) {
   }
 }
 
-const results = cases.map((c, k) => ({ label: c.label, ms: median(samples[k].map((s) => s.ms)), rss: median(samples[k].map((s) => s.rss)), all: samples[k] }));
+const results = cases.map((c, k) => ({
+  label: c.label,
+  ms: median(samples[k].map((s) => s.ms)),
+  rss: median(samples[k].map((s) => s.rss)),
+  cpu: median(samples[k].map((s) => s.cpu)),
+  all: samples[k],
+}));
 const veloMs = results[0].ms;
 const bun = results.find((r) => r.label.startsWith('bun'));
 const pnpm = results.find((r) => r.label.startsWith('pnpm') && !r.label.includes('global'));
-console.log(`\ncold installs of bench/npm-1207 from ${REGISTRY}, ${runs} rounds, medians\n`);
-console.log('| case | median ms | runs ms | peak RSS MB (median) | time / velo |\n|---|---|---|---|---|');
+console.log(`\ncold installs of bench/npm-1207 from ${loopback ? `a loopback registry (${REGISTRY}, verdaccio with a warm cache)` : REGISTRY}, ${runs} rounds, medians, load ${loadavg()[0].toFixed(1)} at the end\n`);
+console.log('| case | median ms | runs ms | CPU s user+sys (median) | peak RSS MB (median) | time / velo |\n|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.label} | ${r.ms.toFixed(0)} | ${r.all.map((s) => s.ms.toFixed(0)).join(', ')} | ${r.rss.toFixed(0)} | ${(r.ms / veloMs).toFixed(2)} |`);
+  console.log(`| ${r.label} | ${r.ms.toFixed(0)} | ${r.all.map((s) => s.ms.toFixed(0)).join(', ')} | ${r.cpu.toFixed(1)} | ${r.rss.toFixed(0)} | ${(r.ms / veloMs).toFixed(2)} |`);
 }
 if (bun) console.log(`\nvelo / bun: ${(veloMs / bun.ms).toFixed(2)}x`);
 if (pnpm) console.log(`velo / pnpm: ${(veloMs / pnpm.ms).toFixed(2)}x`);
@@ -150,7 +173,8 @@ if (pnpm) console.log(`velo / pnpm: ${(veloMs / pnpm.ms).toFixed(2)}x`);
 // velo's requests, through a counting proxy on loopback
 if (!values['skip-count']) {
   const upstream = new URL(REGISTRY);
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 64 });
+  const client = upstream.protocol === 'http:' ? http : https;
+  const agent = new client.Agent({ keepAlive: true, maxSockets: 64 });
   const seen = { packument: 0, tarball: 0, other: 0, urls: new Set() };
   const server = http.createServer((req, res) => {
     const path = req.url ?? '/';
@@ -158,7 +182,7 @@ if (!values['skip-count']) {
     seen[kind]++;
     if (kind === 'tarball') seen.urls.add(path);
     const headers = { ...req.headers, host: upstream.host };
-    const up = https.request({ host: upstream.host, path, method: req.method, headers, agent }, (r) => {
+    const up = client.request({ hostname: upstream.hostname, port: upstream.port || undefined, path, method: req.method, headers, agent }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
     });
@@ -191,4 +215,5 @@ if (!values['skip-count']) {
   console.log(`\nvelo through a counting proxy: ${seen.packument} metadata requests, ${seen.tarball} tarball GETs for ${seen.urls.size} distinct tarball URLs` +
     ` (${fetched} packages fetched; the lockfile lists ${Object.keys(lock.packages).length - 1} entries with ${new Set(Object.values(lock.packages).map((p) => p.integrity).filter(Boolean)).size} distinct integrities, platform-foreign optional ones included)`);
 }
+loopback?.stop();
 if (existsSync(work)) rmSync(work, { recursive: true, force: true });

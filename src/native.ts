@@ -50,6 +50,12 @@ export interface NativeAddon {
   mount?(treePath: string, objectsDir: string, mountpoint: string, opts?: NativeMountOptions): NativeMountHandle;
   /** Stop serving and lazily detach; false when it was no longer mounted. */
   unmount?(handle: NativeMountHandle): boolean;
+  /**
+   * Write in-memory objects into objects/ (names "ab/cdef…[x]"), each with O_TMPFILE + linkat: one status per name,
+   * 0 an intact object was there, 1 created, 2 a damaged file holds the name, 3 O_TMPFILE unavailable (not written).
+   * Throws with an errno name as code on a filesystem error. Absent from addons built before it.
+   */
+  writeObjects?(objectsDir: string, names: string[], data: Buffer[], exec: Uint8Array, mtime: number): Uint8Array;
   version?: string;
   /** libfuse3's version; undefined when libfuse3.so.3 cannot be loaded (it is opened with dlopen) */
   fuseVersion?: string;

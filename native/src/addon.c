@@ -21,6 +21,12 @@
  *   mountStats(handle: MountHandle) → { passthrough: boolean, opens, backingOpens,
  *                                       reads: number } | null (not mounted)
  *
+ *   writeObjects(objectsDir: string, names: string[], data: Buffer[], exec: Uint8Array,
+ *                mtime: number) → Uint8Array of statuses, one per name
+ *     (0 an intact object was there, 1 created, 2 a damaged file holds the name,
+ *      3 O_TMPFILE or /proc/self/fd unavailable: not written). Synchronous.
+ *     Throws Error{code: '<ERRNO NAME>', errno, syscall, path} on a filesystem error.
+ *
  *   version: string
  *   fuseVersion: string | undefined   (libfuse3's version; undefined when it cannot be loaded)
  *   fuseError: string | undefined     (why libfuse3 cannot be loaded)
@@ -60,6 +66,7 @@ NAPI_MODULE_INIT() {
         { "mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL },
         { "unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL },
         { "mountStats", NULL, js_mount_stats, NULL, NULL, NULL, napi_enumerable, NULL },
+        { "writeObjects", NULL, js_write_objects, NULL, NULL, NULL, napi_enumerable, NULL },
         { "version", NULL, NULL, NULL, NULL, make_string(env, "1"), napi_enumerable, NULL },
         { "fuseVersion", NULL, NULL, js_fuse_version, NULL, NULL, napi_enumerable, NULL },
         { "fuseError", NULL, NULL, js_fuse_error, NULL, NULL, napi_enumerable, NULL },

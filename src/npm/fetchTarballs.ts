@@ -5,7 +5,8 @@
  * download and ingest at the same time (tarballWorker.ts), so every core
  * works on inflate, tar, hashing and object writes while the network
  * streams. The main thread only builds requests, writes each package's
- * tree and records its key, after its bytes were proven.
+ * tree (serialized by the worker) and records its key, after its bytes
+ * were proven; the keys' index rows go in one transaction at the end.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -16,9 +17,9 @@ import { VeloError } from '../errors.js';
 import { agentConfigOf, HttpPool } from '../fetch/httpPool.js';
 import { retryPolicyOf } from '../fetch/retry.js';
 import type { Download } from '../fetch/downloadList.js';
-import { setKey } from '../store/keys.js';
+import { KeyBatch } from '../store/keys.js';
 import { addCounters } from '../store/counters.js';
-import { putTree } from '../store/trees.js';
+import { putTreeBuffer } from '../store/trees.js';
 import type { Store } from '../store/store.js';
 import { runTarballJob, type TarballJob, type TarballJobSetup, type TarballReply } from './tarballJob.js';
 import { npmLibrary, type AnyRecord, type LoadedNpmConfig } from './userNpm.js';
@@ -142,6 +143,7 @@ export async function fetchTarballs(
   const runner = script ? workerRunner(script, threads, setup) : inProcessRunner(store, setup);
   let failed: VeloError | undefined;
   let nextIndex = 0;
+  const keys = new KeyBatch(store);
   let newObjects = 0;
   let newBytes = 0;
   const lane = async (): Promise<void> => {
@@ -163,12 +165,12 @@ export async function fetchTarballs(
         continue;
       }
       try {
-        const tree = putTree(store, reply.entries);
+        const tree = putTreeBuffer(store, Buffer.from(reply.tree.buffer, reply.tree.byteOffset, reply.tree.byteLength)).digest;
         newObjects += reply.ingest.newObjects;
         newBytes += reply.ingest.newBytes;
         const result: TarballIngest = { ...reply.ingest, tree };
         for (const pkg of d.packages) {
-          if (pkg.key) setKey(store, pkg.key, tree, { kind: 'npm', logicalBytes: result.bytes, files: result.files });
+          if (pkg.key) keys.add(pkg.key, tree, { kind: 'npm', logicalBytes: result.bytes, files: result.files });
           out.fetched.push({ pkg, result });
           onFetched(pkg, result);
         }
@@ -181,6 +183,8 @@ export async function fetchTarballs(
     await Promise.all(Array.from({ length: Math.min(concurrency, downloads.length) }, lane));
   } finally {
     runner.stop();
+    // the keys' index rows in one transaction (their refs are written already)
+    keys.flush();
     if (script) addCounters(store, { objects: newObjects, object_bytes: newBytes });
   }
   if (failed) throw failed;

@@ -25,7 +25,7 @@ import type { Readable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import { VeloError } from '../errors.js';
 import { MAX_DEPTH, NAME_MAX, PATH_MAX, shortPath } from './pathLimits.js';
-import { commitStaged, discardStaged, ObjectWriter, type StagedObject } from '../store/objectWriter.js';
+import { commitStagedAll, discardStaged, ObjectWriter, type StagedObject } from '../store/objectWriter.js';
 import { putTree } from '../store/trees.js';
 import type { TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
@@ -50,6 +50,15 @@ export interface TarballOptions {
   /** where the package's tree goes (default: putTree into `store`); a worker thread hands the entries back instead */
   writeTree?: (entries: TreeEntry[]) => string;
 }
+
+/**
+ * Bytes of small files kept in memory by all the ingests of this thread,
+ * each package's until its tarball has passed (then written in one batch);
+ * past this, files are staged in tmp/. One budget per thread, not per
+ * package: a large package can hold more while the others are small.
+ */
+const HOLD_LIMIT = 16 * 1024 * 1024;
+let heldInThread = 0;
 
 const WINDOWS_SHEBANG = /^(#![^\n]+)\r\n/;
 
@@ -106,14 +115,20 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
   const result: TarballIngest = { tree: '', files: 0, bytes: 0, newObjects: 0, newBytes: 0, hasBindingGyp: false, warnings: [] };
   const staged: StagedObject[] = [];
   let writing: ObjectWriter | undefined;
+  let heldBytes = 0;
   let failure: unknown;
 
   return new Promise<TarballIngest>((resolve, reject) => {
     let sourceEnded = false;
     let parserEnded = false;
+    const release = (): void => {
+      heldInThread -= heldBytes;
+      heldBytes = 0;
+    };
     const fail = (err: unknown): void => {
       if (failure) return;
       failure = err;
+      release();
       source.unpipe?.(parser);
       source.destroy?.();
       writing?.abort();
@@ -123,17 +138,17 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
     };
     const done = (): void => {
       if (failure || !sourceEnded || !parserEnded) return;
+      const batch = staged.splice(0);
+      release(); // the held contents are in `batch` now, written or dropped below
       try {
         // the whole tarball passed: its objects go into the store, then its tree
-        for (const [i, obj] of staged.entries()) {
-          const added = commitStaged(store, obj);
-          staged[i] = { ...obj, tmp: undefined };
-          if (added.created) {
+        const added = commitStagedAll(store, batch);
+        for (const a of added) {
+          if (a.created) {
             result.newObjects++;
-            result.newBytes += added.size;
+            result.newBytes += a.size;
           }
         }
-        staged.length = 0;
         const entries: TreeEntry[] = [...dirs].map((path) => ({ path, kind: 'dir' as const }));
         for (const e of files.values()) entries.push(e);
         result.tree = options.writeTree ? options.writeTree(entries) : putTree(store, entries);
@@ -141,7 +156,7 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         for (const e of files.values()) result.bytes += e.size ?? 0;
         resolve(result);
       } catch (err) {
-        discardStaged(staged.splice(0));
+        discardStaged(batch); // the temporary files not committed yet (a committed one's is gone)
         reject(err);
       }
     };
@@ -196,7 +211,13 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
           if (failure) return void writer.abort();
           writing = undefined;
           try {
-            const obj = writer.stage(isBin ? fixShebang : undefined);
+            // small contents wait in memory and are written with the rest of the package in one batch
+            const hold = heldInThread + entry.size <= HOLD_LIMIT;
+            const obj = hold ? writer.hold(isBin ? fixShebang : undefined) : writer.stage(isBin ? fixShebang : undefined);
+            if (obj.data) {
+              heldBytes += obj.size;
+              heldInThread += obj.size;
+            }
             staged.push(obj);
             files.set(path, { path, kind: 'file', exec, size: obj.size, digest: obj.digest });
           } catch (err) {

@@ -3,7 +3,8 @@
  * integrity checked as it streams (src/fetch/download.ts), and ingested as
  * it arrives (ingestTarball.ts: gunzip, tar, BLAKE3, object writes). Runs in
  * a tarball worker thread (tarballWorker.ts) or, without workers, in the
- * main thread. The package's tree is written, and its key recorded, only by
+ * main thread. The package's tree is serialized here and written, and its
+ * key recorded, only by
  * the main thread and only after this resolved: a tarball that failed its
  * integrity or arrived short names nothing in the store.
  */
@@ -13,7 +14,7 @@ import { VeloError } from '../errors.js';
 import { download } from '../fetch/download.js';
 import type { AgentConfig, HttpPool } from '../fetch/httpPool.js';
 import type { RetryPolicy } from '../fetch/retry.js';
-import type { TreeEntry } from '../store/treeFormat.js';
+import { serializeTree } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { ingestTarball, type TarballIngest } from './ingestTarball.js';
 
@@ -36,27 +37,27 @@ export interface TarballJob {
 }
 
 export type TarballReply =
-  | { id: number; ok: true; notFound: false; ingest: Omit<TarballIngest, 'tree'>; entries: TreeEntry[]; attempts: number; downloadBytes: number }
+  | { id: number; ok: true; notFound: false; ingest: Omit<TarballIngest, 'tree'>; tree: Uint8Array; attempts: number; downloadBytes: number }
   | { id: number; ok: true; notFound: true; attempts: number }
   | { id: number; ok: false; error: { code: VeloErrorCode; message: string; hint?: string | undefined } };
 
-/** Download and ingest one tarball; the tree's entries are handed back, not written. */
+/** Download and ingest one tarball; the tree is handed back serialized (docs/FORMAT.md), not written. */
 export async function runTarballJob(store: Store, http: HttpPool, retry: RetryPolicy, job: TarballJob): Promise<TarballReply> {
   try {
-    let entries: TreeEntry[] = [];
+    let tree: Uint8Array = new Uint8Array();
     const out = await download(http, { url: job.url, headers: job.headers, integrity: job.integrity, what: job.pkgid, tls: job.tls }, retry, (body: Readable) =>
       ingestTarball(store, body, {
         pkgid: job.pkgid,
         bins: new Set(job.bins),
-        writeTree: (e) => {
-          entries = e;
+        writeTree: (entries) => {
+          tree = serializeTree(entries);
           return '';
         },
       }),
     );
     if (out.status === 'not-found') return { id: job.id, ok: true, notFound: true, attempts: out.attempts };
     const { tree: _tree, ...ingest } = out.value;
-    return { id: job.id, ok: true, notFound: false, ingest, entries, attempts: out.attempts, downloadBytes: out.bytes };
+    return { id: job.id, ok: true, notFound: false, ingest, tree, attempts: out.attempts, downloadBytes: out.bytes };
   } catch (err) {
     const e =
       err instanceof VeloError

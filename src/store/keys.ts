@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { writeTransaction } from './indexDb.js';
-import { readKeyRef, removeKeyRef, removeProjectRef, writeKeyRef, writeProjectRef } from './refs.js';
+import { readKeyRef, removeKeyRef, removeProjectRef, writeKeyRef, writeProjectRef, type KeyRef } from './refs.js';
 import type { Store } from './store.js';
 
 export interface KeyRecord {
@@ -92,11 +92,46 @@ function insertKeyRow(store: Store, name: string, tree: string, kind: string, lo
     .run(name, tree, kind, logicalBytes, files, created, Date.now());
 }
 
-export function setKey(store: Store, name: string, tree: string, info: { kind?: string; logicalBytes?: number; files?: number } = {}): void {
-  const ref = { name, tree, kind: info.kind ?? '', logicalBytes: info.logicalBytes ?? 0, files: info.files ?? 0, created: Date.now() };
+type KeyInfo = { kind?: string; logicalBytes?: number; files?: number };
+
+function keyRef(name: string, tree: string, info: KeyInfo): KeyRef {
+  return { name, tree, kind: info.kind ?? '', logicalBytes: info.logicalBytes ?? 0, files: info.files ?? 0, created: Date.now() };
+}
+
+export function setKey(store: Store, name: string, tree: string, info: KeyInfo = {}): void {
+  const ref = keyRef(name, tree, info);
   // the ref first: an index that misses a key the refs hold loses nothing
   writeKeyRef(store, ref);
   insertKeyRow(store, ref.name, ref.tree, ref.kind, ref.logicalBytes, ref.files, ref.created);
+}
+
+/**
+ * Record many keys: each key's ref file now (the ref first, as setKey), the
+ * index rows in one transaction when `flush` is called, instead of one
+ * index write per key. Until then a key lives in refs/ only, which getKeys
+ * already reads (a crash in between loses nothing).
+ */
+export class KeyBatch {
+  readonly #store: Store;
+  #rows: KeyRef[] = [];
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  add(name: string, tree: string, info: KeyInfo = {}): void {
+    const ref = keyRef(name, tree, info);
+    writeKeyRef(this.#store, ref);
+    this.#rows.push(ref);
+  }
+
+  flush(): void {
+    const rows = this.#rows.splice(0);
+    if (rows.length === 0) return;
+    writeTransaction(this.#store.index, () => {
+      for (const r of rows) insertKeyRow(this.#store, r.name, r.tree, r.kind, r.logicalBytes, r.files, r.created);
+    });
+  }
 }
 
 export function deleteKey(store: Store, name: string): void {

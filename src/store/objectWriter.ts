@@ -13,6 +13,7 @@ import { SMALL_FILE_LIMIT } from './addFile.js';
 import { writeTempObject } from './writeBufferToStore.js';
 import { hashBuffer } from './hash.js';
 import type { Store } from './store.js';
+import { writeObjectBatch } from './writeObjectBatch.js';
 
 export class ObjectWriter {
   readonly #store: Store;
@@ -89,6 +90,20 @@ export class ObjectWriter {
     return { digest: this.#hash!.digestHex(), size: this.#size, exec: this.#exec, tmp: this.#tmp };
   }
 
+  /**
+   * Finish without writing anything yet, when the contents are small enough
+   * to be in memory: the object is written by commitStagedAll() with the
+   * rest of its package (one native call for all of them), or dropped.
+   * A writer already streaming to a temporary file stages as stage() does.
+   */
+  hold(transform?: (data: Buffer) => Buffer): StagedObject {
+    if (this.#fd >= 0) return this.stage(transform);
+    const raw = Buffer.concat(this.#chunks, this.#size);
+    this.#chunks = [];
+    const data = transform ? transform(raw) : raw;
+    return { digest: hashBuffer(data), size: data.length, exec: this.#exec, tmp: undefined, data };
+  }
+
   /** Commit; `transform` may rewrite small contents first (e.g. a bin's CRLF shebang). */
   finish(transform?: (data: Buffer) => Buffer): AddResult {
     return commitStaged(this.#store, this.stage(transform));
@@ -114,17 +129,33 @@ export class ObjectWriter {
   }
 }
 
-/** A finished object not yet in the store: `tmp` is its temporary file, undefined when the store already had it. */
+/**
+ * A finished object not yet in the store: `tmp` is its temporary file, or
+ * `data` its contents in memory (hold()); neither when the store already had it.
+ */
 export interface StagedObject {
   digest: string;
   size: number;
   exec: boolean;
   tmp: string | undefined;
+  data?: Buffer | undefined;
 }
 
 export function commitStaged(store: Store, staged: StagedObject): AddResult {
+  if (staged.data) return writeObjectBatch(store, [{ digest: staged.digest, exec: staged.exec, data: staged.data }])[0]!;
   if (staged.tmp === undefined) return { digest: staged.digest, size: staged.size, exec: staged.exec, created: false };
   return commitObject(store, staged.tmp, staged.digest, staged.exec, staged.size, true);
+}
+
+/** Commit every staged object, the ones held in memory in one batch; results in the same order. */
+export function commitStagedAll(store: Store, staged: StagedObject[]): AddResult[] {
+  const held = staged.filter((s) => s.data !== undefined);
+  const written = writeObjectBatch(
+    store,
+    held.map((s) => ({ digest: s.digest, exec: s.exec, data: s.data! })),
+  );
+  let next = 0;
+  return staged.map((s) => (s.data !== undefined ? written[next++]! : commitStaged(store, s)));
 }
 
 export function discardStaged(staged: Iterable<StagedObject>): void {
