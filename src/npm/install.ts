@@ -30,6 +30,15 @@ import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './reco
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';
 
 export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
+  try {
+    return await installOnce(o);
+  } finally {
+    // a failed install: the uploads the remote started finish (recorded), no key is published
+    await o.remote?.settle();
+  }
+}
+
+async function installOnce(o: InstallOptions): Promise<InstallSummary> {
   const t0 = performance.now();
   const root = resolve(o.root);
   // npm's config loading exports npm_config_* into process.env (as npm does for

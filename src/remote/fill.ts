@@ -16,7 +16,7 @@ import { hasTree, putTreeBuffer, readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
-import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, type ObjectLocation } from './remoteLayout.js';
+import { FRAME_OBJECT_MAX, FRAME_RAW_MAX, decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, type ObjectLocation } from './remoteLayout.js';
 import { runPool } from './pool.js';
 import { checkIn, remoteJobPool, type CheckInItem } from './remoteJobs.js';
 import type { Remote } from './remote.js';
@@ -35,6 +35,8 @@ const MERGE_SPAN = 8 << 20;
 export interface FillResult {
   /** key name → tree, for every key now in the local store */
   trees: Map<string, string>;
+  /** the keys the remote answered it does not have */
+  absent: string[];
   objects: number;
   bytes: number;
   requests: number;
@@ -67,11 +69,12 @@ export interface FillOptions {
 export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
   remote.phase = 'fetch';
   const requests0 = remote.client.stats.requests;
-  const result: FillResult = { trees: new Map(), objects: 0, bytes: 0, requests: 0 };
+  const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
   const found: Found[] = [];
   await runPool(names, KEY_CONCURRENCY, async (name) => {
     const f = await lookUp(store, remote, name, kinds);
-    if (f) found.push(f);
+    if (f === 'absent') result.absent.push(name);
+    else if (f) found.push(f);
   });
 
   // what the local store lacks, once per digest
@@ -89,8 +92,7 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
         continue;
       }
       const loc = f.locations.get(e.digest);
-      // stored as it is: exactly its size; compressed: smaller than it
-      if (!loc || (loc.enc === 0 ? loc.length !== e.size : loc.length >= e.size)) {
+      if (!loc || !sizeFits(loc, e.size)) {
         remote.damaged(`${f.name}: no index entry of the right size for object ${e.digest}`);
         f.bad = true;
         continue;
@@ -122,6 +124,7 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
       offset: read.pack === '' ? 0 : w.loc.offset - read.start,
       length: w.loc.length,
       enc: w.loc.enc,
+      at: w.loc.at ?? 0,
     }));
     const ok = await checkIn(store, pool, data, items);
     read.items.forEach((w, i) => {
@@ -148,9 +151,16 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
   return result;
 }
 
-async function lookUp(store: Store, remote: Remote, name: string, kinds: readonly string[]): Promise<Found | undefined> {
+/** Stored as it is: exactly its size; compressed alone: smaller than it; in a frame: a small object, in a frame smaller than a whole one. */
+function sizeFits(loc: ObjectLocation, size: number): boolean {
+  if (loc.enc === 0) return loc.length === size;
+  if (loc.enc === 1) return loc.length < size;
+  return size <= FRAME_OBJECT_MAX && loc.length < FRAME_RAW_MAX && (loc.at ?? 0) + size <= FRAME_RAW_MAX;
+}
+
+async function lookUp(store: Store, remote: Remote, name: string, kinds: readonly string[]): Promise<Found | 'absent' | undefined> {
   const data = await remote.guard(() => remote.client.get(keyObjectName(remote.prefix, name), undefined, KEY_MAX_BYTES));
-  if (data === undefined) return undefined;
+  if (data === undefined) return remote.usable ? 'absent' : undefined;
   let decoded;
   try {
     decoded = decodeRemoteKey(data, name);
