@@ -48,6 +48,22 @@ describe('velo npm ci with a remote', () => {
     expect(s2).toMatchObject({ fetched: 0, remote: { fromRemote: s1.packages, published: 0, warnings: [] } });
     expect(nodeModules(b)).toEqual(nodeModules(a));
     expect(warnings(second.stderr)).toEqual([]);
+    // the lockfile's bundle gave every key record in one GET (below: one GET per key without it)
+    expect(await listed('team1/bundles/')).toHaveLength(1);
+
+    // a bundle that is not one: one warning, the keys one by one, still no registry request
+    const [bundle] = await listed('team1/bundles/');
+    await client().put(bundle!.key, Buffer.from('{"v":1,"keys":[{"name":"x"}'));
+    const c = await fx.project('dev');
+    cpSync(join(a.dir, 'package-lock.json'), join(c.dir, 'package-lock.json'));
+    await fx.registry.clearRequests();
+    const third = await ci(c, fx.tmp(), remoteEnv('team1', 'ro'));
+    expect(third.code, third.stderr).toBe(0);
+    expect(await fx.registry.requests()).toEqual([]);
+    expect(warnings(third.stderr)).toHaveLength(1);
+    expect(warnings(third.stderr)[0]).toMatch(/bundle is not JSON/);
+    expect(JSON.parse(third.stdout).remote.requests).toBe(s2.remote.requests + s1.packages);
+    expect(nodeModules(c)).toEqual(nodeModules(a));
 
     // velo remote status sees what was published
     const st = await veloAsync(['remote', 'status', '--json'], { ...remoteEnv('team1'), VELO_HOME: fx.tmp() });
@@ -122,7 +138,8 @@ describe('velo npm ci with a remote', () => {
     expect((await listed('team6/packs/')).map((o) => o.key)).toEqual(packs);
     const keys = await listed('team6/keys/');
     expect(keys.length).toBe(s.packages);
-    expect(s.remote.uploadedBytes).toBe(keys.reduce((n, o) => n + o.size, 0));
+    // only the keys and the lockfile's bundle went up
+    expect(s.remote.uploadedBytes).toBe([...keys, ...(await listed('team6/bundles/'))].reduce((n, o) => n + o.size, 0));
 
     // and what it published installs a fresh store without the registry
     const b = await fx.project(spec);

@@ -22,6 +22,11 @@ export interface PackageTrees {
   warnings: string[];
 }
 
+/** The lockfile's key set, which names its bundle in the remote. */
+export function lockfileKeys(plan: Plan): string[] {
+  return [...new Set(plan.packages.flatMap((p) => (p.key ? [p.key] : [])))];
+}
+
 /** The key a package's tree is found under in `have`. */
 export function treeKeyOf(p: PlannedPackage): string {
   return p.key ?? `unkeyed:${p.location}`;
@@ -34,7 +39,7 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
   const lacking = [...new Set(keyed.map((p) => p.key!).filter((k) => !have.has(k)))];
   if (remote && lacking.length > 0) {
     progress?.phase?.('fetch', `${lacking.length} packages from the remote`);
-    for (const [key, tree] of await remote.fill(store, lacking, REMOTE_KINDS)) {
+    for (const [key, tree] of await remote.fill(store, lacking, REMOTE_KINDS, { bundle: lockfileKeys(plan) })) {
       have.set(key, tree);
       fromRemote++;
     }

@@ -21,6 +21,8 @@ import {
   OBJECT_PUBLISH_MAX,
   PACK_OBJECT_MAX,
   PACK_TARGET,
+  bundleObjectName,
+  encodeBundle,
   encodeRemoteKey,
   keyObjectName,
   looseObjectName,
@@ -65,6 +67,16 @@ export interface PublishHooks {
   onPut?: (objectName: string) => void;
   /** the remote name of a local key (default: the same name) */
   remoteName?: (localName: string) => string;
+}
+
+/** A key's tree, read and parsed; undefined when the store cannot give it. */
+function readPlan(store: Store, name: string, tree: string, kind: string): Plan | undefined {
+  try {
+    const parsed = parseTree(readTreeBuffer(store, tree));
+    return { name, tree, kind, files: parsed.entries.filter((e) => e.kind === 'file'), logicalSize: parsed.logicalSize };
+  } catch {
+    return undefined;
+  }
 }
 
 function keyKind(store: Store, name: string): string {
@@ -194,18 +206,13 @@ export class Publisher {
   async #stageObjects(name: string, tree: string, kind: string): Promise<Plan | undefined> {
     if (!this.#remote.usable) return undefined;
     const store = this.#store;
-    let files: ParsedEntry[];
-    let logicalSize: number;
-    try {
-      const parsed = parseTree(readTreeBuffer(store, tree));
-      files = parsed.entries.filter((e) => e.kind === 'file');
-      logicalSize = parsed.logicalSize;
-    } catch {
+    const plan = readPlan(store, name, tree, kind);
+    if (!plan) {
       this.result.skipped++;
       return undefined;
     }
     const fresh: ParsedEntry[] = [];
-    for (const e of files) {
+    for (const e of plan.files) {
       if (e.size === 0 || this.#queued.has(e.digest) || this.#record!.objectLocation(e.digest)) continue;
       if (e.size > OBJECT_PUBLISH_MAX) {
         this.result.skipped++;
@@ -225,7 +232,7 @@ export class Publisher {
       this.result.skipped++;
       return undefined;
     }
-    return { name, tree, kind, files, logicalSize };
+    return plan;
   }
 
   /**
@@ -241,8 +248,24 @@ export class Publisher {
     this.#sealing = seal;
   }
 
-  /** After a successful install: what is left of these keys' objects, then the keys. */
-  async finish(names: string[], kinds: readonly string[]): Promise<PublishResult> {
+  /** A key's record, when the remote has every object of it (by this store's record). */
+  #keyBody(p: Plan): Buffer | undefined {
+    const locations = new Map<string, ObjectLocation>();
+    for (const e of p.files) {
+      if (e.size === 0) continue;
+      const loc = this.#record!.objectLocation(e.digest);
+      if (!loc) return undefined;
+      locations.set(e.digest, loc);
+    }
+    return encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: readTreeBuffer(this.#store, p.tree), files: p.files.length, bytes: p.logicalSize }, locations);
+  }
+
+  /**
+   * After a successful install: what is left of these keys' objects, then
+   * the keys; then, when `bundle` (the lockfile's whole key set) is given
+   * and keys were written, the bundle of their records.
+   */
+  async finish(names: string[], kinds: readonly string[], bundle?: string[]): Promise<PublishResult> {
     if (!this.#active()) {
       await this.abandon();
       return this.result;
@@ -294,26 +317,28 @@ export class Publisher {
       if (!this.#remote.usable) return result;
 
       // keys last (each carrying its tree), for the keys whose objects are all there
-      const locate = (p: Plan): Map<string, ObjectLocation> | undefined => {
-        const m = new Map<string, ObjectLocation>();
-        for (const e of p.files) {
-          if (e.size === 0) continue;
-          const loc = record.objectLocation(e.digest);
-          if (!loc) return undefined;
-          m.set(e.digest, loc);
-        }
-        return m;
-      };
-      const ready = plans.filter((p): p is Plan => p !== undefined && locate(p) !== undefined);
-      await runPool(ready, KEY_CONCURRENCY, async (p) => {
-        const locations = locate(p);
-        if (!locations) return;
-        const body = encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: readTreeBuffer(store, p.tree), files: p.files.length, bytes: p.logicalSize }, locations);
+      const written = new Map<string, Buffer>();
+      await runPool(plans, KEY_CONCURRENCY, async (p) => {
+        const body = p && this.#keyBody(p);
+        if (!body) return;
         if (await this.#put(keyObjectName(this.#remote.prefix, p.name), body, 'application/json')) {
           record.addKeys([[p.name, p.tree]]);
+          written.set(p.name, body);
           result.keys++;
         }
       });
+      // then the lockfile's bundle: every key of it this store knows the remote has
+      if (bundle && written.size > 0 && this.#remote.usable) {
+        const names = [...new Set(bundle.map((n) => this.#rename(n)))];
+        const bodies: Buffer[] = [];
+        for (const name of names) {
+          const tree = local.get(name);
+          const known = tree !== undefined && record.keyTree(name) === tree ? readPlan(store, name, tree, kindOf.get(name) ?? '') : undefined;
+          const body = written.get(name) ?? (known && this.#keyBody(known));
+          if (body) bodies.push(body);
+        }
+        await this.#put(bundleObjectName(this.#remote.prefix, names), encodeBundle(bodies), 'application/json');
+      }
       return result;
     } finally {
       await this.abandon();

@@ -125,8 +125,11 @@ export class Remote {
     await p?.abandon();
   }
 
-  /** Publish what the remote lacks of these keys, those of the given kinds (never in read mode). */
-  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}): Promise<void> {
+  /**
+   * Publish what the remote lacks of these keys, those of the given kinds
+   * (never in read mode); `bundle`: the lockfile's key set, whose bundle follows the keys.
+   */
+  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}, bundle?: string[]): Promise<void> {
     const early = this.#publisher;
     this.#publisher = undefined;
     if (this.settings.mode === 'read' || !this.usable) {
@@ -136,7 +139,7 @@ export class Remote {
     let r: PublishResult;
     try {
       const { Publisher } = await import('./publish.js');
-      r = await (early ?? new Publisher(store, this, hooks)).finish(names, kinds);
+      r = await (early ?? new Publisher(store, this, hooks)).finish(names, kinds, bundle);
     } catch (err) {
       // the install already succeeded: a publishing failure of any kind is a warning
       this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'publish' };

@@ -12,6 +12,12 @@
  *                                      the BLAKE3 digest of the pack's bytes;
  *                                      read one object by a ranged GET
  *   <prefix>objects/<digest>           a large object on its own
+ *   <prefix>bundles/<sha256(names)>.json
+ *                                      the key records of one lockfile's
+ *                                      packages together (named by its sorted
+ *                                      key names): a machine lacking them all
+ *                                      reads one object, not one per package;
+ *                                      written after the keys, checked like them
  *
  * An object is stored as it is, or zstd-compressed when that saves at least
  * a tenth, or — when small — zstd-compressed together with its package's
@@ -42,6 +48,10 @@ export function packObjectName(prefix: string, pack: string): string {
 }
 export function looseObjectName(prefix: string, digest: string): string {
   return `${prefix}objects/${digest}`;
+}
+/** the bundle of a set of keys: the same set (in any order, repeats ignored) names the same bundle */
+export function bundleObjectName(prefix: string, names: Iterable<string>): string {
+  return `${prefix}bundles/${createHash('sha256').update([...new Set(names)].sort().join('\n')).digest('hex')}.json`;
 }
 
 /** How an object's bytes are stored: as they are (0), zstd-compressed (1), or in a zstd frame with other small objects (2). */
@@ -190,13 +200,52 @@ export function encodeRemoteKey(
 const nonNegInt = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /** Parse a key body from the (untrusted) remote; throws BAD_INPUT when it is not one. */
-export function decodeRemoteKey(data: Buffer, expectedName: string): { key: RemoteKey; locations: Map<string, ObjectLocation> } {
+export function decodeRemoteKey(data: Buffer, expectedName: string): DecodedKey {
   let raw: unknown;
   try {
     raw = JSON.parse(data.toString('utf8'));
   } catch {
     throw new VeloError('BAD_INPUT', `remote key for ${expectedName} is not JSON`);
   }
+  return checkRemoteKey(raw, expectedName);
+}
+
+export interface DecodedKey {
+  key: RemoteKey;
+  locations: Map<string, ObjectLocation>;
+}
+
+/** A bundle's body: key bodies (already JSON) joined, without parsing them again. */
+export function encodeBundle(keyBodies: Buffer[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`{"v":${REMOTE_FORMAT},"keys":[`)];
+  keyBodies.forEach((b, i) => parts.push(i === 0 ? b : Buffer.concat([Buffer.from(','), b])));
+  parts.push(Buffer.from(']}'));
+  return Buffer.concat(parts);
+}
+
+/**
+ * The records a bundle from the (untrusted) remote holds for the wanted
+ * names, each checked as a key is; throws BAD_INPUT when it is not a bundle
+ * or a record for a wanted name is not a key.
+ */
+export function decodeBundle(data: Buffer, wanted: ReadonlySet<string>): Map<string, DecodedKey> {
+  let raw: { v?: unknown; keys?: unknown };
+  try {
+    raw = JSON.parse(data.toString('utf8')) as typeof raw;
+  } catch {
+    throw new VeloError('BAD_INPUT', 'remote bundle is not JSON');
+  }
+  if (!raw || typeof raw !== 'object' || raw.v !== REMOTE_FORMAT || !Array.isArray(raw.keys)) throw new VeloError('BAD_INPUT', 'remote bundle: not a bundle');
+  const out = new Map<string, DecodedKey>();
+  for (const k of raw.keys as unknown[]) {
+    const name = (k as { name?: unknown } | null)?.name;
+    if (typeof name === 'string' && wanted.has(name) && !out.has(name)) out.set(name, checkRemoteKey(k, name));
+  }
+  return out;
+}
+
+/** Check a parsed key body field by field; throws BAD_INPUT when it is not a key for expectedName. */
+function checkRemoteKey(raw: unknown, expectedName: string): DecodedKey {
   const k = raw as Partial<RemoteKey>;
   const bad = (why: string): never => {
     throw new VeloError('BAD_INPUT', `remote key for ${expectedName}: ${why}`);
