@@ -8,7 +8,7 @@
  * when something is to be restored or stored.
  */
 import type { Remote } from '../src/remote/remote.js';
-import { openConfiguredRemote } from './remoteContext.js';
+import { openConfiguredRemote, takeRemoteFlag } from './remoteContext.js';
 import { buildProfileDirs, parseCargoArgs, type CargoInvocation } from '../src/cargo/cargoArgs.js';
 import { isNoOp, planCargoRun, type CargoPlan } from '../src/cargo/plan.js';
 import { spawnCargo } from '../src/cargo/spawnCargo.js';
@@ -18,6 +18,7 @@ import { config, projectConfigFile } from './context.js';
 import { err, formatBytes, formatMs, out, renderError, type Io } from './io.js';
 
 const USAGE = `Usage: velo cargo <build|check|clippy|run|test> [cargo args] [--force] [--velo-incremental] [--projection link|mount]
+                  [--remote URL|--no-remote]
        velo cargo clean [cargo args]
 
 Runs the real cargo with the same arguments, output and exit code. Before it,
@@ -37,6 +38,10 @@ are; \`velo cargo clean\` first unmounts a mounted target dir.
                        the mount server's copy-up otherwise), so clones share
                        one copy (Linux with FUSE; else copied, saying why).
                        Default from VELO_PROJECTION, velo.json, config.
+  --remote URL         restore from / publish snapshots to this shared store on
+                       S3 (s3://bucket/prefix); default VELO_REMOTE, "remote"
+                       in velo.json / config (docs/REMOTE.md)
+  --no-remote          use no remote this time
 
 A snapshot holds the units the current build uses (earlier dependency
 versions stay in target/ but not in the store); debug and release stay
@@ -74,7 +79,8 @@ async function runRealCargo(args: string[], cwd: string, io: Io, env: NodeJS.Pro
   }
 }
 
-export async function runCargo(args: string[], io: Io): Promise<number> {
+export async function runCargo(argv: string[], io: Io): Promise<number> {
+  const { args, flag: remoteFlag } = takeRemoteFlag(argv);
   if (args.length === 0 || (args.length === 1 && ['--help', '-h', 'help'].includes(args[0]!))) {
     out(io, USAGE);
     return args.length === 0 ? 2 : 0;
@@ -98,7 +104,7 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
         }
       }
       const shown = plan;
-      remote = await openConfiguredRemote(io, cfg);
+      remote = await openConfiguredRemote(io, cfg, remoteFlag);
       const prep = await prepareTarget(plan, {
         home: cfg.home,
         method: cfg.method,
@@ -135,7 +141,7 @@ export async function runCargo(args: string[], io: Io): Promise<number> {
     if (code === 0 && (await import('../src/cargo/unchangedTarget.js')).targetUnchanged(plan)) return code;
     const cfg = config(io);
     const { recordTarget } = await import('../src/cargo/recordTarget.js');
-    remote ??= await openConfiguredRemote(io, cfg);
+    remote ??= await openConfiguredRemote(io, cfg, remoteFlag);
     const warned = new Set(remote?.warnings() ?? []);
     const rec = await recordTarget(plan, code, { home: cfg.home, method: cfg.method, projection, remote });
     for (const w of remote?.warnings() ?? []) if (!warned.has(w)) err(io, `velo: warning: ${w}`);

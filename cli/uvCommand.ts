@@ -5,10 +5,11 @@
  */
 import { VeloError } from '../src/errors.js';
 import type { VeloConfig } from '../src/config.js';
+import type { RemoteFlag } from '../src/remote/remoteConfig.js';
 import { checkNoop } from '../src/uv/noop.js';
 import { config } from './context.js';
 import { err, formatBytes, formatMs, json, out, type Io } from './io.js';
-import { openConfiguredRemote } from './remoteContext.js';
+import { openConfiguredRemote, takeRemoteFlag } from './remoteContext.js';
 import { runUvPip } from './uvPipCommand.js';
 
 const USAGE = `Usage: velo uv sync [uv sync arguments] [--json]
@@ -39,12 +40,17 @@ again from its recorded tree without running uv at all.
                    falls back to link, saying why, without FUSE). Default
                    from velo.json / config / VELO_PROJECTION.
   --json           print a JSON summary
+  --remote URL     use this shared store on S3 (s3://bucket/prefix) before the
+                   index, and publish to it (default: VELO_REMOTE, "remote" in
+                   velo.json / ~/.config/velo/config.json; docs/REMOTE.md)
+  --no-remote      use no remote this time
 
 uv is $VELO_UV, else <velo>/.tools/uv/bin/uv (scripts/install-uv.sh), else
 uv on PATH.`;
 
 export async function runUv(argv: string[], io: Io): Promise<number> {
-  const [sub, ...rest] = argv;
+  const [sub, ...given] = argv;
+  const { args: rest, flag: remoteFlag } = takeRemoteFlag(given);
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
     out(io, USAGE);
     return sub === undefined ? 2 : 0;
@@ -66,15 +72,15 @@ export async function runUv(argv: string[], io: Io): Promise<number> {
     }
     return 0;
   }
-  return syncWithStore(rest, io, checked, cfg);
+  return syncWithStore(rest, io, checked, cfg, remoteFlag);
 }
 
-async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof checkNoop>, cfg: VeloConfig): Promise<number> {
+async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof checkNoop>, cfg: VeloConfig, remoteFlag: RemoteFlag): Promise<number> {
   const [{ uvSync }, { openStoreAt }] = await Promise.all([import('../src/uv/uvSync.js'), import('./storeContext.js')]);
   const tty = io.interactive && !checked.args.json;
   let drawn = false;
   const pause = Number(io.env.VELO_TEST_PAUSE_BEFORE_SWAP_MS ?? 0);
-  const remote = await openConfiguredRemote(io, cfg);
+  const remote = await openConfiguredRemote(io, cfg, remoteFlag);
   const r = await uvSync({
     remote,
     argv,

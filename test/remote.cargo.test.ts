@@ -46,4 +46,16 @@ describe('velo cargo with a remote', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/publishing stopped: PUT .*access denied/);
   });
+
+  test('--remote URL and --no-remote choose the remote for one run (not passed on to cargo)', async () => {
+    const d = sb.clone('d');
+    const off = veloCargo(['build', '--no-remote'], d, { ...sb.env, ...s3.env('rw'), VELO_REMOTE: `s3://${s3.bucket}/cargo3`, VELO_HOME: join(sb.root, 'home-d') });
+    expect(off.code, off.stderr).toBe(0);
+    expect(await s3.list('cargo3/')).toEqual([]);
+    const e = sb.clone('e');
+    const on = veloCargo(['build', '--remote', `s3://${s3.bucket}/cargo4`], e, { ...sb.env, ...s3.env('rw'), VELO_HOME: join(sb.root, 'home-e') });
+    expect(on.code, on.stderr).toBe(0);
+    expect(on.stderr).not.toMatch(/warning/);
+    expect((await s3.list('cargo4/keys/')).length).toBe(1);
+  });
 });

@@ -48,6 +48,22 @@ describe('velo npm ci with a remote', () => {
     expect(s2).toMatchObject({ fetched: 0, remote: { fromRemote: s1.packages, published: 0, warnings: [] } });
     expect(nodeModules(b)).toEqual(nodeModules(a));
     expect(warnings(second.stderr)).toEqual([]);
+    // the lockfile's bundle gave every key record in one GET (below: one GET per key without it)
+    expect(await listed('team1/bundles/')).toHaveLength(1);
+
+    // a bundle that is not one: one warning, the keys one by one, still no registry request
+    const [bundle] = await listed('team1/bundles/');
+    await client().put(bundle!.key, Buffer.from('{"v":1,"keys":[{"name":"x"}'));
+    const c = await fx.project('dev');
+    cpSync(join(a.dir, 'package-lock.json'), join(c.dir, 'package-lock.json'));
+    await fx.registry.clearRequests();
+    const third = await ci(c, fx.tmp(), remoteEnv('team1', 'ro'));
+    expect(third.code, third.stderr).toBe(0);
+    expect(await fx.registry.requests()).toEqual([]);
+    expect(warnings(third.stderr)).toHaveLength(1);
+    expect(warnings(third.stderr)[0]).toMatch(/bundle is not JSON/);
+    expect(JSON.parse(third.stdout).remote.requests).toBe(s2.remote.requests + s1.packages);
+    expect(nodeModules(c)).toEqual(nodeModules(a));
 
     // velo remote status sees what was published
     const st = await veloAsync(['remote', 'status', '--json'], { ...remoteEnv('team1'), VELO_HOME: fx.tmp() });
@@ -96,6 +112,43 @@ describe('velo npm ci with a remote', () => {
     expect(warnings(ro.stderr)).toHaveLength(1);
     expect(warnings(ro.stderr)[0]).toMatch(/publishing stopped: PUT .*access denied/);
     expect(await listed('team3/')).toEqual([]);
+  });
+
+  it('objects upload while the install runs, keys only after it succeeded: a failed install publishes no key, and the next one sends no object again', async () => {
+    // the scripts run after every package is fetched: the objects are on their way by then
+    const spec = {
+      name: 'early',
+      packageJson: { name: 'early', version: '1.0.0', private: true, dependencies: { 'velo-fx-many-files': '^1.0.0', '@velo-fx/hello': '^1.0.0', 'velo-fx-script-fails': '^1.0.0' } },
+    };
+    const a = await fx.project(spec);
+    const home = fx.tmp();
+    const failed = await ci(a, home, remoteEnv('team6'));
+    expect(failed.code, failed.stderr).toBe(1);
+    expect(failed.stdout + failed.stderr).toMatch(/velo-fx-script-fails@1\.0\.0 postinstall script failed/);
+    expect(warnings(failed.stderr)).toEqual([]);
+    expect(await listed('team6/keys/')).toEqual([]);
+    const packs = (await listed('team6/packs/')).map((o) => o.key);
+    expect(packs.length).toBeGreaterThan(0);
+
+    // the same store succeeds without scripts: keys now, no object sent twice
+    const ok = await ci(a, home, remoteEnv('team6'), ['--ignore-scripts']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const s = JSON.parse(ok.stdout);
+    expect(s.remote).toMatchObject({ published: s.packages, warnings: [] });
+    expect((await listed('team6/packs/')).map((o) => o.key)).toEqual(packs);
+    const keys = await listed('team6/keys/');
+    expect(keys.length).toBe(s.packages);
+    // only the keys and the lockfile's bundle went up
+    expect(s.remote.uploadedBytes).toBe([...keys, ...(await listed('team6/bundles/'))].reduce((n, o) => n + o.size, 0));
+
+    // and what it published installs a fresh store without the registry
+    const b = await fx.project(spec);
+    cpSync(join(a.dir, 'package-lock.json'), join(b.dir, 'package-lock.json'));
+    await fx.registry.clearRequests();
+    const fresh = await ci(b, fx.tmp(), remoteEnv('team6', 'ro'), ['--ignore-scripts']);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(await fx.registry.requests()).toEqual([]);
+    expect(nodeModules(b)).toEqual(nodeModules(a));
   });
 
   it('VELO_REMOTE_MODE=read and --no-remote never write', async () => {

@@ -14,6 +14,7 @@ import { remoteSettings } from '../src/remote/remoteConfig.js';
 import { Remote } from '../src/remote/remote.js';
 import { fillFromRemote } from '../src/remote/fill.js';
 import { publishToRemote } from '../src/remote/publish.js';
+import { decodeRemoteKey, keyObjectName } from '../src/remote/remoteLayout.js';
 import { S3Client } from '../src/remote/s3Client.js';
 import { walkStoreDir } from '../src/store/walkStore.js';
 import { readCounters } from '../src/store/counters.js';
@@ -74,6 +75,11 @@ describe('remote store tier (weed mini)', () => {
     const listed = await listAll('p1/');
     expect(listed.filter((k) => k.startsWith('keys/'))).toHaveLength(2);
     expect(listed.filter((k) => k.startsWith('objects/'))).toHaveLength(1); // the 3 MiB file on its own
+    // a package's small files travel compressed together in zstd frames (encoding 2)
+    const keyA = decodeRemoteKey((await s3.client().get(keyObjectName('p1/', keys[0]!)))!, keys[0]!);
+    const framed = [...keyA.locations.values()].filter((l) => l.enc === 2);
+    expect(framed.length).toBeGreaterThan(30);
+    expect(new Set(framed.map((l) => l.at)).size).toBe(framed.length);
 
     // publishing again uploads nothing
     const again = await publishToRemote(store, remoteFor('p1/'), keys, ['npm']);

@@ -23,9 +23,9 @@ afterAll(async () => {
   await stopUvIndexSandbox(index, root);
 });
 
-function sync(project: string, home: string, cache: string, extra: NodeJS.ProcessEnv) {
+function sync(project: string, home: string, cache: string, extra: NodeJS.ProcessEnv, args: string[] = []) {
   const env = { ...uvSandboxEnv({ root, python, veloHome: home, index }, cache), ...extra };
-  const r = veloUv(['sync', '--json', '--locked'], env, project);
+  const r = veloUv(['sync', '--json', '--locked', ...args], env, project);
   expect(r.code, r.stderr + r.stdout).toBe(0);
   return { summary: JSON.parse(r.stdout) as Record<string, any>, stderr: r.stderr, env };
 }
@@ -56,5 +56,21 @@ describe('velo uv sync with a remote', () => {
     expect(r.summary).toMatchObject({ fromStore: 0 });
     expect(r.stderr.split('\n').filter((l) => l.startsWith('velo: warning:'))).toHaveLength(1);
     expect(r.summary.remote.warnings[0]).toMatch(/not used: .*ECONNREFUSED/);
+  });
+
+  test('--remote URL and --no-remote choose the remote for one run', async () => {
+    const four = copyProject('app-two', join(root, 'm4'));
+    expect(runUvCli(['lock'], uvSandboxEnv({ root, python, veloHome: join(root, 'h4'), index }, 'lock'), four).code).toBe(0);
+    // --no-remote wins over VELO_REMOTE: nothing written
+    const off = sync(four, join(root, 'h4'), 'c4', { ...s3.env('rw'), VELO_REMOTE: `s3://${s3.bucket}/uv3` }, ['--no-remote']);
+    expect(off.summary.remote).toBeUndefined();
+    expect(await s3.list('uv3/')).toEqual([]);
+    // --remote with no VELO_REMOTE: published there
+    const five = copyProject('app-two', join(root, 'm5'));
+    expect(runUvCli(['lock'], uvSandboxEnv({ root, python, veloHome: join(root, 'h5'), index }, 'lock'), five).code).toBe(0);
+    const on = sync(five, join(root, 'h5'), 'c5', s3.env('rw'), [`--remote=s3://${s3.bucket}/uv4`]);
+    expect(on.summary.remote).toMatchObject({ url: `s3://${s3.bucket}/uv4/`, warnings: [] });
+    expect(on.summary.remote.published).toBeGreaterThan(0);
+    expect((await s3.list('uv4/keys/')).length).toBe(on.summary.remote.published);
   });
 });

@@ -22,6 +22,11 @@ export interface PackageTrees {
   warnings: string[];
 }
 
+/** The lockfile's key set, which names its bundle in the remote. */
+export function lockfileKeys(plan: Plan): string[] {
+  return [...new Set(plan.packages.flatMap((p) => (p.key ? [p.key] : [])))];
+}
+
 /** The key a package's tree is found under in `have`. */
 export function treeKeyOf(p: PlannedPackage): string {
   return p.key ?? `unkeyed:${p.location}`;
@@ -34,7 +39,7 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
   const lacking = [...new Set(keyed.map((p) => p.key!).filter((k) => !have.has(k)))];
   if (remote && lacking.length > 0) {
     progress?.phase?.('fetch', `${lacking.length} packages from the remote`);
-    for (const [key, tree] of await remote.fill(store, lacking, REMOTE_KINDS)) {
+    for (const [key, tree] of await remote.fill(store, lacking, REMOTE_KINDS, { bundle: lockfileKeys(plan) })) {
       have.set(key, tree);
       fromRemote++;
     }
@@ -44,11 +49,17 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
   const warnings: string[] = [];
   if (missing.length > 0) {
     progress?.phase?.('fetch', `${missing.length} packages`);
+    // the remote was just asked for these and lacks them: their objects upload as
+    // each lands in the store, their keys only after the install succeeded
+    const publishing = remote !== undefined && lacking.length > 0;
+    if (publishing) await remote.beginPublish(store);
+
     // loaded only when something is missing: tar alone is a large module
     const { fetchPackages } = await import('./fetchPackages.js');
     let done = 0;
     const fetched = await fetchPackages(store, loaded, missing, {
-      onFetched: (_p, r) => {
+      onFetched: (p, r) => {
+        if (publishing && p.key) remote.offer(p.key, r.tree);
         fetchedBytes += r.bytes;
         progress?.fetched?.(++done, missing.length, fetchedBytes);
       },
@@ -57,6 +68,7 @@ export async function lookUpAndFetch(store: Store, loaded: LoadedNpmConfig, plan
       have.set(treeKeyOf(f.pkg), f.result.tree);
       warnings.push(...f.result.warnings);
     }
+    if (publishing) remote.offersDone();
   }
   return { have, missing, fromRemote, fetchedBytes, warnings };
 }

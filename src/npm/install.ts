@@ -30,6 +30,15 @@ import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './reco
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';
 
 export async function npmInstall(o: InstallOptions): Promise<InstallSummary> {
+  try {
+    return await installOnce(o);
+  } finally {
+    // a failed install: the uploads the remote started finish (recorded), no key is published
+    await o.remote?.settle();
+  }
+}
+
+async function installOnce(o: InstallOptions): Promise<InstallSummary> {
   const t0 = performance.now();
   const root = resolve(o.root);
   // npm's config loading exports npm_config_* into process.env (as npm does for
@@ -129,7 +138,7 @@ async function installFromLockfile(
 ): Promise<InstallSummary> {
   // planning, fetching and laying out are loaded only when a lockfile install needs
   // them (the manifest path and the no-op never do)
-  const [{ resolveAndPlan }, { lookUpAndFetch }, { planBuilds, runBuilds }, { composeNodeModules }, links] = await Promise.all([
+  const [{ resolveAndPlan }, { lookUpAndFetch, lockfileKeys }, { planBuilds, runBuilds }, { composeNodeModules }, links] = await Promise.all([
     import('./resolveLockfile.js'),
     import('./fetchMissing.js'),
     import('./buildScripted.js'),
@@ -201,13 +210,13 @@ async function installFromLockfile(
       warnings: [...warnings, ...layoutWarnings],
       linkBuild: linksBuilt.map((l) => l.location),
     });
-    return withRemote(o, summary, usedKeys);
+    return withRemote(o, summary, usedKeys, lockfileKeys(plan));
   });
 }
 
-/** After a successful install: publish the package keys the remote lacks, and report what the remote did. */
-async function withRemote(o: InstallOptions, summary: InstallSummary, keys: string[]): Promise<InstallSummary> {
+/** After a successful install: publish the package keys the remote lacks (and the lockfile's bundle), and report what the remote did. */
+async function withRemote(o: InstallOptions, summary: InstallSummary, keys: string[], bundle?: string[]): Promise<InstallSummary> {
   if (!o.remote) return summary;
-  await o.remote.publish(o.store, keys, REMOTE_KINDS);
+  await o.remote.publish(o.store, keys, REMOTE_KINDS, {}, bundle);
   return { ...summary, remote: o.remote.report() };
 }

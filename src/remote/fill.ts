@@ -1,6 +1,7 @@
 /**
  * Lookup before the registry: package key → remote key (which carries its
- * tree) → the objects the local store lacks. Everything from the remote is untrusted: the key's
+ * tree; the lockfile's bundle gives all of them in one GET when the remote
+ * has it) → the objects the local store lacks. Everything from the remote is untrusted: the key's
  * JSON is checked field by field, the tree and every object are re-hashed
  * with BLAKE3 before they enter the local store, and an object's length must
  * be the size its tree gives. A key is set locally only when its tree and
@@ -16,7 +17,18 @@ import { hasTree, putTreeBuffer, readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
-import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, type ObjectLocation } from './remoteLayout.js';
+import {
+  FRAME_OBJECT_MAX,
+  FRAME_RAW_MAX,
+  bundleObjectName,
+  decodeBundle,
+  decodeRemoteKey,
+  keyObjectName,
+  looseObjectName,
+  packObjectName,
+  type DecodedKey,
+  type ObjectLocation,
+} from './remoteLayout.js';
 import { runPool } from './pool.js';
 import { checkIn, remoteJobPool, type CheckInItem } from './remoteJobs.js';
 import type { Remote } from './remote.js';
@@ -35,6 +47,8 @@ const MERGE_SPAN = 8 << 20;
 export interface FillResult {
   /** key name → tree, for every key now in the local store */
   trees: Map<string, string>;
+  /** the keys the remote answered it does not have */
+  absent: string[];
   objects: number;
   bytes: number;
   requests: number;
@@ -62,16 +76,21 @@ interface Wanted {
 export interface FillOptions {
   /** set each key found in the local index under its name (default); false: the caller records the trees itself */
   setKeys?: boolean;
+  /** the whole key set of the lockfile: its bundle, when the remote has one, gives every record in one GET */
+  bundle?: string[];
 }
 
 export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
   remote.phase = 'fetch';
   const requests0 = remote.client.stats.requests;
-  const result: FillResult = { trees: new Map(), objects: 0, bytes: 0, requests: 0 };
+  const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
   const found: Found[] = [];
+  const fromBundle = options.bundle ? await readBundle(remote, options.bundle, names) : new Map<string, DecodedKey>();
   await runPool(names, KEY_CONCURRENCY, async (name) => {
-    const f = await lookUp(store, remote, name, kinds);
-    if (f) found.push(f);
+    const bundled = fromBundle.get(name);
+    const f = bundled ? examine(store, remote, name, kinds, bundled) : await lookUp(store, remote, name, kinds);
+    if (f === 'absent') result.absent.push(name);
+    else if (f) found.push(f);
   });
 
   // what the local store lacks, once per digest
@@ -89,8 +108,7 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
         continue;
       }
       const loc = f.locations.get(e.digest);
-      // stored as it is: exactly its size; compressed: smaller than it
-      if (!loc || (loc.enc === 0 ? loc.length !== e.size : loc.length >= e.size)) {
+      if (!loc || !sizeFits(loc, e.size)) {
         remote.damaged(`${f.name}: no index entry of the right size for object ${e.digest}`);
         f.bad = true;
         continue;
@@ -122,6 +140,7 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
       offset: read.pack === '' ? 0 : w.loc.offset - read.start,
       length: w.loc.length,
       enc: w.loc.enc,
+      at: w.loc.at ?? 0,
     }));
     const ok = await checkIn(store, pool, data, items);
     read.items.forEach((w, i) => {
@@ -148,9 +167,28 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
   return result;
 }
 
-async function lookUp(store: Store, remote: Remote, name: string, kinds: readonly string[]): Promise<Found | undefined> {
+/** Stored as it is: exactly its size; compressed alone: smaller than it; in a frame: a small object, in a frame smaller than a whole one. */
+function sizeFits(loc: ObjectLocation, size: number): boolean {
+  if (loc.enc === 0) return loc.length === size;
+  if (loc.enc === 1) return loc.length < size;
+  return size <= FRAME_OBJECT_MAX && loc.length < FRAME_RAW_MAX && (loc.at ?? 0) + size <= FRAME_RAW_MAX;
+}
+
+/** The records the lockfile's bundle holds for `names` (none when there is no bundle, or it is not one: one warning, then key by key). */
+async function readBundle(remote: Remote, bundle: string[], names: string[]): Promise<Map<string, DecodedKey>> {
+  const data = await remote.guard(() => remote.client.get(bundleObjectName(remote.prefix, bundle), undefined, KEY_MAX_BYTES));
+  if (data === undefined) return new Map();
+  try {
+    return decodeBundle(data, new Set(names));
+  } catch (err) {
+    remote.damaged((err as Error).message);
+    return new Map();
+  }
+}
+
+async function lookUp(store: Store, remote: Remote, name: string, kinds: readonly string[]): Promise<Found | 'absent' | undefined> {
   const data = await remote.guard(() => remote.client.get(keyObjectName(remote.prefix, name), undefined, KEY_MAX_BYTES));
-  if (data === undefined) return undefined;
+  if (data === undefined) return remote.usable ? 'absent' : undefined;
   let decoded;
   try {
     decoded = decodeRemoteKey(data, name);
@@ -158,6 +196,11 @@ async function lookUp(store: Store, remote: Remote, name: string, kinds: readonl
     remote.damaged((err as Error).message);
     return undefined;
   }
+  return examine(store, remote, name, kinds, decoded);
+}
+
+/** A key record checked: its kind, its tree (re-hashed unless the store has it) and the tree's files. */
+function examine(store: Store, remote: Remote, name: string, kinds: readonly string[], decoded: DecodedKey): Found | undefined {
   const { key, locations } = decoded;
   if (!kinds.includes(key.kind)) {
     remote.damaged(`remote key for ${name} has kind ${JSON.stringify(key.kind)}`);

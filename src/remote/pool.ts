@@ -2,7 +2,8 @@
  * Bounded concurrency for remote requests: runPool maps a list with at most
  * `limit` tasks in flight; Limiter admits tasks one by one as slots free up,
  * so a producer (the pack builder) never holds more than `limit` uploads in
- * memory.
+ * memory; Semaphore bounds tasks started from many places (keys handed to
+ * a publish while the install runs) and gives each its result.
  */
 export async function runPool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -29,5 +30,27 @@ export class Limiter {
 
   async idle(): Promise<void> {
     while (this.#running.size > 0) await Promise.race(this.#running);
+  }
+}
+
+/** At most `limit` tasks run at once; run() resolves with the task's own result. */
+export class Semaphore {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(limit: number) {
+    this.#free = Math.max(1, limit);
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
   }
 }

@@ -2,7 +2,10 @@
  * After a successful install: publish what the remote lacks — objects (small
  * ones packed many to a PUT), then keys, each carrying its tree. A key is written only
  * after everything it names is there, so a reader never finds a key whose
- * content is missing. Every upload is recorded locally as soon as it
+ * content is missing. An install may hand keys over while it still runs
+ * (Publisher.offer, as each package lands in the store): their objects are
+ * encoded and uploaded alongside the install, their keys still wait for
+ * finish(), which only a successful install calls. Every upload is recorded locally as soon as it
  * succeeded (publishRecord.ts): nothing is uploaded twice, and an
  * interrupted publish resumes. Objects are re-hashed before they leave: a
  * damaged local object is never published (its key is skipped).
@@ -18,19 +21,23 @@ import {
   OBJECT_PUBLISH_MAX,
   PACK_OBJECT_MAX,
   PACK_TARGET,
+  bundleObjectName,
+  encodeBundle,
   encodeRemoteKey,
   keyObjectName,
   looseObjectName,
   packObjectName,
-  type ObjectEncoding,
+  type EncodedBlob,
   type ObjectLocation,
 } from './remoteLayout.js';
-import { encode, remoteJobPool } from './remoteJobs.js';
-import { Limiter, runPool } from './pool.js';
+import { encode, publishJobPool } from './remoteJobs.js';
+import { Limiter, Semaphore, runPool } from './pool.js';
 import type { Remote } from './remote.js';
 
 export const UPLOAD_CONCURRENCY = 4;
 const SMALL_CONCURRENCY = 16;
+/** key PUTs are small and latency-bound: 1,000 × 3 KB against weed on loopback, 16 in flight 1.3–2.0 s, 64 in flight 1.1–1.3 s */
+const KEY_CONCURRENCY = 64;
 /** up to this many keys to publish are checked one by one (HEAD); more, by listing keys/ */
 const HEAD_LIMIT = 200;
 
@@ -62,159 +69,291 @@ export interface PublishHooks {
   remoteName?: (localName: string) => string;
 }
 
+/** A key's tree, read and parsed; undefined when the store cannot give it. */
+function readPlan(store: Store, name: string, tree: string, kind: string): Plan | undefined {
+  try {
+    const parsed = parseTree(readTreeBuffer(store, tree));
+    return { name, tree, kind, files: parsed.entries.filter((e) => e.kind === 'file'), logicalSize: parsed.logicalSize };
+  } catch {
+    return undefined;
+  }
+}
+
 function keyKind(store: Store, name: string): string {
   return (store.index.prepare('SELECT kind FROM keys WHERE name = ?').get(name) as { kind: string } | undefined)?.kind ?? '';
 }
 
 /** Publish the keys among `names` whose local kind is one of `kinds`. */
 export async function publishToRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], hooks: PublishHooks = {}): Promise<PublishResult> {
-  const result: PublishResult = { keys: 0, alreadyThere: 0, skipped: 0, objects: 0, packs: 0, bytes: 0, requests: 0 };
-  if (remote.settings.mode === 'read' || !remote.usable) return result;
-  remote.phase = 'publish';
-  const requests0 = remote.client.stats.requests;
-  const record = new PublishRecord(store, remote.id);
-  const put = async (objectName: string, body: Buffer, type?: string): Promise<boolean> => {
-    hooks.onPut?.(objectName);
-    const ok = await remote.guard(async () => {
-      await remote.client.put(objectName, body, type);
-      return true;
-    });
-    if (ok) result.bytes += body.length;
-    return ok === true;
-  };
-  try {
-    const rename = hooks.remoteName ?? ((n: string) => n);
-    // remote name → tree
-    const kindOf = new Map(names.map((n) => [rename(n), keyKind(store, n)]));
-    const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(kindOf.get(rename(n))!)))].map(([n, t]) => [rename(n), t]));
-    let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
-    if (todo.length === 0) {
-      result.alreadyThere = local.size;
-      return result;
-    }
-    // what the remote has already (another machine may have published it): a HEAD
-    // each for a few keys, one listing of keys/ for many
-    const present = new Set<string>();
-    const asked = await remote.guard(async () => {
-      if (todo.length <= HEAD_LIMIT) {
-        await runPool(todo, SMALL_CONCURRENCY, async ([name]) => {
-          const objectName = keyObjectName(remote.prefix, name);
-          if (await remote.client.exists(objectName)) present.add(objectName);
-        });
-      } else for await (const o of remote.client.list(`${remote.prefix}keys/`)) present.add(o.key);
-      return true;
-    });
-    if (!asked) return result;
-    const known = todo.filter(([name]) => present.has(keyObjectName(remote.prefix, name)));
-    record.addKeys(known);
-    todo = todo.filter(([name]) => !present.has(keyObjectName(remote.prefix, name)));
-    result.alreadyThere = local.size - todo.length;
+  return new Publisher(store, remote, hooks).finish(names, kinds);
+}
 
-    // objects first: small ones into packs, large ones on their own
-    const plans: Plan[] = [];
-    const queued = new Set<string>();
-    const uploads = new Limiter(UPLOAD_CONCURRENCY);
-    let pack: { parts: Buffer[]; entries: [string, ObjectLocation][]; size: number } = { parts: [], entries: [], size: 0 };
-    const sealPack = async (): Promise<void> => {
-      if (pack.size === 0) return;
-      const sealed = pack;
-      pack = { parts: [], entries: [], size: 0 };
-      const body = Buffer.concat(sealed.parts, sealed.size);
-      const id = hashBuffer(body);
-      await uploads.admit(async () => {
-        if (await put(packObjectName(remote.prefix, id), body)) {
-          record.addObjects(sealed.entries.map(([d, l]) => [d, { ...l, pack: id }]));
-          result.packs++;
-          result.objects += sealed.entries.length;
+/**
+ * One publish, which may start before the install is over: offer() stages a
+ * key's objects (read, re-hash, encode on the worker threads, pack, upload)
+ * as soon as the key is in the store; finish() stages the rest, waits for
+ * every upload and only then writes the keys; abandon() (a failed install)
+ * waits for the uploads in flight and writes no key. Uploaded objects are
+ * recorded either way, so the next publish does not send them again.
+ */
+export class Publisher {
+  readonly result: PublishResult = { keys: 0, alreadyThere: 0, skipped: 0, objects: 0, packs: 0, bytes: 0, requests: 0 };
+  readonly #store: Store;
+  readonly #remote: Remote;
+  readonly #hooks: PublishHooks;
+  readonly #record: PublishRecord | undefined;
+  readonly #requests0: number;
+  readonly #pool = publishJobPool();
+  /** a few keys staged ahead of the uploads (which bound the memory through their Limiter) */
+  readonly #staging: Semaphore;
+  readonly #uploads = new Limiter(UPLOAD_CONCURRENCY);
+  /** digests claimed by a staged key: another key sharing an object does not encode it again */
+  readonly #queued = new Set<string>();
+  /** remote key name → its staging (the plan, or undefined when it cannot be published) and the tree it stages */
+  readonly #staged = new Map<string, { tree: string; plan: Promise<Plan | undefined> }>();
+  #pack: { parts: Buffer[]; entries: [string, ObjectLocation][]; size: number } = { parts: [], entries: [], size: 0 };
+  /** the last pack of the offered keys, sealed once no more offers come */
+  #sealing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(store: Store, remote: Remote, hooks: PublishHooks = {}) {
+    this.#store = store;
+    this.#remote = remote;
+    this.#hooks = hooks;
+    this.#requests0 = remote.client.stats.requests;
+    this.#staging = new Semaphore(this.#pool ? this.#pool.size * 2 + 2 : 1);
+    if (this.#active()) {
+      remote.phase = 'publish';
+      this.#record = new PublishRecord(store, remote.id);
+    }
+  }
+
+  #active(): boolean {
+    return this.#remote.settings.mode !== 'read' && this.#remote.usable && !this.#closed;
+  }
+
+  #rename(localName: string): string {
+    return this.#hooks.remoteName?.(localName) ?? localName;
+  }
+
+  /**
+   * A key the remote was just asked for and lacks, now in the local store:
+   * upload its objects while the install goes on (never its key: finish() does that).
+   */
+  offer(localName: string, tree: string): void {
+    if (!this.#active()) return;
+    const name = this.#rename(localName);
+    if (this.#staged.has(name) || this.#record!.keyTree(name) === tree) return;
+    this.#stage(name, tree, keyKind(this.#store, localName));
+  }
+
+  #stage(name: string, tree: string, kind: string): Promise<Plan | undefined> {
+    const plan = this.#staging.run(() => this.#stageObjects(name, tree, kind));
+    // an unexpected error surfaces in finish() (a warning), never as an unhandled rejection
+    plan.catch(() => undefined);
+    this.#staged.set(name, { tree, plan });
+    return plan;
+  }
+
+  async #put(objectName: string, body: Buffer, type?: string): Promise<boolean> {
+    this.#hooks.onPut?.(objectName);
+    const ok = await this.#remote.guard(async () => {
+      await this.#remote.client.put(objectName, body, type);
+      return true;
+    });
+    if (ok) this.result.bytes += body.length;
+    return ok === true;
+  }
+
+  async #sealPack(): Promise<void> {
+    if (this.#pack.size === 0 || !this.#remote.usable) return;
+    const sealed = this.#pack;
+    this.#pack = { parts: [], entries: [], size: 0 };
+    const body = Buffer.concat(sealed.parts, sealed.size);
+    const id = hashBuffer(body);
+    await this.#uploads.admit(async () => {
+      if (await this.#put(packObjectName(this.#remote.prefix, id), body)) {
+        this.#record!.addObjects(sealed.entries.map(([d, l]) => [d, { ...l, pack: id }]));
+        this.result.packs++;
+        this.result.objects += sealed.entries.length;
+      }
+    });
+  }
+
+  async #addToUploads(blob: EncodedBlob, digestOf: (index: number) => string): Promise<void> {
+    const { bytes, enc } = blob;
+    if (bytes.length > PACK_OBJECT_MAX) {
+      // large objects are never framed: one member
+      const digest = digestOf(blob.members[0]![0]);
+      await this.#uploads.admit(async () => {
+        if (await this.#put(looseObjectName(this.#remote.prefix, digest), bytes)) {
+          this.#record!.addObjects([[digest, { pack: '', offset: 0, length: bytes.length, enc }]]);
+          this.result.objects++;
         }
       });
-    };
-    const addToUploads = async (e: ParsedEntry, bytes: Buffer, enc: ObjectEncoding): Promise<void> => {
-      if (bytes.length > PACK_OBJECT_MAX) {
-        await uploads.admit(async () => {
-          if (await put(looseObjectName(remote.prefix, e.digest), bytes)) {
-            record.addObjects([[e.digest, { pack: '', offset: 0, length: bytes.length, enc }]]);
-            result.objects++;
-          }
-        });
-        return;
-      }
-      pack.entries.push([e.digest, { pack: '', offset: pack.size, length: bytes.length, enc }]);
-      pack.parts.push(bytes);
-      pack.size += bytes.length;
-      if (pack.size >= PACK_TARGET) await sealPack();
-    };
-    // reading, re-hashing and compressing run on worker threads, a few keys
-    // ahead of the uploads (which bound the memory through the Limiter)
-    const pool = remoteJobPool();
-    await runPool(todo, pool ? pool.size * 2 + 2 : 1, async ([name, tree]) => {
-      if (!remote.usable) return;
-      let files: ParsedEntry[];
-      let logicalSize: number;
-      try {
-        const parsed = parseTree(readTreeBuffer(store, tree));
-        files = parsed.entries.filter((e) => e.kind === 'file');
-        logicalSize = parsed.logicalSize;
-      } catch {
-        result.skipped++;
-        return;
-      }
-      const fresh: ParsedEntry[] = [];
-      for (const e of files) {
-        if (e.size === 0 || queued.has(e.digest) || record.objectLocation(e.digest)) continue;
-        if (e.size > OBJECT_PUBLISH_MAX) {
-          result.skipped++;
-          return;
-        }
-        fresh.push(e);
-      }
-      // claimed before the await: another key sharing an object does not encode it again
-      for (const e of fresh) queued.add(e.digest);
-      const encoded = await encode(
-        pool,
-        fresh.map((e) => ({ digest: e.digest, size: e.size, path: store.objectPath(e.digest, e.exec) })),
-      );
-      let ok = true;
-      for (let i = 0; i < fresh.length; i++) {
-        const out = encoded[i];
-        // missing, or edited in place in the store: never published, and neither is this key
-        if (!out) ok = false;
-        else await addToUploads(fresh[i]!, out.bytes, out.enc);
-      }
-      if (!ok) {
-        result.skipped++;
-        return;
-      }
-      plans.push({ name, tree, kind: kindOf.get(name) ?? '', files, logicalSize });
-    });
-    await sealPack();
-    await uploads.idle();
-    if (!remote.usable) return result;
+      return;
+    }
+    const pack = this.#pack;
+    for (const [index, at] of blob.members) {
+      pack.entries.push([digestOf(index), { pack: '', offset: pack.size, length: bytes.length, enc, ...(enc === 2 ? { at } : {}) }]);
+    }
+    pack.parts.push(bytes);
+    pack.size += bytes.length;
+    if (pack.size >= PACK_TARGET) await this.#sealPack();
+  }
 
-    // keys last (each carrying its tree), for the keys whose objects are all there
-    const locate = (p: Plan): Map<string, ObjectLocation> | undefined => {
-      const m = new Map<string, ObjectLocation>();
-      for (const e of p.files) {
-        if (e.size === 0) continue;
-        const loc = record.objectLocation(e.digest);
-        if (!loc) return undefined;
-        m.set(e.digest, loc);
+  /** Read, re-hash and encode a key's objects the remote lacks, and hand them to the uploads. */
+  async #stageObjects(name: string, tree: string, kind: string): Promise<Plan | undefined> {
+    if (!this.#remote.usable) return undefined;
+    const store = this.#store;
+    const plan = readPlan(store, name, tree, kind);
+    if (!plan) {
+      this.result.skipped++;
+      return undefined;
+    }
+    const fresh: ParsedEntry[] = [];
+    for (const e of plan.files) {
+      if (e.size === 0 || this.#queued.has(e.digest) || this.#record!.objectLocation(e.digest)) continue;
+      if (e.size > OBJECT_PUBLISH_MAX) {
+        this.result.skipped++;
+        return undefined;
       }
-      return m;
-    };
-    const ready = plans.filter((p) => locate(p) !== undefined);
-    await runPool(ready, SMALL_CONCURRENCY, async (p) => {
-      const locations = locate(p);
-      if (!locations) return;
-      const body = encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: readTreeBuffer(store, p.tree), files: p.files.length, bytes: p.logicalSize }, locations);
-      if (await put(keyObjectName(remote.prefix, p.name), body, 'application/json')) {
-        record.addKeys([[p.name, p.tree]]);
-        result.keys++;
+      fresh.push(e);
+    }
+    // claimed before the await
+    for (const e of fresh) this.#queued.add(e.digest);
+    const { blobs, bad } = await encode(
+      this.#pool,
+      fresh.map((e) => ({ digest: e.digest, size: e.size, path: store.objectPath(e.digest, e.exec) })),
+    );
+    for (const blob of blobs) await this.#addToUploads(blob, (i) => fresh[i]!.digest);
+    // an object missing, or edited in place in the store: never published, and neither is this key
+    if (bad.length > 0) {
+      this.result.skipped++;
+      return undefined;
+    }
+    return plan;
+  }
+
+  /**
+   * No more offers are coming (the install's downloads are over): once the
+   * offered keys are staged, the last pack goes up while the install lays
+   * node_modules out, instead of after it.
+   */
+  offersDone(): void {
+    if (!this.#active()) return;
+    const staged = [...this.#staged.values()].map((s) => s.plan);
+    const seal = Promise.allSettled(staged).then(() => this.#sealPack());
+    seal.catch(() => undefined);
+    this.#sealing = seal;
+  }
+
+  /** A key's record, when the remote has every object of it (by this store's record). */
+  #keyBody(p: Plan): Buffer | undefined {
+    const locations = new Map<string, ObjectLocation>();
+    for (const e of p.files) {
+      if (e.size === 0) continue;
+      const loc = this.#record!.objectLocation(e.digest);
+      if (!loc) return undefined;
+      locations.set(e.digest, loc);
+    }
+    return encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: readTreeBuffer(this.#store, p.tree), files: p.files.length, bytes: p.logicalSize }, locations);
+  }
+
+  /**
+   * After a successful install: what is left of these keys' objects, then
+   * the keys; then, when `bundle` (the lockfile's whole key set) is given
+   * and keys were written, the bundle of their records.
+   */
+  async finish(names: string[], kinds: readonly string[], bundle?: string[]): Promise<PublishResult> {
+    if (!this.#active()) {
+      await this.abandon();
+      return this.result;
+    }
+    const store = this.#store;
+    const record = this.#record!;
+    const result = this.result;
+    try {
+      // remote name → kind, tree
+      const kindOf = new Map(names.map((n) => [this.#rename(n), keyKind(store, n)]));
+      const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(kindOf.get(this.#rename(n))!)))].map(([n, t]) => [this.#rename(n), t]));
+      let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
+      if (todo.length === 0) {
+        result.alreadyThere = local.size;
+        return result;
       }
-    });
-    return result;
-  } finally {
-    record.close();
-    result.requests = remote.client.stats.requests - requests0;
+      // what the remote has already (another machine may have published it): a HEAD
+      // each for a few keys, one listing of keys/ for many; not asked again for the
+      // keys offered during the install (the remote was just asked for them)
+      const unasked = todo.filter(([name, tree]) => this.#staged.get(name)?.tree !== tree);
+      const present = new Set<string>();
+      if (unasked.length > 0) {
+        const asked = await this.#remote.guard(async () => {
+          if (unasked.length <= HEAD_LIMIT) {
+            await runPool(unasked, SMALL_CONCURRENCY, async ([name]) => {
+              const objectName = keyObjectName(this.#remote.prefix, name);
+              if (await this.#remote.client.exists(objectName)) present.add(objectName);
+            });
+          } else for await (const o of this.#remote.client.list(`${this.#remote.prefix}keys/`)) present.add(o.key);
+          return true;
+        });
+        if (!asked) return result;
+      }
+      const isPresent = ([name]: [string, string]): boolean => present.has(keyObjectName(this.#remote.prefix, name));
+      record.addKeys(todo.filter(isPresent));
+      todo = todo.filter((e) => !isPresent(e));
+      result.alreadyThere = local.size - todo.length;
+
+      // objects first: those not staged during the install now
+      const plans = await Promise.all(
+        todo.map(([name, tree]) => {
+          const staged = this.#staged.get(name);
+          return staged?.tree === tree ? staged.plan : this.#stage(name, tree, kindOf.get(name) ?? '');
+        }),
+      );
+      await this.#sealing;
+      await this.#sealPack();
+      await this.#uploads.idle();
+      if (!this.#remote.usable) return result;
+
+      // keys last (each carrying its tree), for the keys whose objects are all there
+      const written = new Map<string, Buffer>();
+      await runPool(plans, KEY_CONCURRENCY, async (p) => {
+        const body = p && this.#keyBody(p);
+        if (!body) return;
+        if (await this.#put(keyObjectName(this.#remote.prefix, p.name), body, 'application/json')) {
+          record.addKeys([[p.name, p.tree]]);
+          written.set(p.name, body);
+          result.keys++;
+        }
+      });
+      // then the lockfile's bundle: every key of it this store knows the remote has
+      if (bundle && written.size > 0 && this.#remote.usable) {
+        const names = [...new Set(bundle.map((n) => this.#rename(n)))];
+        const bodies: Buffer[] = [];
+        for (const name of names) {
+          const tree = local.get(name);
+          const known = tree !== undefined && record.keyTree(name) === tree ? readPlan(store, name, tree, kindOf.get(name) ?? '') : undefined;
+          const body = written.get(name) ?? (known && this.#keyBody(known));
+          if (body) bodies.push(body);
+        }
+        await this.#put(bundleObjectName(this.#remote.prefix, names), encodeBundle(bodies), 'application/json');
+      }
+      return result;
+    } finally {
+      await this.abandon();
+    }
+  }
+
+  /** Finish the object uploads (they are recorded: the next publish does not send them again), write no key, close. Idempotent. */
+  async abandon(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#staged.values()].map((s) => s.plan));
+    await this.#sealing?.catch(() => undefined);
+    if (this.#record) await this.#sealPack();
+    await this.#uploads.idle();
+    this.#record?.close();
+    this.result.requests = this.#remote.client.stats.requests - this.#requests0;
   }
 }

@@ -20,7 +20,7 @@ export const DEFAULT_GC_GRACE_MS = 48 * 3600_000;
 export const RECORD_TRUST_MS = DEFAULT_GC_GRACE_MS / 2;
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS objects (digest TEXT PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, enc INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (digest TEXT PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, enc INTEGER NOT NULL, inframe INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, tree TEXT NOT NULL, at INTEGER NOT NULL);
 `;
 
@@ -30,8 +30,8 @@ export class PublishRecord {
 
   constructor(store: Store, remoteId: string) {
     const dir = join(store.home, 'remote');
-    // .r1: the record's own format (bump when its tables change)
-    this.path = join(dir, `${createHash('sha256').update(remoteId).digest('hex').slice(0, 16)}.r1.db`);
+    // .r2: the record's own format (bump when its tables change)
+    this.path = join(dir, `${createHash('sha256').update(remoteId).digest('hex').slice(0, 16)}.r2.db`);
     try {
       mkdirSync(dir, { recursive: true });
       this.#db = new DatabaseSync(this.path, { timeout: 30_000 });
@@ -52,14 +52,18 @@ export class PublishRecord {
   objectLocation(digest: string): ObjectLocation | undefined {
     if (!this.#objects) {
       this.#objects = new Map();
-      const rows = this.#db.prepare('SELECT digest, pack, offset, length, enc FROM objects WHERE at >= ?').all(this.#since()) as {
+      const rows = this.#db.prepare('SELECT digest, pack, offset, length, enc, inframe FROM objects WHERE at >= ?').all(this.#since()) as {
         digest: string;
         pack: string;
         offset: number;
         length: number;
         enc: number;
+        inframe: number;
       }[];
-      for (const r of rows) this.#objects.set(r.digest, { pack: r.pack, offset: Number(r.offset), length: Number(r.length), enc: r.enc === 1 ? 1 : 0 });
+      for (const r of rows) {
+        const loc = { pack: r.pack, offset: Number(r.offset), length: Number(r.length) };
+        this.#objects.set(r.digest, r.enc === 2 ? { ...loc, enc: 2, at: Number(r.inframe) } : { ...loc, enc: r.enc === 1 ? 1 : 0 });
+      }
     }
     return this.#objects.get(digest);
   }
@@ -67,9 +71,9 @@ export class PublishRecord {
   addObjects(entries: Iterable<[string, ObjectLocation]>): void {
     const now = Date.now();
     writeTransaction(this.#db, () => {
-      const ins = this.#db.prepare('INSERT OR REPLACE INTO objects(digest, pack, offset, length, enc, at) VALUES(?, ?, ?, ?, ?, ?)');
+      const ins = this.#db.prepare('INSERT OR REPLACE INTO objects(digest, pack, offset, length, enc, inframe, at) VALUES(?, ?, ?, ?, ?, ?, ?)');
       for (const [d, l] of entries) {
-        ins.run(d, l.pack, l.offset, l.length, l.enc, now);
+        ins.run(d, l.pack, l.offset, l.length, l.enc, l.at ?? 0, now);
         this.#objects?.set(d, l);
       }
     });

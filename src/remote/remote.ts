@@ -9,7 +9,7 @@ import { RemoteError, S3Client } from './s3Client.js';
 import { remoteSettings, type RemoteSettings, type RemoteSources } from './remoteConfig.js';
 import type { Store } from '../store/store.js';
 import type { FillOptions, FillResult } from './fill.js';
-import type { PublishHooks, PublishResult } from './publish.js';
+import type { PublishHooks, PublishResult, Publisher } from './publish.js';
 
 /** What an install did with the remote, for its summary. */
 export interface RemoteReport {
@@ -78,21 +78,72 @@ export class Remote {
       this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'fetch' };
       return new Map();
     }
+    for (const name of r.absent) this.#absent.add(name);
     const prev = this.#filled;
-    this.#filled = prev ? { ...r, trees: new Map([...prev.trees, ...r.trees]), bytes: prev.bytes + r.bytes, objects: prev.objects + r.objects } : r;
+    this.#filled = prev ? { ...r, trees: new Map([...prev.trees, ...r.trees]), absent: [], bytes: prev.bytes + r.bytes, objects: prev.objects + r.objects } : r;
     return r.trees;
   }
 
-  /** Publish what the remote lacks of these keys, those of the given kinds (never in read mode). */
-  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}): Promise<void> {
-    if (this.settings.mode === 'read' || !this.usable) return;
-    const { publishToRemote } = await import('./publish.js');
+  #publisher: Publisher | undefined;
+  /** keys the remote answered it does not have (fill): the only ones offered early */
+  readonly #absent = new Set<string>();
+
+  /**
+   * Start publishing while the install still runs (never in read mode):
+   * offer() then hands over keys the remote lacked, as they land in the
+   * store; their objects upload alongside the install, their keys wait for
+   * publish(). An install that fails calls settle() instead.
+   */
+  async beginPublish(store: Store, hooks: PublishHooks = {}): Promise<void> {
+    if (this.settings.mode === 'read' || !this.usable || this.#publisher) return;
+    const { Publisher } = await import('./publish.js');
+    try {
+      this.#publisher = new Publisher(store, this, hooks);
+    } catch (err) {
+      this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'publish' };
+    }
+  }
+
+  /**
+   * A key now in the local store (after beginPublish): when the remote
+   * answered it does not have it, its objects start uploading. (A key the
+   * remote has, damaged, is left to publish()'s own check, as before.)
+   */
+  offer(name: string, tree: string): void {
+    if (this.#absent.has(name)) this.#publisher?.offer(name, tree);
+  }
+
+  /** No more offers this install: the last pack goes up now. */
+  offersDone(): void {
+    this.#publisher?.offersDone();
+  }
+
+  /** The install failed: let the uploads in flight finish (they are recorded), publish no key. */
+  async settle(): Promise<void> {
+    const p = this.#publisher;
+    this.#publisher = undefined;
+    await p?.abandon();
+  }
+
+  /**
+   * Publish what the remote lacks of these keys, those of the given kinds
+   * (never in read mode); `bundle`: the lockfile's key set, whose bundle follows the keys.
+   */
+  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}, bundle?: string[]): Promise<void> {
+    const early = this.#publisher;
+    this.#publisher = undefined;
+    if (this.settings.mode === 'read' || !this.usable) {
+      await early?.abandon();
+      return;
+    }
     let r: PublishResult;
     try {
-      r = await publishToRemote(store, this, names, kinds, hooks);
+      const { Publisher } = await import('./publish.js');
+      r = await (early ?? new Publisher(store, this, hooks)).finish(names, kinds, bundle);
     } catch (err) {
       // the install already succeeded: a publishing failure of any kind is a warning
       this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'publish' };
+      await early?.abandon();
       return;
     }
     const prev = this.#published;

@@ -1,14 +1,15 @@
 /**
- * The remote's gc: keys written in the last `keepDays` days are live; every
- * pack and loose object they reference is kept (a key carries its tree). Older keys are
- * deleted, then whatever no live key references — but only content older
+ * The remote's gc: keys (and lockfile bundles, which hold key records)
+ * written in the last `keepDays` days are live; every pack and loose object
+ * they reference is kept (a key carries its tree). Older keys and bundles are
+ * deleted, then whatever no live key or bundle references — but only content older
  * than the grace period, so a publish in flight (its objects up, its key not
  * yet written) never loses anything. Publishers trust their own records for
  * half the default grace (publishRecord.ts), so a key written now never
  * points at content gc may delete.
  */
 import { VeloError } from '../errors.js';
-import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName } from './remoteLayout.js';
+import { decodeBundle, decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, type DecodedKey } from './remoteLayout.js';
 import type { ListedObject } from './s3Client.js';
 import { runPool } from './pool.js';
 import { DEFAULT_GC_GRACE_MS } from './publishRecord.js';
@@ -27,6 +28,9 @@ export interface RemoteGcResult {
   keysDeleted: number;
   /** keys whose body could not be read as a key (deleted like old keys) */
   keysUnreadable: number;
+  bundlesKept: number;
+  /** old or unreadable bundles deleted */
+  bundlesDeleted: number;
   deleted: { packs: number; objects: number; bytes: number };
   kept: { packs: number; objects: number; bytes: number };
 }
@@ -46,6 +50,8 @@ export async function remoteGc(remote: Remote, o: RemoteGcOptions): Promise<Remo
     keysKept: 0,
     keysDeleted: 0,
     keysUnreadable: 0,
+    bundlesKept: 0,
+    bundlesDeleted: 0,
     deleted: { packs: 0, objects: 0, bytes: 0 },
     kept: { packs: 0, objects: 0, bytes: 0 },
   };
@@ -60,6 +66,9 @@ export async function remoteGc(remote: Remote, o: RemoteGcOptions): Promise<Remo
 
   const keys = await list('keys');
   const live = new Set<string>();
+  const keepReferenced = (k: DecodedKey): void => {
+    for (const [digest, loc] of k.locations) live.add(loc.pack === '' ? looseObjectName(prefix, digest) : packObjectName(prefix, loc.pack));
+  };
   const old: string[] = [];
   await runPool(keys, CONCURRENCY, async (k) => {
     if (k.lastModified < keepSince) {
@@ -79,11 +88,29 @@ export async function remoteGc(remote: Remote, o: RemoteGcOptions): Promise<Remo
       return;
     }
     result.keysKept++;
-    for (const [digest, loc] of parsed.locations) live.add(loc.pack === '' ? looseObjectName(prefix, digest) : packObjectName(prefix, loc.pack));
+    keepReferenced(parsed);
   });
-  // old keys first: from here on nothing names the content swept below
+  const oldBundles: string[] = [];
+  await runPool(await list('bundles'), CONCURRENCY, async (b) => {
+    if (b.lastModified < keepSince) {
+      oldBundles.push(b.key);
+      return;
+    }
+    const body = await client.get(b.key);
+    if (!body) return;
+    try {
+      const names = (JSON.parse(body.toString('utf8')) as { keys: { name: string }[] }).keys.map((k) => k.name);
+      for (const k of decodeBundle(body, new Set(names)).values()) keepReferenced(k);
+      result.bundlesKept++;
+    } catch {
+      if (b.lastModified < graceSince) oldBundles.push(b.key);
+    }
+  });
+  // old keys and bundles first: from here on nothing names the content swept below
   await del(old);
+  await del(oldBundles);
   result.keysDeleted = old.length;
+  result.bundlesDeleted = oldBundles.length;
   for (const area of ['packs', 'objects'] as const) {
     const doomed: string[] = [];
     for (const x of await list(area)) {

@@ -10,7 +10,8 @@
  *     with writeBufferToStore (temp file, then link: atomic);
  *   - encode (publish.ts): a key's objects are read from the store,
  *     re-hashed (a damaged local object is never published) and
- *     zstd-compressed when that saves a tenth.
+ *     zstd-compressed when that saves a tenth, small ones together in
+ *     frames (remoteLayout.ts BlobEncoder).
  *
  * Object counters: a worker's Store notes what it creates but is never
  * flushed; the caller notes the created objects in its own Store from the
@@ -23,17 +24,19 @@ import { ingestPool, type IngestPool, type JobRequest } from '../store/ingestPoo
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
 import { defaultIngestThreads } from '../store/addFilesFromDir.js';
-import { decodeObject, encodeObject, type ObjectEncoding } from './remoteLayout.js';
+import { BlobEncoder, decodeFrame, decodeObject, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
 
 export interface CheckInItem {
   digest: string;
   size: number;
   /** the object is wanted as executable and/or not */
   execs: boolean[];
-  /** where its stored bytes are in `data` */
+  /** where its stored bytes (its frame's, for enc 2) are in `data` */
   offset: number;
   length: number;
   enc: ObjectEncoding;
+  /** enc 2: where it starts in the frame's uncompressed bytes */
+  at: number;
 }
 
 export interface CheckInRequest extends JobRequest {
@@ -65,8 +68,10 @@ export interface EncodeRequest extends JobRequest {
 
 export interface EncodeReply {
   id: number;
-  /** per item: the bytes to upload and their encoding; null when the local object is missing or does not match its digest */
-  out: ({ bytes: Uint8Array; enc: ObjectEncoding } | null)[];
+  /** the bytes to upload, each naming the items in it */
+  blobs: EncodedBlob[];
+  /** the items missing from the store or not matching their digest */
+  bad: number[];
 }
 
 export type RemoteJobRequest = CheckInRequest | EncodeRequest;
@@ -78,9 +83,18 @@ const failure = (err: unknown): { code: VeloErrorCode; message: string } =>
 export function checkInObjects(store: Store, data: Buffer, items: CheckInItem[]): Omit<CheckInReply, 'id'> {
   const ok: boolean[] = [];
   const created: number[] = [];
+  // a frame holds several objects: unpacked once per download
+  const frames = new Map<number, Buffer | undefined>();
+  const unpack = (it: CheckInItem): Buffer | undefined => {
+    const stored = data.subarray(it.offset, it.offset + it.length);
+    if (it.enc !== 2) return decodeObject(stored, it.enc, it.size);
+    if (!frames.has(it.offset)) frames.set(it.offset, decodeFrame(stored));
+    const frame = frames.get(it.offset);
+    return frame && it.at + it.size <= frame.length ? frame.subarray(it.at, it.at + it.size) : undefined;
+  };
   try {
     for (const it of items) {
-      const bytes = decodeObject(data.subarray(it.offset, it.offset + it.length), it.enc, it.size);
+      const bytes = unpack(it);
       if (!bytes || bytes.length !== it.size || hashBuffer(bytes) !== it.digest) {
         ok.push(false);
         created.push(0);
@@ -97,20 +111,24 @@ export function checkInObjects(store: Store, data: Buffer, items: CheckInItem[])
   return { ok, created };
 }
 
-/** Read, re-hash and encode each object for upload. */
+/** Read, re-hash and encode objects for upload. */
 export function encodeObjects(items: EncodeItem[]): Omit<EncodeReply, 'id'> {
-  return {
-    out: items.map((it) => {
-      let data: Buffer;
-      try {
-        data = readFileSync(it.path);
-      } catch {
-        return null;
-      }
-      if (data.length !== it.size || hashBuffer(data) !== it.digest) return null; // edited in place in the store: never publish it
-      return encodeObject(data);
-    }),
-  };
+  const encoder = new BlobEncoder();
+  const bad: number[] = [];
+  items.forEach((it, i) => {
+    let data: Buffer;
+    try {
+      data = readFileSync(it.path);
+    } catch {
+      bad.push(i);
+      return;
+    }
+    // edited in place in the store: never published
+    if (data.length !== it.size || hashBuffer(data) !== it.digest) bad.push(i);
+    else encoder.add(i, data);
+  });
+  encoder.close();
+  return { blobs: encoder.blobs, bad };
 }
 
 /** In a worker thread: run one job (ingestWorker.ts, which keeps its Stores open). */
@@ -125,6 +143,16 @@ export function runRemoteJob(req: RemoteJobRequest, storeAt: (home: string) => S
 export function remoteJobPool(): IngestPool | undefined {
   const threads = defaultIngestThreads();
   return threads > 1 ? ingestPool(threads) : undefined;
+}
+
+/**
+ * The workers a publish encodes on: a pool of its own (the process keeps one
+ * pool per size), so that encoding while the install still downloads never
+ * takes the ingest pool's slots from the tarballs; undefined: this thread.
+ */
+export function publishJobPool(): IngestPool | undefined {
+  const threads = defaultIngestThreads();
+  return threads > 1 ? ingestPool(threads + 1) : undefined;
 }
 
 /** Check in one download, on a worker when there is a pool; created objects are counted in `store` either way. */
@@ -143,8 +171,9 @@ export async function checkIn(store: Store, pool: IngestPool | undefined, data: 
 }
 
 /** Encode objects for upload, on a worker when there is a pool. */
-export async function encode(pool: IngestPool | undefined, items: EncodeItem[]): Promise<({ bytes: Buffer; enc: ObjectEncoding } | null)[]> {
-  if (!pool) return encodeObjects(items).out as ({ bytes: Buffer; enc: ObjectEncoding } | null)[];
+export async function encode(pool: IngestPool | undefined, items: EncodeItem[]): Promise<Omit<EncodeReply, 'id'>> {
+  if (!pool) return encodeObjects(items);
   const r = await pool.job<EncodeRequest, EncodeReply>({ job: 'remote-encode', items });
-  return r.out.map((o) => (o ? { bytes: Buffer.from(o.bytes.buffer, o.bytes.byteOffset, o.bytes.byteLength), enc: o.enc } : null));
+  // a Buffer crosses the thread as a plain Uint8Array
+  return { blobs: r.blobs.map((b) => ({ ...b, bytes: Buffer.from(b.bytes.buffer, b.bytes.byteOffset, b.bytes.byteLength) })), bad: r.bad };
 }

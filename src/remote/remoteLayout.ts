@@ -12,10 +12,20 @@
  *                                      the BLAKE3 digest of the pack's bytes;
  *                                      read one object by a ranged GET
  *   <prefix>objects/<digest>           a large object on its own
+ *   <prefix>bundles/<sha256(names)>.json
+ *                                      the key records of one lockfile's
+ *                                      packages together (named by its sorted
+ *                                      key names): a machine lacking them all
+ *                                      reads one object, not one per package;
+ *                                      written after the keys, checked like them
  *
  * An object is stored as it is, or zstd-compressed when that saves at least
- * a tenth (its index entry says which); either way its digest is that of the
- * uncompressed bytes, checked after decompression.
+ * a tenth, or — when small — zstd-compressed together with its package's
+ * other small objects in one frame (its index entry says which, and where in
+ * the frame it starts); either way its digest is that of the uncompressed
+ * bytes, checked after decompression. Framing small files saves the
+ * per-object cost of a zstd context, on both sides: half the CPU of
+ * compressing 100 MB of npm files one by one (373 vs 823 ms), the same ratio.
  */
 import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
@@ -39,31 +49,111 @@ export function packObjectName(prefix: string, pack: string): string {
 export function looseObjectName(prefix: string, digest: string): string {
   return `${prefix}objects/${digest}`;
 }
+/** the bundle of a set of keys: the same set (in any order, repeats ignored) names the same bundle */
+export function bundleObjectName(prefix: string, names: Iterable<string>): string {
+  return `${prefix}bundles/${createHash('sha256').update([...new Set(names)].sort().join('\n')).digest('hex')}.json`;
+}
 
-/** How an object's bytes are stored: as they are (0) or zstd-compressed (1). */
-export type ObjectEncoding = 0 | 1;
+/** How an object's bytes are stored: as they are (0), zstd-compressed (1), or in a zstd frame with other small objects (2). */
+export type ObjectEncoding = 0 | 1 | 2;
 
 /** Where an object lives: in a pack at [offset, offset+length), or on its own (pack ''), and how it is encoded. */
 export interface ObjectLocation {
   pack: string;
   offset: number;
-  /** stored bytes (compressed when enc is 1) */
+  /** stored bytes (compressed when enc is 1; the whole frame when enc is 2) */
   length: number;
   enc: ObjectEncoding;
+  /** enc 2: where the object starts in the frame's uncompressed bytes */
+  at?: number;
 }
+
+/** objects up to this size are compressed in frames with their package's other small objects */
+export const FRAME_OBJECT_MAX = 16 << 10;
+/** a frame is closed once it holds this many uncompressed bytes */
+export const FRAME_TARGET = 64 << 10;
+/** no frame unpacks to more than this (a larger one from the remote is refused) */
+export const FRAME_RAW_MAX = FRAME_TARGET + FRAME_OBJECT_MAX;
+
+const zstdLevel1 = { params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } };
 
 /** The bytes to store for an object: zstd (level 1: ~130 MB/s here, 3.3x on npm packages) when that saves a tenth. */
 export function encodeObject(data: Buffer): { bytes: Buffer; enc: ObjectEncoding } {
   if (data.length < 64) return { bytes: data, enc: 0 };
-  const z = zstdCompressSync(data, { params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } });
+  const z = zstdCompressSync(data, zstdLevel1);
   return z.length <= data.length * 0.9 ? { bytes: z, enc: 1 } : { bytes: data, enc: 0 };
 }
 
+/** What goes into a pack: stored bytes and the objects in them (several for a frame, at their offsets in it). */
+export interface EncodedBlob {
+  bytes: Buffer;
+  enc: ObjectEncoding;
+  /** [index into the encoded list, where it starts in the frame (0 unless enc is 2)] */
+  members: [index: number, at: number][];
+}
+
+/**
+ * Encode a package's objects for upload: each small one into a shared zstd
+ * frame (closed at FRAME_TARGET), each larger one on its own. A frame that
+ * does not save a tenth is sent as its objects, as they are.
+ */
+export class BlobEncoder {
+  readonly blobs: EncodedBlob[] = [];
+  #frame: { index: number; data: Buffer }[] = [];
+  #frameBytes = 0;
+
+  add(index: number, data: Buffer): void {
+    if (data.length > FRAME_OBJECT_MAX) {
+      this.#alone(index, data);
+      return;
+    }
+    this.#frame.push({ index, data });
+    this.#frameBytes += data.length;
+    if (this.#frameBytes >= FRAME_TARGET) this.close();
+  }
+
+  #alone(index: number, data: Buffer): void {
+    const { bytes, enc } = encodeObject(data);
+    this.blobs.push({ bytes, enc, members: [[index, 0]] });
+  }
+
+  /** seal the open frame (call once more at the end) */
+  close(): void {
+    const frame = this.#frame;
+    this.#frame = [];
+    this.#frameBytes = 0;
+    if (frame.length === 1) this.#alone(frame[0]!.index, frame[0]!.data);
+    if (frame.length <= 1) return;
+    const raw = Buffer.concat(frame.map((f) => f.data));
+    const z = zstdCompressSync(raw, zstdLevel1);
+    if (z.length > raw.length * 0.9) {
+      for (const f of frame) this.blobs.push({ bytes: f.data, enc: 0, members: [[f.index, 0]] });
+      return;
+    }
+    let at = 0;
+    const members: [number, number][] = [];
+    for (const f of frame) {
+      members.push([f.index, at]);
+      at += f.data.length;
+    }
+    this.blobs.push({ bytes: z, enc: 2, members });
+  }
+}
+
 /** The object's bytes back, or undefined when they cannot be (never more than `size` bytes are produced). */
-export function decodeObject(stored: Buffer, enc: ObjectEncoding, size: number): Buffer | undefined {
+export function decodeObject(stored: Buffer, enc: 0 | 1, size: number): Buffer | undefined {
   if (enc === 0) return stored;
   try {
     return zstdDecompressSync(stored, { maxOutputLength: Math.max(1, size) });
+  } catch {
+    return undefined;
+  }
+}
+
+/** A frame's uncompressed bytes, or undefined when they cannot be (never more than FRAME_RAW_MAX). */
+export function decodeFrame(stored: Buffer): Buffer | undefined {
+  try {
+    return zstdDecompressSync(stored, { maxOutputLength: FRAME_RAW_MAX });
   } catch {
     return undefined;
   }
@@ -81,8 +171,8 @@ export interface RemoteKey {
   bytes: number;
   /** the packs the objects are in */
   packs: string[];
-  /** [digest, index into packs or -1 for a loose object, offset, stored length, encoding] */
-  objects: [string, number, number, number, ObjectEncoding][];
+  /** [digest, index into packs or -1 for a loose object, offset, stored length, encoding, and for a frame (2) where the object starts in it] */
+  objects: ([string, number, number, number, ObjectEncoding] | [string, number, number, number, 2, number])[];
 }
 
 export function encodeRemoteKey(
@@ -101,7 +191,7 @@ export function encodeRemoteKey(
         packIndex.set(loc.pack, i);
       }
     }
-    objects.push([digest, i, loc.offset, loc.length, loc.enc]);
+    objects.push(loc.enc === 2 ? [digest, i, loc.offset, loc.length, 2, loc.at ?? 0] : [digest, i, loc.offset, loc.length, loc.enc]);
   }
   const body: RemoteKey = { v: REMOTE_FORMAT, name: k.name, kind: k.kind, tree: k.tree, treeData: k.treeData.toString('base64'), files: k.files, bytes: k.bytes, packs, objects };
   return Buffer.from(JSON.stringify(body));
@@ -110,13 +200,52 @@ export function encodeRemoteKey(
 const nonNegInt = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /** Parse a key body from the (untrusted) remote; throws BAD_INPUT when it is not one. */
-export function decodeRemoteKey(data: Buffer, expectedName: string): { key: RemoteKey; locations: Map<string, ObjectLocation> } {
+export function decodeRemoteKey(data: Buffer, expectedName: string): DecodedKey {
   let raw: unknown;
   try {
     raw = JSON.parse(data.toString('utf8'));
   } catch {
     throw new VeloError('BAD_INPUT', `remote key for ${expectedName} is not JSON`);
   }
+  return checkRemoteKey(raw, expectedName);
+}
+
+export interface DecodedKey {
+  key: RemoteKey;
+  locations: Map<string, ObjectLocation>;
+}
+
+/** A bundle's body: key bodies (already JSON) joined, without parsing them again. */
+export function encodeBundle(keyBodies: Buffer[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`{"v":${REMOTE_FORMAT},"keys":[`)];
+  keyBodies.forEach((b, i) => parts.push(i === 0 ? b : Buffer.concat([Buffer.from(','), b])));
+  parts.push(Buffer.from(']}'));
+  return Buffer.concat(parts);
+}
+
+/**
+ * The records a bundle from the (untrusted) remote holds for the wanted
+ * names, each checked as a key is; throws BAD_INPUT when it is not a bundle
+ * or a record for a wanted name is not a key.
+ */
+export function decodeBundle(data: Buffer, wanted: ReadonlySet<string>): Map<string, DecodedKey> {
+  let raw: { v?: unknown; keys?: unknown };
+  try {
+    raw = JSON.parse(data.toString('utf8')) as typeof raw;
+  } catch {
+    throw new VeloError('BAD_INPUT', 'remote bundle is not JSON');
+  }
+  if (!raw || typeof raw !== 'object' || raw.v !== REMOTE_FORMAT || !Array.isArray(raw.keys)) throw new VeloError('BAD_INPUT', 'remote bundle: not a bundle');
+  const out = new Map<string, DecodedKey>();
+  for (const k of raw.keys as unknown[]) {
+    const name = (k as { name?: unknown } | null)?.name;
+    if (typeof name === 'string' && wanted.has(name) && !out.has(name)) out.set(name, checkRemoteKey(k, name));
+  }
+  return out;
+}
+
+/** Check a parsed key body field by field; throws BAD_INPUT when it is not a key for expectedName. */
+function checkRemoteKey(raw: unknown, expectedName: string): DecodedKey {
   const k = raw as Partial<RemoteKey>;
   const bad = (why: string): never => {
     throw new VeloError('BAD_INPUT', `remote key for ${expectedName}: ${why}`);
@@ -130,8 +259,8 @@ export function decodeRemoteKey(data: Buffer, expectedName: string): { key: Remo
   if (!Array.isArray(k.objects)) bad('no object index');
   const locations = new Map<string, ObjectLocation>();
   for (const o of k.objects!) {
-    if (!Array.isArray(o) || o.length !== 5) bad('bad object entry');
-    const [digest, i, offset, length, enc] = o as unknown[];
+    if (!Array.isArray(o) || o.length !== (o[4] === 2 ? 6 : 5)) bad('bad object entry');
+    const [digest, i, offset, length, enc, at] = o as unknown[];
     if (
       typeof digest !== 'string' ||
       !isDigest(digest) ||
@@ -141,11 +270,13 @@ export function decodeRemoteKey(data: Buffer, expectedName: string): { key: Remo
       i >= k.packs!.length ||
       !nonNegInt(offset) ||
       !nonNegInt(length) ||
-      (enc !== 0 && enc !== 1)
+      (enc !== 0 && enc !== 1 && enc !== 2) ||
+      (enc === 2 && (i === -1 || !nonNegInt(at) || at >= FRAME_RAW_MAX))
     ) {
       bad('bad object entry');
     }
-    locations.set(digest as string, { pack: i === -1 ? '' : k.packs![i as number]!, offset: offset as number, length: length as number, enc: enc as ObjectEncoding });
+    const pack = i === -1 ? '' : k.packs![i as number]!;
+    locations.set(digest as string, enc === 2 ? { pack, offset: offset as number, length: length as number, enc, at: at as number } : { pack, offset: offset as number, length: length as number, enc: enc as 0 | 1 });
   }
   return { key: k as RemoteKey, locations };
 }
