@@ -18,6 +18,7 @@ import { nativeAddonPath } from '../native.js';
 import { treePathIn } from '../store/layout.js';
 import { processAlive } from '../store/lock.js';
 import { mountDir, readServerInfo, type MountRecord } from './mountRecords.js';
+import { hasLazyRecord, lazyFetcherScript } from '../remote/lazyRecord.js';
 
 /** How long a server may take to mount before velo gives up on it. */
 const START_TIMEOUT_MS = 20_000;
@@ -66,6 +67,9 @@ export interface StartOptions {
 export function serverArgs(record: MountRecord, options: StartOptions = {}): string[] {
   const overlay = options.overlay && record.method === 'overlay' ? ['--overlay-upper', record.upper, '--overlay-work', record.work] : [];
   const copyUp = record.method === 'fuse-rw' ? ['--upper', record.upper, '--work', record.work] : [];
+  // a tree filled lazily from a remote: the server starts the object fetcher with it (lazyRecord.ts)
+  const script = hasLazyRecord(record.home, record.tree) ? lazyFetcherScript() : undefined;
+  const fetcher = script ? ['--fetch-node', process.execPath, '--fetch-script', script] : [];
   return [
     '--dir', mountDir(record.home, record.id),
     '--id', record.id,
@@ -79,6 +83,7 @@ export function serverArgs(record: MountRecord, options: StartOptions = {}): str
     '--dest', record.dest,
     ...overlay,
     ...copyUp,
+    ...fetcher,
   ];
 }
 

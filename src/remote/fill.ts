@@ -20,6 +20,7 @@ import { decodeRemoteKey, keyObjectName, looseObjectName, packObjectName, type O
 import { runPool } from './pool.js';
 import { checkIn, remoteJobPool, type CheckInItem } from './remoteJobs.js';
 import type { Remote } from './remote.js';
+import type { LazyObject } from './lazyRecord.js';
 
 export const FETCH_CONCURRENCY = 16;
 /** keys are small (one GET each, latency-bound): more of them in flight */
@@ -40,7 +41,7 @@ export interface FillResult {
   requests: number;
 }
 
-interface Found {
+export interface Found {
   name: string;
   kind: string;
   tree: string;
@@ -51,7 +52,7 @@ interface Found {
   bad: boolean;
 }
 
-interface Wanted {
+export interface Wanted {
   digest: string;
   size: number;
   execs: Set<boolean>;
@@ -65,16 +66,71 @@ export interface FillOptions {
 }
 
 export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
-  remote.phase = 'fetch';
+  const requests0 = remote.client.stats.requests;
+  const found = await lookUpAll(store, remote, names, kinds);
+  const result: FillResult = { trees: new Map(), objects: 0, bytes: 0, requests: 0 };
+  await downloadObjects(store, remote, wantedObjects(store, remote, found), result);
+  commitKeys(store, found, options, result);
+  result.requests = remote.client.stats.requests - requests0;
+  return result;
+}
+
+/**
+ * What a lazy fill found (`--projection mount`): the keys' trees, checked
+ * and in the store, and where each object the store lacks lives in the
+ * remote. No object was downloaded and no key set: a key promises that all
+ * its objects are present. completeLazyFill downloads the rest and sets them.
+ */
+export interface LazyFill {
+  /** key name → tree, for every key whose tree and object index checked out */
+  trees: Map<string, string>;
+  /** digest → where it is, for each object of those trees the store lacks */
+  missing: Map<string, LazyObject[]>;
+  found: Found[];
+  wanted: Map<string, Wanted>;
+}
+
+export async function lazyFillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[]): Promise<LazyFill> {
+  const found = await lookUpAll(store, remote, names, kinds);
+  const wanted = wantedObjects(store, remote, found);
+  const trees = new Map<string, string>();
+  for (const f of found) {
+    if (f.bad) continue;
+    if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
+    trees.set(f.name, f.tree);
+  }
+  store.flushCounters();
+  const missing = new Map<string, LazyObject[]>();
+  for (const w of wanted.values()) {
+    if (w.users.some((u) => u.bad)) continue;
+    missing.set(w.digest, [...w.execs].map((exec) => ({ digest: w.digest, size: w.size, exec, loc: w.loc })));
+  }
+  return { trees, missing, found: found.filter((f) => !f.bad), wanted };
+}
+
+/** Download what a lazy fill left in the remote (what is in the store by now is skipped) and set its keys. */
+export async function completeLazyFill(store: Store, remote: Remote, lazy: LazyFill, options: FillOptions = {}): Promise<FillResult> {
   const requests0 = remote.client.stats.requests;
   const result: FillResult = { trees: new Map(), objects: 0, bytes: 0, requests: 0 };
+  const wanted = [...lazy.wanted.values()].filter((w) => [...w.execs].some((exec) => !objectLooksIntact(store.objectPath(w.digest, exec), w.size)));
+  await downloadObjects(store, remote, new Map(wanted.map((w) => [w.digest, w])), result);
+  commitKeys(store, lazy.found, options, result);
+  result.requests = remote.client.stats.requests - requests0;
+  return result;
+}
+
+async function lookUpAll(store: Store, remote: Remote, names: string[], kinds: readonly string[]): Promise<Found[]> {
+  remote.phase = 'fetch';
   const found: Found[] = [];
   await runPool(names, KEY_CONCURRENCY, async (name) => {
     const f = await lookUp(store, remote, name, kinds);
     if (f) found.push(f);
   });
+  return found;
+}
 
-  // what the local store lacks, once per digest
+/** What the local store lacks of the keys found, once per digest (a key whose index is wrong is marked bad). */
+function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string, Wanted> {
   const wanted = new Map<string, Wanted>();
   for (const f of found) {
     for (const e of f.files) {
@@ -102,8 +158,11 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
       } else wanted.set(e.digest, { digest: e.digest, size: e.size, execs: new Set([e.exec]), loc, users: [f] });
     }
   }
+  return wanted;
+}
 
-  // each download is checked and written on a worker thread while later ones download
+/** Each download is checked and written on a worker thread while later ones download; a failure marks its keys bad. */
+async function downloadObjects(store: Store, remote: Remote, wanted: Map<string, Wanted>, result: FillResult): Promise<void> {
   const pool = remoteJobPool();
   await runPool(planReads([...wanted.values()]), FETCH_CONCURRENCY, async (read) => {
     const objectName = read.pack === '' ? looseObjectName(remote.prefix, read.items[0]!.digest) : packObjectName(remote.prefix, read.pack);
@@ -134,18 +193,17 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
       result.bytes += w.size;
     });
   });
+}
 
+/** Every object of a good key's tree was in the store already, or was fetched and checked for it: set it. */
+function commitKeys(store: Store, found: Found[], options: FillOptions, result: FillResult): void {
   for (const f of found) {
-    // every object of the tree was in the store already, or was fetched and checked
-    // for it (a read that failed or did not check out marked the key bad)
     if (f.bad) continue;
     if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
     if (options.setKeys !== false) setKey(store, f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
     result.trees.set(f.name, f.tree);
   }
   store.flushCounters();
-  result.requests = remote.client.stats.requests - requests0;
-  return result;
 }
 
 async function lookUp(store: Store, remote: Remote, name: string, kinds: readonly string[]): Promise<Found | undefined> {

@@ -1,0 +1,115 @@
+/**
+ * A lazily filled tree: a mount shows it while some of its objects are
+ * still only in the remote (`--projection mount` with a remote: fill.ts
+ * fetched the keys' trees, not their objects). Its record says where each
+ * missing object lives in the remote, for the mount's object fetcher
+ * (lazyFetcher.ts), and tells `velo verify` that the tree's missing objects
+ * are expected, not damage:
+ *
+ *   <store>/remote/lazy/<tree>.json   {v, remote, tree, objects: [[digest, size, exec, pack, offset, length, enc], …]}
+ *
+ * The package keys of such a tree are NOT set in the store (a key promises
+ * every object is present): a later install looks them up in the remote
+ * again and fetches only the objects still missing, re-hashed as always.
+ * Locations come from the untrusted remote: the fetcher checks every object
+ * it downloads against its digest and size before it enters the store.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../store/atomicWrite.js';
+import { isDigest } from '../store/hash.js';
+import { objectLooksIntact } from '../store/commitObject.js';
+import { readTreeBuffer } from '../store/trees.js';
+import { parseTree } from '../store/treeFormat.js';
+import type { Store } from '../store/store.js';
+import type { ObjectEncoding, ObjectLocation } from './remoteLayout.js';
+
+export const LAZY_FORMAT = 1;
+
+export interface LazyObject {
+  digest: string;
+  size: number;
+  exec: boolean;
+  loc: ObjectLocation;
+}
+
+export interface LazyRecord {
+  /** the remote's URL (its endpoint and credentials come from the environment) */
+  remote: string;
+  tree: string;
+  objects: LazyObject[];
+}
+
+type Row = [string, number, 0 | 1, string, number, number, ObjectEncoding];
+
+export function lazyRecordPath(home: string, tree: string): string {
+  return join(home, 'remote', 'lazy', `${tree}.json`);
+}
+
+export function hasLazyRecord(home: string, tree: string): boolean {
+  return existsSync(lazyRecordPath(home, tree));
+}
+
+export function writeLazyRecord(store: Store, record: LazyRecord): void {
+  const rows: Row[] = record.objects.map((o) => [o.digest, o.size, o.exec ? 1 : 0, o.loc.pack, o.loc.offset, o.loc.length, o.loc.enc]);
+  writeFileAtomic(lazyRecordPath(store.home, record.tree), JSON.stringify({ v: LAZY_FORMAT, remote: record.remote, tree: record.tree, objects: rows }) + '\n', store.tmpPath('lazy'));
+}
+
+const nonNegInt = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/** The record of a tree, or undefined when there is none or it is not one. */
+export function readLazyRecord(home: string, tree: string): LazyRecord | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(lazyRecordPath(home, tree), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const r = raw as { v?: unknown; remote?: unknown; tree?: unknown; objects?: unknown };
+  if (!r || r.v !== LAZY_FORMAT || typeof r.remote !== 'string' || r.tree !== tree || !Array.isArray(r.objects)) return undefined;
+  const objects: LazyObject[] = [];
+  for (const row of r.objects as unknown[]) {
+    if (!Array.isArray(row) || row.length !== 7) return undefined;
+    const [digest, size, exec, pack, offset, length, enc] = row as unknown[];
+    if (typeof digest !== 'string' || !isDigest(digest) || !nonNegInt(size) || (exec !== 0 && exec !== 1)) return undefined;
+    if (typeof pack !== 'string' || (pack !== '' && !isDigest(pack)) || !nonNegInt(offset) || !nonNegInt(length) || (enc !== 0 && enc !== 1)) return undefined;
+    objects.push({ digest, size, exec: exec === 1, loc: { pack, offset, length, enc } });
+  }
+  return { remote: r.remote, tree, objects };
+}
+
+/**
+ * The fetcher's script (lazyFetcher.js): beside this module (the bundle is
+ * one flat directory; tsc's dist/src/remote/ too), or under dist/ when
+ * running from the TypeScript sources (tests). Undefined when not built:
+ * then nothing is filled lazily.
+ */
+export function lazyFetcherScript(): string | undefined {
+  const here = fileURLToPath(import.meta.url);
+  const beside = join(dirname(here), 'lazyFetcher.js');
+  const path = here.endsWith('.js') ? beside : join(dirname(here), '..', '..', 'dist', 'src', 'remote', 'lazyFetcher.js');
+  return existsSync(path) ? path : undefined;
+}
+
+/**
+ * Record `tree` for a lazy mount: each of its files the store lacks must be
+ * one the remote has (`missing`, from a lazy fill). Returns false when one
+ * is not (the caller fetches everything first); true when recorded, or when
+ * nothing is missing and no record is needed.
+ */
+export function recordLazyTree(store: Store, remoteUrl: string, missing: Map<string, LazyObject[]>, tree: string): boolean {
+  const objects: LazyObject[] = [];
+  const seen = new Set<string>();
+  for (const e of parseTree(readTreeBuffer(store, tree)).entries) {
+    if (e.kind !== 'file') continue;
+    const id = e.digest + (e.exec ? 'x' : '');
+    if (seen.has(id) || objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) continue;
+    seen.add(id);
+    const o = missing.get(e.digest)?.find((m) => m.exec === e.exec);
+    if (!o || o.size !== e.size) return false;
+    objects.push(o);
+  }
+  if (objects.length > 0) writeLazyRecord(store, { remote: remoteUrl, tree, objects });
+  return true;
+}
