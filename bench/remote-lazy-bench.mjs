@@ -52,7 +52,7 @@ try {
   console.log(`seeded the remote: ${seeded.packages} packages, ${seeded.remote.published} published (${(seeded.remote.uploadedBytes / 1e6).toFixed(1)} MB)`);
 
   const mountCi = (dir, home, extra) => {
-    homes.push(home);
+    if (!homes.includes(home)) homes.push(home);
     const r = run(velo, ['npm', 'ci', '--ignore-scripts', '--json', '--projection', 'mount', `--registry=${deadRegistry}`], {
       cwd: dir,
       env: { ...remoteEnv('warm'), VELO_REMOTE_MODE: 'read', VELO_HOME: home, ...extra },
@@ -69,7 +69,7 @@ try {
       {
         label: 'velo npm ci --projection mount (lazy: keys only)',
         before: (i) => {
-          umountAll(join(work, `lazy-store-${i}`));
+          for (const h of homes) umountAll(h);
           rmNm(pLazy);
           rmSync(join(work, `lazy-store-${i}`), { recursive: true, force: true });
         },
@@ -78,7 +78,7 @@ try {
       {
         label: 'velo npm ci --projection mount (VELO_REMOTE_LAZY=0)',
         before: (i) => {
-          umountAll(join(work, `eager-store-${i}`));
+          for (const h of homes) umountAll(h);
           rmNm(pEager);
           rmSync(join(work, `eager-store-${i}`), { recursive: true, force: true });
         },
@@ -94,7 +94,7 @@ try {
 
   // what reading part of a lazy mount downloads
   const home = join(work, 'lazy-read-store');
-  umountAll(home);
+  for (const h of homes) umountAll(h);
   rmNm(pLazy);
   rmSync(home, { recursive: true, force: true });
   const lazy = mountCi(pLazy, home, {});
@@ -117,7 +117,8 @@ try {
   const requireMs = performance.now() - t1;
   const after = await objectBytes();
   console.log(`then node -e "require('express'); require('lodash'); require('axios'); require('react')" in ${requireMs.toFixed(0)} ms: ${fmt(after)} downloaded in all = ${((after / eagerBytes) * 100).toFixed(2)}%`);
-  const stats = JSON.parse(readFileSync(join(home, 'mounts', readdirSync(join(home, 'mounts')).find((d) => existsSync(join(home, 'mounts', d, 'fetch-stats.json')))), 'fetch-stats.json'), 'utf8'));
+  const mountId = readdirSync(join(home, 'mounts')).find((d) => existsSync(join(home, 'mounts', d, 'fetch-stats.json')));
+  const stats = JSON.parse(readFileSync(join(home, 'mounts', mountId, 'fetch-stats.json'), 'utf8'));
   console.log(`the fetcher: ${stats.objects} objects (${fmt(stats.bytes)} unpacked) in ${stats.requests} requests, ${stats.failed} failed`);
 } finally {
   for (const h of homes) umountAll(h);

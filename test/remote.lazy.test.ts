@@ -6,6 +6,7 @@
 // never stored, and a later linked install completes the store.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PreparedProject } from './support/npmProject.js';
@@ -84,6 +85,21 @@ function mountOf(home: string): { log: string; stats: { objects: number; bytes: 
   };
 }
 
+/** pids of object fetchers serving mounts of this store */
+function fetchersOf(home: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return cmd.includes('lazyFetcher') && cmd.includes(home);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 async function settledStats(home: string): Promise<ReturnType<typeof mountOf>['stats']> {
   await new Promise((r) => setTimeout(r, 600)); // the fetcher writes its stats 200 ms after a fetch
   return mountOf(home).stats;
@@ -110,8 +126,11 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection
     const summary = JSON.parse(r.stdout);
     expect(summary.projection).toBe('mount');
     expect(summary).toMatchObject({ fetched: 0, remote: { fromRemote: summary.packages, warnings: [] } });
+    expect(summary.remote.lazyObjects).toBeGreaterThan(0);
     expect(await fx.registry.requests()).toEqual([]);
     expect(await remoteObjectBytes()).toBe(0);
+
+    expect(fetchersOf(home)).toHaveLength(1);
 
     // listing and stat never fetch
     expect(listing(join(b.dir, 'node_modules'))).toEqual(listing(join(a.dir, 'node_modules')));
@@ -122,6 +141,12 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection
     const v1 = await veloAsync(['verify', '--json'], { VELO_HOME: home });
     expect(v1.code, v1.stdout + v1.stderr).toBe(0);
     expect(JSON.parse(v1.stdout)).toMatchObject({ problems: [] });
+
+    // many readers of one file at once: one download
+    const one = join(b.dir, 'node_modules', '@velo-fx', 'hello', 'package.json');
+    const copies = await Promise.all(Array.from({ length: 8 }, () => readFile(one)));
+    for (const c of copies) expect(c.equals(readFileSync(join(a.dir, 'node_modules', '@velo-fx', 'hello', 'package.json')))).toBe(true);
+    expect((await settledStats(home)).objects).toBe(1);
 
     // reading one package gives its bytes and downloads only those
     const pkg = join('node_modules', '@velo-fx', 'hello');
@@ -155,6 +180,13 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection
       if (f.endsWith('.package-lock.json')) continue;
       expect(readFileSync(join(b.dir, f)).equals(readFileSync(join(a.dir, f))), f).toBe(true);
     }
+    // the mount went, and its fetcher with it; gc drops the lazy record with the mounted tree
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(fetchersOf(home)).toEqual([]);
+    expect(readdirSync(join(home, 'remote', 'lazy'))).toHaveLength(1);
+    const gc = await veloAsync(['gc'], { VELO_HOME: home });
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(readdirSync(join(home, 'remote', 'lazy'))).toEqual([]);
   });
 
   it('a garbage object in the remote: EIO for that file, one log line, never stored', async () => {

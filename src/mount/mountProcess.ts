@@ -10,6 +10,9 @@
  * server copies writes up into the record's upper dir), writes server.json
  * and reports one line on stdout:
  * `ready <pid>` or `error <CODE> <message>`. Its log is mounts/<id>/server.log.
+ * A tree with a lazy record (objects still in a remote: src/remote/lazyRecord.ts)
+ * gets --fetch-node/--fetch-script: the server starts the object fetcher
+ * (src/remote/lazyFetcher.ts) as its child, and a repair restarts both.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync } from 'node:fs';

@@ -102,7 +102,7 @@ export async function lazyFillFromRemote(store: Store, remote: Remote, names: st
   store.flushCounters();
   const missing = new Map<string, LazyObject[]>();
   for (const w of wanted.values()) {
-    if (w.users.some((u) => u.bad)) continue;
+    if (w.users.every((u) => u.bad)) continue; // wanted by no key that checked out
     missing.set(w.digest, [...w.execs].map((exec) => ({ digest: w.digest, size: w.size, exec, loc: w.loc })));
   }
   return { trees, missing, found: found.filter((f) => !f.bad), wanted };

@@ -14,7 +14,7 @@
  * Locations come from the untrusted remote: the fetcher checks every object
  * it downloads against its digest and size before it enters the store.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../store/atomicWrite.js';
@@ -112,4 +112,26 @@ export function recordLazyTree(store: Store, remoteUrl: string, missing: Map<str
   }
   if (objects.length > 0) writeLazyRecord(store, { remote: remoteUrl, tree, objects });
   return true;
+}
+
+/** Delete the lazy records of trees `keep` says are gone (velo gc); returns how many. */
+export function dropLazyRecords(home: string, keep: (tree: string) => boolean): number {
+  let dropped = 0;
+  let names: string[];
+  try {
+    names = readdirSync(join(home, 'remote', 'lazy'));
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const tree = name.endsWith('.json') ? name.slice(0, -'.json'.length) : '';
+    if (!isDigest(tree) || keep(tree)) continue;
+    try {
+      unlinkSync(join(home, 'remote', 'lazy', name));
+      dropped++;
+    } catch {
+      /* gone already */
+    }
+  }
+  return dropped;
 }

@@ -18,6 +18,8 @@ export interface RemoteReport {
   /** packages whose trees came from the remote */
   fromRemote: number;
   downloadedBytes: number;
+  /** objects left in the remote for a lazy mount to fetch on first open */
+  lazyObjects: number;
   /** keys this run wrote to the remote */
   published: number;
   uploadedBytes: number;
@@ -92,6 +94,7 @@ export class Remote {
     try {
       const lazy = await lazyFillFromRemote(store, this, names, kinds);
       this.#lazyTrees += lazy.trees.size;
+      this.#lazyObjects += lazy.missing.size;
       return lazy;
     } catch (err) {
       this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'fetch' };
@@ -105,6 +108,7 @@ export class Remote {
     try {
       const r = await completeLazyFill(store, this, lazy);
       this.#lazyTrees -= lazy.trees.size;
+      this.#lazyObjects -= lazy.missing.size;
       this.#noteFilled(r);
       return r.trees;
     } catch (err) {
@@ -114,6 +118,7 @@ export class Remote {
   }
 
   #lazyTrees = 0;
+  #lazyObjects = 0;
 
   #noteFilled(r: FillResult): void {
     const prev = this.#filled;
@@ -143,6 +148,7 @@ export class Remote {
       fromRemote: (this.#filled?.trees.size ?? 0) + this.#lazyTrees,
       // bytes that crossed the network (objects compressed), not what they unpack to
       downloadedBytes: this.client.stats.bytesIn,
+      lazyObjects: this.#lazyObjects,
       published: this.#published?.keys ?? 0,
       uploadedBytes: this.#published?.bytes ?? 0,
       requests: this.client.stats.requests,
