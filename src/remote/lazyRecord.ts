@@ -114,20 +114,26 @@ export function recordLazyTree(store: Store, remoteUrl: string, missing: Map<str
   return true;
 }
 
-/** Delete the lazy records of trees `keep` says are gone (velo gc); returns how many. */
-export function dropLazyRecords(home: string, keep: (tree: string) => boolean): number {
+/**
+ * Delete the lazy records velo gc no longer needs: of trees `live` says are
+ * gone, and of trees whose every recorded object is in the store by now (a
+ * later install completed them). Returns how many.
+ */
+export function dropLazyRecords(store: Store, live: (tree: string) => boolean): number {
   let dropped = 0;
   let names: string[];
   try {
-    names = readdirSync(join(home, 'remote', 'lazy'));
+    names = readdirSync(join(store.home, 'remote', 'lazy'));
   } catch {
     return 0;
   }
   for (const name of names) {
     const tree = name.endsWith('.json') ? name.slice(0, -'.json'.length) : '';
-    if (!isDigest(tree) || keep(tree)) continue;
+    if (!isDigest(tree)) continue;
+    const record = live(tree) ? readLazyRecord(store.home, tree) : undefined;
+    if (record && record.objects.some((o) => !objectLooksIntact(store.objectPath(o.digest, o.exec), o.size))) continue;
     try {
-      unlinkSync(join(home, 'remote', 'lazy', name));
+      unlinkSync(join(store.home, 'remote', 'lazy', name));
       dropped++;
     } catch {
       /* gone already */

@@ -142,8 +142,8 @@ function sweep(store: Store, dryRun: boolean, projectExists: (path: string, ecos
       tree_bytes: -report.treeBytes,
     });
     cleanTmp(store);
-    // a lazy mount's record goes with its tree
-    dropLazyRecords(store.home, (tree) => liveTrees.has(tree));
+    // a lazy mount's record goes with its tree, or once nothing it names is missing
+    dropLazyRecords(store, (tree) => liveTrees.has(tree));
   }
   return report;
 }
