@@ -1,5 +1,5 @@
 // A loopback HTTP proxy in front of an S3 endpoint that counts what passes:
-// requests and response bytes, by the kind of object (keys/, packs/,
+// requests and response bytes, both by the kind of object (keys/, packs/,
 // objects/). Requests are forwarded unchanged — the Host header included —
 // so SigV4 signatures made for the proxy's address still verify at the
 // server. For the lazy-mount test and bench: how many bytes did reading
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 function serve(target) {
   const to = new URL(target);
-  const zero = () => ({ requests: 0, bytes: 0, byKind: { keys: 0, packs: 0, objects: 0, other: 0 } });
+  const zero = () => ({ requests: 0, bytes: 0, byKind: { keys: 0, packs: 0, objects: 0, other: 0 }, requestsByKind: { keys: 0, packs: 0, objects: 0, other: 0 } });
   let counts = zero();
   const server = createServer((req, res) => {
     if (req.url === '/__counts') return res.end(JSON.stringify(counts));
@@ -25,6 +25,7 @@ function serve(target) {
     }
     const kind = /\/(keys|packs|objects)\//.exec(req.url ?? '')?.[1] ?? 'other';
     counts.requests++;
+    counts.requestsByKind[kind]++;
     const up = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       upRes.on('data', (chunk) => {

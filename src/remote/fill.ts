@@ -101,9 +101,11 @@ export async function lazyFillFromRemote(store: Store, remote: Remote, names: st
   }
   store.flushCounters();
   const missing = new Map<string, LazyObject[]>();
+  const group = new Map(found.map((f, i) => [f, i]));
   for (const w of wanted.values()) {
-    if (w.users.every((u) => u.bad)) continue; // wanted by no key that checked out
-    missing.set(w.digest, [...w.execs].map((exec) => ({ digest: w.digest, size: w.size, exec, loc: w.loc })));
+    const user = w.users.find((u) => !u.bad);
+    if (!user) continue; // wanted by no key that checked out
+    missing.set(w.digest, [...w.execs].map((exec) => ({ digest: w.digest, size: w.size, exec, loc: w.loc, group: group.get(user)! })));
   }
   return { trees, missing, found: found.filter((f) => !f.bad), wanted };
 }

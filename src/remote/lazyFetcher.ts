@@ -86,47 +86,104 @@ function statsChanged(): void {
   statsTimer ??= setTimeout(saveStats, 200);
 }
 
-/** Fetch one object into the store; undefined when it is there, else why not. */
-async function fetchObject(name: string): Promise<string | undefined> {
-  const o = byName.get(name);
-  if (!o || !client || !settings) return `${name} is not an object of tree ${tree} left in the remote`;
-  const path = store.objectPath(o.digest, o.exec);
-  if (objectLooksIntact(path, o.size)) return undefined;
-  const key = o.loc.pack === '' ? looseObjectName(settings.prefix, o.digest) : packObjectName(settings.prefix, o.loc.pack);
+/** A batch's range may skip this much between two wanted objects, and span at most this much. */
+const BATCH_GAP = 64 << 10;
+const BATCH_SPAN = 4 << 20;
+
+/** Objects of one package by (group, pack), to take along when one of them is asked for. */
+const byGroup = new Map<string, LazyObject[]>();
+for (const o of record?.objects ?? []) {
+  if (o.loc.pack === '') continue;
+  const k = `${o.group} ${o.loc.pack}`;
+  const list = byGroup.get(k);
+  if (list) list.push(o);
+  else byGroup.set(k, [o]);
+}
+for (const list of byGroup.values()) list.sort((a, b) => a.loc.offset - b.loc.offset);
+
+const nameOf = (o: LazyObject): string => objectRelPath(o.digest, o.exec).slice('objects/'.length);
+const present = (o: LazyObject): boolean => objectLooksIntact(store.objectPath(o.digest, o.exec), o.size) === true;
+
+/**
+ * What one GET brings for a wanted object: it alone, or, in a pack, the run
+ * of its package's other missing objects around it (gaps <= BATCH_GAP, span
+ * <= BATCH_SPAN) — a reader that opens one file of a package opens its
+ * others next (Node's require reads package.json, then the entry, then what
+ * it requires).
+ */
+function batchFor(o: LazyObject): LazyObject[] {
+  const list = o.loc.pack === '' ? undefined : byGroup.get(`${o.group} ${o.loc.pack}`);
+  if (!list) return [o];
+  const take = (x: LazyObject): boolean => x === o || (!inFlight.has(nameOf(x)) && !present(x));
+  const at = list.indexOf(o);
+  let lo = at;
+  let hi = at;
+  const span = (a: number, b: number): number => list[b]!.loc.offset + list[b]!.loc.length - list[a]!.loc.offset;
+  while (lo > 0 && take(list[lo - 1]!) && list[lo]!.loc.offset - (list[lo - 1]!.loc.offset + list[lo - 1]!.loc.length) <= BATCH_GAP && span(lo - 1, hi) <= BATCH_SPAN) lo--;
+  while (hi < list.length - 1 && take(list[hi + 1]!) && list[hi + 1]!.loc.offset - (list[hi]!.loc.offset + list[hi]!.loc.length) <= BATCH_GAP && span(lo, hi + 1) <= BATCH_SPAN) hi++;
+  return list.slice(lo, hi + 1);
+}
+
+/** Fetch a batch into the store (one GET); per object: undefined when it is in the store, else why not. */
+async function fetchBatch(batch: LazyObject[]): Promise<(string | undefined)[]> {
+  const why = (w: string): (string | undefined)[] => batch.map(() => w);
+  if (!client || !settings) return why(`not an object of tree ${tree} left in the remote`);
+  const first = batch[0]!;
+  const last = batch[batch.length - 1]!;
+  const start = first.loc.offset;
+  const end = last.loc.offset + last.loc.length;
+  const key = first.loc.pack === '' ? looseObjectName(settings.prefix, first.digest) : packObjectName(settings.prefix, first.loc.pack);
   let data: Buffer | undefined;
   try {
-    data = o.loc.pack === '' ? await client.get(key, undefined, o.loc.length) : await client.get(key, { start: o.loc.offset, end: o.loc.offset + o.loc.length - 1 });
+    data = first.loc.pack === '' ? await client.get(key, undefined, first.loc.length) : await client.get(key, { start, end: end - 1 });
   } catch (err) {
-    return `${key}: ${(err as Error).message}`;
+    return why(`${key}: ${(err as Error).message}`);
   }
-  if (data === undefined) return `${key} is missing from ${settings.url}`;
-  if (data.length !== o.loc.length) return `${key}: got ${data.length} bytes for an object stored in ${o.loc.length}`;
-  const r = checkInObjects(store, data, [{ digest: o.digest, size: o.size, execs: [o.exec], offset: 0, length: data.length, enc: o.loc.enc }]);
-  if (r.error) return `cannot write ${o.digest} into the store: ${r.error.message}`;
-  if (!r.ok[0]) return `object ${o.digest} in ${key} does not match its digest: not used`;
-  stats.objects++;
-  stats.bytes += o.size;
-  return undefined;
+  if (data === undefined) return why(`${key} is missing from ${settings.url}`);
+  const expected = first.loc.pack === '' ? first.loc.length : end - start;
+  if (data.length !== expected) return why(`${key}: got ${data.length} bytes for ${expected}`);
+  const base = first.loc.pack === '' ? 0 : start;
+  const r = checkInObjects(
+    store,
+    data,
+    batch.map((o) => ({ digest: o.digest, size: o.size, execs: [o.exec], offset: o.loc.offset - base, length: o.loc.length, enc: o.loc.enc })),
+  );
+  return batch.map((o, i) => {
+    if (r.ok[i] === undefined) return `cannot write ${o.digest} into the store: ${r.error?.message ?? 'stopped'}`;
+    if (!r.ok[i]) return `object ${o.digest} in ${key} does not match its digest: not used`;
+    stats.objects++;
+    stats.bytes += o.size;
+    return undefined;
+  });
 }
 
 const inFlight = new Map<string, Promise<string | undefined>>();
+
+/** Fetch the object named (with its batch); requests for an object already on its way share that download. */
 function fetchOnce(name: string): Promise<string | undefined> {
-  let p = inFlight.get(name);
-  if (!p) {
-    p = fetchObject(name)
-      .catch((err: unknown) => `unexpected error: ${(err as Error).message}`)
-      .then((why) => {
-        if (why !== undefined) {
-          stats.failed++;
-          log(`cannot fetch ${name}: ${why}`);
-        }
-        statsChanged();
-        return why;
-      })
-      .finally(() => inFlight.delete(name));
-    inFlight.set(name, p);
-  }
-  return p;
+  const pending = inFlight.get(name);
+  if (pending) return pending;
+  const o = byName.get(name);
+  if (!o) return Promise.resolve(`${name} is not an object of tree ${tree} left in the remote`);
+  if (present(o)) return Promise.resolve(undefined);
+  const batch = batchFor(o);
+  const results = fetchBatch(batch).catch((err: unknown) => batch.map(() => `unexpected error: ${(err as Error).message}`));
+  let answer: Promise<string | undefined> | undefined;
+  batch.forEach((x, i) => {
+    const p = results.then((r) => {
+      const w = r[i];
+      if (w !== undefined) {
+        stats.failed++;
+        log(`cannot fetch ${nameOf(x)}: ${w}`);
+      }
+      statsChanged();
+      return w;
+    });
+    inFlight.set(nameOf(x), p);
+    void p.finally(() => inFlight.delete(nameOf(x)));
+    if (x === o) answer = p;
+  });
+  return answer!;
 }
 
 const socket = new Socket({ fd: 3, readable: true, writable: true });

@@ -6,7 +6,7 @@
  * (lazyFetcher.ts), and tells `velo verify` that the tree's missing objects
  * are expected, not damage:
  *
- *   <store>/remote/lazy/<tree>.json   {v, remote, tree, objects: [[digest, size, exec, pack, offset, length, enc], …]}
+ *   <store>/remote/lazy/<tree>.json   {v, remote, tree, objects: [[digest, size, exec, pack, offset, length, enc, group], …]}
  *
  * The package keys of such a tree are NOT set in the store (a key promises
  * every object is present): a later install looks them up in the remote
@@ -32,6 +32,8 @@ export interface LazyObject {
   size: number;
   exec: boolean;
   loc: ObjectLocation;
+  /** the package (key) it came with: a fetch takes that package's other missing objects in the same pack range along */
+  group: number;
 }
 
 export interface LazyRecord {
@@ -41,7 +43,7 @@ export interface LazyRecord {
   objects: LazyObject[];
 }
 
-type Row = [string, number, 0 | 1, string, number, number, ObjectEncoding];
+type Row = [string, number, 0 | 1, string, number, number, ObjectEncoding, number];
 
 export function lazyRecordPath(home: string, tree: string): string {
   return join(home, 'remote', 'lazy', `${tree}.json`);
@@ -52,7 +54,7 @@ export function hasLazyRecord(home: string, tree: string): boolean {
 }
 
 export function writeLazyRecord(store: Store, record: LazyRecord): void {
-  const rows: Row[] = record.objects.map((o) => [o.digest, o.size, o.exec ? 1 : 0, o.loc.pack, o.loc.offset, o.loc.length, o.loc.enc]);
+  const rows: Row[] = record.objects.map((o) => [o.digest, o.size, o.exec ? 1 : 0, o.loc.pack, o.loc.offset, o.loc.length, o.loc.enc, o.group]);
   writeFileAtomic(lazyRecordPath(store.home, record.tree), JSON.stringify({ v: LAZY_FORMAT, remote: record.remote, tree: record.tree, objects: rows }) + '\n', store.tmpPath('lazy'));
 }
 
@@ -70,11 +72,11 @@ export function readLazyRecord(home: string, tree: string): LazyRecord | undefin
   if (!r || r.v !== LAZY_FORMAT || typeof r.remote !== 'string' || r.tree !== tree || !Array.isArray(r.objects)) return undefined;
   const objects: LazyObject[] = [];
   for (const row of r.objects as unknown[]) {
-    if (!Array.isArray(row) || row.length !== 7) return undefined;
-    const [digest, size, exec, pack, offset, length, enc] = row as unknown[];
+    if (!Array.isArray(row) || row.length !== 8) return undefined;
+    const [digest, size, exec, pack, offset, length, enc, group] = row as unknown[];
     if (typeof digest !== 'string' || !isDigest(digest) || !nonNegInt(size) || (exec !== 0 && exec !== 1)) return undefined;
-    if (typeof pack !== 'string' || (pack !== '' && !isDigest(pack)) || !nonNegInt(offset) || !nonNegInt(length) || (enc !== 0 && enc !== 1)) return undefined;
-    objects.push({ digest, size, exec: exec === 1, loc: { pack, offset, length, enc } });
+    if (typeof pack !== 'string' || (pack !== '' && !isDigest(pack)) || !nonNegInt(offset) || !nonNegInt(length) || (enc !== 0 && enc !== 1) || !nonNegInt(group)) return undefined;
+    objects.push({ digest, size, exec: exec === 1, loc: { pack, offset, length, enc }, group });
   }
   return { remote: r.remote, tree, objects };
 }
