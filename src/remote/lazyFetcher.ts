@@ -88,7 +88,7 @@ function statsChanged(): void {
 
 /** A batch's range may skip this much between two wanted objects, and span at most this much. */
 const BATCH_GAP = 64 << 10;
-const BATCH_SPAN = 4 << 20;
+const BATCH_SPAN = 256 << 10;
 
 /** Objects of one package by (group, pack), to take along when one of them is asked for. */
 const byGroup = new Map<string, LazyObject[]>();
