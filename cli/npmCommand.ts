@@ -133,6 +133,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           (summary.bytesSaved > 0 ? `, ${formatBytes(summary.bytesSaved)} not copied` : ''),
       );
       if (summary.projectionNote) err(io, `velo: projection mount: ${summary.projectionNote}`);
+      if (summary.remote?.lazyObjects) err(io, `velo: ${summary.remote.lazyObjects} objects stay in ${summary.remote.url} until first opened through the mount`);
       if (summary.remote?.published) err(io, `velo: published ${summary.remote.published} packages to ${summary.remote.url} (${formatBytes(summary.remote.uploadedBytes)})`);
     }
     // on stderr whatever the output mode, as npm prints its warnings

@@ -56,7 +56,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
           (report.garbage.trees + report.garbage.keys + report.garbage.projects > 0
             ? `; garbage for the next velo gc (not damage): ${report.garbage.projects} project(s) whose directory is gone, ` +
               `${report.garbage.keys} unused key(s) and ${report.garbage.trees} unreferenced tree(s) left incomplete`
-            : ''),
+            : '') +
+          (report.lazyObjects > 0 ? `; ${report.lazyObjects} file(s) of lazy mounts still in the remote (fetched on first open)` : ''),
       );
     }
     return unrepaired === 0 ? 0 : 1;

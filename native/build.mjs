@@ -38,7 +38,7 @@ const launcherFile = join(outDir, 'velo-launch');
 const launchDir = join(srcDir, 'launch');
 /** the daemon's own main, and the addon sources it shares (no Node-API) */
 const DAEMON_MAIN = 'mountd.c';
-const DAEMON_SHARED = ['errname.c', 'fs_copy.c', 'fuse_dl.c', 'fuse_fs.c', 'fuse_fusermount.c', 'fuse_passthrough.c', 'fuse_server.c', 'fuse_upper.c', 'fuse_upper_nodes.c', 'tree.c'];
+const DAEMON_SHARED = ['errname.c', 'fs_copy.c', 'fuse_dl.c', 'fuse_fetch.c', 'fuse_fs.c', 'fuse_fusermount.c', 'fuse_passthrough.c', 'fuse_server.c', 'fuse_upper.c', 'fuse_upper_nodes.c', 'tree.c'];
 
 function die(message) {
   process.stderr.write(`velo native build: ${message}\n`);

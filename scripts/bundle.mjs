@@ -35,7 +35,7 @@ rmSync(staging, { recursive: true, force: true });
 
 const result = await build({
   absWorkingDir: repo,
-  entryPoints: { velo: 'cli/velo.ts', ingestWorker: 'src/store/ingestWorker.ts', tarballWorker: 'src/npm/tarballWorker.ts' },
+  entryPoints: { velo: 'cli/velo.ts', ingestWorker: 'src/store/ingestWorker.ts', tarballWorker: 'src/npm/tarballWorker.ts', lazyFetcher: 'src/remote/lazyFetcher.ts' },
   outdir: staging,
   bundle: true,
   splitting: true,
@@ -72,7 +72,7 @@ await build({
 });
 // the bin itself: a shell script that runs the native launcher when it is installed, else Node on start.cjs (cli/velo.sh)
 writeFileSync(join(staging, 'velo'), readFileSync(join(repo, 'cli', 'velo.sh')), { mode: 0o755 });
-const ENTRIES = new Set(['velo', 'start.cjs', 'velo.js', 'ingestWorker.js', 'tarballWorker.js']);
+const ENTRIES = new Set(['velo', 'start.cjs', 'velo.js', 'ingestWorker.js', 'tarballWorker.js', 'lazyFetcher.js']);
 const made = readdirSync(staging);
 for (const f of made.filter((f) => !ENTRIES.has(f))) renameSync(join(staging, f), join(outdir, f));
 for (const f of made.filter((f) => ENTRIES.has(f))) renameSync(join(staging, f), join(outdir, f));
@@ -82,4 +82,4 @@ for (const f of readdirSync(outdir)) {
   if (!keep.has(f) && (values.clean || Date.now() - statSync(join(outdir, f)).mtimeMs > 10 * 60_000)) rmSync(join(outdir, f), { force: true });
 }
 if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
-process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js, tarballWorker.js and ${made.length - ENTRIES.size} chunks\n`);
+process.stdout.write(`velo bundle: wrote ${outdir}/start.cjs, velo.js, ingestWorker.js, tarballWorker.js, lazyFetcher.js and ${made.length - ENTRIES.size} chunks\n`);

@@ -349,6 +349,8 @@ int vfs_open_object(vfs *fs, uint32_t i) {
     struct stat st;
     vtree_object_name(t, i, obj);
     int fd = openat(fs->objfd, obj, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT && fs->fetch && vfetch_object(fs->fetch, obj) == 0)
+        fd = openat(fs->objfd, obj, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* fetched, checked and in the store now */
     if (fd < 0) return errno == ENOENT ? -EIO : -errno;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != vtree_size(t, i) ||
         st.st_mtim.tv_sec != VELO_OBJECT_MTIME) {

@@ -13,6 +13,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "fuse_fetch.h"
 #include "fuse_passthrough.h"
 #include "tree.h"
 
@@ -94,6 +95,7 @@ typedef struct vfs {
     atomic_ulong n_backing_opens; /* backing files registered (passthrough) */
     atomic_ulong n_reads;         /* read requests (passthrough reads never reach us) */
     struct vup *up;               /* the writable layer's state (copy-up mode), else NULL: read-only */
+    vfetch *fetch;                /* a lazy mount: asks for objects not in the store yet (fuse_fetch.h), else NULL */
     const vfs_layer *layer;       /* its handlers, set with up */
 } vfs;
 
@@ -120,7 +122,8 @@ void vfs_get_stats(vfs *fs, vfs_stats *out);
 /* The attributes tree entry i shows (see native/README.md "What the mount shows"). */
 void vfs_fill_attr(const vfs *fs, uint32_t i, struct stat *st);
 
-/* Opens file entry i's object and checks it (size, mtime). An fd or -errno. */
+/* Opens file entry i's object and checks it (size, mtime). An fd or -errno.
+ * A lazy mount's missing object is fetched first (fuse_fetch.h). */
 int vfs_open_object(vfs *fs, uint32_t i);
 
 const struct fuse_lowlevel_ops *vfs_ops(void);

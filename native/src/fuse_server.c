@@ -392,6 +392,7 @@ vfuse *vfuse_start(const char *tree_path, const char *objects_dir, const char *m
     m->fs.objfd = open(objects_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (m->fs.objfd < 0) { fail_errno(e, errno, "open", objects_dir); vfuse_free(m); return NULL; }
     if (vfs_init_nlink(&m->fs) != 0) return fail(m, e, NULL, ENOMEM, "ENOMEM: out of memory");
+    if (o->fetch_fd > 2 && !(m->fs.fetch = vfetch_new(o->fetch_fd))) return fail(m, e, NULL, errno, "%s: cannot start the object fetcher's reader", velo_errname(errno));
     int as_root = geteuid() == 0;
     if (as_root && !o->upper_dir && vfs_init_slots(&m->fs) != 0) return fail(m, e, NULL, ENOMEM, "ENOMEM: out of memory");
     if (o->upper_dir) {
@@ -435,6 +436,7 @@ void vfuse_stop(vfuse *m) {
     if (m->stopped) return;
     m->stopped = 1;
     atomic_store(&m->stopping, 1);
+    if (m->fs.fetch) vfetch_cancel(m->fs.fetch); /* no worker stays waiting for an object */
     if (m->se) {
         if (m->threads) stop_workers(m);
         /* aborts the connection (for files still open), then detaches the
@@ -451,6 +453,7 @@ void vfuse_free(vfuse *m) {
     if (m->map) munmap(m->map, m->map_len);
     vfs_free_state(&m->fs);
     vup_close(&m->fs);
+    vfetch_free(m->fs.fetch);
     free(m->mountpoint);
     free(m->threads);
     free((void *)m->exited);

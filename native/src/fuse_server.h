@@ -16,6 +16,7 @@ typedef struct vfuse_opts {
     const char *upper_dir; /* copy-up mode (fuse_upper.h): writes land here; NULL: a read-only mount */
     const char *work_dir;  /* with upper_dir: scratch on the same filesystem */
     const char *fsname;    /* the mount's source in the mount table (default "velo"; no ',' or whitespace) */
+    int fetch_fd;          /* > 2: a lazy mount's connection to its object fetcher (fuse_fetch.h), taken over */
 } vfuse_opts;
 
 enum { VFUSE_PT_AUTO = 0, VFUSE_PT_ON = 1, VFUSE_PT_OFF = 2 };

@@ -4,6 +4,7 @@
  *               --fuse-at <path> [--method overlay|fuse-ro|fuse-rw] [--upper-root <dir>]
  *               [--threads N] [--tree-id <hex>] [--dest <path>] [--passthrough auto|on|off]
  *               [--overlay-upper <dir> --overlay-work <dir>] [--upper <dir> --work <dir>]
+ *               [--fetch-node <node> --fetch-script <lazyFetcher.js>]
  *
  * velo starts it detached for each mount (src/mount/mountProcess.ts). It
  * mounts the tree's read-only FUSE view at --fuse-at (the same fuse_fs.c /
@@ -22,7 +23,14 @@
  * destination, or where velo parked or staged it), then its FUSE view, and
  * exit 0. SIGUSR2 ("retire": a newer mount replaced this one) does the same,
  * then deletes <dir> and the upper root. When the FUSE view is unmounted
- * from outside it unmounts its overlay(s) and exits 0. */
+ * from outside it unmounts its overlay(s) and exits 0.
+ *
+ * A lazy mount (--fetch-node/--fetch-script: the tree's objects are not all
+ * in the store yet) starts its object fetcher first, as a child: `<node>
+ * <script> --dir <dir> --objects <objects> --tree <tree-id>`, connected by a
+ * socket pair on its fd 3, its stderr this log. A missing object is asked
+ * for on first open (fuse_fetch.h). The fetcher exits when that socket
+ * closes — when this process exits, however it exits. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -48,6 +57,7 @@ typedef struct config {
     const char *dir, *id, *tree, *objects, *fuse_at, *method, *upper_root, *tree_id, *dest;
     const char *overlay_upper, *overlay_work; /* mount the overlay at dest too */
     const char *upper, *work;                 /* fuse-rw: the copy-up layer */
+    const char *fetch_node, *fetch_script;    /* a lazy mount: its object fetcher */
     int threads;
     int passthrough; /* VFUSE_PT_* */
 } config;
@@ -319,7 +329,8 @@ static void usage(void) {
     fputs("usage: velo-mountd --dir <mount dir> --id <id> --tree <tree file> --objects <objects dir> --fuse-at <path>\n"
           "                   [--method overlay|fuse-ro] [--upper-root <dir>] [--threads N] [--tree-id <hex>] [--dest <path>]\n"
           "                   [--passthrough auto|on|off] [--overlay-upper <dir> --overlay-work <dir>]\n"
-          "                   [--method fuse-rw --upper <dir> --work <dir>]\n",
+          "                   [--method fuse-rw --upper <dir> --work <dir>]\n"
+          "                   [--fetch-node <node> --fetch-script <script>]\n",
           stderr);
     exit(2);
 }
@@ -334,6 +345,7 @@ static void parse_args(int argc, char **argv) {
         { "passthrough", required_argument, NULL, 'P' },
         { "overlay-upper", required_argument, NULL, 'U' }, { "overlay-work", required_argument, NULL, 'W' },
         { "upper", required_argument, NULL, 'r' }, { "work", required_argument, NULL, 'w' },
+        { "fetch-node", required_argument, NULL, 'N' }, { "fetch-script", required_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -354,6 +366,8 @@ static void parse_args(int argc, char **argv) {
         case 'W': cfg.overlay_work = optarg; break;
         case 'r': cfg.upper = optarg; break;
         case 'w': cfg.work = optarg; break;
+        case 'N': cfg.fetch_node = optarg; break;
+        case 'S': cfg.fetch_script = optarg; break;
         case 'P':
             if (strcmp(optarg, "auto") == 0) cfg.passthrough = VFUSE_PT_AUTO;
             else if (strcmp(optarg, "on") == 0) cfg.passthrough = VFUSE_PT_ON;
@@ -371,6 +385,38 @@ static void parse_args(int argc, char **argv) {
     if (!cfg.dest) cfg.dest = cfg.fuse_at;
     if (!cfg.overlay_upper != !cfg.overlay_work) usage();
     if (cfg.overlay_upper && strcmp(cfg.method, "overlay") != 0) usage();
+    if (!cfg.fetch_node != !cfg.fetch_script) usage();
+}
+
+/* Starts the object fetcher (see the top of this file); returns our end of
+ * the socket pair, or -1 with errno set. Called before any thread exists. */
+static int start_fetcher(const sigset_t *blocked) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(sv[0]);
+        close(sv[1]);
+        errno = err;
+        return -1;
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_UNBLOCK, blocked, NULL); /* the mask survives exec: Node must get its signals */
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (nul >= 0) dup2(nul, STDOUT_FILENO); /* never velo's pipe */
+        if (dup2(sv[1], 3) != 3) _exit(127);     /* dup2 clears close-on-exec */
+        char *argv[] = { (char *)cfg.fetch_node, (char *)cfg.fetch_script, "--dir", (char *)cfg.dir, "--objects", (char *)cfg.objects,
+                         "--tree", (char *)cfg.tree_id, NULL };
+        execv(cfg.fetch_node, argv);
+        logf_("cannot start the object fetcher %s: %s", cfg.fetch_node, strerror(errno));
+        _exit(127);
+    }
+    close(sv[1]);
+    logf_("object fetcher started (pid %d): objects missing from the store are fetched on first open", (int)pid);
+    return sv[0];
 }
 
 static int default_threads(void) {
@@ -411,6 +457,16 @@ int main(int argc, char **argv) {
     vfuse_opts o = { .fsname = strcmp(cfg.method, "overlay") == 0 ? "velo" : fsname, .threads = cfg.threads > 0 ? cfg.threads : default_threads(), .allow_other = 0, .debug = 0, .log_warnings = 1,
                      .passthrough = cfg.passthrough, .upper_dir = cfg.upper, .work_dir = cfg.work };
     if (o.threads > 64) o.threads = 64;
+    if (cfg.fetch_node) {
+        signal(SIGCHLD, SIG_IGN); /* the fetcher is reaped by the kernel when it exits */
+        o.fetch_fd = start_fetcher(&wait);
+        if (o.fetch_fd < 0) {
+            int err = errno;
+            logf_("cannot start the object fetcher: %s", strerror(err));
+            report("error %s cannot start the object fetcher: %s", velo_errname(err), strerror(err));
+            return 1;
+        }
+    }
     vfuse_error e = { 0 };
     vfuse_set_log_sink(log_sink);
     server = vfuse_start(cfg.tree, cfg.objects, cfg.fuse_at, &o, on_server_ended, NULL, &e);

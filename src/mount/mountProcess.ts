@@ -10,6 +10,9 @@
  * server copies writes up into the record's upper dir), writes server.json
  * and reports one line on stdout:
  * `ready <pid>` or `error <CODE> <message>`. Its log is mounts/<id>/server.log.
+ * A tree with a lazy record (objects still in a remote: src/remote/lazyRecord.ts)
+ * gets --fetch-node/--fetch-script: the server starts the object fetcher
+ * (src/remote/lazyFetcher.ts) as its child, and a repair restarts both.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync } from 'node:fs';
@@ -18,6 +21,7 @@ import { nativeAddonPath } from '../native.js';
 import { treePathIn } from '../store/layout.js';
 import { processAlive } from '../store/lock.js';
 import { mountDir, readServerInfo, type MountRecord } from './mountRecords.js';
+import { hasLazyRecord, lazyFetcherScript } from '../remote/lazyRecord.js';
 
 /** How long a server may take to mount before velo gives up on it. */
 const START_TIMEOUT_MS = 20_000;
@@ -66,6 +70,9 @@ export interface StartOptions {
 export function serverArgs(record: MountRecord, options: StartOptions = {}): string[] {
   const overlay = options.overlay && record.method === 'overlay' ? ['--overlay-upper', record.upper, '--overlay-work', record.work] : [];
   const copyUp = record.method === 'fuse-rw' ? ['--upper', record.upper, '--work', record.work] : [];
+  // a tree filled lazily from a remote: the server starts the object fetcher with it (lazyRecord.ts)
+  const script = hasLazyRecord(record.home, record.tree) ? lazyFetcherScript() : undefined;
+  const fetcher = script ? ['--fetch-node', process.execPath, '--fetch-script', script] : [];
   return [
     '--dir', mountDir(record.home, record.id),
     '--id', record.id,
@@ -79,6 +86,7 @@ export function serverArgs(record: MountRecord, options: StartOptions = {}): str
     '--dest', record.dest,
     ...overlay,
     ...copyUp,
+    ...fetcher,
   ];
 }
 

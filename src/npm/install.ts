@@ -26,6 +26,7 @@ import { loadManifest, projectKey, type ProjectManifest } from './projectCache.j
 import type { InstallOptions, InstallSummary } from './installTypes.js';
 import { leftoverNodeModules, projectDirs, rollBack, underLease, writeHiddenLockfile } from './projectNodeModules.js';
 import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './recordInstall.js';
+import { lazyFetcherScript, recordLazyTree } from '../remote/lazyRecord.js';
 
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';
 
@@ -138,7 +139,7 @@ async function installFromLockfile(
 ): Promise<InstallSummary> {
   // planning, fetching and laying out are loaded only when a lockfile install needs
   // them (the manifest path and the no-op never do)
-  const [{ resolveAndPlan }, { lookUpAndFetch, lockfileKeys }, { planBuilds, runBuilds }, { composeNodeModules }, links] = await Promise.all([
+  const [{ resolveAndPlan }, { lookUpAndFetch, lockfileKeys, completeLazyTrees }, { planBuilds, runBuilds }, { composeNodeModules }, links] = await Promise.all([
     import('./resolveLockfile.js'),
     import('./fetchMissing.js'),
     import('./buildScripted.js'),
@@ -148,14 +149,25 @@ async function installFromLockfile(
   const { loaded, plan, resolvedLockfile } = await resolveAndPlan(o, root, npm, userEnv);
   const store = o.store;
   return underLease(o, root, async (asides) => {
-    const { have, missing, fetchedBytes, warnings } = await lookUpAndFetch(store, loaded, plan, o.progress, o.remote);
-    const builds = await planBuilds(store, plan, have);
-
-    o.progress?.phase?.('link');
+    const fetched = await lookUpAndFetch(store, loaded, plan, o.progress, o.remote, o.projection === 'mount' && (await lazyMountPossible()));
+    const { have, missing, warnings } = fetched;
+    let builds = await planBuilds(store, plan, have);
     // workspaces with lifecycle scripts: npm's rebuild runs them and links their bins after prepare
     const linkBuild = links.needsLinkBuild(plan.links, plan.ignoreScripts);
+    const mountable = builds.toBuild.length === 0 && !linkBuild;
+    const completeLazy = (): Promise<void> => completeLazyTrees(store, loaded, plan, o.progress, o.remote!, fetched);
+    if (fetched.lazy && !mountable) {
+      // scripts run in a linked tree: every object is needed now
+      await completeLazy();
+      builds = await planBuilds(store, plan, have);
+    }
+
+    o.progress?.phase?.('link');
     const { trees, warnings: layoutWarnings } = composeNodeModules(store, plan, builds.placed, !linkBuild);
-    const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, builds.toBuild.length === 0 && !linkBuild);
+    const lazy = fetched.lazy;
+    const lazyTrees = lazy && { record: (tree: string) => recordLazyTree(store, o.remote!.settings.url, lazy.missing, tree), complete: completeLazy };
+    const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, mountable, lazyTrees);
+    const fetchedBytes = fetched.fetchedBytes;
     writePending(store.home, root, asides);
     const omitSet = new Set<string>(loaded.flat.omit ?? []);
     const omitted = new Set<AnyRecord>(
@@ -186,7 +198,8 @@ async function installFromLockfile(
     const linksInside = plan.links.every((l) => !relative(root, l.node.realpath).startsWith('..'));
     const linksPlain = plan.links.every((l) => !l.hasScripts && l.bins.size === 0);
     // nor when entries were left out for this project's path length (another path may fit them)
-    if (failedOptional.length === 0 && linksInside && linksPlain && plan.emptiedDirs.length === 0 && layoutWarnings.length === 0 && plan.packages.every((p) => p.key)) {
+    // nor when objects are still in the remote (a lazy mount's fetcher gets them; the keys are not set)
+    if (fetched.lazy === undefined && failedOptional.length === 0 && linksInside && linksPlain && plan.emptiedDirs.length === 0 && layoutWarnings.length === 0 && plan.packages.every((p) => p.key)) {
       usedKeys.push(recordProjectManifest(o, root, userEnv, versions, { results, keys: [...usedKeys], extraInputs, packages: plan.packages.length }));
     }
     const summary = await finishInstall(o, root, npm, {
@@ -212,6 +225,12 @@ async function installFromLockfile(
     });
     return withRemote(o, summary, usedKeys, lockfileKeys(plan));
   });
+}
+
+/** Objects can be left in the remote for the mount to fetch: FUSE works here and the fetcher is built. */
+async function lazyMountPossible(): Promise<boolean> {
+  const { fuseUnavailableReason } = await import('../mount/mount.js');
+  return fuseUnavailableReason() === undefined && lazyFetcherScript() !== undefined && process.env.VELO_REMOTE_LAZY !== '0';
 }
 
 /** After a successful install: publish the package keys the remote lacks (and the lockfile's bundle), and report what the remote did. */

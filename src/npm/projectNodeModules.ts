@@ -48,10 +48,20 @@ export async function underLease<T>(o: InstallOptions, root: string, fn: (asides
   }
 }
 
+/** Trees whose objects are partly still in the remote (a lazy fill, fetchMissing.ts). */
+export interface LazyTrees {
+  /** record a tree for a lazy mount (its fetcher gets the objects on first open); false: it cannot be, complete first */
+  record(tree: string): boolean;
+  /** fetch every object still in the remote (the trees are to be linked after all) */
+  complete(): Promise<void>;
+}
+
 /**
  * Put each node_modules dir in place: mounted (FUSE view + overlay) when the
  * projection is "mount" and nothing needs building in it, else materialized
- * with the old trees kept aside (recorded in asides) for a rollback.
+ * with the old trees kept aside (recorded in asides) for a rollback. With
+ * `lazy`, a mount fetches objects on first open; anything linked has them
+ * all fetched first.
  */
 export async function projectDirs(
   o: InstallOptions,
@@ -59,6 +69,7 @@ export async function projectDirs(
   dirs: [dir: string, tree: string][],
   asides: Aside[],
   mountable: boolean,
+  lazy?: LazyTrees,
 ): Promise<{ results: ProjectedDir[]; note: string | undefined }> {
   let note: string | undefined;
   // every destination is proven inside the project before the first is touched
@@ -71,6 +82,7 @@ export async function projectDirs(
       try {
         const results: ProjectedDir[] = [];
         for (const [dir, tree] of dirs) {
+          if (lazy && !lazy.record(tree)) await lazy.complete();
           const m = await mounts.mountProjection(o.store, tree, join(root, dir), { within: root, ecosystem: 'npm' });
           results.push({ dir, tree, projection: 'mount', method: m.method, engine: 'fuse', files: m.files, bytes: m.logicalBytes, linked: 0, logicalBytes: m.logicalBytes });
         }
@@ -81,6 +93,7 @@ export async function projectDirs(
       }
     }
   }
+  await lazy?.complete();
   const results: ProjectedDir[] = [];
   for (const [dir, tree] of dirs) {
     const dest = join(root, dir);

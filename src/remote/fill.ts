@@ -32,6 +32,7 @@ import {
 import { runPool } from './pool.js';
 import { checkIn, remoteJobPool, type CheckInItem } from './remoteJobs.js';
 import type { Remote } from './remote.js';
+import type { LazyObject } from './lazyRecord.js';
 
 export const FETCH_CONCURRENCY = 16;
 /** keys are small (one GET each, latency-bound): more of them in flight */
@@ -54,7 +55,7 @@ export interface FillResult {
   requests: number;
 }
 
-interface Found {
+export interface Found {
   name: string;
   kind: string;
   tree: string;
@@ -65,7 +66,7 @@ interface Found {
   bad: boolean;
 }
 
-interface Wanted {
+export interface Wanted {
   digest: string;
   size: number;
   execs: Set<boolean>;
@@ -81,19 +82,77 @@ export interface FillOptions {
 }
 
 export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
-  remote.phase = 'fetch';
   const requests0 = remote.client.stats.requests;
   const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
+  const found = await lookUpAll(store, remote, names, kinds, options.bundle, result.absent);
+  await downloadObjects(store, remote, wantedObjects(store, remote, found), result);
+  commitKeys(store, found, options, result);
+  result.requests = remote.client.stats.requests - requests0;
+  return result;
+}
+
+/**
+ * What a lazy fill found (`--projection mount`): the keys' trees, checked
+ * and in the store, and where each object the store lacks lives in the
+ * remote. No object was downloaded and no key set: a key promises that all
+ * its objects are present. completeLazyFill downloads the rest and sets them.
+ */
+export interface LazyFill {
+  /** key name → tree, for every key whose tree and object index checked out */
+  trees: Map<string, string>;
+  /** digest → where it is, for each object of those trees the store lacks */
+  missing: Map<string, LazyObject[]>;
+  found: Found[];
+  wanted: Map<string, Wanted>;
+}
+
+export async function lazyFillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], bundle?: string[]): Promise<LazyFill> {
+  const found = await lookUpAll(store, remote, names, kinds, bundle, []);
+  const wanted = wantedObjects(store, remote, found);
+  const trees = new Map<string, string>();
+  for (const f of found) {
+    if (f.bad) continue;
+    if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
+    trees.set(f.name, f.tree);
+  }
+  store.flushCounters();
+  const missing = new Map<string, LazyObject[]>();
+  const group = new Map(found.map((f, i) => [f, i]));
+  for (const w of wanted.values()) {
+    const user = w.users.find((u) => !u.bad);
+    if (!user) continue; // wanted by no key that checked out
+    missing.set(w.digest, [...w.execs].map((exec) => ({ digest: w.digest, size: w.size, exec, loc: w.loc, group: group.get(user)! })));
+  }
+  return { trees, missing, found: found.filter((f) => !f.bad), wanted };
+}
+
+/** Download what a lazy fill left in the remote (what is in the store by now is skipped) and set its keys. */
+export async function completeLazyFill(store: Store, remote: Remote, lazy: LazyFill, options: FillOptions = {}): Promise<FillResult> {
+  const requests0 = remote.client.stats.requests;
+  const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
+  const wanted = [...lazy.wanted.values()].filter((w) => [...w.execs].some((exec) => !objectLooksIntact(store.objectPath(w.digest, exec), w.size)));
+  await downloadObjects(store, remote, new Map(wanted.map((w) => [w.digest, w])), result);
+  commitKeys(store, lazy.found, options, result);
+  result.requests = remote.client.stats.requests - requests0;
+  return result;
+}
+
+/** Every key's record checked (from the bundle when there is one); the keys the remote lacks go to `absent`. */
+async function lookUpAll(store: Store, remote: Remote, names: string[], kinds: readonly string[], bundle: string[] | undefined, absent: string[]): Promise<Found[]> {
+  remote.phase = 'fetch';
   const found: Found[] = [];
-  const fromBundle = options.bundle ? await readBundle(remote, options.bundle, names) : new Map<string, DecodedKey>();
+  const fromBundle = bundle ? await readBundle(remote, bundle, names) : new Map<string, DecodedKey>();
   await runPool(names, KEY_CONCURRENCY, async (name) => {
     const bundled = fromBundle.get(name);
     const f = bundled ? examine(store, remote, name, kinds, bundled) : await lookUp(store, remote, name, kinds);
-    if (f === 'absent') result.absent.push(name);
+    if (f === 'absent') absent.push(name);
     else if (f) found.push(f);
   });
+  return found;
+}
 
-  // what the local store lacks, once per digest
+/** What the local store lacks of the keys found, once per digest (a key whose index is wrong is marked bad). */
+function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string, Wanted> {
   const wanted = new Map<string, Wanted>();
   for (const f of found) {
     for (const e of f.files) {
@@ -120,8 +179,11 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
       } else wanted.set(e.digest, { digest: e.digest, size: e.size, execs: new Set([e.exec]), loc, users: [f] });
     }
   }
+  return wanted;
+}
 
-  // each download is checked and written on a worker thread while later ones download
+/** Each download is checked and written on a worker thread while later ones download; a failure marks its keys bad. */
+async function downloadObjects(store: Store, remote: Remote, wanted: Map<string, Wanted>, result: FillResult): Promise<void> {
   const pool = remoteJobPool();
   await runPool(planReads([...wanted.values()]), FETCH_CONCURRENCY, async (read) => {
     const objectName = read.pack === '' ? looseObjectName(remote.prefix, read.items[0]!.digest) : packObjectName(remote.prefix, read.pack);
@@ -153,18 +215,17 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
       result.bytes += w.size;
     });
   });
+}
 
+/** Every object of a good key's tree was in the store already, or was fetched and checked for it: set it. */
+function commitKeys(store: Store, found: Found[], options: FillOptions, result: FillResult): void {
   for (const f of found) {
-    // every object of the tree was in the store already, or was fetched and checked
-    // for it (a read that failed or did not check out marked the key bad)
     if (f.bad) continue;
     if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
     if (options.setKeys !== false) setKey(store, f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
     result.trees.set(f.name, f.tree);
   }
   store.flushCounters();
-  result.requests = remote.client.stats.requests - requests0;
-  return result;
 }
 
 /** Stored as it is: exactly its size; compressed alone: smaller than it; in a frame: a small object, in a frame smaller than a whole one. */

@@ -8,7 +8,7 @@
 import { RemoteError, S3Client } from './s3Client.js';
 import { remoteSettings, type RemoteSettings, type RemoteSources } from './remoteConfig.js';
 import type { Store } from '../store/store.js';
-import type { FillOptions, FillResult } from './fill.js';
+import type { FillOptions, FillResult, LazyFill } from './fill.js';
 import type { PublishHooks, PublishResult, Publisher } from './publish.js';
 
 /** What an install did with the remote, for its summary. */
@@ -18,6 +18,8 @@ export interface RemoteReport {
   /** packages whose trees came from the remote */
   fromRemote: number;
   downloadedBytes: number;
+  /** objects left in the remote for a lazy mount to fetch on first open */
+  lazyObjects: number;
   /** keys this run wrote to the remote */
   published: number;
   uploadedBytes: number;
@@ -79,9 +81,49 @@ export class Remote {
       return new Map();
     }
     for (const name of r.absent) this.#absent.add(name);
+    this.#noteFilled(r);
+    return r.trees;
+  }
+
+  /**
+   * Look package keys up for a lazy mount: their trees (checked, into the
+   * store) and where their missing objects are; no object is downloaded, no
+   * key set. Undefined when the remote failed (the registry path follows).
+   */
+  async fillLazy(store: Store, names: string[], kinds: readonly string[], bundle?: string[]): Promise<LazyFill | undefined> {
+    const { lazyFillFromRemote } = await import('./fill.js');
+    try {
+      const lazy = await lazyFillFromRemote(store, this, names, kinds, bundle);
+      this.#lazyTrees += lazy.trees.size;
+      this.#lazyObjects += lazy.missing.size;
+      return lazy;
+    } catch (err) {
+      this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'fetch' };
+      return undefined;
+    }
+  }
+
+  /** Download what a lazy fill left in the remote and set its keys; returns key → tree for those now complete. */
+  async completeLazy(store: Store, lazy: LazyFill): Promise<Map<string, string>> {
+    const { completeLazyFill } = await import('./fill.js');
+    try {
+      const r = await completeLazyFill(store, this, lazy);
+      this.#lazyTrees -= lazy.trees.size;
+      this.#lazyObjects -= lazy.missing.size;
+      this.#noteFilled(r);
+      return r.trees;
+    } catch (err) {
+      this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'fetch' };
+      return new Map();
+    }
+  }
+
+  #lazyTrees = 0;
+  #lazyObjects = 0;
+
+  #noteFilled(r: FillResult): void {
     const prev = this.#filled;
     this.#filled = prev ? { ...r, trees: new Map([...prev.trees, ...r.trees]), absent: [], bytes: prev.bytes + r.bytes, objects: prev.objects + r.objects } : r;
-    return r.trees;
   }
 
   #publisher: Publisher | undefined;
@@ -154,9 +196,10 @@ export class Remote {
     return {
       url: this.settings.url,
       mode: this.settings.mode,
-      fromRemote: this.#filled?.trees.size ?? 0,
+      fromRemote: (this.#filled?.trees.size ?? 0) + this.#lazyTrees,
       // bytes that crossed the network (objects compressed), not what they unpack to
       downloadedBytes: this.client.stats.bytesIn,
+      lazyObjects: this.#lazyObjects,
       published: this.#published?.keys ?? 0,
       uploadedBytes: this.#published?.bytes ?? 0,
       requests: this.client.stats.requests,

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { acquireLease } from './lock.js';
 import { addCounters } from './counters.js';
 import { readTreeBuffer } from './trees.js';
+import { dropLazyRecords } from '../remote/lazyRecord.js';
 import { parseTree } from './treeFormat.js';
 import { walkStoreDir } from './walkStore.js';
 import { writeTransaction } from './indexDb.js';
@@ -141,6 +142,8 @@ function sweep(store: Store, dryRun: boolean, projectExists: (path: string, ecos
       tree_bytes: -report.treeBytes,
     });
     cleanTmp(store);
+    // a lazy mount's record goes with its tree, or once nothing it names is missing
+    dropLazyRecords(store, (tree) => liveTrees.has(tree));
   }
   return report;
 }

@@ -22,6 +22,7 @@ import { keyRefPath, projectRefPath, scanKeyRefs, scanProjectRefs } from './refs
 import { syncIndexFromRefs } from './indexRecovery.js';
 import { writeMissingRefs } from './migrate.js';
 import type { Store } from './store.js';
+import { readLazyRecord } from '../remote/lazyRecord.js';
 
 export interface VerifyProblem {
   kind:
@@ -55,6 +56,8 @@ export interface VerifyReport {
    * is gone): garbage the next gc removes, not damage.
    */
   garbage: { trees: number; keys: number; projects: number };
+  /** files of lazily mounted trees whose objects are still in the remote (src/remote/lazyRecord.ts): expected, not damage */
+  lazyObjects: number;
 }
 
 export interface VerifyOptions {
@@ -64,7 +67,7 @@ export interface VerifyOptions {
 
 export async function verifyStore(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
   const repair = options.repair === true;
-  const report: VerifyReport = { objects: 0, objectBytes: 0, trees: 0, treeBytes: 0, problems: [], repaired: 0, tmpRemoved: 0, garbage: { trees: 0, keys: 0, projects: 0 } };
+  const report: VerifyReport = { objects: 0, objectBytes: 0, trees: 0, treeBytes: 0, problems: [], repaired: 0, tmpRemoved: 0, garbage: { trees: 0, keys: 0, projects: 0 }, lazyObjects: 0 };
   const problem = (p: VerifyProblem): void => {
     report.problems.push(p);
     if (p.repaired) report.repaired++;
@@ -156,6 +159,18 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
     if (!referenced.has(digest)) {
       report.garbage.trees++;
       continue;
+    }
+    // a lazy mount's tree: objects its record names are still in the remote, fetched on first open
+    const lazy = readLazyRecord(store.home, digest);
+    if (lazy) {
+      const named = new Set(lazy.objects.map((o) => o.digest + (o.exec ? 'x' : '')));
+      const unnamed = parseTree(readFileSync(t.path)).entries.filter((e) => e.kind === 'file' && !present.has(e.digest + (e.exec ? 'x' : '')) && !named.has(e.digest + (e.exec ? 'x' : '')));
+      report.lazyObjects += t.missing - unnamed.length;
+      if (unnamed.length === 0) {
+        brokenTrees.delete(digest);
+        continue;
+      }
+      t.missing = unnamed.length;
     }
     problem({ kind: 'missing-object', path: t.path, detail: `${t.missing} file(s) refer to objects not in the store`, repaired: false });
   }

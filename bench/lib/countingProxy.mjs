@@ -1,0 +1,68 @@
+// A loopback HTTP proxy in front of an S3 endpoint that counts what passes:
+// requests and response bytes, both by the kind of object (keys/, packs/,
+// objects/). Requests are forwarded unchanged — the Host header included —
+// so SigV4 signatures made for the proxy's address still verify at the
+// server. For the lazy-mount test and bench: how many bytes did reading
+// part of a tree download?
+//
+// It runs in its own process (startCountingProxy spawns this file): a test
+// that reads a lazy mount synchronously blocks its own event loop while the
+// mount's fetcher downloads through the proxy. GET /__counts on the proxy
+// answers the counts as JSON; POST /__reset zeroes them.
+import { spawn } from 'node:child_process';
+import { createServer, request } from 'node:http';
+import { fileURLToPath } from 'node:url';
+
+function serve(target) {
+  const to = new URL(target);
+  const zero = () => ({ requests: 0, bytes: 0, byKind: { keys: 0, packs: 0, objects: 0, other: 0 }, requestsByKind: { keys: 0, packs: 0, objects: 0, other: 0 } });
+  let counts = zero();
+  const server = createServer((req, res) => {
+    if (req.url === '/__counts') return res.end(JSON.stringify(counts));
+    if (req.url === '/__reset') {
+      counts = zero();
+      return res.end('{}');
+    }
+    const kind = /\/(keys|packs|objects)\//.exec(req.url ?? '')?.[1] ?? 'other';
+    counts.requests++;
+    counts.requestsByKind[kind]++;
+    const up = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      upRes.on('data', (chunk) => {
+        counts.bytes += chunk.length;
+        counts.byKind[kind] += chunk.length;
+      });
+      upRes.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.listen(0, '127.0.0.1', () => process.stdout.write(`http://127.0.0.1:${server.address().port}\n`));
+}
+
+/** Start a proxy process to `target` (http://host:port): { endpoint, counts(), reset(), stop() }. */
+export function startCountingProxy(target) {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), target], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`counting proxy exited (${code})`)));
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      if (!out.includes('\n')) return;
+      const endpoint = out.trim();
+      resolve({
+        endpoint,
+        counts: async () => (await fetch(`${endpoint}/__counts`)).json(),
+        reset: async () => void (await fetch(`${endpoint}/__reset`, { method: 'POST' })).body?.cancel(),
+        stop: async () => {
+          child.removeAllListeners('exit');
+          child.kill();
+        },
+      });
+    });
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) serve(process.argv[2]);
