@@ -308,7 +308,10 @@ export class Publisher {
       const plans = await Promise.all(
         todo.map(([name, tree]) => {
           const staged = this.#staged.get(name);
-          return staged?.tree === tree ? staged.plan : this.#stage(name, tree, kindOf.get(name) ?? '');
+          // a key offered during the install may not have been in the index yet (its kind
+          // unknown then): the record carries the kind known now
+          if (staged?.tree === tree) return staged.plan.then((p) => p && { ...p, kind: kindOf.get(name) ?? p.kind });
+          return this.#stage(name, tree, kindOf.get(name) ?? '');
         }),
       );
       await this.#sealing;
