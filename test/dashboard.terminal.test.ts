@@ -106,7 +106,9 @@ describe('velo dashboard in a terminal (tmux)', () => {
 
     tmux('send-keys', '-t', 'dash', 'q');
     const deadline = Date.now() + 10_000;
-    while (!existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // the shell creates the file before `echo` writes the code into it: wait for the code itself
+    const exitCode = (): string => (existsSync(done) ? readFileSync(done, 'utf8').trim() : '');
+    while (exitCode() === '' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(readFileSync(done, 'utf8').trim()).toBe('0');
     // the alternate screen is gone: the terminal shows what it showed before
     expect(screen()).not.toContain('velo dashboard');
