@@ -13,6 +13,7 @@
  */
 import { hashBuffer } from '../store/hash.js';
 import { getKeys } from '../store/keys.js';
+import { readKeyRef } from '../store/refs.js';
 import { readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
@@ -79,8 +80,10 @@ function readPlan(store: Store, name: string, tree: string, kind: string): Plan 
   }
 }
 
+/** A key's kind: from its index row, else from its ref file (written at once, while a batch of index rows waits for its flush). */
 function keyKind(store: Store, name: string): string {
-  return (store.index.prepare('SELECT kind FROM keys WHERE name = ?').get(name) as { kind: string } | undefined)?.kind ?? '';
+  const row = store.index.prepare('SELECT kind FROM keys WHERE name = ?').get(name) as { kind: string } | undefined;
+  return row?.kind ?? readKeyRef(store.home, name)?.kind ?? '';
 }
 
 /** Publish the keys among `names` whose local kind is one of `kinds`. */
@@ -308,10 +311,7 @@ export class Publisher {
       const plans = await Promise.all(
         todo.map(([name, tree]) => {
           const staged = this.#staged.get(name);
-          // a key offered during the install may not have been in the index yet (its kind
-          // unknown then): the record carries the kind known now
-          if (staged?.tree === tree) return staged.plan.then((p) => p && { ...p, kind: kindOf.get(name) ?? p.kind });
-          return this.#stage(name, tree, kindOf.get(name) ?? '');
+          return staged?.tree === tree ? staged.plan : this.#stage(name, tree, kindOf.get(name) ?? '');
         }),
       );
       await this.#sealing;
