@@ -17,7 +17,7 @@ type Runner = (argv: string[], io: Io) => Promise<number>;
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Runner> }> = {
   npm: { summary: 'npm ci / install through the store; other npm commands pass through', load: async () => (await import('./npmCommand.js')).run },
   cargo: { summary: 'cargo build|check|clippy|run|test with target/ restored from and stored in the store', load: async () => (await import('./cargoCommand.js')).run },
-  uv: { summary: 'uv sync through the store (velo uv sync [uv sync args])', load: async () => (await import('./uvCommand.js')).runUv },
+  uv: { summary: 'uv sync and uv pip sync|install -r through the store (velo uv sync [args], velo uv pip …)', load: async () => (await import('./uvCommand.js')).runUv },
   store: { summary: 'store ingest|materialize|ls: the store\'s own verbs', load: async () => (await import('./storeCommand.js')).run },
   status: { summary: 'what the store holds and saves', load: async () => (await import('./statusCommand.js')).run },
   verify: { summary: 're-hash the store; --repair fixes what it can', load: async () => (await import('./verifyCommand.js')).run },

@@ -7,24 +7,14 @@
  * path and git dependencies) get their bytecode compiled but are not stored.
  */
 import { join } from 'node:path';
-import type { Store } from '../store/store.js';
 import type { BuildPhase } from './buildWithUv.js';
 import { compileBytecode, inTestSuite, pycPathFor, type CompileJob } from './compileBytecode.js';
 import type { InstalledDistribution } from './installedDistribution.js';
 import type { Interpreter } from './interpreter.js';
 import { loadDistribution, storeDistribution, type StoredDistribution } from './storedDistribution.js';
-import type { SyncArgs } from './syncArgs.js';
-import { linkUvCacheToStore, type CacheLinkResult } from './uvCacheLinks.js';
+import { linkUvCacheToStore, type CacheLinkResult, type UvScratchRun } from './uvCacheLinks.js';
 
-export interface IngestInput {
-  store: Store;
-  uv: string;
-  /** the user's uv arguments (where uv's cache is: --cache-dir, --no-cache) */
-  args: Pick<SyncArgs, 'original'>;
-  /** the environment uv ran with */
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  scratch: string;
+export interface IngestInput extends UvScratchRun {
   scratchPython: string;
   interp: Interpreter;
   /** velo's scratch directory (compiled bytecode is written under it) */

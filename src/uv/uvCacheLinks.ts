@@ -74,14 +74,20 @@ function archivesByDistInfo(archiveRoot: string): Map<string, string[]> {
   return out;
 }
 
-export async function linkUvCacheToStore(o: {
+/** A uv run into a scratch environment: where uv's cache is (its arguments, environment, cwd) and what it installed into. */
+export interface UvScratchRun {
   store: Store;
   uv: string;
+  /** the user's uv arguments (where uv's cache is: --cache-dir, --no-cache) */
   args: Pick<SyncArgs, 'original'>;
+  /** the environment uv ran with */
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** the scratch environment uv installed into */
   scratch: string;
+}
+
+export async function linkUvCacheToStore(o: UvScratchRun & {
   sitePackages: string;
   dists: { installed: InstalledDistribution; stored: StoredDistribution }[];
 }): Promise<CacheLinkResult> {
