@@ -56,6 +56,11 @@ export interface NativeAddon {
    * Throws with an errno name as code on a filesystem error. Absent from addons built before it.
    */
   writeObjects?(objectsDir: string, names: string[], data: Buffer[], exec: Uint8Array, mtime: number): Uint8Array;
+  /**
+   * One non-blocking exclusive flock(2) on an open file: true when taken, false when another open file holds it.
+   * Closing the fd releases it. Absent from addons built before it.
+   */
+  tryFlock?(fd: number): boolean;
   version?: string;
   /** libfuse3's version; undefined when libfuse3.so.3 cannot be loaded (it is opened with dlopen) */
   fuseVersion?: string;

@@ -27,6 +27,11 @@
  *      3 O_TMPFILE or /proc/self/fd unavailable: not written). Synchronous.
  *     Throws Error{code: '<ERRNO NAME>', errno, syscall, path} on a filesystem error.
  *
+ *   tryFlock(fd: number) → boolean
+ *     One non-blocking exclusive flock(2) on an open file (uv's lock on a venv's
+ *     .lock): true when taken, false when another open file holds it. Closing
+ *     the fd releases it. Throws Error{code: '<ERRNO NAME>'} on other errors.
+ *
  *   version: string
  *   fuseVersion: string | undefined   (libfuse3's version; undefined when it cannot be loaded)
  *   fuseError: string | undefined     (why libfuse3 cannot be loaded)
@@ -67,6 +72,7 @@ NAPI_MODULE_INIT() {
         { "unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL },
         { "mountStats", NULL, js_mount_stats, NULL, NULL, NULL, napi_enumerable, NULL },
         { "writeObjects", NULL, js_write_objects, NULL, NULL, NULL, napi_enumerable, NULL },
+        { "tryFlock", NULL, js_try_flock, NULL, NULL, NULL, napi_enumerable, NULL },
         { "version", NULL, NULL, NULL, NULL, make_string(env, "1"), napi_enumerable, NULL },
         { "fuseVersion", NULL, NULL, js_fuse_version, NULL, NULL, napi_enumerable, NULL },
         { "fuseError", NULL, NULL, js_fuse_error, NULL, NULL, napi_enumerable, NULL },
