@@ -45,6 +45,8 @@ import { readRequirements, UnsupportedRequirements, type Requirement, type Requi
 import { runProcess, uvFailed } from './runUvProcess.js';
 import { loadDistribution, type StoredDistribution } from './storedDistribution.js';
 import type { LockPackage } from './uvLock.js';
+import { compilesEverything } from './bytecodeKey.js';
+import { compileMissing, harvestBytecode } from './distBytecode.js';
 import { canLockVenv, lockVenv, type VenvLock } from './venvLock.js';
 
 export interface PipInstallOptions {
@@ -81,6 +83,8 @@ export interface PipInstallResult {
   ingested: number;
   files: number;
   pycs: number;
+  /** bytecode put in the store: compiled whole (--compile-bytecode), or harvested from what python wrote in recorded environments and linked over python's files */
+  bytecode: { compiled: number; harvested: number; replaced: number };
   newObjects: number;
   newBytes: number;
   uvCacheLinked: { files: number; bytes: number };
@@ -293,7 +297,16 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
       const kept = removed.find((r) => SEED_PACKAGES.has(r.name));
       if (kept) return { delegate: `${kept.name} is installed and not listed (uv decides whether a seed package stays)` };
       const keyOf = new Map(pkgs.map((p) => [p.name, distKey(keyed(p), interp, o.cwd)]));
-      const found = getKeys(store, toInstall.map((p) => keyOf.get(p.name)!));
+      const compileAll = compilesEverything(args.compileBytecode, o.env, 'link');
+      const bytecodeCtx = { store, interp, python: realPath, env: o.env, cwd: o.cwd, threads: o.threads ?? 2 };
+      const installKeys = toInstall.map((p) => keyOf.get(p.name)!);
+      let bytecode = { compiled: 0, harvested: 0, replaced: 0 };
+      if (compileAll) bytecode.compiled = await compileMissing(bytecodeCtx, installKeys);
+      else {
+        const h = await harvestBytecode(bytecodeCtx, interpreterKey, installKeys);
+        bytecode = { compiled: 0, harvested: h.compiled, replaced: h.linked };
+      }
+      const found = getKeys(store, installKeys);
       const stored = new Map<string, StoredDistribution>();
       for (const p of toInstall) {
         const tree = found.get(keyOf.get(p.name)!);
@@ -333,7 +346,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
           return { key: keyOf.get(p.name)!, dist: d };
         });
         endPhase('ingest');
-        ingest = await ingestScratch({ store, uv: o.uv, args: { original: args.uvOptions }, env: uvEnv, cwd: o.cwd, scratch, scratchPython, interp, work, threads: o.threads ?? 2, fetched, local: [], phase, endPhase });
+        ingest = await ingestScratch({ store, uv: o.uv, args: { original: args.uvOptions }, env: uvEnv, cwd: o.cwd, scratch, scratchPython, interp, work, threads: o.threads ?? 2, compile: compileAll, fetched, local: [], phase, endPhase });
         for (const p of misses) stored.set(p.name, ingest.stored.get(keyOf.get(p.name)!)!);
       }
 
@@ -381,6 +394,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
         uvCacheLinked: { files: ingest?.cacheLinked.files ?? 0, bytes: ingest?.cacheLinked.bytes ?? 0 },
         method: m.method,
         engine: m.engine,
+        bytecode,
         durationMs: performance.now() - started,
         phasesMs,
       };
