@@ -237,7 +237,13 @@ results.noop = {
 //   3. after a fifth checkout is synced by each tool (five environments each):
 //      that velo uv sync harvests what python compiled in the four earlier velo
 //      environments into the store and links the stored copy over each one's own.
+// velo's side uses a store of its own that only link projections use (LINK_STORE, filled
+// from the warm uv cache by the first of the four syncs): the bench's main store also
+// serves the mount projection, which compiles every module at once.
+const LINK_STORE = join(WORK, 'store-link');
+const linkEnv = { VELO_HOME: LINK_STORE };
 if (!process.argv.includes('--no-disk')) {
+  rmSync(LINK_STORE, { recursive: true, force: true });
   const plainCache = join(WORK, 'uv-cache-plain');
   rmSync(plainCache, { recursive: true, force: true });
   execFileSync('cp', ['-r', env.UV_CACHE_DIR, plainCache]);
@@ -246,7 +252,7 @@ if (!process.argv.includes('--no-disk')) {
   for (let i = 1; i <= 4; i++) {
     const v = project(`disk-velo-${i}`);
     rmSync(join(v, '.venv'), { recursive: true, force: true });
-    run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], v);
+    run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], v, linkEnv);
     veloDirs.push(v);
     const u = project(`disk-uv-${i}`);
     rmSync(join(u, '.venv'), { recursive: true, force: true });
@@ -255,7 +261,7 @@ if (!process.argv.includes('--no-disk')) {
   }
   spawnSync('sync');
   const du = (paths) => Number(execFileSync('du', ['-s', '-c', '-x', '-B1', ...paths], { encoding: 'utf8' }).trim().split('\n').pop().split('\t')[0]);
-  const veloPaths = [env.VELO_HOME, env.UV_CACHE_DIR, ...veloDirs.map((d) => join(d, '.venv'))];
+  const veloPaths = [LINK_STORE, env.UV_CACHE_DIR, ...veloDirs.map((d) => join(d, '.venv'))];
   const uvPaths = [plainCache, ...uvDirs.map((d) => join(d, '.venv'))];
   results.disk = { afterSync: { velo: du(veloPaths), uv: du(uvPaths) } };
   for (const d of [...veloDirs, ...uvDirs]) run(join(d, '.venv', 'bin', 'python'), ['-c', IMPORTS], d);
@@ -263,7 +269,7 @@ if (!process.argv.includes('--no-disk')) {
   results.disk.afterFirstImport = { velo: du(veloPaths), uv: du(uvPaths) };
   const v5 = project('disk-velo-5');
   rmSync(join(v5, '.venv'), { recursive: true, force: true });
-  const harvest = JSON.parse(run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--json'], v5).stdout).bytecode;
+  const harvest = JSON.parse(run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--json'], v5, linkEnv).stdout).bytecode;
   const u5 = project('disk-uv-5');
   rmSync(join(u5, '.venv'), { recursive: true, force: true });
   run(UV, ['sync', '--frozen'], u5, { UV_CACHE_DIR: plainCache });
@@ -285,19 +291,21 @@ if (!process.argv.includes('--no-disk')) {
 // velo compiles only what gets imported: its first import in a new environment is
 // timed after an earlier velo environment imported the same modules (a checkout
 // made, imported in, and kept, once), so the sync that makes the timed
-// environment harvested that bytecode into the store first.
+// environment harvested that bytecode into the store first. Link environments use
+// LINK_STORE (what the mount's store holds is compiled whole: see the disk section).
 const primeDir = project('velo-prime');
+rmSync(join(primeDir, '.venv'), { recursive: true, force: true }); // primed once per run, in this run's LINK_STORE
 function primed() {
   if (existsSync(join(primeDir, '.venv', 'velo-primed'))) return;
   rmSync(join(primeDir, '.venv'), { recursive: true, force: true });
-  run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], primeDir);
+  run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], primeDir, linkEnv);
   run(join(primeDir, '.venv', 'bin', 'python'), ['-c', IMPORTS], primeDir);
   writeFileSync(join(primeDir, '.venv', 'velo-primed'), '');
 }
 const builders = {
   'uv sync': () => { fresh(uvDir); run(UV, ['sync', '--frozen'], uvDir); return uvDir; },
   'uv sync --compile-bytecode': () => { fresh(uvcDir); run(UV, ['sync', '--frozen', '--compile-bytecode'], uvcDir); return uvcDir; },
-  'velo uv sync': () => { primed(); fresh(veloDir); run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], veloDir); return veloDir; },
+  'velo uv sync': () => { primed(); fresh(veloDir); run(process.execPath, [VELO, 'uv', 'sync', '--frozen'], veloDir, linkEnv); return veloDir; },
   'velo uv sync --projection mount': () => { fresh(mountDir); run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--projection', 'mount'], mountDir); return mountDir; },
 };
 for (const cache of IMPORT_ROUNDS > 0 ? ['warm page cache', 'dropped page cache'] : []) {

@@ -265,6 +265,40 @@ describe('velo uv pip install -r', () => {
   });
 });
 
+describe('bytecode', () => {
+  test('none is compiled by default; what python wrote on import is harvested by the next velo uv pip command and shared', () => {
+    const own = { VELO_HOME: join(root, 'store-pyc') }; // a store nothing was imported from yet
+    const first = newVenv();
+    const r1 = velo(['sync', reqs('greet.txt'), '--json'], first, 'pyc', own);
+    expect(r1.code, r1.stderr).toBe(0);
+    const pycache = (venv: string): string => join(venv, SITE, 'velo_greet', '__pycache__');
+    expect(readdirSync(join(first, SITE, 'velo_greet'))).not.toContain('__pycache__');
+    const imp = runPython(join(first, 'bin', 'python'), 'import velo_greet.cli; print("ok")', env('x'), root);
+    expect(imp.stdout.trim(), imp.stderr).toBe('ok');
+    const written = join(pycache(first), 'cli.cpython-311.pyc');
+    expect(lstatSync(written).nlink, "python's own").toBe(1);
+
+    const second = newVenv();
+    const r2 = velo(['sync', reqs('greet.txt'), '--json'], second, 'pyc', own);
+    expect(r2.code, r2.stderr).toBe(0);
+    const j2 = JSON.parse(r2.stdout) as { bytecode: { harvested: number; replaced: number } };
+    expect(j2.bytecode.harvested).toBeGreaterThanOrEqual(2); // velo_greet/__init__ and cli
+    expect(j2.bytecode.replaced).toBe(j2.bytecode.harvested);
+    // the second venv has the stored, hash-based file from the start; the first one's own copy became it
+    const linked = join(pycache(second), 'cli.cpython-311.pyc');
+    expect(readFileSync(linked).readUInt32LE(4), 'PEP 552 flags: hash-based, checked').toBe(0b11);
+    expect(lstatSync(linked).ino).toBe(lstatSync(written).ino);
+    for (const venv of [first, second]) {
+      const v = spawnSync(join(venv, 'bin', 'python'), ['-v', '-c', 'import velo_greet.cli'], { encoding: 'utf8', env: env('x') });
+      expect(v.status, v.stderr).toBe(0);
+      expect(v.stderr).toContain(`# code object from '${join(pycache(venv), 'cli.cpython-311.pyc')}'`);
+      expect(v.stderr).not.toMatch(/# wrote /);
+    }
+    const check = plain(['check'], second, 'check');
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+  });
+});
+
 describe("uv's lock on the environment", () => {
   /** Another process holding uv's lock on `venv` (flock on <venv>/.lock, as uv takes it) until release(). */
   async function holdLock(venv: string): Promise<{ release: () => Promise<void> }> {

@@ -22,14 +22,15 @@
  *    each environment's own copy goes away.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { VeloError } from '../errors.js';
 import { addFile } from '../store/addFile.js';
-import { getKeys, listProjects, projectKeys, setKey, unregisterProject } from '../store/keys.js';
+import { getKey, getKeys, listProjects, projectKeys, setKey, unregisterProject } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import type { TreeEntry } from '../store/treeFormat.js';
-import { putTree } from '../store/trees.js';
+import { putTree, readTree } from '../store/trees.js';
+import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import { BYTECODE_KIND, bytecodeKey, loadBytecode } from './bytecodeKey.js';
 import { compileBytecode, inTestSuite, pycPathFor, type CompileJob } from './compileBytecode.js';
 import type { Interpreter } from './interpreter.js';
@@ -131,13 +132,52 @@ function loadAll(store: Store, keys: string[]): Map<string, StoredDistribution> 
   return out;
 }
 
+const LACKING_LAYOUT = 'velo-uv-pyc-lacking-1';
+
+/**
+ * The sources of these distributions without stored bytecode, by
+ * distribution. Working it out reads every distribution's tree; the answer
+ * is remembered under a key named by the distributions and the bytecode
+ * they have now (`uv-pyclacking:`, a cache gc may drop), so a sync with
+ * nothing new to compile reads one small object.
+ */
+function lackingSources(c: BytecodeContext, distKeys: string[]): Map<string, Source[]> {
+  const keys = distKeys.filter((k) => k.startsWith('uv:')).sort();
+  const name = `uv-pyclacking:${createHash('sha256')
+    .update(JSON.stringify({ layout: LACKING_LAYOUT, keys, bytecode: bytecodeSignature(c.store, keys), tag: c.interp.cacheTag, sp: c.interp.sitePackages }))
+    .digest('hex')
+    .slice(0, 40)}`;
+  const tree = getKey(c.store, name);
+  if (tree) {
+    try {
+      const entry = readTree(c.store, tree).entries.find((e) => e.path === 'lacking.json');
+      if (entry?.kind === 'file') {
+        const rows = JSON.parse(readFileSync(c.store.objectPath(entry.digest!, false), 'utf8')) as [string, [string, string, boolean][]][];
+        return new Map(rows.map(([k, srcs]) => [k, srcs.map(([rel, digest, exec]) => ({ rel, digest, exec }))]));
+      }
+    } catch {
+      /* unreadable: worked out again below */
+    }
+  }
+  const out = new Map<string, Source[]>();
+  for (const [key, d] of loadAll(c.store, keys)) {
+    const lacking = sourcesOf(d, c.interp).lacking;
+    if (lacking.length > 0) out.set(key, lacking);
+  }
+  const rows = [...out].map(([k, srcs]) => [k, srcs.map((x) => [x.rel, x.digest, x.exec])]);
+  const added = writeBufferToStore(c.store, Buffer.from(JSON.stringify(rows)), false);
+  c.store.flushCounters();
+  setKey(c.store, name, putTree(c.store, [{ path: 'lacking.json', kind: 'file', exec: false, size: added.size, digest: added.digest }]), { kind: 'uv-pyclacking' });
+  return out;
+}
+
 /** Compile every module of these distributions that has no stored bytecode yet (their test suites aside); returns how many. */
 export async function compileMissing(c: BytecodeContext, distKeys: string[]): Promise<number> {
   let n = 0;
   const sp = `${c.interp.sitePackages}/`;
-  for (const [key, d] of loadAll(c.store, distKeys)) {
-    const lacking = sourcesOf(d, c.interp).lacking.filter((s) => !inTestSuite(s.rel.slice(sp.length)));
-    n += (await compileInto(c, key, lacking)).size;
+  for (const [key, lacking] of lackingSources(c, distKeys)) {
+    const wanted = lacking.filter((s) => !inTestSuite(s.rel.slice(sp.length)));
+    n += (await compileInto(c, key, wanted)).size;
   }
   return n;
 }
@@ -176,10 +216,10 @@ export async function harvestBytecode(c: BytecodeContext, interpreterKey: string
   r.environments = envs.length;
   if (envs.length === 0) return r;
   const suffix = `.${c.interp.cacheTag}.pyc`;
-  for (const [key, d] of loadAll(c.store, distKeys)) {
+  for (const [key, lacking] of lackingSources(c, distKeys)) {
     // directory → stem → source, for the sources without stored bytecode
     const byDir = new Map<string, Map<string, Source>>();
-    for (const s of sourcesOf(d, c.interp).lacking) {
+    for (const s of lacking) {
       const dir = posix.dirname(s.rel);
       let m = byDir.get(dir);
       if (!m) byDir.set(dir, (m = new Map()));

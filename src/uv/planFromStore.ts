@@ -81,7 +81,9 @@ export async function planFromStore(c: StorePlanContext): Promise<BuiltEnvironme
   const found = getKeys(c.store, keys);
   const missing = keys.find((k) => !found.has(k));
   if (missing) return { unsupported: `the store lacks ${missing}` };
+  lap('plan-keys');
   await c.bytecode({ interp, interpreterKey, python: realPath, keys });
+  lap('plan-bytecode');
   // the bytecode stored for these distributions is part of what the recorded base holds
   const baseKeys = envBaseKeys([...keys, interpreterKey, `pyc=${bytecodeSignature(c.store, keys)}`], templateKey);
   const held = [...keys, templateKey];
