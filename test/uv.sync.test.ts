@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { copyProject, REPO_ROOT, VERIFY_RECORDS, loggedUv, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
+import { velo as runVelo } from './support/runVelo.js';
 import { tempDirs } from './support/tmp.js';
 import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 
@@ -189,6 +190,18 @@ describe('velo uv sync', () => {
     writeFileSync(cli, source.toString().replace('print(greet(name))', 'print("edited", greet(name))'));
     const edited = spawnSync(join(veloEnv, 'bin', 'velo-greet'), ['x'], { encoding: 'utf8', env: env('velo1') });
     expect(edited.stdout).toBe('edited hello, x\n');
+  });
+
+  test('velo gc keeps harvested bytecode as long as its distribution', () => {
+    const g = runVelo(['gc', '--json'], env('velo1'));
+    expect(g.code, g.stderr).toBe(0);
+    const p = copyProject('app-one', join(root, 'after-gc'));
+    cpSync(join(velo1, 'uv.lock'), join(p, 'uv.lock'));
+    sync(p, 'velo1', ['--locked']);
+    // velo_data's bytecode was harvested before gc and is a link in every environment now: only the store has it
+    const pyc = join(p, '.venv', SITE, 'velo_data', '__pycache__', '__init__.cpython-311.pyc');
+    expect(existsSync(pyc), 'kept through gc').toBe(true);
+    expect(readFileSync(pyc).readUInt32LE(4), 'the stored, hash-based pyc').toBe(0b11);
   });
 
   test('--compile-bytecode compiles every module once into the store, test suites aside', () => {
