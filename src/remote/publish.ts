@@ -28,7 +28,9 @@ import {
   keyObjectName,
   looseObjectName,
   packObjectName,
+  reviveBlobs,
   type EncodedBlob,
+  type EncodedObjects,
   type ObjectLocation,
 } from './remoteLayout.js';
 import { encode, publishJobPool } from './remoteJobs.js';
@@ -143,15 +145,15 @@ export class Publisher {
    * A key the remote was just asked for and lacks, now in the local store:
    * upload its objects while the install goes on (never its key: finish() does that).
    */
-  offer(localName: string, tree: string): void {
+  offer(localName: string, tree: string, encoded?: EncodedObjects): void {
     if (!this.#active()) return;
     const name = this.#rename(localName);
     if (this.#staged.has(name) || this.#record!.keyTree(name) === tree) return;
-    this.#stage(name, tree, keyKind(this.#store, localName));
+    this.#stage(name, tree, keyKind(this.#store, localName), encoded);
   }
 
-  #stage(name: string, tree: string, kind: string): Promise<Plan | undefined> {
-    const plan = this.#staging.run(() => this.#stageObjects(name, tree, kind));
+  #stage(name: string, tree: string, kind: string, encoded?: EncodedObjects): Promise<Plan | undefined> {
+    const plan = this.#staging.run(() => this.#stageObjects(name, tree, kind, encoded));
     // an unexpected error surfaces in finish() (a warning), never as an unhandled rejection
     plan.catch(() => undefined);
     this.#staged.set(name, { tree, plan });
@@ -205,8 +207,12 @@ export class Publisher {
     if (pack.size >= PACK_TARGET) await this.#sealPack();
   }
 
-  /** Read, re-hash and encode a key's objects the remote lacks, and hand them to the uploads. */
-  async #stageObjects(name: string, tree: string, kind: string): Promise<Plan | undefined> {
+  /**
+   * Hand a key's objects the remote lacks to the uploads: those its ingest
+   * encoded as it hashed them (`encoded`) as they are, the others read from
+   * the store, re-hashed and encoded on the pool.
+   */
+  async #stageObjects(name: string, tree: string, kind: string, encoded?: EncodedObjects): Promise<Plan | undefined> {
     if (!this.#remote.usable) return undefined;
     const store = this.#store;
     const plan = readPlan(store, name, tree, kind);
@@ -214,22 +220,33 @@ export class Publisher {
       this.result.skipped++;
       return undefined;
     }
-    const fresh: ParsedEntry[] = [];
+    const fresh = new Map<string, ParsedEntry>();
     for (const e of plan.files) {
       if (e.size === 0 || this.#queued.has(e.digest) || this.#record!.objectLocation(e.digest)) continue;
       if (e.size > OBJECT_PUBLISH_MAX) {
         this.result.skipped++;
         return undefined;
       }
-      fresh.push(e);
+      fresh.set(e.digest, e);
     }
     // claimed before the await
-    for (const e of fresh) this.#queued.add(e.digest);
+    for (const digest of fresh.keys()) this.#queued.add(digest);
+    if (encoded) {
+      const digestOf = (i: number): string => encoded.digests[i]!;
+      for (const blob of reviveBlobs(encoded.blobs)) {
+        // a blob none of whose objects this key still needs (another key's, already up) is not sent again
+        if (!blob.members.some(([i]) => fresh.has(digestOf(i)))) continue;
+        for (const [i] of blob.members) fresh.delete(digestOf(i));
+        await this.#addToUploads(blob, digestOf);
+      }
+    }
+    const rest = [...fresh.values()];
+    if (rest.length === 0) return plan;
     const { blobs, bad } = await encode(
       this.#pool,
-      fresh.map((e) => ({ digest: e.digest, size: e.size, path: store.objectPath(e.digest, e.exec) })),
+      rest.map((e) => ({ digest: e.digest, size: e.size, path: store.objectPath(e.digest, e.exec) })),
     );
-    for (const blob of blobs) await this.#addToUploads(blob, (i) => fresh[i]!.digest);
+    for (const blob of blobs) await this.#addToUploads(blob, (i) => rest[i]!.digest);
     // an object missing, or edited in place in the store: never published, and neither is this key
     if (bad.length > 0) {
       this.result.skipped++;

@@ -24,7 +24,7 @@ import { ingestPool, type IngestPool, type JobRequest } from '../store/ingestPoo
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
 import { defaultIngestThreads } from '../store/addFilesFromDir.js';
-import { BlobEncoder, decodeFrame, decodeObject, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
+import { BlobEncoder, decodeFrame, decodeObject, reviveBlobs, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
 
 export interface CheckInItem {
   digest: string;
@@ -174,6 +174,5 @@ export async function checkIn(store: Store, pool: IngestPool | undefined, data: 
 export async function encode(pool: IngestPool | undefined, items: EncodeItem[]): Promise<Omit<EncodeReply, 'id'>> {
   if (!pool) return encodeObjects(items);
   const r = await pool.job<EncodeRequest, EncodeReply>({ job: 'remote-encode', items });
-  // a Buffer crosses the thread as a plain Uint8Array
-  return { blobs: r.blobs.map((b) => ({ ...b, bytes: Buffer.from(b.bytes.buffer, b.bytes.byteOffset, b.bytes.byteLength) })), bad: r.bad };
+  return { blobs: reviveBlobs(r.blobs), bad: r.bad };
 }
