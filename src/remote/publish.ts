@@ -82,6 +82,16 @@ function readPlan(store: Store, name: string, tree: string, kind: string): Plan 
   }
 }
 
+/**
+ * A pack's name: the BLAKE3 digest of its index (each object's digest and
+ * where it is), not of its bytes, which are never concatenated (they go to
+ * the socket part by part). Objects are named by their own digests, checked
+ * by every reader; the name only has to differ between packs that differ.
+ */
+function packId(entries: [string, ObjectLocation][]): string {
+  return hashBuffer(Buffer.from(entries.map(([d, l]) => `${d} ${l.offset} ${l.length} ${l.enc} ${l.at ?? 0}`).join('\n')));
+}
+
 /** A key's kind: from its index row, else from its ref file (written at once, while a batch of index rows waits for its flush). */
 function keyKind(store: Store, name: string): string {
   const row = store.index.prepare('SELECT kind FROM keys WHERE name = ?').get(name) as { kind: string } | undefined;
@@ -160,13 +170,13 @@ export class Publisher {
     return plan;
   }
 
-  async #put(objectName: string, body: Buffer, type?: string): Promise<boolean> {
+  async #put(objectName: string, body: Buffer | Buffer[], type?: string): Promise<boolean> {
     this.#hooks.onPut?.(objectName);
     const ok = await this.#remote.guard(async () => {
       await this.#remote.client.put(objectName, body, type);
       return true;
     });
-    if (ok) this.result.bytes += body.length;
+    if (ok) this.result.bytes += Buffer.isBuffer(body) ? body.length : body.reduce((n, p) => n + p.length, 0);
     return ok === true;
   }
 
@@ -174,10 +184,9 @@ export class Publisher {
     if (this.#pack.size === 0 || !this.#remote.usable) return;
     const sealed = this.#pack;
     this.#pack = { parts: [], entries: [], size: 0 };
-    const body = Buffer.concat(sealed.parts, sealed.size);
-    const id = hashBuffer(body);
+    const id = packId(sealed.entries);
     await this.#uploads.admit(async () => {
-      if (await this.#put(packObjectName(this.#remote.prefix, id), body)) {
+      if (await this.#put(packObjectName(this.#remote.prefix, id), sealed.parts)) {
         this.#record!.addObjects(sealed.entries.map(([d, l]) => [d, { ...l, pack: id }]));
         this.result.packs++;
         this.result.objects += sealed.entries.length;

@@ -8,7 +8,7 @@
  * deleting.
  */
 import { mkdirSync } from 'node:fs';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
@@ -81,8 +81,12 @@ export class PublishRecord {
 
   /** the tree this key was published with, when that is recent */
   keyTree(name: string): string | undefined {
-    return (this.#db.prepare('SELECT tree FROM keys WHERE name = ? AND at >= ?').get(name, this.#since()) as { tree: string } | undefined)?.tree;
+    // prepared once: a publish asks for every key it is offered
+    this.#keyTreeQuery ??= this.#db.prepare('SELECT tree FROM keys WHERE name = ? AND at >= ?');
+    return (this.#keyTreeQuery.get(name, this.#since()) as { tree: string } | undefined)?.tree;
   }
+
+  #keyTreeQuery: StatementSync | undefined;
 
   addKeys(entries: Iterable<[name: string, tree: string]>): void {
     const now = Date.now();
