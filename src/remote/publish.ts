@@ -41,6 +41,8 @@ export const UPLOAD_CONCURRENCY = 4;
 const SMALL_CONCURRENCY = 16;
 /** key PUTs are small and latency-bound: 1,000 × 3 KB against weed on loopback, 16 in flight 1.3–2.0 s, 64 in flight 1.1–1.3 s */
 const KEY_CONCURRENCY = 64;
+/** encoded bytes handed over by the install and waiting for their turn to upload, at most */
+const ENCODED_BACKLOG_MAX = 64 << 20;
 /** up to this many keys to publish are checked one by one (HEAD); more, by listing keys/ */
 const HEAD_LIMIT = 200;
 
@@ -90,6 +92,10 @@ function readPlan(store: Store, name: string, tree: string, kind: string): Plan 
  */
 function packId(entries: [string, ObjectLocation][]): string {
   return hashBuffer(Buffer.from(entries.map(([d, l]) => `${d} ${l.offset} ${l.length} ${l.enc} ${l.at ?? 0}`).join('\n')));
+}
+
+function encodedSize(encoded: EncodedObjects): number {
+  return encoded.blobs.reduce((n, b) => n + b.bytes.byteLength, 0);
 }
 
 /** A key's kind: from its index row, else from its ref file (written at once, while a batch of index rows waits for its flush). */
@@ -159,8 +165,19 @@ export class Publisher {
     if (!this.#active()) return;
     const name = this.#rename(localName);
     if (this.#staged.has(name) || this.#record!.keyTree(name) === tree) return;
-    this.#stage(name, tree, keyKind(this.#store, localName), encoded);
+    // uploads slower than the install: past the backlog bound, the objects are read from the store when their turn comes
+    const size = encoded ? encodedSize(encoded) : 0;
+    const take = encoded !== undefined && this.#encodedBacklog + size <= ENCODED_BACKLOG_MAX;
+    if (take) this.#encodedBacklog += size;
+    const staged = this.#stage(name, tree, keyKind(this.#store, localName), take ? encoded : undefined);
+    const release = (): void => {
+      if (take) this.#encodedBacklog -= size;
+    };
+    staged.then(release, release);
   }
+
+  /** bytes of offered, encoded objects not yet in a pack */
+  #encodedBacklog = 0;
 
   #stage(name: string, tree: string, kind: string, encoded?: EncodedObjects): Promise<Plan | undefined> {
     const plan = this.#staging.run(() => this.#stageObjects(name, tree, kind, encoded));
