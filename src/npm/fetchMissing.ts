@@ -107,7 +107,7 @@ async function fetchFromRegistry(
     ...(publisher ? { encodeFor: (p: PlannedPackage) => p.key !== undefined && publisher.wantsObjects(p.key) } : {}),
     onFetched: (p, r) => {
       // the objects its ingest encoded go to the publisher, and are not kept with the install's results
-      if (publisher && p.key) publisher.offer(p.key, r.tree, r.encoded);
+      if (publisher && p.key) publisher.offer(p.key, r.tree, r.encoded, 'npm');
       delete r.encoded;
       out.fetchedBytes += r.bytes;
       progress?.fetched?.(++done, missing.length, out.fetchedBytes);

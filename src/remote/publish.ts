@@ -17,6 +17,7 @@ import { readKeyRef } from '../store/refs.js';
 import { readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
+import type { StatementSync } from 'node:sqlite';
 import { PublishRecord } from './publishRecord.js';
 import {
   OBJECT_PUBLISH_MAX,
@@ -65,6 +66,8 @@ interface Plan {
   kind: string;
   files: ParsedEntry[];
   logicalSize: number;
+  /** the serialized tree (a key record carries it) */
+  treeData: Buffer;
 }
 
 export interface PublishHooks {
@@ -77,8 +80,9 @@ export interface PublishHooks {
 /** A key's tree, read and parsed; undefined when the store cannot give it. */
 function readPlan(store: Store, name: string, tree: string, kind: string): Plan | undefined {
   try {
-    const parsed = parseTree(readTreeBuffer(store, tree));
-    return { name, tree, kind, files: parsed.entries.filter((e) => e.kind === 'file'), logicalSize: parsed.logicalSize };
+    const treeData = readTreeBuffer(store, tree);
+    const parsed = parseTree(treeData);
+    return { name, tree, kind, files: parsed.entries.filter((e) => e.kind === 'file'), logicalSize: parsed.logicalSize, treeData };
   } catch {
     return undefined;
   }
@@ -98,11 +102,6 @@ function encodedSize(encoded: EncodedObjects): number {
   return encoded.blobs.reduce((n, b) => n + b.bytes.byteLength, 0);
 }
 
-/** A key's kind: from its index row, else from its ref file (written at once, while a batch of index rows waits for its flush). */
-function keyKind(store: Store, name: string): string {
-  const row = store.index.prepare('SELECT kind FROM keys WHERE name = ?').get(name) as { kind: string } | undefined;
-  return row?.kind ?? readKeyRef(store.home, name)?.kind ?? '';
-}
 
 /** Publish the keys among `names` whose local kind is one of `kinds`. */
 export async function publishToRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], hooks: PublishHooks = {}): Promise<PublishResult> {
@@ -153,6 +152,15 @@ export class Publisher {
     return this.#remote.settings.mode !== 'read' && this.#remote.usable && !this.#closed;
   }
 
+  #kindQuery: StatementSync | undefined;
+
+  /** A key's kind: from its index row, else from its ref file (written at once, while a batch of index rows waits for its flush). */
+  #keyKind(name: string): string {
+    this.#kindQuery ??= this.#store.index.prepare('SELECT kind FROM keys WHERE name = ?');
+    const row = this.#kindQuery.get(name) as { kind: string } | undefined;
+    return row?.kind ?? readKeyRef(this.#store.home, name)?.kind ?? '';
+  }
+
   #rename(localName: string): string {
     return this.#hooks.remoteName?.(localName) ?? localName;
   }
@@ -161,7 +169,7 @@ export class Publisher {
    * A key the remote was just asked for and lacks, now in the local store:
    * upload its objects while the install goes on (never its key: finish() does that).
    */
-  offer(localName: string, tree: string, encoded?: EncodedObjects): void {
+  offer(localName: string, tree: string, encoded?: EncodedObjects, kind?: string): void {
     if (!this.#active()) return;
     const name = this.#rename(localName);
     if (this.#staged.has(name) || this.#record!.keyTree(name) === tree) return;
@@ -169,7 +177,7 @@ export class Publisher {
     const size = encoded ? encodedSize(encoded) : 0;
     const take = encoded !== undefined && this.#encodedBacklog + size <= ENCODED_BACKLOG_MAX;
     if (take) this.#encodedBacklog += size;
-    const staged = this.#stage(name, tree, keyKind(this.#store, localName), take ? encoded : undefined);
+    const staged = this.#stage(name, tree, kind ?? this.#keyKind(localName), take ? encoded : undefined);
     const release = (): void => {
       if (take) this.#encodedBacklog -= size;
     };
@@ -303,7 +311,7 @@ export class Publisher {
       if (!loc) return undefined;
       locations.set(e.digest, loc);
     }
-    return encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: readTreeBuffer(this.#store, p.tree), files: p.files.length, bytes: p.logicalSize }, locations);
+    return encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: p.treeData, files: p.files.length, bytes: p.logicalSize }, locations);
   }
 
   /**
@@ -321,7 +329,7 @@ export class Publisher {
     const result = this.result;
     try {
       // remote name → kind, tree
-      const kindOf = new Map(names.map((n) => [this.#rename(n), keyKind(store, n)]));
+      const kindOf = new Map(names.map((n) => [this.#rename(n), this.#keyKind(n)]));
       const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(kindOf.get(this.#rename(n))!)))].map(([n, t]) => [this.#rename(n), t]));
       let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
       if (todo.length === 0) {

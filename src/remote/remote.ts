@@ -152,8 +152,8 @@ export class Remote {
    * answered it does not have it, its objects start uploading. (A key the
    * remote has, damaged, is left to publish()'s own check, as before.)
    */
-  offer(name: string, tree: string, encoded?: EncodedObjects): void {
-    if (this.#absent.has(name)) this.#publisher?.offer(name, tree, encoded);
+  offer(name: string, tree: string, encoded?: EncodedObjects, kind?: string): void {
+    if (this.#absent.has(name)) this.#publisher?.offer(name, tree, encoded, kind);
   }
 
   /** Whether offer() will upload this key's objects (so its ingest may encode them as it hashes them). */
