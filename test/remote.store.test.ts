@@ -17,7 +17,7 @@ import { fillFromRemote } from '../src/remote/fill.js';
 import { Publisher, publishToRemote } from '../src/remote/publish.js';
 import { ingestTarball } from '../src/npm/ingestTarball.js';
 import { buildTarball } from './support/craftedTarballs.js';
-import { decodeRemoteKey, keyObjectName } from '../src/remote/remoteLayout.js';
+import { decodeRemoteKey, HashedObjectEncoder, keyObjectName } from '../src/remote/remoteLayout.js';
 import { S3Client } from '../src/remote/s3Client.js';
 import { walkStoreDir } from '../src/store/walkStore.js';
 import { readCounters } from '../src/store/counters.js';
@@ -284,5 +284,41 @@ describe('remote store tier (weed mini)', () => {
     store.close();
     fresh.close();
     third.close();
+  });
+
+  it('encoded objects waiting for slow uploads are bounded: past 64 MiB, a package is read from the store when its turn comes', async () => {
+    const store = Store.open(join(tmp(), 'store'));
+    const keys: string[] = [];
+    const offers: { key: string; tree: string; encoded: ReturnType<HashedObjectEncoder['finish']> }[] = [];
+    for (let i = 0; i < 8; i++) {
+      const dir = tmp();
+      writeFileSync(join(dir, 'blob.bin'), randomBytes(10 << 20)); // incompressible: 10 MiB encoded each
+      const r = await ingestDir(store, dir, { threads: 1 });
+      const key = `npm:sha512-backlog-${i}-${Math.random()}`;
+      setKey(store, key, r.tree, { kind: 'npm', files: r.files, logicalBytes: r.bytes });
+      const encoder = new HashedObjectEncoder();
+      for (const e of readTree(store, r.tree).entries) if (e.kind === 'file') encoder.add(e.digest, readFileSync(join(dir, e.path)));
+      offers.push({ key, tree: r.tree, encoded: encoder.finish() });
+      keys.push(key);
+    }
+    // the store's object files gone: a package the publisher did not take encoded cannot be published
+    for (const f of walkStoreDir(join(store.home, 'objects'))) rmSync(f.path);
+    const remote = remoteFor('p8/');
+    const client = remote.client as S3Client;
+    const realPut = client.put.bind(client);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    client.put = async (name, body, type) => {
+      await gate; // uploads stalled until every offer is in
+      return realPut(name, body, type);
+    };
+    const publisher = new Publisher(store, remote);
+    for (const o of offers) publisher.offer(o.key, o.tree, o.encoded, 'npm');
+    open();
+    const pub = await publisher.finish(keys, ['npm']);
+    // 6 × 10 MiB fit under the bound; the last two were to be read from the store, which no longer has them
+    expect(pub.keys).toBe(6);
+    expect(pub.skipped).toBe(2);
+    store.close();
   });
 });

@@ -7,8 +7,10 @@
  * encoded and uploaded alongside the install, their keys still wait for
  * finish(), which only a successful install calls. Every upload is recorded locally as soon as it
  * succeeded (publishRecord.ts): nothing is uploaded twice, and an
- * interrupted publish resumes. Objects are re-hashed before they leave: a
- * damaged local object is never published (its key is skipped).
+ * interrupted publish resumes. A damaged local object is never published:
+ * what leaves is either the bytes an ingest just hashed (encoded there, on
+ * the tarball worker, and handed over with the key) or a store file hashed
+ * again as it is read (a mismatch skips the key).
  * VELO_REMOTE_MODE=read never gets here.
  */
 import { hashBuffer } from '../store/hash.js';
@@ -102,7 +104,6 @@ function encodedSize(encoded: EncodedObjects): number {
   return encoded.blobs.reduce((n, b) => n + b.bytes.byteLength, 0);
 }
 
-
 /** Publish the keys among `names` whose local kind is one of `kinds`. */
 export async function publishToRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], hooks: PublishHooks = {}): Promise<PublishResult> {
   return new Publisher(store, remote, hooks).finish(names, kinds);
@@ -110,7 +111,8 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
 
 /**
  * One publish, which may start before the install is over: offer() stages a
- * key's objects (read, re-hash, encode on the worker threads, pack, upload)
+ * key's objects (as its ingest encoded them, else read, re-hashed and encoded
+ * on the worker threads; then packed and uploaded)
  * as soon as the key is in the store; finish() stages the rest, waits for
  * every upload and only then writes the keys; abandon() (a failed install)
  * waits for the uploads in flight and writes no key. Uploaded objects are

@@ -8,7 +8,8 @@
  *     object); each object in it is decompressed, must be exactly its size
  *     and hash (BLAKE3) to its digest, and only then is written to the store
  *     with writeBufferToStore (temp file, then link: atomic);
- *   - encode (publish.ts): a key's objects are read from the store,
+ *   - encode (publish.ts): the objects an install's ingest did not encode
+ *     itself (src/npm/ingestTarball.ts `encode`) are read from the store,
  *     re-hashed (a damaged local object is never published) and
  *     zstd-compressed when that saves a tenth, small ones together in
  *     frames (remoteLayout.ts BlobEncoder).
