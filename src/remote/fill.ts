@@ -42,8 +42,15 @@ const EMPTY_DIGEST = hashBuffer(Buffer.alloc(0));
 const KEY_MAX_BYTES = 512 << 20;
 /** neighbouring objects in a pack are read in one GET when the gap is at most this */
 const MERGE_GAP = 64 << 10;
-/** and the merged range at most this long */
-const MERGE_SPAN = 8 << 20;
+/**
+ * and the merged range at most this long: a worker starts on a range once it
+ * has all arrived, so shorter ranges start the workers sooner, share the
+ * work between them evenly at the end and hold less in memory (1207
+ * lockfile: 102 GETs instead of 25 at 8 MiB, peak RSS 650–740 MB instead of 800–825)
+ */
+const MERGE_SPAN = 1 << 20;
+/** trees written per turn of the event loop while objects download */
+const TREES_PER_TURN = 16;
 
 export interface FillResult {
   /** key name → tree, for every key now in the local store */
@@ -84,8 +91,12 @@ export interface FillOptions {
 export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
   const requests0 = remote.client.stats.requests;
   const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
+  // the workers load while the keys are looked up
+  const pool = remoteJobPool();
+  pool?.start();
   const found = await lookUpAll(store, remote, names, kinds, options.bundle, result.absent);
-  await downloadObjects(store, remote, wantedObjects(store, remote, found), result);
+  const wanted = wantedObjects(store, remote, found);
+  await Promise.all([downloadObjects(store, remote, wanted, result, pool), putTreesMeanwhile(store, found)]);
   commitKeys(store, found, options, result);
   result.requests = remote.client.stats.requests - requests0;
   return result;
@@ -183,8 +194,7 @@ function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string
 }
 
 /** Each download is checked and written on a worker thread while later ones download; a failure marks its keys bad. */
-async function downloadObjects(store: Store, remote: Remote, wanted: Map<string, Wanted>, result: FillResult): Promise<void> {
-  const pool = remoteJobPool();
+async function downloadObjects(store: Store, remote: Remote, wanted: Map<string, Wanted>, result: FillResult, pool = remoteJobPool()): Promise<void> {
   await runPool(planReads([...wanted.values()]), FETCH_CONCURRENCY, async (read) => {
     const objectName = read.pack === '' ? looseObjectName(remote.prefix, read.items[0]!.digest) : packObjectName(remote.prefix, read.pack);
     const data = await remote.guard(() =>
@@ -215,6 +225,24 @@ async function downloadObjects(store: Store, remote: Remote, wanted: Map<string,
       result.bytes += w.size;
     });
   });
+}
+
+/**
+ * Write the found keys' trees while their objects download and are checked
+ * in on the workers (the main thread mostly waits then), a few per turn of
+ * the event loop so that answers keep being handed on. A tree in the store
+ * without its key is harmless, as after a lazy fill: gc collects it.
+ */
+async function putTreesMeanwhile(store: Store, found: Found[]): Promise<void> {
+  const list = found.filter((f) => f.treeBuf !== undefined);
+  for (let i = 0; i < list.length; i += TREES_PER_TURN) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const f of list.slice(i, i + TREES_PER_TURN)) {
+      if (f.bad || !f.treeBuf) continue;
+      putTreeBuffer(store, f.treeBuf);
+      f.treeBuf = undefined;
+    }
+  }
 }
 
 /** Every object of a good key's tree was in the store already, or was fetched and checked for it: set it. */
