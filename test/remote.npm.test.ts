@@ -129,21 +129,21 @@ describe('velo npm ci with a remote', () => {
     // the default run below must be the native writer's (O_TMPFILE + linkat), the other the JavaScript one's
     expect(loadNative()?.writeObjects).toBeDefined();
     const a = await fx.project('dev');
-    expect((await ci(a, fx.tmp(), remoteEnv('team6'))).code).toBe(0);
+    expect((await ci(a, fx.tmp(), remoteEnv('team7'))).code).toBe(0);
     // one frame of small files in a pack replaced by a valid frame of other bytes (one byte changed), of the same
     // stored length: it decodes, so only the hash can refuse it; the objects around it, read in the same GET, are fine
     const c = client();
-    const frame = await frameToDamage('team6/');
-    const packBytes = (await c.get(packObjectName('team6/', frame.pack)))!;
+    const frame = await frameToDamage('team7/');
+    const packBytes = (await c.get(packObjectName('team7/', frame.pack)))!;
     const stored = packBytes.subarray(frame.offset, frame.offset + frame.length);
     stored.set(sameLengthFrame(stored));
-    await c.put(packObjectName('team6/', frame.pack), packBytes);
+    await c.put(packObjectName('team7/', frame.pack), packBytes);
     for (const noNative of [false, true]) {
       const b = await fx.project('dev');
       cpSync(join(a.dir, 'package-lock.json'), join(b.dir, 'package-lock.json'));
       await fx.registry.clearRequests();
       const home = fx.tmp();
-      const r = await ci(b, home, { ...remoteEnv('team6', 'ro'), ...(noNative ? { VELO_NO_NATIVE: '1' } : {}) });
+      const r = await ci(b, home, { ...remoteEnv('team7', 'ro'), ...(noNative ? { VELO_NO_NATIVE: '1' } : {}) });
       expect(r.code, r.stderr).toBe(0);
       const s = JSON.parse(r.stdout);
       expect(warnings(r.stderr)).toHaveLength(1);

@@ -12,7 +12,7 @@
  */
 import { hashBuffer } from '../store/hash.js';
 import { objectLooksIntact } from '../store/commitObject.js';
-import { setKey } from '../store/keys.js';
+import { KeyBatch } from '../store/keys.js';
 import { hasTree, putTreeBuffer, readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
@@ -71,6 +71,10 @@ export interface Found {
   logicalSize: number;
   locations: Map<string, ObjectLocation>;
   bad: boolean;
+  /** its files' objects not yet in the store (wantedObjects counts them, downloads count them down) */
+  pending: number;
+  /** its key is set (or its tree recorded, with setKeys false) */
+  committed: boolean;
 }
 
 export interface Wanted {
@@ -96,8 +100,10 @@ export async function fillFromRemote(store: Store, remote: Remote, names: string
   pool?.start();
   const found = await lookUpAll(store, remote, names, kinds, options.bundle, result.absent);
   const wanted = wantedObjects(store, remote, found);
-  await Promise.all([downloadObjects(store, remote, wanted, result, pool), putTreesMeanwhile(store, found)]);
-  commitKeys(store, found, options, result);
+  // a key whose objects are all in is set while the rest download (the main thread mostly waits on the workers)
+  const keys = new KeyCommitter(store, options, result);
+  await Promise.all([downloadObjects(store, remote, wanted, result, pool, (f) => keys.commit(f)), putTreesMeanwhile(store, found)]);
+  keys.commitAll(found);
   result.requests = remote.client.stats.requests - requests0;
   return result;
 }
@@ -143,7 +149,7 @@ export async function completeLazyFill(store: Store, remote: Remote, lazy: LazyF
   const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
   const wanted = [...lazy.wanted.values()].filter((w) => [...w.execs].some((exec) => !objectLooksIntact(store.objectPath(w.digest, exec), w.size)));
   await downloadObjects(store, remote, new Map(wanted.map((w) => [w.digest, w])), result);
-  commitKeys(store, lazy.found, options, result);
+  new KeyCommitter(store, options, result).commitAll(lazy.found);
   result.requests = remote.client.stats.requests - requests0;
   return result;
 }
@@ -184,6 +190,7 @@ function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string
         continue;
       }
       const w = wanted.get(e.digest);
+      f.pending++;
       if (w) {
         w.execs.add(e.exec);
         w.users.push(f);
@@ -194,7 +201,15 @@ function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string
 }
 
 /** Each download is checked and written on a worker thread while later ones download; a failure marks its keys bad. */
-async function downloadObjects(store: Store, remote: Remote, wanted: Map<string, Wanted>, result: FillResult, pool = remoteJobPool()): Promise<void> {
+async function downloadObjects(
+  store: Store,
+  remote: Remote,
+  wanted: Map<string, Wanted>,
+  result: FillResult,
+  pool = remoteJobPool(),
+  /** called for a key once all its objects are in */
+  complete?: (f: Found) => void,
+): Promise<void> {
   await runPool(planReads([...wanted.values()]), FETCH_CONCURRENCY, async (read) => {
     const objectName = read.pack === '' ? looseObjectName(remote.prefix, read.items[0]!.digest) : packObjectName(remote.prefix, read.pack);
     const data = await remote.guard(() =>
@@ -223,6 +238,7 @@ async function downloadObjects(store: Store, remote: Remote, wanted: Map<string,
       }
       result.objects++;
       result.bytes += w.size;
+      if (complete) for (const u of w.users) if (--u.pending === 0 && !u.bad) complete(u);
     });
   });
 }
@@ -245,15 +261,39 @@ async function putTreesMeanwhile(store: Store, found: Found[]): Promise<void> {
   }
 }
 
-/** Every object of a good key's tree was in the store already, or was fetched and checked for it: set it. */
-function commitKeys(store: Store, found: Found[], options: FillOptions, result: FillResult): void {
-  for (const f of found) {
-    if (f.bad) continue;
-    if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
-    if (options.setKeys !== false) setKey(store, f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
-    result.trees.set(f.name, f.tree);
+/**
+ * Sets the keys whose every object was in the store already, or was fetched
+ * and checked for them: each key's ref file at once, the index rows in one
+ * transaction at the end (KeyBatch).
+ */
+class KeyCommitter {
+  readonly #store: Store;
+  readonly #options: FillOptions;
+  readonly #result: FillResult;
+  readonly #batch: KeyBatch;
+
+  constructor(store: Store, options: FillOptions, result: FillResult) {
+    this.#store = store;
+    this.#options = options;
+    this.#result = result;
+    this.#batch = new KeyBatch(store);
   }
-  store.flushCounters();
+
+  commit(f: Found): void {
+    if (f.bad || f.committed) return;
+    if (f.treeBuf) putTreeBuffer(this.#store, f.treeBuf);
+    f.treeBuf = undefined;
+    if (this.#options.setKeys !== false) this.#batch.add(f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
+    this.#result.trees.set(f.name, f.tree);
+    f.committed = true;
+  }
+
+  /** The rest of the good keys, then the index rows and the store's counters. */
+  commitAll(found: Found[]): void {
+    for (const f of found) this.commit(f);
+    this.#batch.flush();
+    this.#store.flushCounters();
+  }
 }
 
 /** Stored as it is: exactly its size; compressed alone: smaller than it; in a frame: a small object, in a frame smaller than a whole one. */
@@ -314,7 +354,7 @@ function examine(store: Store, remote: Remote, name: string, kinds: readonly str
     return undefined;
   }
   const files = parsed.entries.filter((e) => e.kind === 'file');
-  return { name, kind: key.kind, tree: key.tree, treeBuf, files, logicalSize: parsed.logicalSize, locations, bad: false };
+  return { name, kind: key.kind, tree: key.tree, treeBuf, files, logicalSize: parsed.logicalSize, locations, bad: false, pending: 0, committed: false };
 }
 
 interface Read {
