@@ -173,7 +173,8 @@ function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string
   const wanted = new Map<string, Wanted>();
   for (const f of found) {
     for (const e of f.files) {
-      if (objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) continue;
+      // an object already wanted (a file shared by packages, or within one) is known to be missing: no second stat
+      if (wanted.get(e.digest)?.execs.has(e.exec) !== true && objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) continue;
       if (e.size === 0) {
         // empty files are never uploaded: their bytes are known
         if (e.digest === EMPTY_DIGEST) writeBufferToStore(store, Buffer.alloc(0), e.exec, e.digest);
