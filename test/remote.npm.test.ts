@@ -3,7 +3,8 @@
 // what another published, without asking the registry; a damaged, refusing
 // or dead remote costs one warning and the registry path; read mode writes
 // nothing; status and gc.
-import { cpSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { zstdCompressSync, zstdDecompressSync, constants as zlibConstants } from 'node:zlib';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { PreparedProject } from './support/npmProject.js';
@@ -11,6 +12,10 @@ import { useRegistryProjects } from './support/registryProjects.js';
 import { asObject, describeDir } from './support/treeCompare.js';
 import { veloAsync } from './support/runVelo.js';
 import { deadEndpoint, useS3Server } from './support/s3Server.js';
+import { loadNative } from '../src/native.js';
+import { hashBuffer } from '../src/store/hash.js';
+import { walkStoreDir } from '../src/store/walkStore.js';
+import { decodeRemoteKey, packObjectName, type ObjectLocation } from '../src/remote/remoteLayout.js';
 
 const fx = useRegistryProjects('velo-remote-npm-');
 const s3 = useS3Server();
@@ -27,6 +32,36 @@ const listed = (prefix: string) => s3.list(prefix);
 
 const remoteEnv = (prefix: string, who: 'rw' | 'ro' | 'wrong' = 'rw'): NodeJS.ProcessEnv => ({ ...s3.env(who), VELO_REMOTE: `s3://${s3.bucket}/${prefix}` });
 const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('velo: warning:'));
+
+/** A frame of small objects (encoding 2) in a pack of the remote under prefix, from the key records. */
+async function frameToDamage(prefix: string): Promise<ObjectLocation> {
+  for (const o of await listed(`${prefix}keys/`)) {
+    const data = (await client().get(o.key))!;
+    const { locations } = decodeRemoteKey(data, JSON.parse(data.toString('utf8')).name);
+    for (const loc of locations.values()) if (loc.enc === 2 && loc.pack !== '') return loc;
+  }
+  throw new Error('no frame in the remote');
+}
+
+/** The frame's bytes with one byte changed, compressed again and padded (a zstd skippable frame) to the same length. */
+function sameLengthFrame(stored: Buffer): Buffer {
+  const raw = zstdDecompressSync(stored);
+  raw[raw.length >> 1] ^= 0x01;
+  for (let level = 1; level <= 19; level++) {
+    const z = zstdCompressSync(raw, { params: { [zlibConstants.ZSTD_c_compressionLevel]: level } });
+    const pad = stored.length - z.length;
+    if (pad !== 0 && pad < 8) continue;
+    const skippable = Buffer.alloc(pad);
+    if (pad > 0) {
+      skippable.writeUInt32LE(0x184d2a50, 0);
+      skippable.writeUInt32LE(pad - 8, 4);
+    }
+    const out = Buffer.concat([z, skippable]);
+    expect(zstdDecompressSync(out).equals(raw)).toBe(true);
+    return out;
+  }
+  throw new Error('no level gives a frame that fits');
+}
 
 describe('velo npm ci with a remote', () => {
   it('a fresh store installs from what another machine published: 0 registry requests, the same node_modules', async () => {
@@ -88,6 +123,48 @@ describe('velo npm ci with a remote', () => {
     expect(warnings(r.stderr)[0]).toMatch(/not matching their digest/);
     expect((await fx.registry.requestsOfKind('tarball')).length).toBeGreaterThan(0);
     expect(nodeModules(b)).toEqual(nodeModules(a));
+  });
+
+  it('the fill writes through the native batch writer and from JavaScript alike (VELO_NO_NATIVE=1): a frame in a pack that decodes to other bytes keeps only its own package out, nothing else left in the store', async () => {
+    // the default run below must be the native writer's (O_TMPFILE + linkat), the other the JavaScript one's
+    expect(loadNative()?.writeObjects).toBeDefined();
+    const a = await fx.project('dev');
+    expect((await ci(a, fx.tmp(), remoteEnv('team7'))).code).toBe(0);
+    // one frame of small files in a pack replaced by a valid frame of other bytes (one byte changed), of the same
+    // stored length: it decodes, so only the hash can refuse it; the objects around it, read in the same GET, are fine
+    const c = client();
+    const frame = await frameToDamage('team7/');
+    const packBytes = (await c.get(packObjectName('team7/', frame.pack)))!;
+    const stored = packBytes.subarray(frame.offset, frame.offset + frame.length);
+    stored.set(sameLengthFrame(stored));
+    await c.put(packObjectName('team7/', frame.pack), packBytes);
+    for (const noNative of [false, true]) {
+      const b = await fx.project('dev');
+      cpSync(join(a.dir, 'package-lock.json'), join(b.dir, 'package-lock.json'));
+      await fx.registry.clearRequests();
+      const home = fx.tmp();
+      const r = await ci(b, home, { ...remoteEnv('team7', 'ro'), ...(noNative ? { VELO_NO_NATIVE: '1' } : {}) });
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout);
+      expect(warnings(r.stderr)).toHaveLength(1);
+      expect(warnings(r.stderr)[0]).toMatch(/1 item missing or not matching its digest/);
+      // the damaged package(s) from the registry, the rest from the remote
+      const tarballs = (await fx.registry.requestsOfKind('tarball')).length;
+      expect(tarballs).toBeGreaterThan(0);
+      expect(s.remote.fromRemote).toBeGreaterThan(0);
+      expect(tarballs).toBeLessThan(s.packages);
+      expect(nodeModules(b)).toEqual(nodeModules(a));
+      // every object is what its name says, complete, read-only; no temporary file anywhere
+      let objects = 0;
+      for (const f of walkStoreDir(join(home, 'objects'))) {
+        expect(f.malformed, f.path).toBe(false);
+        expect(hashBuffer(readFileSync(f.path)), f.path).toBe(f.digest);
+        expect(statSync(f.path).mode & 0o222).toBe(0);
+        objects++;
+      }
+      expect(objects).toBeGreaterThan(s.packages);
+      expect(readdirSync(join(home, 'tmp'))).toEqual([]);
+    }
   });
 
   it('a remote that is down, or refuses the key: the install succeeds with one warning', async () => {

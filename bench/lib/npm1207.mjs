@@ -3,7 +3,8 @@
 // developer's npm, remote or AWS settings), fresh project copies, timed runs,
 // medians, and cases measured interleaved round by round.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -87,4 +88,36 @@ export class Measurements {
   get(labelPrefix) {
     return this.results.find((r) => r.label.startsWith(labelPrefix))?.median;
   }
+}
+
+/**
+ * What a user sees of a node_modules without reading its files: each path's
+ * kind, exec bit, size and link target (npm's .package-lock.json left out);
+ * with `contents`, each file's sha256 too (that reads every file).
+ */
+export function treeListing(root, { contents = false } = {}) {
+  const out = new Map();
+  const walk = (rel) => {
+    for (const name of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      if (r === '.package-lock.json') continue;
+      const p = join(root, r);
+      const st = lstatSync(p);
+      if (st.isDirectory()) {
+        out.set(r, 'dir');
+        walk(r);
+      } else if (st.isSymbolicLink()) out.set(r, `-> ${readlinkSync(p)}`);
+      else out.set(r, `file ${st.mode & 0o111 ? 'x' : '-'} ${st.size}${contents ? ` ${createHash('sha256').update(readFileSync(p)).digest('hex')}` : ''}`);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** Throws naming the first few differences when two listings (treeListing) differ. */
+export function assertSameListing(what, a, b) {
+  const diff = [];
+  for (const [k, v] of a) if (b.get(k) !== v) diff.push(`${k}: ${v} vs ${b.get(k) ?? 'absent'}`);
+  for (const k of b.keys()) if (!a.has(k)) diff.push(`${k}: absent vs ${b.get(k)}`);
+  if (diff.length) throw new Error(`${what}: ${diff.length} paths differ, e.g.\n  ${diff.slice(0, 5).join('\n  ')}`);
 }

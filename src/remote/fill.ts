@@ -12,7 +12,7 @@
  */
 import { hashBuffer } from '../store/hash.js';
 import { objectLooksIntact } from '../store/commitObject.js';
-import { setKey } from '../store/keys.js';
+import { KeyBatch } from '../store/keys.js';
 import { hasTree, putTreeBuffer, readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
@@ -42,8 +42,15 @@ const EMPTY_DIGEST = hashBuffer(Buffer.alloc(0));
 const KEY_MAX_BYTES = 512 << 20;
 /** neighbouring objects in a pack are read in one GET when the gap is at most this */
 const MERGE_GAP = 64 << 10;
-/** and the merged range at most this long */
-const MERGE_SPAN = 8 << 20;
+/**
+ * and the merged range at most this long: a worker starts on a range once it
+ * has all arrived, so shorter ranges start the workers sooner, share the
+ * work between them evenly at the end and hold less in memory (1207
+ * lockfile: 102 GETs instead of 25 at 8 MiB, peak RSS 650–740 MB instead of 800–825)
+ */
+const MERGE_SPAN = 1 << 20;
+/** trees written per turn of the event loop while objects download */
+const TREES_PER_TURN = 16;
 
 export interface FillResult {
   /** key name → tree, for every key now in the local store */
@@ -64,6 +71,10 @@ export interface Found {
   logicalSize: number;
   locations: Map<string, ObjectLocation>;
   bad: boolean;
+  /** its files' objects not yet in the store (wantedObjects counts them, downloads count them down) */
+  pending: number;
+  /** its key is set (or its tree recorded, with setKeys false) */
+  committed: boolean;
 }
 
 export interface Wanted {
@@ -84,9 +95,15 @@ export interface FillOptions {
 export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
   const requests0 = remote.client.stats.requests;
   const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
+  // the workers load while the keys are looked up
+  const pool = remoteJobPool();
+  pool?.start();
   const found = await lookUpAll(store, remote, names, kinds, options.bundle, result.absent);
-  await downloadObjects(store, remote, wantedObjects(store, remote, found), result);
-  commitKeys(store, found, options, result);
+  const wanted = wantedObjects(store, remote, found);
+  // a key whose objects are all in is set while the rest download (the main thread mostly waits on the workers)
+  const keys = new KeyCommitter(store, options, result);
+  await Promise.all([downloadObjects(store, remote, wanted, result, pool, (f) => keys.commit(f)), putTreesMeanwhile(store, found)]);
+  keys.commitAll(found);
   result.requests = remote.client.stats.requests - requests0;
   return result;
 }
@@ -132,7 +149,7 @@ export async function completeLazyFill(store: Store, remote: Remote, lazy: LazyF
   const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
   const wanted = [...lazy.wanted.values()].filter((w) => [...w.execs].some((exec) => !objectLooksIntact(store.objectPath(w.digest, exec), w.size)));
   await downloadObjects(store, remote, new Map(wanted.map((w) => [w.digest, w])), result);
-  commitKeys(store, lazy.found, options, result);
+  new KeyCommitter(store, options, result).commitAll(lazy.found);
   result.requests = remote.client.stats.requests - requests0;
   return result;
 }
@@ -156,7 +173,8 @@ function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string
   const wanted = new Map<string, Wanted>();
   for (const f of found) {
     for (const e of f.files) {
-      if (objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) continue;
+      // an object already wanted (a file shared by packages, or within one) is known to be missing: no second stat
+      if (wanted.get(e.digest)?.execs.has(e.exec) !== true && objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) continue;
       if (e.size === 0) {
         // empty files are never uploaded: their bytes are known
         if (e.digest === EMPTY_DIGEST) writeBufferToStore(store, Buffer.alloc(0), e.exec, e.digest);
@@ -173,6 +191,7 @@ function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string
         continue;
       }
       const w = wanted.get(e.digest);
+      f.pending++;
       if (w) {
         w.execs.add(e.exec);
         w.users.push(f);
@@ -183,8 +202,15 @@ function wantedObjects(store: Store, remote: Remote, found: Found[]): Map<string
 }
 
 /** Each download is checked and written on a worker thread while later ones download; a failure marks its keys bad. */
-async function downloadObjects(store: Store, remote: Remote, wanted: Map<string, Wanted>, result: FillResult): Promise<void> {
-  const pool = remoteJobPool();
+async function downloadObjects(
+  store: Store,
+  remote: Remote,
+  wanted: Map<string, Wanted>,
+  result: FillResult,
+  pool = remoteJobPool(),
+  /** called for a key once all its objects are in */
+  complete?: (f: Found) => void,
+): Promise<void> {
   await runPool(planReads([...wanted.values()]), FETCH_CONCURRENCY, async (read) => {
     const objectName = read.pack === '' ? looseObjectName(remote.prefix, read.items[0]!.digest) : packObjectName(remote.prefix, read.pack);
     const data = await remote.guard(() =>
@@ -213,19 +239,62 @@ async function downloadObjects(store: Store, remote: Remote, wanted: Map<string,
       }
       result.objects++;
       result.bytes += w.size;
+      if (complete) for (const u of w.users) if (--u.pending === 0 && !u.bad) complete(u);
     });
   });
 }
 
-/** Every object of a good key's tree was in the store already, or was fetched and checked for it: set it. */
-function commitKeys(store: Store, found: Found[], options: FillOptions, result: FillResult): void {
-  for (const f of found) {
-    if (f.bad) continue;
-    if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
-    if (options.setKeys !== false) setKey(store, f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
-    result.trees.set(f.name, f.tree);
+/**
+ * Write the found keys' trees while their objects download and are checked
+ * in on the workers (the main thread mostly waits then), a few per turn of
+ * the event loop so that answers keep being handed on. A tree in the store
+ * without its key is harmless, as after a lazy fill: gc collects it.
+ */
+async function putTreesMeanwhile(store: Store, found: Found[]): Promise<void> {
+  const list = found.filter((f) => f.treeBuf !== undefined);
+  for (let i = 0; i < list.length; i += TREES_PER_TURN) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const f of list.slice(i, i + TREES_PER_TURN)) {
+      if (f.bad || !f.treeBuf) continue;
+      putTreeBuffer(store, f.treeBuf);
+      f.treeBuf = undefined;
+    }
   }
-  store.flushCounters();
+}
+
+/**
+ * Sets the keys whose every object was in the store already, or was fetched
+ * and checked for them: each key's ref file at once, the index rows in one
+ * transaction at the end (KeyBatch).
+ */
+class KeyCommitter {
+  readonly #store: Store;
+  readonly #options: FillOptions;
+  readonly #result: FillResult;
+  readonly #batch: KeyBatch;
+
+  constructor(store: Store, options: FillOptions, result: FillResult) {
+    this.#store = store;
+    this.#options = options;
+    this.#result = result;
+    this.#batch = new KeyBatch(store);
+  }
+
+  commit(f: Found): void {
+    if (f.bad || f.committed) return;
+    if (f.treeBuf) putTreeBuffer(this.#store, f.treeBuf);
+    f.treeBuf = undefined;
+    if (this.#options.setKeys !== false) this.#batch.add(f.name, f.tree, { kind: f.kind, logicalBytes: f.logicalSize, files: f.files.length });
+    this.#result.trees.set(f.name, f.tree);
+    f.committed = true;
+  }
+
+  /** The rest of the good keys, then the index rows and the store's counters. */
+  commitAll(found: Found[]): void {
+    for (const f of found) this.commit(f);
+    this.#batch.flush();
+    this.#store.flushCounters();
+  }
 }
 
 /** Stored as it is: exactly its size; compressed alone: smaller than it; in a frame: a small object, in a frame smaller than a whole one. */
@@ -286,7 +355,7 @@ function examine(store: Store, remote: Remote, name: string, kinds: readonly str
     return undefined;
   }
   const files = parsed.entries.filter((e) => e.kind === 'file');
-  return { name, kind: key.kind, tree: key.tree, treeBuf, files, logicalSize: parsed.logicalSize, locations, bad: false };
+  return { name, kind: key.kind, tree: key.tree, treeBuf, files, logicalSize: parsed.logicalSize, locations, bad: false, pending: 0, committed: false };
 }
 
 interface Read {

@@ -106,11 +106,12 @@ export function recordLazyTree(store: Store, remoteUrl: string, missing: Map<str
   for (const e of parseTree(readTreeBuffer(store, tree)).entries) {
     if (e.kind !== 'file') continue;
     const id = e.digest + (e.exec ? 'x' : '');
-    if (seen.has(id) || objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) continue;
+    if (seen.has(id)) continue;
     seen.add(id);
+    // the lazy fill found it missing (no stat again: the fetcher skips what is in the store by the time it is opened)
     const o = missing.get(e.digest)?.find((m) => m.exec === e.exec);
-    if (!o || o.size !== e.size) return false;
-    objects.push(o);
+    if (o && o.size === e.size) objects.push(o);
+    else if (!objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) return false;
   }
   if (objects.length > 0) writeLazyRecord(store, { remote: remoteUrl, tree, objects });
   return true;

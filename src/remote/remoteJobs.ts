@@ -6,8 +6,9 @@
  *
  *   - check-in (fill.ts): one downloaded range of a pack (or one loose
  *     object); each object in it is decompressed, must be exactly its size
- *     and hash (BLAKE3) to its digest, and only then is written to the store
- *     with writeBufferToStore (temp file, then link: atomic);
+ *     and hash (BLAKE3) to its digest, and only then is written to the store,
+ *     the download's objects in one batch (writeObjectBatch: O_TMPFILE +
+ *     linkat, no temporary names; atomic either way);
  *   - encode (publish.ts): the objects an install's ingest did not encode
  *     itself (src/npm/ingestTarball.ts `encode`) are read from the store,
  *     re-hashed (a damaged local object is never published) and
@@ -22,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { VeloError, type VeloErrorCode } from '../errors.js';
 import { hashBuffer } from '../store/hash.js';
 import { ingestPool, type IngestPool, type JobRequest } from '../store/ingestPool.js';
-import { writeBufferToStore } from '../store/writeBufferToStore.js';
+import { writeObjectBatch, type HeldObject } from '../store/writeObjectBatch.js';
 import type { Store } from '../store/store.js';
 import { defaultIngestThreads } from '../store/addFilesFromDir.js';
 import { BlobEncoder, decodeFrame, decodeObject, reviveBlobs, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
@@ -80,10 +81,18 @@ export type RemoteJobRequest = CheckInRequest | EncodeRequest;
 const failure = (err: unknown): { code: VeloErrorCode; message: string } =>
   err instanceof VeloError ? { code: err.code, message: err.message } : { code: 'IO', message: err instanceof Error ? err.message : String(err) };
 
-/** Check each object in `data` and put the good ones in the store. Stops at the first write error (the store's, not the remote's). */
+/**
+ * Check each object in `data` and put the good ones in the store, all in one
+ * batch (writeObjectBatch: the native O_TMPFILE + linkat writer, else one by
+ * one from JavaScript). On a write error (the store's, not the remote's) the
+ * reply carries it and no `ok` entries: which objects of the batch landed is
+ * not known, and each that did is complete under its name.
+ */
 export function checkInObjects(store: Store, data: Buffer, items: CheckInItem[]): Omit<CheckInReply, 'id'> {
   const ok: boolean[] = [];
-  const created: number[] = [];
+  const held: HeldObject[] = [];
+  /** per held object: the item it belongs to */
+  const owner: number[] = [];
   // a frame holds several objects: unpacked once per download
   const frames = new Map<number, Buffer | undefined>();
   const unpack = (it: CheckInItem): Buffer | undefined => {
@@ -94,22 +103,24 @@ export function checkInObjects(store: Store, data: Buffer, items: CheckInItem[])
     return frame && it.at + it.size <= frame.length ? frame.subarray(it.at, it.at + it.size) : undefined;
   };
   try {
-    for (const it of items) {
+    items.forEach((it, i) => {
       const bytes = unpack(it);
-      if (!bytes || bytes.length !== it.size || hashBuffer(bytes) !== it.digest) {
-        ok.push(false);
-        created.push(0);
-        continue;
+      const good = bytes !== undefined && bytes.length === it.size && hashBuffer(bytes) === it.digest;
+      ok.push(good);
+      if (!good) return;
+      for (const exec of it.execs) {
+        held.push({ digest: it.digest, exec, data: bytes });
+        owner.push(i);
       }
-      let n = 0;
-      for (const exec of it.execs) if (writeBufferToStore(store, bytes, exec, it.digest).created) n++;
-      ok.push(true);
-      created.push(n);
-    }
+    });
+    const created = items.map(() => 0);
+    writeObjectBatch(store, held).forEach((r, k) => {
+      if (r.created) created[owner[k]!]!++;
+    });
+    return { ok, created };
   } catch (err) {
-    return { ok, created, error: failure(err) };
+    return { ok: [], created: [], error: failure(err) };
   }
-  return { ok, created };
 }
 
 /** Read, re-hash and encode objects for upload. */
@@ -156,14 +167,16 @@ export function publishJobPool(): IngestPool | undefined {
   return threads > 1 ? ingestPool(threads + 1) : undefined;
 }
 
-/** Check in one download, on a worker when there is a pool; created objects are counted in `store` either way. */
+/** Check in one download, on a worker when there is a pool (`data` may be detached after); created objects are counted in `store` either way. */
 export async function checkIn(store: Store, pool: IngestPool | undefined, data: Buffer, items: CheckInItem[]): Promise<boolean[]> {
   if (!pool) {
-    const r = checkInObjects(store, data, items); // writeBufferToStore counted them in this Store
+    const r = checkInObjects(store, data, items); // writeObjectBatch counted them in this Store
     if (r.error) throw new VeloError(r.error.code, r.error.message);
     return r.ok;
   }
-  const r = await pool.job<CheckInRequest, CheckInReply>({ job: 'remote-check-in', home: store.home, data, items });
+  // a download that owns its memory is moved to the worker, not copied (the caller is done with it)
+  const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+  const r = await pool.job<CheckInRequest, CheckInReply>({ job: 'remote-check-in', home: store.home, data, items }, owned ? [data.buffer] : undefined);
   r.created.forEach((n, i) => {
     for (let k = 0; k < n; k++) store.noteNewObject(items[i]!.size);
   });

@@ -48,6 +48,8 @@ interface Task {
   req: BatchRequest | JobRequest;
   /** checked just before the batch is sent: true drops it (resolved with nothing done) */
   skip: (() => boolean) | undefined;
+  /** moved to the worker with the request instead of copied (the sender must not use them after) */
+  transfer?: ArrayBuffer[];
   /** with the worker's reply: a BatchReply for a BatchRequest, the job's reply for a JobRequest */
   resolve: (reply: never) => void;
   reject: (err: unknown) => void;
@@ -83,6 +85,12 @@ export class IngestPool {
     this.#script = script;
   }
 
+  /** Start the workers now (they load while the caller does other work; they stop after being idle as usual). */
+  start(): void {
+    while (this.#slots.length < this.size) this.#spawn();
+    this.#pump();
+  }
+
   /** true while workers are running (started by an earlier ingest) */
   get warm(): boolean {
     return this.#slots.length > 0;
@@ -95,10 +103,13 @@ export class IngestPool {
     });
   }
 
-  /** Run one job of another kind (see JobRequest) on the next free worker; resolves with the worker's reply. */
-  job<Req extends JobRequest, Reply>(req: Omit<Req, 'id'>): Promise<Reply> {
+  /**
+   * Run one job of another kind (see JobRequest) on the next free worker; resolves with the worker's reply.
+   * `transfer`: buffers moved to the worker rather than copied (they are detached here once it is sent).
+   */
+  job<Req extends JobRequest, Reply>(req: Omit<Req, 'id'>, transfer?: ArrayBuffer[]): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ req: { ...req, id: this.#nextId++ } as Req, skip: undefined, resolve: resolve as (reply: never) => void, reject });
+      this.#queue.push({ req: { ...req, id: this.#nextId++ } as Req, skip: undefined, ...(transfer ? { transfer } : {}), resolve: resolve as (reply: never) => void, reject });
       this.#pump();
     });
   }
@@ -123,7 +134,7 @@ export class IngestPool {
       this.#queue.shift();
       if (best.inFlight.size === 0) best.worker.ref();
       best.inFlight.set(task.req.id, task);
-      best.worker.postMessage(task.req);
+      best.worker.postMessage(task.req, task.transfer);
     }
     if (this.#queue.length === 0 && this.#slots.every((s) => s.inFlight.size === 0) && this.#slots.length > 0) {
       this.#idleTimer = setTimeout(() => this.stop(), IDLE_STOP_MS);
