@@ -56,6 +56,8 @@ export interface NativeAddon {
    * Throws with an errno name as code on a filesystem error. Absent from addons built before it.
    */
   writeObjects?(objectsDir: string, names: string[], data: Buffer[], exec: Uint8Array, mtime: number): Uint8Array;
+  /** Cap glibc's malloc arenas for threads started later (mallopt M_ARENA_MAX); false where not glibc. Absent from addons built before it. */
+  limitMallocArenas?(n: number): boolean;
   version?: string;
   /** libfuse3's version; undefined when libfuse3.so.3 cannot be loaded (it is opened with dlopen) */
   fuseVersion?: string;

@@ -23,11 +23,14 @@ export class ObjectWriter {
   #fd = -1;
   #tmp = '';
   #hash: IncrementalHash | undefined;
+  readonly #memoryLimit: number;
 
-  constructor(store: Store, exec: boolean, expectedSize: number) {
+  /** `memoryLimit`: contents larger than this stream to a temporary file instead of being gathered in memory */
+  constructor(store: Store, exec: boolean, expectedSize: number, memoryLimit = SMALL_FILE_LIMIT) {
     this.#store = store;
     this.#exec = exec;
-    if (expectedSize > SMALL_FILE_LIMIT) this.#toFile();
+    this.#memoryLimit = memoryLimit;
+    if (expectedSize > memoryLimit) this.#toFile();
   }
 
   #toFile(): void {
@@ -58,7 +61,7 @@ export class ObjectWriter {
     if (this.#fd >= 0) this.#write(chunk);
     else {
       this.#chunks.push(chunk);
-      if (this.#size > SMALL_FILE_LIMIT) this.#toFile();
+      if (this.#size > this.#memoryLimit) this.#toFile();
     }
   }
 
