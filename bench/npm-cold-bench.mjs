@@ -184,6 +184,8 @@ console.log('| case | median ms | runs ms | CPU s user+sys (median) | peak RSS M
 for (const r of results) {
   console.log(`| ${r.label} | ${r.ms.toFixed(0)} | ${r.all.map((s) => s.ms.toFixed(0)).join(', ')} | ${r.cpu.toFixed(1)} | ${r.rss.toFixed(0)} | ${(r.ms / veloMs).toFixed(2)} |`);
 }
+console.log('\nper run (wall s / CPU s / peak RSS MB):');
+for (const r of results) console.log(`- ${r.label}: ${r.all.map((x) => `${(x.ms / 1000).toFixed(1)}/${x.cpu.toFixed(1)}/${x.rss.toFixed(0)}`).join(', ')}`);
 if (bun) console.log(`\nvelo / bun: ${(veloMs / bun.ms).toFixed(2)}x`);
 if (pnpm) console.log(`velo / pnpm: ${(veloMs / pnpm.ms).toFixed(2)}x`);
 

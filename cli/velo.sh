@@ -28,7 +28,4 @@ if [ "$1" = uv ] && [ -z "$VELO_NO_LAUNCHER" ]; then
     [ -x "$launcher" ] && exec "$launcher" "$here/start.cjs" "$@"
   done
 fi
-# --max-semi-space-size=4 (MiB): the main thread's young generation stays small. Planning an
-# install (npm's Arborist on a 1207-package lockfile) otherwise grows it to 64 MB that stay
-# committed for the whole run (~50 MB more peak RSS) for the same CPU; worker threads set their own.
-exec node --max-semi-space-size=4 "$here/start.cjs" "$@"
+exec node "$here/start.cjs" "$@"
