@@ -58,6 +58,11 @@ export interface NativeAddon {
   writeObjects?(objectsDir: string, names: string[], data: Buffer[], exec: Uint8Array, mtime: number): Uint8Array;
   /** Cap glibc's malloc arenas for threads started later (mallopt M_ARENA_MAX); false where not glibc. Absent from addons built before it. */
   limitMallocArenas?(n: number): boolean;
+  /**
+   * One non-blocking exclusive flock(2) on an open file: true when taken, false when another open file holds it.
+   * Closing the fd releases it. Absent from addons built before it.
+   */
+  tryFlock?(fd: number): boolean;
   version?: string;
   /** libfuse3's version; undefined when libfuse3.so.3 cannot be loaded (it is opened with dlopen) */
   fuseVersion?: string;

@@ -1,9 +1,10 @@
 // The remote tier's store-to-store path against a real S3 server (SeaweedFS
 // weed mini on loopback with SigV4 identities): publish from one store, fill
 // another, and what happens when the remote is damaged, refuses or is down.
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { ingestDir } from '../src/store/addFilesFromDir.js';
@@ -13,8 +14,10 @@ import { materialize } from '../src/projection/materialize.js';
 import { remoteSettings } from '../src/remote/remoteConfig.js';
 import { Remote } from '../src/remote/remote.js';
 import { fillFromRemote } from '../src/remote/fill.js';
-import { publishToRemote } from '../src/remote/publish.js';
-import { decodeRemoteKey, keyObjectName } from '../src/remote/remoteLayout.js';
+import { Publisher, publishToRemote } from '../src/remote/publish.js';
+import { ingestTarball } from '../src/npm/ingestTarball.js';
+import { buildTarball } from './support/craftedTarballs.js';
+import { decodeRemoteKey, HashedObjectEncoder, keyObjectName } from '../src/remote/remoteLayout.js';
 import { S3Client } from '../src/remote/s3Client.js';
 import { walkStoreDir } from '../src/store/walkStore.js';
 import { readCounters } from '../src/store/counters.js';
@@ -218,6 +221,104 @@ describe('remote store tier (weed mini)', () => {
     expect(second.warnings()).toEqual([]);
     expect(res.keys).toBe(2);
     for (const done of uploaded1) expect(secondPuts).not.toContain(done);
+    store.close();
+  });
+
+  it('objects a tarball ingest encoded as it hashed them are published as they are, never read back; a fresh store checks every byte, and a damaged frame is refused', async () => {
+    const store = Store.open(join(tmp(), 'store'));
+    const small = Array.from({ length: 60 }, (_, i) => ({ path: `package/lib/f${i}.js`, content: `exports.v${i} = ${JSON.stringify('x'.repeat(i * 37))};\n` }));
+    // larger than the ingest keeps in memory (SMALL_FILE_LIMIT): streamed to its file, and still encoded from the bytes hashed
+    const streamed = Buffer.from(Array.from({ length: 900_000 }, (_, i) => `line ${i % 5000}\n`).join(''));
+    expect(streamed.length).toBeGreaterThan(8 * 1024 * 1024);
+    const noise = randomBytes(200_000); // incompressible: stored as it is (enc 0)
+    const entries = [
+      { path: 'package/package.json', content: '{"name":"enc","version":"1.0.0","bin":"bin/cli.js"}' },
+      ...small,
+      { path: 'package/big.txt', content: streamed },
+      { path: 'package/noise.bin', content: noise },
+      { path: 'package/bin/cli.js', content: '#!/usr/bin/env node\r\nconsole.log(1)\r\n' }, // its shebang is fixed before hashing
+      { path: 'package/empty', content: '' },
+    ];
+    const r = await ingestTarball(store, Readable.from([buildTarball(entries)]), { pkgid: 'enc@1.0.0', bins: new Set(['bin/cli.js']), encode: true });
+    const files = readTree(store, r.tree).entries.filter((e) => e.kind === 'file');
+    const nonEmpty = new Set(files.filter((e) => e.size > 0).map((e) => e.digest));
+    expect(new Set(r.encoded!.digests)).toEqual(nonEmpty);
+    const key = `npm:sha512-encoded-${Math.random()}`;
+    setKey(store, key, r.tree, { kind: 'npm', files: r.files, logicalBytes: r.bytes });
+    // nothing is read back from the store: the publish goes through with every object file gone
+    // (the path that reads them would find them missing and skip the key)
+    for (const f of walkStoreDir(join(store.home, 'objects'))) rmSync(f.path);
+    const remote = remoteFor('p7/');
+    const publisher = new Publisher(store, remote);
+    publisher.offer(key, r.tree, r.encoded);
+    const pub = await publisher.finish([key], ['npm']);
+    expect(remote.warnings()).toEqual([]);
+    expect(pub).toMatchObject({ keys: 1, skipped: 0 });
+    const record = decodeRemoteKey((await s3.client().get(keyObjectName('p7/', key)))!, key);
+    const encs = new Set([...record.locations.values()].map((l) => l.enc));
+    expect(encs).toEqual(new Set([0, 1, 2])); // noise as it is, big.txt alone, the small files in frames
+
+    const fresh = Store.open(join(tmp(), 'store'));
+    const filled = await fillFromRemote(fresh, remoteFor('p7/'), [key], ['npm']);
+    expect(filled.trees.get(key)).toBe(r.tree);
+    const parent = tmp();
+    const out = join(parent, 'out');
+    await materialize(fresh, r.tree, out, { method: 'copy', within: parent });
+    expect(readFileSync(join(out, 'big.txt')).equals(streamed)).toBe(true);
+    expect(readFileSync(join(out, 'noise.bin')).equals(noise)).toBe(true);
+    expect(readFileSync(join(out, 'lib', 'f59.js'), 'utf8')).toBe(small[59]!.content);
+    expect(readFileSync(join(out, 'bin', 'cli.js'), 'utf8')).toBe('#!/usr/bin/env node\nconsole.log(1)\r\n');
+
+    // one byte changed inside a frame: a fresh machine refuses the key, and stores nothing wrong
+    const framed = [...record.locations.values()].find((l) => l.enc === 2)!;
+    const packName = `p7/packs/${framed.pack}`;
+    const pack = (await s3.client().get(packName))!;
+    pack[framed.offset + (framed.length >> 1)] ^= 0xff;
+    await remoteFor('p7/').client.put(packName, pack);
+    const third = Store.open(join(tmp(), 'store'));
+    const r3 = remoteFor('p7/');
+    const refused = await fillFromRemote(third, r3, [key], ['npm']);
+    expect(refused.trees.size).toBe(0);
+    expect(r3.warnings()).toEqual([expect.stringMatching(/not matching their digest/)]);
+    for (const f of walkStoreDir(join(third.home, 'objects'))) expect(hashBuffer(readFileSync(f.path))).toBe(f.digest);
+    store.close();
+    fresh.close();
+    third.close();
+  });
+
+  it('encoded objects waiting for slow uploads are bounded: past 64 MiB, a package is read from the store when its turn comes', async () => {
+    const store = Store.open(join(tmp(), 'store'));
+    const keys: string[] = [];
+    const offers: { key: string; tree: string; encoded: ReturnType<HashedObjectEncoder['finish']> }[] = [];
+    for (let i = 0; i < 8; i++) {
+      const dir = tmp();
+      writeFileSync(join(dir, 'blob.bin'), randomBytes(10 << 20)); // incompressible: 10 MiB encoded each
+      const r = await ingestDir(store, dir, { threads: 1 });
+      const key = `npm:sha512-backlog-${i}-${Math.random()}`;
+      setKey(store, key, r.tree, { kind: 'npm', files: r.files, logicalBytes: r.bytes });
+      const encoder = new HashedObjectEncoder();
+      for (const e of readTree(store, r.tree).entries) if (e.kind === 'file') encoder.add(e.digest, readFileSync(join(dir, e.path)));
+      offers.push({ key, tree: r.tree, encoded: encoder.finish() });
+      keys.push(key);
+    }
+    // the store's object files gone: a package the publisher did not take encoded cannot be published
+    for (const f of walkStoreDir(join(store.home, 'objects'))) rmSync(f.path);
+    const remote = remoteFor('p8/');
+    const client = remote.client as S3Client;
+    const realPut = client.put.bind(client);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    client.put = async (name, body, type) => {
+      await gate; // uploads stalled until every offer is in
+      return realPut(name, body, type);
+    };
+    const publisher = new Publisher(store, remote);
+    for (const o of offers) publisher.offer(o.key, o.tree, o.encoded, 'npm');
+    open();
+    const pub = await publisher.finish(keys, ['npm']);
+    // 6 × 10 MiB fit under the bound; the last two were to be read from the store, which no longer has them
+    expect(pub.keys).toBe(6);
+    expect(pub.skipped).toBe(2);
     store.close();
   });
 });

@@ -82,7 +82,7 @@ describe('memory bounds of tarball ingestion', () => {
     const data = Buffer.alloc(3 * 1024 * 1024, 'a');
     const chunks = [data.subarray(0, 1 << 20), data.subarray(1 << 20)];
     const write = (limit?: number): StagedObject => {
-      const w = new ObjectWriter(store, false, data.length, limit);
+      const w = new ObjectWriter(store, false, data.length, undefined, limit);
       for (const c of chunks) w.update(c);
       return w.hold();
     };
@@ -94,7 +94,7 @@ describe('memory bounds of tarball ingestion', () => {
     expect(readFileSync(streamed.tmp!).equals(data)).toBe(true);
     expect(streamed.digest).toBe(inMemory.digest);
     // an entry whose header understates its size switches once past the limit
-    const w = new ObjectWriter(store, false, 10, 1024 * 1024);
+    const w = new ObjectWriter(store, false, 10, undefined, 1024 * 1024);
     for (const c of chunks) w.update(c);
     expect(w.hold().tmp).toBeDefined();
     discardStaged([streamed]);

@@ -8,10 +8,10 @@
  * velo does not model run as plain uv.
  */
 import { copyFileSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { copyProject, loggedUv, runPython, runUvCli, veloUv, VERIFY_RECORDS, type PyIndex } from '../fixtures/uv/harness.js';
+import { copyProject, loggedUv, runPython, runUvCli, veloUv, veloUvChild, VERIFY_RECORDS, type PyIndex } from '../fixtures/uv/harness.js';
 import { parsePipArgs } from '../src/uv/pipArgs.js';
 import { readRequirements, UnsupportedRequirements } from '../src/uv/requirementsFile.js';
 import { tempDirs } from './support/tmp.js';
@@ -262,5 +262,104 @@ describe('velo uv pip install -r', () => {
     const r = velo(['install', '-r', reqs('app-deps.txt'), '--json'], venv, 'share', own);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ distributions: 4, ingested: 0, fromStore: 4 });
+  });
+});
+
+describe('bytecode', () => {
+  test('none is compiled by default; what python wrote on import is harvested by the next velo uv pip command and shared', () => {
+    const own = { VELO_HOME: join(root, 'store-pyc') }; // a store nothing was imported from yet
+    const first = newVenv();
+    const r1 = velo(['sync', reqs('greet.txt'), '--json'], first, 'pyc', own);
+    expect(r1.code, r1.stderr).toBe(0);
+    const pycache = (venv: string): string => join(venv, SITE, 'velo_greet', '__pycache__');
+    expect(readdirSync(join(first, SITE, 'velo_greet'))).not.toContain('__pycache__');
+    const imp = runPython(join(first, 'bin', 'python'), 'import velo_greet.cli; print("ok")', env('x'), root);
+    expect(imp.stdout.trim(), imp.stderr).toBe('ok');
+    const written = join(pycache(first), 'cli.cpython-311.pyc');
+    expect(lstatSync(written).nlink, "python's own").toBe(1);
+
+    const second = newVenv();
+    const r2 = velo(['sync', reqs('greet.txt'), '--json'], second, 'pyc', own);
+    expect(r2.code, r2.stderr).toBe(0);
+    const j2 = JSON.parse(r2.stdout) as { bytecode: { harvested: number; replaced: number } };
+    expect(j2.bytecode.harvested).toBeGreaterThanOrEqual(2); // velo_greet/__init__ and cli
+    expect(j2.bytecode.replaced).toBe(j2.bytecode.harvested);
+    // the second venv has the stored, hash-based file from the start; the first one's own copy became it
+    const linked = join(pycache(second), 'cli.cpython-311.pyc');
+    expect(readFileSync(linked).readUInt32LE(4), 'PEP 552 flags: hash-based, checked').toBe(0b11);
+    expect(lstatSync(linked).ino).toBe(lstatSync(written).ino);
+    for (const venv of [first, second]) {
+      const v = spawnSync(join(venv, 'bin', 'python'), ['-v', '-c', 'import velo_greet.cli'], { encoding: 'utf8', env: env('x') });
+      expect(v.status, v.stderr).toBe(0);
+      expect(v.stderr).toContain(`# code object from '${join(pycache(venv), 'cli.cpython-311.pyc')}'`);
+      expect(v.stderr).not.toMatch(/# wrote /);
+    }
+    const check = plain(['check'], second, 'check');
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+  });
+});
+
+describe("uv's lock on the environment", () => {
+  /** Another process holding uv's lock on `venv` (flock on <venv>/.lock, as uv takes it) until release(). */
+  async function holdLock(venv: string): Promise<{ release: () => Promise<void> }> {
+    const code = 'import fcntl, sys\nf = open(sys.argv[1], "a")\nfcntl.flock(f, fcntl.LOCK_EX)\nprint("held", flush=True)\nsys.stdin.read()\n';
+    const child = spawn(join(venv, 'bin', 'python'), ['-c', code, join(venv, '.lock')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise<void>((res, rej) => {
+      child.stdout.once('data', () => res());
+      child.once('exit', (c) => rej(new Error(`lock holder exited ${c}`)));
+    });
+    return {
+      release: () =>
+        new Promise<void>((res) => {
+          child.once('exit', () => res());
+          child.stdin.end();
+        }),
+    };
+  }
+
+  function finished(child: ReturnType<typeof veloUvChild>): Promise<{ code: number; stdout: string; stderr: string; at: number }> {
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    return new Promise((res) => child.once('exit', (c) => res({ code: c ?? -1, stdout, stderr, at: Date.now() })));
+  }
+
+  test('velo uv pip sync waits while another process holds it, and changes nothing until then', async () => {
+    const warm = newVenv();
+    expect(velo(['sync', reqs('requirements.txt')], warm, 'lock').code).toBe(0); // the store holds it all: velo alone takes ~1 s
+    const venv = newVenv();
+    const holder = await holdLock(venv);
+    // the holder holds the lock uv itself takes: a uv pip command gives up waiting for it after UV_LOCK_TIMEOUT
+    const u = runUvCli(['-v', 'pip', 'uninstall', '--python', join(venv, 'bin', 'python'), 'velo-greet'], env('lock', { UV_LOCK_TIMEOUT: '1' }), root);
+    expect(u.stderr).toMatch(/Failed to acquire environment lock: Timeout/);
+    const run = finished(veloUvChild(['pip', 'sync', reqs('requirements.txt'), '--python', join(venv, 'bin', 'python'), '--json'], env('lock'), root));
+    await new Promise((r) => setTimeout(r, 4000));
+    // while the lock is held velo has not touched the venv: no staging, nothing installed
+    expect(readdirSync(venv).filter((n) => n.startsWith('.velo-pip-stage-'))).toEqual([]);
+    expect(freeze(venv)).toEqual([]);
+    const releasedAt = Date.now();
+    await holder.release();
+    const r = await run;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.at).toBeGreaterThanOrEqual(releasedAt);
+    expect(JSON.parse(r.stdout)).toMatchObject({ distributions: 4, fromStore: 4 });
+    expect(freeze(venv)).toEqual(freeze(warm));
+  });
+
+  test('after UV_LOCK_TIMEOUT velo stops with exit 7 and says why, the venv untouched', async () => {
+    const venv = newVenv();
+    const holder = await holdLock(venv);
+    const before = listEnvFiles(venv);
+    try {
+      const r = velo(['sync', reqs('requirements.txt')], venv, 'lock', { UV_LOCK_TIMEOUT: '1' });
+      expect(r.code, r.stderr).toBe(7);
+      expect(r.stderr).toContain(join(venv, '.lock'));
+      expect(r.stderr).toMatch(/another uv process is changing/);
+      expect(r.stderr).toMatch(/UV_LOCK_TIMEOUT/);
+    } finally {
+      await holder.release();
+    }
+    expect(listEnvFiles(venv)).toEqual(before);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * velo uv sync against real uv, a real python and a PEP 503 index on
  * loopback: parity with `uv sync`, uv agreeing the environment is in sync,
- * bytecode compiled once and used, reuse across projects with no download,
+ * bytecode compiled only for what gets imported (harvested) or, with
+ * --compile-bytecode, all of it once, and used; reuse across projects with no download,
  * the no-op path and --offline.
  */
 import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { copyProject, REPO_ROOT, VERIFY_RECORDS, loggedUv, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
+import { velo as runVelo } from './support/runVelo.js';
 import { tempDirs } from './support/tmp.js';
 import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 
@@ -76,6 +78,8 @@ describe('velo uv sync', () => {
 
     const uvEnv = join(uv1, '.venv');
     const veloEnv = join(velo1, '.venv');
+    // as uv sync (without --compile-bytecode): no bytecode until something is imported
+    for (const pkg of ['velo_greet', 'velo_data', 'velo_app', 'velo_speedups']) expect(existsSync(join(veloEnv, SITE, pkg, '__pycache__')), pkg).toBe(false);
     // the project's own editable install records mtimes of the project's files (uv_cache.json)
     const skip = (rel: string): boolean => rel === '.velo-state' || rel.endsWith('app_one-0.1.0.dist-info/uv_cache.json');
     const uvFiles = listFiles(uvEnv, skip);
@@ -142,42 +146,91 @@ describe('velo uv sync', () => {
     expect(lstatSync(join(veloEnv, SITE, 'velo_greet-1.0.0.dist-info', 'INSTALLER')).nlink).toBe(1);
   });
 
-  test('ships hash-based bytecode, compiled once, that python uses without recompiling', () => {
+  test('compiles nothing by default; what python compiled on import is harvested at the next sync: compiled by velo (hash-based), shared, linked in place of python\'s', () => {
     const veloEnv = join(velo1, '.venv');
-    const pyc = join(veloEnv, SITE, 'velo_greet', '__pycache__', 'cli.cpython-311.pyc');
-    const header = readFileSync(pyc);
-    expect(header.readUInt32LE(4), 'PEP 552 flags: hash-based, checked').toBe(0b11);
-    const source = readFileSync(join(veloEnv, SITE, 'velo_greet', 'cli.py'));
-    // every .py of every stored distribution has its .pyc
-    for (const pkg of ['velo_greet', 'velo_data', 'velo_app', 'velo_speedups']) {
-      for (const f of readdirSync(join(veloEnv, SITE, pkg)).filter((n) => n.endsWith('.py'))) {
-        expect(existsSync(join(veloEnv, SITE, pkg, '__pycache__', f.replace(/\.py$/, '.cpython-311.pyc'))), `${pkg}/${f}`).toBe(true);
-      }
-    }
-    const pycsBefore = listFiles(veloEnv).length;
-    const v = spawnSync(join(veloEnv, 'bin', 'python'), ['-v', '-c', 'import velo_greet.cli, velo_data, velo_app, velo_speedups'], { encoding: 'utf8', env: env('velo1') });
-    expect(v.status, v.stderr).toBe(0);
-    for (const mod of ['velo_greet/__pycache__/cli', 'velo_data/__pycache__/__init__', 'velo_speedups/__pycache__/__init__']) {
-      expect(v.stderr).toContain(`# code object from '${join(veloEnv, SITE, mod)}.cpython-311.pyc'`);
-    }
-    expect(v.stderr).not.toMatch(/# wrote /);
-    expect(listFiles(veloEnv).length).toBe(pycsBefore);
+    const pycache = (envDir: string, pkg: string): string => join(envDir, SITE, pkg, '__pycache__');
+    const importAll = (envDir: string): ReturnType<typeof spawnSync> =>
+      spawnSync(join(envDir, 'bin', 'python'), ['-v', '-c', 'import velo_greet.cli, velo_data'], { encoding: 'utf8', env: env('velo1') });
+    // the first test ran this environment's programs: python wrote bytecode for what they imported
+    expect(importAll(veloEnv).status).toBe(0);
+    const written = join(pycache(veloEnv, 'velo_greet'), 'cli.cpython-311.pyc');
+    expect(lstatSync(written).nlink, "python's own file").toBe(1);
+    expect(readFileSync(written).readUInt32LE(4), 'PEP 552 flags: timestamp-based').toBe(0);
 
-    // a distribution's own test suite is left uncompiled (programs do not import it) and still runs:
-    // python compiles it on demand into the environment, as in a plain uv environment
-    const suite = join(veloEnv, SITE, 'velo_data', 'tests');
-    expect(existsSync(join(suite, 'test_table.py'))).toBe(true);
-    expect(existsSync(join(suite, '__pycache__'))).toBe(false);
-    const t = spawnSync(join(veloEnv, 'bin', 'python'), ['-c', 'from velo_data.tests.test_table import test_package_name as t; t(); print("ok")'], { encoding: 'utf8', env: env('velo1') });
-    expect(t.stdout.trim(), t.stderr).toBe('ok');
-    expect(existsSync(join(suite, '__pycache__'))).toBe(true);
+    // the next sync that links (here a second checkout of the project) harvests it
+    const other = copyProject('app-one', join(root, 'harvest'));
+    cpSync(join(velo1, 'uv.lock'), join(other, 'uv.lock'));
+    const s = sync(other, 'velo1', ['--locked']);
+    const bytecode = s.bytecode as { compiled: number; harvested: number; replaced: number };
+    expect(bytecode.compiled).toBe(0);
+    expect(bytecode.harvested).toBeGreaterThanOrEqual(3); // velo_greet/__init__, velo_greet/cli, velo_data/__init__, …
+    expect(bytecode.replaced).toBe(bytecode.harvested);
+    // the first environment's own copy is gone: the stored, hash-based pyc is linked in its place
+    expect(lstatSync(written).nlink).toBeGreaterThan(1);
+    expect(readFileSync(written).readUInt32LE(4), 'PEP 552 flags: hash-based, checked').toBe(0b11);
+    // the new checkout has the same file from the start, and only what was imported
+    const otherEnv = join(other, '.venv');
+    expect(lstatSync(join(pycache(otherEnv, 'velo_greet'), 'cli.cpython-311.pyc')).ino).toBe(lstatSync(written).ino);
+    expect(existsSync(join(otherEnv, SITE, 'velo_data', 'tests', '__pycache__'))).toBe(false);
+    // python uses it in both, and writes nothing
+    for (const envDir of [veloEnv, otherEnv]) {
+      const v = importAll(envDir);
+      expect(v.status, String(v.stderr)).toBe(0);
+      expect(String(v.stderr)).toContain(`# code object from '${join(pycache(envDir, 'velo_greet'), 'cli.cpython-311.pyc')}'`);
+      expect(String(v.stderr)).not.toMatch(/# wrote /);
+    }
+    // and uv agrees the new checkout is in sync
+    const check = runUvCli(['sync', '--locked', '--check'], env('velo1'), other);
+    expect(check.code, check.stderr + check.stdout).toBe(0);
 
     // an edited source is never served stale bytecode: the hash check catches it
     const cli = join(veloEnv, SITE, 'velo_greet', 'cli.py');
+    const source = readFileSync(cli);
     unlinkSync(cli); // as editors do: a new file, not a write through the store's hardlink
     writeFileSync(cli, source.toString().replace('print(greet(name))', 'print("edited", greet(name))'));
     const edited = spawnSync(join(veloEnv, 'bin', 'velo-greet'), ['x'], { encoding: 'utf8', env: env('velo1') });
     expect(edited.stdout).toBe('edited hello, x\n');
+  });
+
+  test('velo gc keeps harvested bytecode as long as its distribution', () => {
+    const g = runVelo(['gc', '--json'], env('velo1'));
+    expect(g.code, g.stderr).toBe(0);
+    const p = copyProject('app-one', join(root, 'after-gc'));
+    cpSync(join(velo1, 'uv.lock'), join(p, 'uv.lock'));
+    sync(p, 'velo1', ['--locked']);
+    // velo_data's bytecode was harvested before gc and is a link in every environment now: only the store has it
+    const pyc = join(p, '.venv', SITE, 'velo_data', '__pycache__', '__init__.cpython-311.pyc');
+    expect(existsSync(pyc), 'kept through gc').toBe(true);
+    expect(readFileSync(pyc).readUInt32LE(4), 'the stored, hash-based pyc').toBe(0b11);
+  });
+
+  test('--compile-bytecode compiles every module once into the store, test suites aside', () => {
+    const p = copyProject('app-one', join(root, 'compile-all'));
+    cpSync(join(velo1, 'uv.lock'), join(p, 'uv.lock'));
+    // a store of its own: nothing harvested into it yet
+    const r = veloUv(['sync', '--json', '--locked', '--compile-bytecode'], { ...env('velo1'), VELO_HOME: join(root, 'store-compile-all') }, p);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { bytecode: { compiled: number } }).bytecode.compiled).toBeGreaterThanOrEqual(5); // every module of the four distributions
+    const envDir = join(p, '.venv');
+    for (const pkg of ['velo_greet', 'velo_data', 'velo_app', 'velo_speedups']) {
+      for (const f of readdirSync(join(envDir, SITE, pkg)).filter((n) => n.endsWith('.py'))) {
+        const pyc = join(envDir, SITE, pkg, '__pycache__', f.replace(/\.py$/, '.cpython-311.pyc'));
+        expect(readFileSync(pyc).readUInt32LE(4), `${pkg}/${f}: hash-based, checked`).toBe(0b11);
+        expect(lstatSync(pyc).nlink, `${pkg}/${f}: shared`).toBeGreaterThan(1);
+      }
+    }
+    const v = spawnSync(join(envDir, 'bin', 'python'), ['-v', '-c', 'import velo_greet.cli, velo_data, velo_app, velo_speedups'], { encoding: 'utf8', env: env('velo1') });
+    expect(v.status, v.stderr).toBe(0);
+    expect(v.stderr).not.toMatch(/# wrote /);
+
+    // a distribution's own test suite is left uncompiled (programs do not import it) and still runs:
+    // python compiles it on demand into the environment, as in a plain uv environment
+    const suite = join(envDir, SITE, 'velo_data', 'tests');
+    expect(existsSync(join(suite, 'test_table.py'))).toBe(true);
+    expect(existsSync(join(suite, '__pycache__'))).toBe(false);
+    const t = spawnSync(join(envDir, 'bin', 'python'), ['-c', 'from velo_data.tests.test_table import test_package_name as t; t(); print("ok")'], { encoding: 'utf8', env: env('velo1') });
+    expect(t.stdout.trim(), t.stderr).toBe('ok');
+    expect(existsSync(join(suite, '__pycache__'))).toBe(true);
   });
 
   test('is a no-op when nothing changed, and repairs what changed underneath it', () => {

@@ -105,5 +105,5 @@ export async function startWeed({ bucket = 'velo-test', readyTimeoutMs = 60_000 
     const k = who === 'wrong' ? { ...S3_KEYS.rw, secretAccessKey: 'not-the-secret' } : S3_KEYS[who];
     return { AWS_ACCESS_KEY_ID: k.accessKeyId, AWS_SECRET_ACCESS_KEY: k.secretAccessKey, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL: endpoint };
   };
-  return { endpoint, bucket, env, log: () => output, stop, startMs: Math.round(performance.now() - t0) };
+  return { endpoint, bucket, env, pid: child.pid, log: () => output, stop, startMs: Math.round(performance.now() - t0) };
 }

@@ -104,8 +104,11 @@ async function fetchFromRegistry(
   const { fetchPackages } = await import('./fetchPackages.js');
   let done = 0;
   const fetched = await fetchPackages(store, loaded, missing, {
+    ...(publisher ? { encodeFor: (p: PlannedPackage) => p.key !== undefined && publisher.wantsObjects(p.key) } : {}),
     onFetched: (p, r) => {
-      if (publisher && p.key) publisher.offer(p.key, r.tree);
+      // the objects its ingest encoded go to the publisher, and are not kept with the install's results
+      if (publisher && p.key) publisher.offer(p.key, r.tree, r.encoded, 'npm');
+      delete r.encoded;
       out.fetchedBytes += r.bytes;
       progress?.fetched?.(++done, missing.length, out.fetchedBytes);
     },

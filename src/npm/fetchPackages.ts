@@ -23,6 +23,8 @@ import { fetchGitPackage, isGitPackage } from './fetchGitPackage.js';
 
 export interface FetchProgress {
   onFetched?: (pkg: PlannedPackage, result: TarballIngest) => void;
+  /** a package whose objects a remote is to get: its tarball's ingest encodes them (TarballIngest.encoded) */
+  encodeFor?: (pkg: PlannedPackage) => boolean;
 }
 
 export interface FetchedPackage {
@@ -94,7 +96,7 @@ export async function fetchPackages(
   let viaPacote = missing;
   if (!offline && process.env.VELO_FETCH_DIRECT !== '0') {
     const list = downloadList(missing, loaded.flat as RegistryConfig);
-    const direct = await fetchTarballs(store, loaded, list.downloads, (pkg, result) => progress.onFetched?.(pkg, result));
+    const direct = await fetchTarballs(store, loaded, list.downloads, (pkg, result) => progress.onFetched?.(pkg, result), progress.encodeFor);
     out.push(...direct.fetched);
     viaPacote = [...list.others, ...direct.notFound];
   }

@@ -122,6 +122,7 @@ export async function fetchTarballs(
   loaded: LoadedNpmConfig,
   downloads: Download<PlannedPackage>[],
   onFetched: (pkg: PlannedPackage, result: TarballIngest) => void,
+  encodeFor?: (pkg: PlannedPackage) => boolean,
 ): Promise<TarballsFetched> {
   const out: TarballsFetched = { fetched: [], notFound: [], requests: 0 };
   if (downloads.length === 0) return out;
@@ -154,7 +155,9 @@ export async function fetchTarballs(
     while (!failed && nextIndex < downloads.length) {
       const i = nextIndex++;
       const d = downloads[i]!;
-      const reply = await runner.run(requestFor(loaded, getAuth, d, i));
+      const job = requestFor(loaded, getAuth, d, i);
+      if (encodeFor && d.packages.some(encodeFor)) job.encode = true;
+      const reply = await runner.run(job);
       if (!reply.ok) {
         failed ??= new VeloError(reply.error.code, reply.error.message, { hint: reply.error.hint });
         return;

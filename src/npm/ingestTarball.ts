@@ -29,6 +29,7 @@ import { commitStagedAll, discardStaged, ObjectWriter, type StagedObject } from 
 import { putTree } from '../store/trees.js';
 import type { TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
+import { HashedObjectEncoder, type EncodedObjects } from '../remote/remoteLayout.js';
 
 export interface TarballIngest {
   tree: string;
@@ -40,6 +41,8 @@ export interface TarballIngest {
   hasBindingGyp: boolean;
   /** entries dropped as npm's tar drops them (names or paths too long, too deep), for the user */
   warnings: string[];
+  /** with `encode`: the package's objects encoded for a remote, from the very bytes hashed (all but those streamed to a file) */
+  encoded?: EncodedObjects;
 }
 
 export interface TarballOptions {
@@ -49,6 +52,12 @@ export interface TarballOptions {
   bins?: Set<string>;
   /** where the package's tree goes (default: putTree into `store`); a worker thread hands the entries back instead */
   writeTree?: (entries: TreeEntry[]) => string;
+  /**
+   * A remote lacks this package and is to get its objects: encode them
+   * (remoteLayout.ts) right after they are hashed, while their bytes are
+   * still in memory, so publishing neither reads nor hashes them again
+   */
+  encode?: boolean;
 }
 
 /**
@@ -126,6 +135,9 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
   let writing: ObjectWriter | undefined;
   let heldBytes = 0;
   let failure: unknown;
+  // (an object too large to keep in memory while it streams to its file is not: the publisher reads and re-hashes it)
+  const encoder = options.encode ? new HashedObjectEncoder() : undefined;
+  const onHashed = encoder ? (digest: string, data: Buffer): void => encoder.add(digest, data) : undefined;
 
   return new Promise<TarballIngest>((resolve, reject) => {
     let sourceEnded = false;
@@ -152,6 +164,7 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
       try {
         // the whole tarball passed: its objects go into the store, then its tree
         const added = commitStagedAll(store, batch);
+        if (encoder) result.encoded = encoder.finish();
         for (const a of added) {
           if (a.created) {
             result.newObjects++;
@@ -207,7 +220,7 @@ export function ingestTarball(store: Store, source: Readable, options: TarballOp
         const isBin = bins.has(path);
         const exec = ((entry.mode ?? 0o644) & 0o100) !== 0 || isBin;
         // a bin stays in memory up to the usual limit: its CRLF shebang is fixed there (fixShebang)
-        const writer = new ObjectWriter(store, exec, entry.size, isBin ? undefined : IN_MEMORY_FILE_LIMIT);
+        const writer = new ObjectWriter(store, exec, entry.size, onHashed, isBin ? undefined : IN_MEMORY_FILE_LIMIT);
         writing = writer;
         entry.on('data', (chunk: Buffer) => {
           if (failure) return;

@@ -34,6 +34,8 @@ export interface TarballJob {
   /** package-relative bin targets of every lockfile entry sharing this tarball */
   bins: string[];
   tls?: { cert?: string; key?: string };
+  /** encode the package's objects for a remote that lacks it (ingestTarball's `encode`) */
+  encode?: boolean;
 }
 
 export type TarballReply =
@@ -49,6 +51,7 @@ export async function runTarballJob(store: Store, http: HttpPool, retry: RetryPo
       ingestTarball(store, body, {
         pkgid: job.pkgid,
         bins: new Set(job.bins),
+        encode: job.encode === true,
         writeTree: (entries) => {
           tree = serializeTree(entries);
           return '';

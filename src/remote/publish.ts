@@ -7,8 +7,10 @@
  * encoded and uploaded alongside the install, their keys still wait for
  * finish(), which only a successful install calls. Every upload is recorded locally as soon as it
  * succeeded (publishRecord.ts): nothing is uploaded twice, and an
- * interrupted publish resumes. Objects are re-hashed before they leave: a
- * damaged local object is never published (its key is skipped).
+ * interrupted publish resumes. A damaged local object is never published:
+ * what leaves is either the bytes an ingest just hashed (encoded there, on
+ * the tarball worker, and handed over with the key) or a store file hashed
+ * again as it is read (a mismatch skips the key).
  * VELO_REMOTE_MODE=read never gets here.
  */
 import { hashBuffer } from '../store/hash.js';
@@ -17,6 +19,7 @@ import { readKeyRef } from '../store/refs.js';
 import { readTreeBuffer } from '../store/trees.js';
 import { parseTree, type ParsedEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
+import type { StatementSync } from 'node:sqlite';
 import { PublishRecord } from './publishRecord.js';
 import {
   OBJECT_PUBLISH_MAX,
@@ -28,7 +31,9 @@ import {
   keyObjectName,
   looseObjectName,
   packObjectName,
+  reviveBlobs,
   type EncodedBlob,
+  type EncodedObjects,
   type ObjectLocation,
 } from './remoteLayout.js';
 import { encode, publishJobPool } from './remoteJobs.js';
@@ -39,6 +44,8 @@ export const UPLOAD_CONCURRENCY = 4;
 const SMALL_CONCURRENCY = 16;
 /** key PUTs are small and latency-bound: 1,000 × 3 KB against weed on loopback, 16 in flight 1.3–2.0 s, 64 in flight 1.1–1.3 s */
 const KEY_CONCURRENCY = 64;
+/** encoded bytes handed over by the install and waiting for their turn to upload, at most */
+const ENCODED_BACKLOG_MAX = 64 << 20;
 /** up to this many keys to publish are checked one by one (HEAD); more, by listing keys/ */
 const HEAD_LIMIT = 200;
 
@@ -61,6 +68,8 @@ interface Plan {
   kind: string;
   files: ParsedEntry[];
   logicalSize: number;
+  /** the serialized tree (a key record carries it) */
+  treeData: Buffer;
 }
 
 export interface PublishHooks {
@@ -73,17 +82,26 @@ export interface PublishHooks {
 /** A key's tree, read and parsed; undefined when the store cannot give it. */
 function readPlan(store: Store, name: string, tree: string, kind: string): Plan | undefined {
   try {
-    const parsed = parseTree(readTreeBuffer(store, tree));
-    return { name, tree, kind, files: parsed.entries.filter((e) => e.kind === 'file'), logicalSize: parsed.logicalSize };
+    const treeData = readTreeBuffer(store, tree);
+    const parsed = parseTree(treeData);
+    return { name, tree, kind, files: parsed.entries.filter((e) => e.kind === 'file'), logicalSize: parsed.logicalSize, treeData };
   } catch {
     return undefined;
   }
 }
 
-/** A key's kind: from its index row, else from its ref file (written at once, while a batch of index rows waits for its flush). */
-function keyKind(store: Store, name: string): string {
-  const row = store.index.prepare('SELECT kind FROM keys WHERE name = ?').get(name) as { kind: string } | undefined;
-  return row?.kind ?? readKeyRef(store.home, name)?.kind ?? '';
+/**
+ * A pack's name: the BLAKE3 digest of its index (each object's digest and
+ * where it is), not of its bytes, which are never concatenated (they go to
+ * the socket part by part). Objects are named by their own digests, checked
+ * by every reader; the name only has to differ between packs that differ.
+ */
+function packId(entries: [string, ObjectLocation][]): string {
+  return hashBuffer(Buffer.from(entries.map(([d, l]) => `${d} ${l.offset} ${l.length} ${l.enc} ${l.at ?? 0}`).join('\n')));
+}
+
+function encodedSize(encoded: EncodedObjects): number {
+  return encoded.blobs.reduce((n, b) => n + b.bytes.byteLength, 0);
 }
 
 /** Publish the keys among `names` whose local kind is one of `kinds`. */
@@ -93,7 +111,8 @@ export async function publishToRemote(store: Store, remote: Remote, names: strin
 
 /**
  * One publish, which may start before the install is over: offer() stages a
- * key's objects (read, re-hash, encode on the worker threads, pack, upload)
+ * key's objects (as its ingest encoded them, else read, re-hashed and encoded
+ * on the worker threads; then packed and uploaded)
  * as soon as the key is in the store; finish() stages the rest, waits for
  * every upload and only then writes the keys; abandon() (a failed install)
  * waits for the uploads in flight and writes no key. Uploaded objects are
@@ -135,6 +154,15 @@ export class Publisher {
     return this.#remote.settings.mode !== 'read' && this.#remote.usable && !this.#closed;
   }
 
+  #kindQuery: StatementSync | undefined;
+
+  /** A key's kind: from its index row, else from its ref file (written at once, while a batch of index rows waits for its flush). */
+  #keyKind(name: string): string {
+    this.#kindQuery ??= this.#store.index.prepare('SELECT kind FROM keys WHERE name = ?');
+    const row = this.#kindQuery.get(name) as { kind: string } | undefined;
+    return row?.kind ?? readKeyRef(this.#store.home, name)?.kind ?? '';
+  }
+
   #rename(localName: string): string {
     return this.#hooks.remoteName?.(localName) ?? localName;
   }
@@ -143,28 +171,39 @@ export class Publisher {
    * A key the remote was just asked for and lacks, now in the local store:
    * upload its objects while the install goes on (never its key: finish() does that).
    */
-  offer(localName: string, tree: string): void {
+  offer(localName: string, tree: string, encoded?: EncodedObjects, kind?: string): void {
     if (!this.#active()) return;
     const name = this.#rename(localName);
     if (this.#staged.has(name) || this.#record!.keyTree(name) === tree) return;
-    this.#stage(name, tree, keyKind(this.#store, localName));
+    // uploads slower than the install: past the backlog bound, the objects are read from the store when their turn comes
+    const size = encoded ? encodedSize(encoded) : 0;
+    const take = encoded !== undefined && this.#encodedBacklog + size <= ENCODED_BACKLOG_MAX;
+    if (take) this.#encodedBacklog += size;
+    const staged = this.#stage(name, tree, kind ?? this.#keyKind(localName), take ? encoded : undefined);
+    const release = (): void => {
+      if (take) this.#encodedBacklog -= size;
+    };
+    staged.then(release, release);
   }
 
-  #stage(name: string, tree: string, kind: string): Promise<Plan | undefined> {
-    const plan = this.#staging.run(() => this.#stageObjects(name, tree, kind));
+  /** bytes of offered, encoded objects not yet in a pack */
+  #encodedBacklog = 0;
+
+  #stage(name: string, tree: string, kind: string, encoded?: EncodedObjects): Promise<Plan | undefined> {
+    const plan = this.#staging.run(() => this.#stageObjects(name, tree, kind, encoded));
     // an unexpected error surfaces in finish() (a warning), never as an unhandled rejection
     plan.catch(() => undefined);
     this.#staged.set(name, { tree, plan });
     return plan;
   }
 
-  async #put(objectName: string, body: Buffer, type?: string): Promise<boolean> {
+  async #put(objectName: string, body: Buffer | Buffer[], type?: string): Promise<boolean> {
     this.#hooks.onPut?.(objectName);
     const ok = await this.#remote.guard(async () => {
       await this.#remote.client.put(objectName, body, type);
       return true;
     });
-    if (ok) this.result.bytes += body.length;
+    if (ok) this.result.bytes += Buffer.isBuffer(body) ? body.length : body.reduce((n, p) => n + p.length, 0);
     return ok === true;
   }
 
@@ -172,10 +211,9 @@ export class Publisher {
     if (this.#pack.size === 0 || !this.#remote.usable) return;
     const sealed = this.#pack;
     this.#pack = { parts: [], entries: [], size: 0 };
-    const body = Buffer.concat(sealed.parts, sealed.size);
-    const id = hashBuffer(body);
+    const id = packId(sealed.entries);
     await this.#uploads.admit(async () => {
-      if (await this.#put(packObjectName(this.#remote.prefix, id), body)) {
+      if (await this.#put(packObjectName(this.#remote.prefix, id), sealed.parts)) {
         this.#record!.addObjects(sealed.entries.map(([d, l]) => [d, { ...l, pack: id }]));
         this.result.packs++;
         this.result.objects += sealed.entries.length;
@@ -205,8 +243,12 @@ export class Publisher {
     if (pack.size >= PACK_TARGET) await this.#sealPack();
   }
 
-  /** Read, re-hash and encode a key's objects the remote lacks, and hand them to the uploads. */
-  async #stageObjects(name: string, tree: string, kind: string): Promise<Plan | undefined> {
+  /**
+   * Hand a key's objects the remote lacks to the uploads: those its ingest
+   * encoded as it hashed them (`encoded`) as they are, the others read from
+   * the store, re-hashed and encoded on the pool.
+   */
+  async #stageObjects(name: string, tree: string, kind: string, encoded?: EncodedObjects): Promise<Plan | undefined> {
     if (!this.#remote.usable) return undefined;
     const store = this.#store;
     const plan = readPlan(store, name, tree, kind);
@@ -214,22 +256,33 @@ export class Publisher {
       this.result.skipped++;
       return undefined;
     }
-    const fresh: ParsedEntry[] = [];
+    const fresh = new Map<string, ParsedEntry>();
     for (const e of plan.files) {
       if (e.size === 0 || this.#queued.has(e.digest) || this.#record!.objectLocation(e.digest)) continue;
       if (e.size > OBJECT_PUBLISH_MAX) {
         this.result.skipped++;
         return undefined;
       }
-      fresh.push(e);
+      fresh.set(e.digest, e);
     }
     // claimed before the await
-    for (const e of fresh) this.#queued.add(e.digest);
+    for (const digest of fresh.keys()) this.#queued.add(digest);
+    if (encoded) {
+      const digestOf = (i: number): string => encoded.digests[i]!;
+      for (const blob of reviveBlobs(encoded.blobs)) {
+        // a blob none of whose objects this key still needs (another key's, already up) is not sent again
+        if (!blob.members.some(([i]) => fresh.has(digestOf(i)))) continue;
+        for (const [i] of blob.members) fresh.delete(digestOf(i));
+        await this.#addToUploads(blob, digestOf);
+      }
+    }
+    const rest = [...fresh.values()];
+    if (rest.length === 0) return plan;
     const { blobs, bad } = await encode(
       this.#pool,
-      fresh.map((e) => ({ digest: e.digest, size: e.size, path: store.objectPath(e.digest, e.exec) })),
+      rest.map((e) => ({ digest: e.digest, size: e.size, path: store.objectPath(e.digest, e.exec) })),
     );
-    for (const blob of blobs) await this.#addToUploads(blob, (i) => fresh[i]!.digest);
+    for (const blob of blobs) await this.#addToUploads(blob, (i) => rest[i]!.digest);
     // an object missing, or edited in place in the store: never published, and neither is this key
     if (bad.length > 0) {
       this.result.skipped++;
@@ -260,7 +313,7 @@ export class Publisher {
       if (!loc) return undefined;
       locations.set(e.digest, loc);
     }
-    return encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: readTreeBuffer(this.#store, p.tree), files: p.files.length, bytes: p.logicalSize }, locations);
+    return encodeRemoteKey({ name: p.name, kind: p.kind, tree: p.tree, treeData: p.treeData, files: p.files.length, bytes: p.logicalSize }, locations);
   }
 
   /**
@@ -278,7 +331,7 @@ export class Publisher {
     const result = this.result;
     try {
       // remote name → kind, tree
-      const kindOf = new Map(names.map((n) => [this.#rename(n), keyKind(store, n)]));
+      const kindOf = new Map(names.map((n) => [this.#rename(n), this.#keyKind(n)]));
       const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(kindOf.get(this.#rename(n))!)))].map(([n, t]) => [this.#rename(n), t]));
       let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
       if (todo.length === 0) {

@@ -10,6 +10,7 @@ import { remoteSettings, type RemoteSettings, type RemoteSources } from './remot
 import type { Store } from '../store/store.js';
 import type { FillOptions, FillResult, LazyFill } from './fill.js';
 import type { PublishHooks, PublishResult, Publisher } from './publish.js';
+import type { EncodedObjects } from './remoteLayout.js';
 
 /** What an install did with the remote, for its summary. */
 export interface RemoteReport {
@@ -151,8 +152,13 @@ export class Remote {
    * answered it does not have it, its objects start uploading. (A key the
    * remote has, damaged, is left to publish()'s own check, as before.)
    */
-  offer(name: string, tree: string): void {
-    if (this.#absent.has(name)) this.#publisher?.offer(name, tree);
+  offer(name: string, tree: string, encoded?: EncodedObjects, kind?: string): void {
+    if (this.#absent.has(name)) this.#publisher?.offer(name, tree, encoded, kind);
+  }
+
+  /** Whether offer() will upload this key's objects (so its ingest may encode them as it hashes them). */
+  wantsObjects(name: string): boolean {
+    return this.#publisher !== undefined && this.#absent.has(name) && this.settings.mode !== 'read' && this.usable;
   }
 
   /** No more offers this install: the last pack goes up now. */

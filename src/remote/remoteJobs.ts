@@ -8,7 +8,8 @@
  *     object); each object in it is decompressed, must be exactly its size
  *     and hash (BLAKE3) to its digest, and only then is written to the store
  *     with writeBufferToStore (temp file, then link: atomic);
- *   - encode (publish.ts): a key's objects are read from the store,
+ *   - encode (publish.ts): the objects an install's ingest did not encode
+ *     itself (src/npm/ingestTarball.ts `encode`) are read from the store,
  *     re-hashed (a damaged local object is never published) and
  *     zstd-compressed when that saves a tenth, small ones together in
  *     frames (remoteLayout.ts BlobEncoder).
@@ -24,7 +25,7 @@ import { ingestPool, type IngestPool, type JobRequest } from '../store/ingestPoo
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
 import { defaultIngestThreads } from '../store/addFilesFromDir.js';
-import { BlobEncoder, decodeFrame, decodeObject, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
+import { BlobEncoder, decodeFrame, decodeObject, reviveBlobs, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
 
 export interface CheckInItem {
   digest: string;
@@ -174,6 +175,5 @@ export async function checkIn(store: Store, pool: IngestPool | undefined, data: 
 export async function encode(pool: IngestPool | undefined, items: EncodeItem[]): Promise<Omit<EncodeReply, 'id'>> {
   if (!pool) return encodeObjects(items);
   const r = await pool.job<EncodeRequest, EncodeReply>({ job: 'remote-encode', items });
-  // a Buffer crosses the thread as a plain Uint8Array
-  return { blobs: r.blobs.map((b) => ({ ...b, bytes: Buffer.from(b.bytes.buffer, b.bytes.byteOffset, b.bytes.byteLength) })), bad: r.bad };
+  return { blobs: reviveBlobs(r.blobs), bad: r.bad };
 }

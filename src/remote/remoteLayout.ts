@@ -75,12 +75,23 @@ export const FRAME_TARGET = 64 << 10;
 /** no frame unpacks to more than this (a larger one from the remote is refused) */
 export const FRAME_RAW_MAX = FRAME_TARGET + FRAME_OBJECT_MAX;
 
-const zstdLevel1 = { params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } };
+/**
+ * How objects are compressed: the zstd level. Level 1 by measurement
+ * (bench/remote-encode-bench.mjs, docs/BENCHMARKS.md): the fast (negative)
+ * levels save little CPU here and cost far more bytes.
+ */
+export interface EncodePolicy {
+  level: number;
+}
+
+export const DEFAULT_ENCODE_POLICY: EncodePolicy = { level: 1 };
+
+const zstdParams = (level: number): { params: Record<number, number> } => ({ params: { [zlibConstants.ZSTD_c_compressionLevel]: level } });
 
 /** The bytes to store for an object: zstd (level 1: ~130 MB/s here, 3.3x on npm packages) when that saves a tenth. */
-export function encodeObject(data: Buffer): { bytes: Buffer; enc: ObjectEncoding } {
+export function encodeObject(data: Buffer, policy: EncodePolicy = DEFAULT_ENCODE_POLICY): { bytes: Buffer; enc: ObjectEncoding } {
   if (data.length < 64) return { bytes: data, enc: 0 };
-  const z = zstdCompressSync(data, zstdLevel1);
+  const z = zstdCompressSync(data, zstdParams(policy.level));
   return z.length <= data.length * 0.9 ? { bytes: z, enc: 1 } : { bytes: data, enc: 0 };
 }
 
@@ -99,8 +110,13 @@ export interface EncodedBlob {
  */
 export class BlobEncoder {
   readonly blobs: EncodedBlob[] = [];
+  readonly #policy: EncodePolicy;
   #frame: { index: number; data: Buffer }[] = [];
   #frameBytes = 0;
+
+  constructor(policy: EncodePolicy = DEFAULT_ENCODE_POLICY) {
+    this.#policy = policy;
+  }
 
   add(index: number, data: Buffer): void {
     if (data.length > FRAME_OBJECT_MAX) {
@@ -113,7 +129,7 @@ export class BlobEncoder {
   }
 
   #alone(index: number, data: Buffer): void {
-    const { bytes, enc } = encodeObject(data);
+    const { bytes, enc } = encodeObject(data, this.#policy);
     this.blobs.push({ bytes, enc, members: [[index, 0]] });
   }
 
@@ -125,7 +141,7 @@ export class BlobEncoder {
     if (frame.length === 1) this.#alone(frame[0]!.index, frame[0]!.data);
     if (frame.length <= 1) return;
     const raw = Buffer.concat(frame.map((f) => f.data));
-    const z = zstdCompressSync(raw, zstdLevel1);
+    const z = zstdCompressSync(raw, zstdParams(this.#policy.level));
     if (z.length > raw.length * 0.9) {
       for (const f of frame) this.blobs.push({ bytes: f.data, enc: 0, members: [[f.index, 0]] });
       return;
@@ -138,6 +154,46 @@ export class BlobEncoder {
     }
     this.blobs.push({ bytes: z, enc: 2, members });
   }
+}
+
+/**
+ * Objects encoded where their bytes were just hashed (an ingest worker, so a
+ * publish neither reads them back nor hashes them again); each blob's members
+ * index `digests`.
+ */
+export interface EncodedObjects {
+  digests: string[];
+  blobs: EncodedBlob[];
+}
+
+/**
+ * Encodes objects as an ingest computes their digests, from exactly the bytes
+ * hashed (each digest once, empty objects left out): small ones into the
+ * package's frames, larger ones alone, while the bytes are still in cache.
+ */
+export class HashedObjectEncoder {
+  readonly #encoder = new BlobEncoder();
+  readonly #digests: string[] = [];
+  readonly #seen = new Set<string>();
+
+  add(digest: string, data: Buffer): void {
+    if (data.length === 0 || this.#seen.has(digest)) return;
+    this.#seen.add(digest);
+    this.#encoder.add(this.#digests.push(digest) - 1, data);
+  }
+
+  finish(): EncodedObjects {
+    this.#encoder.close();
+    return { digests: this.#digests, blobs: this.#encoder.blobs };
+  }
+}
+
+/** Blobs that crossed a thread (a Buffer arrives as a plain Uint8Array) as Buffers again. */
+export function reviveBlobs(blobs: EncodedBlob[]): EncodedBlob[] {
+  return blobs.map((b) => {
+    const bytes: Uint8Array = b.bytes;
+    return { ...b, bytes: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+  });
 }
 
 /** The object's bytes back, or undefined when they cannot be (never more than `size` bytes are produced). */

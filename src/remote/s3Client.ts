@@ -1,12 +1,14 @@
 /**
  * A small S3 client on Node's fetch and sigv4.ts: GET (whole or a byte
- * range), PUT, DELETE and ListObjectsV2 — all velo's remote tier needs.
+ * range), PUT (on node:http, httpSend.ts), DELETE and ListObjectsV2 — all
+ * velo's remote tier needs.
  * Every request has an idle timeout and transient failures are retried;
  * failures are RemoteError (a VeloError with code NETWORK and the HTTP
  * status, 0 when the server was not reached).
  */
 import { VeloError } from '../errors.js';
 import { signRequest, uriEncode, type Credentials } from './sigv4.js';
+import { Agents, sendParts, type SendFailure } from './httpSend.js';
 
 export interface S3Location {
   /** scheme://host[:port] of the S3 API */
@@ -33,7 +35,8 @@ export class RemoteError extends VeloError {
 interface RequestOptions {
   query?: Record<string, string>;
   headers?: Record<string, string>;
-  body?: Buffer;
+  /** the request's body, in parts (sent as they are, one after the other) */
+  body?: readonly Buffer[];
   /** refuse an answer body longer than this */
   maxBytes?: number;
 }
@@ -61,6 +64,7 @@ export class S3Client {
   readonly loc: S3Location;
   /** requests sent and bytes moved, for status and benchmarks */
   readonly stats = { requests: 0, bytesIn: 0, bytesOut: 0 };
+  readonly #agents = new Agents();
 
   constructor(loc: S3Location) {
     this.loc = loc;
@@ -102,9 +106,11 @@ export class S3Client {
   async #once(method: string, key: string, opts: RequestOptions): Promise<Answer> {
     const url = this.url(key, opts.query);
     const base = { ...(opts.headers ?? {}) };
-    if (opts.body) base['content-length'] = String(opts.body.length);
+    const bodySize = opts.body?.reduce((n, p) => n + p.length, 0) ?? 0;
+    if (opts.body) base['content-length'] = String(bodySize);
     const headers = this.loc.credentials ? signRequest({ method, url, headers: base, region: this.loc.region, credentials: this.loc.credentials }) : base;
     this.stats.requests++;
+    if (opts.body) return this.#send(method, key, url, headers, opts.body, bodySize);
     const ac = new AbortController();
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
@@ -115,15 +121,9 @@ export class S3Client {
         ac.abort();
       }, ms);
     };
-    arm(this.loc.timeoutMs + Math.round((opts.body?.length ?? 0) / 256));
+    arm(this.loc.timeoutMs);
     try {
-      const res = await fetch(url, {
-        method,
-        headers,
-        ...(opts.body ? { body: opts.body as Uint8Array<ArrayBuffer> } : {}),
-        signal: ac.signal,
-      });
-      if (opts.body) this.stats.bytesOut += opts.body.length;
+      const res = await fetch(url, { method, headers, signal: ac.signal });
       const chunks: Buffer[] = [];
       let size = 0;
       if (res.body) {
@@ -146,11 +146,28 @@ export class S3Client {
       if (err instanceof RemoteError) throw err;
       const e = err as Error & { cause?: { code?: string; message?: string } };
       const code = e.cause?.code;
-      const why = timedOut ? `no answer within ${this.loc.timeoutMs} ms` : (code ?? e.cause?.message ?? e.message);
-      throw new RemoteError(`${method} ${this.describe(key)}: ${why}`, 0, err, timedOut || !NOT_TRANSIENT.has(code ?? ''));
+      throw this.#unreached(method, key, err, timedOut, code ?? e.cause?.message ?? e.message);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** A request with a body (sendParts: no copy of it); an upload gets extra time for its bytes at 256 KiB/s. */
+  async #send(method: string, key: string, url: URL, headers: Record<string, string>, body: readonly Buffer[], size: number): Promise<Answer> {
+    try {
+      const answer = await sendParts(this.#agents, method, url, headers, body, this.loc.timeoutMs, Math.round(size / 256));
+      this.stats.bytesOut += size;
+      this.stats.bytesIn += answer.body.length;
+      return answer;
+    } catch (err) {
+      const e = err as SendFailure;
+      throw this.#unreached(method, key, err, e.timedOut, e.code ?? e.message);
+    }
+  }
+
+  #unreached(method: string, key: string, err: unknown, timedOut: boolean, why: string): RemoteError {
+    const text = timedOut ? `no answer within ${this.loc.timeoutMs} ms` : why;
+    return new RemoteError(`${method} ${this.describe(key)}: ${text}`, 0, err, timedOut || !NOT_TRANSIENT.has(why));
   }
 
   describe(key: string): string {
@@ -187,8 +204,9 @@ export class S3Client {
     return true;
   }
 
-  async put(key: string, body: Buffer, contentType = 'application/octet-stream'): Promise<void> {
-    const res = await this.#request('PUT', key, { body, headers: { 'content-type': contentType } });
+  /** PUT an object whose bytes are `body`, or its parts one after the other (a pack, not concatenated first). */
+  async put(key: string, body: Buffer | readonly Buffer[], contentType = 'application/octet-stream'): Promise<void> {
+    const res = await this.#request('PUT', key, { body: Buffer.isBuffer(body) ? [body] : body, headers: { 'content-type': contentType } });
     if (res.status !== 200) this.#fail('PUT', key, res);
   }
 

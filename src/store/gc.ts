@@ -89,7 +89,7 @@ function sweep(store: Store, dryRun: boolean, projectExists: (path: string, ecos
   for (const p of liveProjects) for (const row of keyStmt.all(p.path, p.ecosystem) as { key: string }[]) usedKeys.add(row.key);
   const deadKeys: string[] = [];
   for (const k of keys) {
-    if (usedKeys.has(k.name)) liveTrees.add(k.tree);
+    if (usedKeys.has(k.name) || usedKeys.has(companionOf(k.name))) liveTrees.add(k.tree);
     else deadKeys.push(k.name);
   }
   const liveObjects = new Set<string>();
@@ -154,4 +154,13 @@ function sizeOf(path: string): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * A key that lives as long as another: a uv distribution's bytecode
+ * (`uv-pyc:…`, src/uv/bytecodeKey.ts) grows after the environments that use
+ * it registered their keys, and lives while its distribution (`uv:…`) does.
+ */
+function companionOf(name: string): string {
+  return name.startsWith('uv-pyc:') ? `uv:${name.slice('uv-pyc:'.length)}` : '';
 }

@@ -15,10 +15,19 @@ import { hashBuffer } from './hash.js';
 import type { Store } from './store.js';
 import { writeObjectBatch } from './writeObjectBatch.js';
 
+/** Told the digest and the very bytes it was computed from (a publish encodes them there and then). */
+export type OnHashed = (digest: string, data: Buffer) => void;
+
+/** a streamed object up to this size is also kept in memory while it streams, when someone wants its bytes (OnHashed) */
+const KEEP_STREAMED_MAX = 64 * 1024 * 1024;
+
 export class ObjectWriter {
   readonly #store: Store;
   readonly #exec: boolean;
+  readonly #onHashed: OnHashed | undefined;
   #chunks: Buffer[] = [];
+  /** a streamed object's chunks, kept for #onHashed */
+  #kept: Buffer[] | undefined;
   #size = 0;
   #fd = -1;
   #tmp = '';
@@ -26,10 +35,12 @@ export class ObjectWriter {
   readonly #memoryLimit: number;
 
   /** `memoryLimit`: contents larger than this stream to a temporary file instead of being gathered in memory */
-  constructor(store: Store, exec: boolean, expectedSize: number, memoryLimit = SMALL_FILE_LIMIT) {
+  constructor(store: Store, exec: boolean, expectedSize: number, onHashed?: OnHashed, memoryLimit = SMALL_FILE_LIMIT) {
     this.#store = store;
     this.#exec = exec;
+    this.#onHashed = onHashed;
     this.#memoryLimit = memoryLimit;
+    if (onHashed && expectedSize <= KEEP_STREAMED_MAX) this.#kept = [];
     if (expectedSize > memoryLimit) this.#toFile();
   }
 
@@ -47,6 +58,10 @@ export class ObjectWriter {
 
   #write(chunk: Buffer): void {
     this.#hash!.update(chunk);
+    if (this.#kept) {
+      if (this.#size <= KEEP_STREAMED_MAX) this.#kept.push(chunk);
+      else this.#kept = undefined;
+    }
     let off = 0;
     try {
       while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off);
@@ -78,6 +93,7 @@ export class ObjectWriter {
       this.#chunks = [];
       const data = transform ? transform(raw) : raw;
       const digest = hashBuffer(data);
+      this.#onHashed?.(digest, data);
       if (objectLooksIntact(this.#store.objectPath(digest, this.#exec), data.length)) return { digest, size: data.length, exec: this.#exec, tmp: undefined };
       const tmp = writeTempObject(this.#store, data, this.#exec);
       return { digest, size: data.length, exec: this.#exec, tmp };
@@ -90,7 +106,10 @@ export class ObjectWriter {
       throw fsError(err, 'cannot write to the store');
     }
     this.#fd = -1;
-    return { digest: this.#hash!.digestHex(), size: this.#size, exec: this.#exec, tmp: this.#tmp };
+    const digest = this.#hash!.digestHex();
+    if (this.#kept) this.#onHashed?.(digest, Buffer.concat(this.#kept, this.#size));
+    this.#kept = undefined;
+    return { digest, size: this.#size, exec: this.#exec, tmp: this.#tmp };
   }
 
   /**
@@ -104,7 +123,9 @@ export class ObjectWriter {
     const raw = Buffer.concat(this.#chunks, this.#size);
     this.#chunks = [];
     const data = transform ? transform(raw) : raw;
-    return { digest: hashBuffer(data), size: data.length, exec: this.#exec, tmp: undefined, data };
+    const digest = hashBuffer(data);
+    this.#onHashed?.(digest, data);
+    return { digest, size: data.length, exec: this.#exec, tmp: undefined, data };
   }
 
   /** Commit; `transform` may rewrite small contents first (e.g. a bin's CRLF shebang). */
@@ -129,6 +150,7 @@ export class ObjectWriter {
       }
     }
     this.#chunks = [];
+    this.#kept = undefined;
   }
 }
 

@@ -61,7 +61,14 @@ export interface BuildContext {
   endPhase: (name: BuildPhase) => void;
   /** the shared store on S3: distributions the local store lacks are looked up there before uv fetches them */
   remote?: Remote | undefined;
+  /** compile every module (else none: python compiles what gets imported) */
+  compileAll: boolean;
+  /** bring the stored bytecode of these distributions up to date before they are loaded (distBytecode.ts) */
+  bytecode: BytecodeStep;
 }
+
+/** Compile or harvest bytecode for distributions about to be laid out. */
+export type BytecodeStep = (b: { interp: Interpreter; interpreterKey: string; python: string; keys: string[] }) => Promise<void>;
 
 export interface BuiltEnvironment {
   tree: string;
@@ -81,6 +88,8 @@ export interface BuiltEnvironment {
   /** file entries in the tree */
   files: number;
   pycs: number;
+  /** modules compiled by this build (at ingest, when everything is compiled) */
+  compiled?: number;
   newObjects: number;
   newBytes: number;
   conflicts: string[];
@@ -197,6 +206,7 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     c.phase('fetch', `looking ${lacking.length} distribution(s) up in the remote`);
     for (const [key, tree] of await c.remote.fill(store, lacking, UV_REMOTE_KINDS)) found.set(key, tree);
   }
+  await c.bytecode({ interp, interpreterKey, python: interpreterPath, keys: [...found.keys()] });
   const stored = new Map<string, StoredDistribution>();
   for (const [key, tree] of found) {
     try {
@@ -249,6 +259,7 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     interp,
     work,
     threads: c.threads,
+    compile: c.compileAll,
     fetched: fetched.map(({ pkg, dist }) => ({ key: keyOf.get(pkg)!, dist })),
     local,
     phase: c.phase,
@@ -296,6 +307,7 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     localDirs: localDirs(lock, workspaceDir),
     files: plan.shared.length + perEnv.filter((e) => e.kind === 'file').length,
     pycs: ingested.compiled,
+    compiled: ingested.compiled,
     newObjects,
     newBytes,
     conflicts: plan.conflicts,

@@ -52,6 +52,8 @@ export interface EnvManifest {
   conflicts: string[];
   /** `uv lock` (or `uv lock --check`) passed with exactly these inputs */
   lockChecked: boolean;
+  /** the stored bytecode of its distributions when the tree was made (distBytecode.ts): the tree is stale once it grew */
+  bytecode?: string;
 }
 
 export interface EnvKeyInput {

@@ -1,13 +1,22 @@
 /**
  * Store what uv installed into a scratch environment: each fetched
- * distribution (already read and checked through its RECORD) gets its `.py`
- * files compiled once, is stored as a tree under its package key, and uv's
- * unpacked copy in its cache becomes hardlinks to the stored objects (one
- * copy on disk, uvCacheLinks.ts). Local distributions (the project's own,
- * path and git dependencies) get their bytecode compiled but are not stored.
+ * distribution (already read and checked through its RECORD) is stored as a
+ * tree under its package key, and uv's unpacked copy in its cache becomes
+ * hardlinks to the stored objects (one copy on disk, uvCacheLinks.ts).
+ * When everything is compiled (`compile`: --compile-bytecode,
+ * UV_COMPILE_BYTECODE, a mount), the `.py` files are compiled once: the
+ * fetched distributions' into their bytecode keys (distBytecode.ts), the
+ * local distributions' (the project's own, path and git dependencies) for
+ * this environment only. Otherwise nothing is compiled: python writes
+ * bytecode as modules get imported, and velo harvests it.
  */
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { addFile } from '../store/addFile.js';
+import type { Store } from '../store/store.js';
+import type { TreeEntry } from '../store/treeFormat.js';
 import type { BuildPhase } from './buildWithUv.js';
+import { addBytecode } from './distBytecode.js';
 import { compileBytecode, inTestSuite, pycPathFor, type CompileJob } from './compileBytecode.js';
 import type { InstalledDistribution } from './installedDistribution.js';
 import type { Interpreter } from './interpreter.js';
@@ -20,6 +29,8 @@ export interface IngestInput extends UvScratchRun {
   /** velo's scratch directory (compiled bytecode is written under it) */
   work: string;
   threads: number;
+  /** compile every module now (else none) */
+  compile: boolean;
   fetched: { key: string; dist: InstalledDistribution }[];
   local: InstalledDistribution[];
   phase: (name: BuildPhase, message: string) => void;
@@ -43,7 +54,7 @@ export async function ingestScratch(c: IngestInput): Promise<Ingested> {
   const jobs: CompileJob[] = [];
   const pycOwner = new Map<string, { dist: InstalledDistribution; rel: string }>();
   const spPrefix = `${interp.sitePackages}/`;
-  for (const d of [...c.fetched.map((f) => f.dist), ...c.local]) {
+  for (const d of c.compile ? [...c.fetched.map((f) => f.dist), ...c.local] : []) {
     for (const f of d.files) {
       if (f.role !== 'shared' || !f.rel.endsWith('.py') || !f.rel.startsWith(spPrefix)) continue;
       if (inTestSuite(f.rel.slice(spPrefix.length))) continue;
@@ -67,7 +78,8 @@ export async function ingestScratch(c: IngestInput): Promise<Ingested> {
   const out: Ingested = { stored: new Map(), localPycs: new Map(), compiled: compiled.size, newObjects: 0, newBytes: 0, cacheLinked: { files: 0, bytes: 0 } };
   if (c.fetched.length > 0) c.phase('ingest', `storing ${c.fetched.length} distribution(s)`);
   for (const { key, dist } of c.fetched) {
-    const r = await storeDistribution(store, key, dist, interp.sitePackages, pycsByDist.get(dist) ?? new Map());
+    const r = await storeDistribution(store, key, dist, interp.sitePackages);
+    await storeBytecode(store, key, dist, pycsByDist.get(dist));
     out.stored.set(key, loadDistribution(store, r.tree));
     out.newObjects += r.newObjects;
     out.newBytes += r.newBytes;
@@ -86,4 +98,21 @@ export async function ingestScratch(c: IngestInput): Promise<Ingested> {
   if (c.fetched.length > 0) c.endPhase('ingest');
   for (const d of c.local) for (const [rel, abs] of pycsByDist.get(d) ?? []) out.localPycs.set(rel, abs);
   return out;
+}
+
+/** The bytecode compiled for a fetched distribution, into its bytecode key (where the wheel shipped no pyc of its own). */
+async function storeBytecode(store: Store, key: string, dist: InstalledDistribution, pycs: Map<string, string> | undefined): Promise<void> {
+  if (!pycs || pycs.size === 0) return;
+  const shipped = new Set(dist.files.map((f) => f.rel));
+  const entries: TreeEntry[] = [];
+  try {
+    for (const [rel, abs] of pycs) {
+      if (shipped.has(rel)) continue;
+      const added = await addFile(store, abs, false, statSync(abs).size);
+      entries.push({ path: rel, kind: 'file', exec: false, size: added.size, digest: added.digest });
+    }
+  } finally {
+    store.flushCounters();
+  }
+  addBytecode(store, key, entries);
 }

@@ -23,6 +23,8 @@ export interface PipArgs {
   requireHashes: boolean;
   /** --refresh / --upgrade: ask the index again (no resolution memo) */
   refresh: boolean;
+  /** --compile-bytecode: every module of what is installed is compiled into the store (else python compiles what gets imported) */
+  compileBytecode: boolean;
   /** why velo leaves this command to uv, when it does */
   delegate?: string;
   /** the arguments without velo's own (--json): what uv gets when velo delegates */
@@ -40,7 +42,7 @@ const PASSED = new Set([
 const IGNORED = new Set(['--compile-bytecode', '--link-mode', '--quiet', '-q', '--verbose', '-v', '--strict', '--no-progress', '--verify-hashes']);
 
 export function parsePipArgs(mode: PipMode, argv: string[]): PipArgs {
-  const r: PipArgs = { mode, json: false, requirementFiles: [], uvOptions: [], fingerprint: [], requireHashes: false, refresh: false, forUv: [] };
+  const r: PipArgs = { mode, json: false, requirementFiles: [], uvOptions: [], fingerprint: [], requireHashes: false, compileBytecode: false, refresh: false, forUv: [] };
   let tokens;
   try {
     tokens = tokenize(argv);
@@ -71,6 +73,7 @@ export function parsePipArgs(mode: PipMode, argv: string[]): PipArgs {
       r.requireHashes = true;
       continue;
     }
+    if (t.name === '--compile-bytecode') r.compileBytecode = true;
     if (IGNORED.has(t.name)) continue;
     if (PASSED.has(t.name)) {
       r.uvOptions.push(...t.raw);

@@ -18,6 +18,10 @@
  *     the environment change: uv uninstalls what goes, and the staged files
  *     are renamed into place. A failure before that (resolution, a hash, a
  *     download, a RECORD that lies) leaves the environment as it was.
+ *
+ * Throughout, velo holds uv's own lock on the environment (venvLock.ts), so
+ * a concurrent `uv pip` waits; it lends the lock to the `uv pip uninstall`
+ * it runs and checks afterwards that nothing else changed the environment.
  */
 import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -41,6 +45,9 @@ import { readRequirements, UnsupportedRequirements, type Requirement, type Requi
 import { runProcess, uvFailed } from './runUvProcess.js';
 import { loadDistribution, type StoredDistribution } from './storedDistribution.js';
 import type { LockPackage } from './uvLock.js';
+import { compilesEverything } from './bytecodeKey.js';
+import { compileMissing, harvestBytecode } from './distBytecode.js';
+import { canLockVenv, lockVenv, type VenvLock } from './venvLock.js';
 
 export interface PipInstallOptions {
   args: PipArgs;
@@ -76,6 +83,8 @@ export interface PipInstallResult {
   ingested: number;
   files: number;
   pycs: number;
+  /** bytecode put in the store: compiled whole (--compile-bytecode), or harvested from what python wrote in recorded environments and linked over python's files */
+  bytecode: { compiled: number; harvested: number; replaced: number };
   newObjects: number;
   newBytes: number;
   uvCacheLinked: { files: number; bytes: number };
@@ -132,6 +141,22 @@ function installedIn(sitePackages: string): Map<string, { version: string; distI
     out.set(name, { version, distInfo: d });
   }
   return out;
+}
+
+/**
+ * After uv uninstalled `removed`, the environment holds what it held before
+ * minus those: anything else means another process changed it while velo
+ * had lent uv the lock, and velo stops before moving its files in.
+ */
+function expectInstalled(sitePackages: string, before: Map<string, { version: string }>, removed: NameVersion[], envDir: string): void {
+  const gone = new Set(removed.map((r) => r.name));
+  const expected = [...before].filter(([name]) => !gone.has(name)).map(([name, d]) => `${name}==${d.version}`).sort();
+  const now = [...installedIn(sitePackages)].map(([name, d]) => `${name}==${d.version}`).sort();
+  if (expected.join('\n') !== now.join('\n')) {
+    throw new VeloError('LOCKED', `another process changed ${envDir} while uv was removing ${[...gone].join(', ')} for velo; nothing new was installed`, {
+      hint: 'run the command again',
+    });
+  }
 }
 
 const STAGE_PREFIX = '.velo-pip-stage-';
@@ -197,14 +222,28 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
   const envDir = findTargetVenv(args.python, o.cwd, o.env);
   if (!envDir) return { delegate: args.python ? `--python ${args.python} is not a virtual environment velo can find` : 'no virtual environment found here (VIRTUAL_ENV, .venv)' };
   const venvPython = join(envDir, 'bin', 'python');
+  if (!canLockVenv()) return { delegate: "velo's native addon is not built here, and velo takes uv's lock on the environment with it" };
   const store = o.openStore();
   try {
-    return await withLease(store, 'install', () => run(store), { project: envDir });
+    return await withLease(
+      store,
+      'install',
+      async () => {
+        // uv's own lock on the environment, held while velo reads and changes it (a concurrent uv pip waits)
+        const lock = await lockVenv(envDir, o.env, (path) => o.onProgress?.({ phase: 'plan', message: `waiting for ${path}: another uv process is changing this environment` }));
+        try {
+          return await run(store, lock);
+        } finally {
+          lock.release();
+        }
+      },
+      { project: envDir },
+    );
   } finally {
     store.close();
   }
 
-  async function run(store: Store): Promise<PipInstallResult | PipDelegation> {
+  async function run(store: Store, lock: VenvLock): Promise<PipInstallResult | PipDelegation> {
     removeDeadStaging(envDir!);
     const work = store.tmpPath('uv-pip');
     mkdirSync(work, { recursive: true });
@@ -258,7 +297,16 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
       const kept = removed.find((r) => SEED_PACKAGES.has(r.name));
       if (kept) return { delegate: `${kept.name} is installed and not listed (uv decides whether a seed package stays)` };
       const keyOf = new Map(pkgs.map((p) => [p.name, distKey(keyed(p), interp, o.cwd)]));
-      const found = getKeys(store, toInstall.map((p) => keyOf.get(p.name)!));
+      const compileAll = compilesEverything(args.compileBytecode, o.env, 'link');
+      const bytecodeCtx = { store, interp, python: realPath, env: o.env, cwd: o.cwd, threads: o.threads ?? 2 };
+      const installKeys = toInstall.map((p) => keyOf.get(p.name)!);
+      let bytecode = { compiled: 0, harvested: 0, replaced: 0 };
+      if (compileAll) bytecode.compiled = await compileMissing(bytecodeCtx, installKeys);
+      else {
+        const h = await harvestBytecode(bytecodeCtx, interpreterKey, installKeys);
+        bytecode = { compiled: 0, harvested: h.compiled, replaced: h.linked };
+      }
+      const found = getKeys(store, installKeys);
       const stored = new Map<string, StoredDistribution>();
       for (const p of toInstall) {
         const tree = found.get(keyOf.get(p.name)!);
@@ -298,7 +346,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
           return { key: keyOf.get(p.name)!, dist: d };
         });
         endPhase('ingest');
-        ingest = await ingestScratch({ store, uv: o.uv, args: { original: args.uvOptions }, env: uvEnv, cwd: o.cwd, scratch, scratchPython, interp, work, threads: o.threads ?? 2, fetched, local: [], phase, endPhase });
+        ingest = await ingestScratch({ store, uv: o.uv, args: { original: args.uvOptions }, env: uvEnv, cwd: o.cwd, scratch, scratchPython, interp, work, threads: o.threads ?? 2, compile: compileAll, fetched, local: [], phase, endPhase });
         for (const p of misses) stored.set(p.name, ingest.stored.get(keyOf.get(p.name)!)!);
       }
 
@@ -315,12 +363,14 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
       if (removed.length > 0) {
         const names = [...new Set(removed.map((r) => r.name))];
         const unArgs = ['pip', 'uninstall', '--python', venvPython, ...names];
+        // uv takes the environment's lock itself to uninstall: velo lends it, then checks nothing else came in between
+        lock.release();
         const r = await runProcess(o.uv, unArgs, { cwd: o.cwd, env: uvEnv });
+        await lock.reacquire();
         if (r.code !== 0) throw uvFailed('uv pip uninstall failed', o.uv, unArgs, r);
+        expectInstalled(sitePackages, present, removed, envDir!);
       }
       if (toInstall.length > 0) mergeInto(stage, envDir!);
-      // uv's lock file for the environment, as uv leaves it after changing one
-      if (toInstall.length > 0 && !existsSync(join(envDir!, '.lock'))) writeFileSync(join(envDir!, '.lock'), '', { flag: 'a' });
       // install only adds: what earlier runs installed is still there (sync makes the venv exactly this set)
       const earlier = args.mode === 'install' ? projectKeys(store, envDir!, 'uv-pip') : [];
       const keys = [...new Set([...earlier, ...pkgs.map((p) => keyOf.get(p.name)!), interpreterKey])];
@@ -344,6 +394,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
         uvCacheLinked: { files: ingest?.cacheLinked.files ?? 0, bytes: ingest?.cacheLinked.bytes ?? 0 },
         method: m.method,
         engine: m.engine,
+        bytecode,
         durationMs: performance.now() - started,
         phasesMs,
       };

@@ -20,12 +20,13 @@ import { distKey } from './distKey.js';
 import { recordedInterpreter } from './interpreter.js';
 import { planFromLock } from './lockPlan.js';
 import { runProcess } from './runUvProcess.js';
+import { bytecodeSignature } from './distBytecode.js';
 import { loadDistribution, type StoredDistribution } from './storedDistribution.js';
 import { tokenize, type SyncArgs } from './syncArgs.js';
 import type { UvLock } from './uvLock.js';
 import { loadVenvTemplate, venvTemplateKey } from './venvTemplate.js';
 
-export interface StorePlanContext extends Pick<BuildContext, 'store' | 'uv' | 'args' | 'cwd' | 'env' | 'lock' | 'projectDir' | 'workspaceDir'> {
+export interface StorePlanContext extends Pick<BuildContext, 'store' | 'uv' | 'args' | 'cwd' | 'env' | 'lock' | 'projectDir' | 'workspaceDir' | 'bytecode'> {
   envDir: string;
   /** a path that does not exist (uv must not find an environment there) */
   nowhere: string;
@@ -80,7 +81,11 @@ export async function planFromStore(c: StorePlanContext): Promise<BuiltEnvironme
   const found = getKeys(c.store, keys);
   const missing = keys.find((k) => !found.has(k));
   if (missing) return { unsupported: `the store lacks ${missing}` };
-  const baseKeys = envBaseKeys([...keys, interpreterKey], templateKey);
+  lap('plan-keys');
+  await c.bytecode({ interp, interpreterKey, python: realPath, keys });
+  lap('plan-bytecode');
+  // the bytecode stored for these distributions is part of what the recorded base holds
+  const baseKeys = envBaseKeys([...keys, interpreterKey, `pyc=${bytecodeSignature(c.store, keys)}`], templateKey);
   const held = [...keys, templateKey];
   const result = (tree: string, files: number, pycs: number, conflicts: string[], dependent?: PerEnvFile[]): BuiltEnvironment => ({
     tree,

@@ -3,7 +3,9 @@
  *
  *   env/<path>               shared files, laid out from the environment root
  *                            (lib/pythonX.Y/site-packages/…, include/…, share/…,
- *                            bin/<binaries>), plus the hash-based .pyc files
+ *                            bin/<binaries>) ; bytecode grows under a key of its
+ *                            own (bytecodeKey.ts), added by loadDistribution
+ *                            (older stores also hold .pyc files here)
  *   velo/dist.json           what the rest means (below)
  *   velo/RECORD              RECORD as installed; rewritten per environment
  *   velo/launchers/<path>    launcher bodies, without their shebang
@@ -11,7 +13,7 @@
  *
  * Only env/ is projected; velo/ is read to write the per-environment files.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { VeloError } from '../errors.js';
 import { setKey } from '../store/keys.js';
 import { putTree, readTree } from '../store/trees.js';
@@ -19,6 +21,7 @@ import type { TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import { addFile } from '../store/addFile.js';
+import { loadBytecode } from './bytecodeKey.js';
 import { DIST_LAYOUT } from './distKey.js';
 import type { InstalledDistribution } from './installedDistribution.js';
 
@@ -58,16 +61,14 @@ export interface StoreDistributionResult {
 }
 
 /**
- * Put an installed, checked distribution and its compiled bytecode in the
- * store under `key`. `pycs` maps a .pyc path (relative to the environment)
- * to the file the compiler wrote.
+ * Put an installed, checked distribution in the store under `key` (its
+ * bytecode goes under a key of its own: distBytecode.ts).
  */
 export async function storeDistribution(
   store: Store,
   key: string,
   dist: InstalledDistribution,
   sitePackages: string,
-  pycs: Map<string, string>,
 ): Promise<StoreDistributionResult> {
   const entries: TreeEntry[] = [];
   const r: StoreDistributionResult = { tree: '', files: 0, bytes: 0, newObjects: 0, newBytes: 0 };
@@ -91,7 +92,6 @@ export async function storeDistribution(
     perEnv: [],
     pycs: 0,
   };
-  const sharedPaths = new Set<string>();
   try {
     for (const f of dist.files) {
       if (f.role === 'launcher') {
@@ -108,15 +108,7 @@ export async function storeDistribution(
         const added = await addFile(store, f.abs, f.exec, f.size);
         note(added);
         entries.push({ path: `env/${f.rel}`, kind: 'file', exec: f.exec, size: added.size, digest: added.digest });
-        sharedPaths.add(f.rel);
       }
-    }
-    for (const [rel, abs] of [...pycs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      if (sharedPaths.has(rel)) continue; // the wheel shipped its own
-      const added = await addFile(store, abs, false, statSync(abs).size);
-      note(added);
-      entries.push({ path: `env/${rel}`, kind: 'file', exec: false, size: added.size, digest: added.digest });
-      manifest.pycs++;
     }
     const record = writeBufferToStore(store, Buffer.from(dist.recordText), false);
     note(record);
@@ -160,6 +152,13 @@ export function loadDistribution(store: Store, tree: string): StoredDistribution
   for (const e of parsed.entries) {
     if (e.kind !== 'file' || !e.path.startsWith('env/')) continue;
     shared.push({ path: e.path.slice(4), kind: 'file', exec: e.exec, size: e.size, digest: e.digest });
+  }
+  // the bytecode compiled for it since (bytecodeKey.ts): shared like the rest
+  const own = new Set(shared.map((e) => e.path));
+  for (const e of loadBytecode(store, manifest.key)) {
+    if (own.has(e.path)) continue;
+    shared.push({ path: e.path, kind: 'file', exec: false, size: e.size, digest: e.digest });
+    manifest.pycs++;
   }
   const launchers = manifest.launchers.map((l) => {
     const e = byPath.get(`velo/launchers/${l.rel}`);

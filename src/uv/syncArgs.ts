@@ -60,6 +60,8 @@ export interface SyncArgs {
   delegate: boolean;
   lockMode: LockMode;
   offline: boolean;
+  /** --compile-bytecode: velo compiles every module once into the store (else python compiles what gets imported, and velo harvests it) */
+  compileBytecode: boolean;
   /** skip the no-op shortcut (--reinstall re-links every distribution from the store; --upgrade, --refresh) */
   forceFull: boolean;
   /** passed to every `uv sync` velo runs (no --locked/--frozen/--dry-run) */
@@ -117,6 +119,7 @@ export function parseSyncArgs(argv: string[]): SyncArgs {
     delegate: false,
     lockMode: 'default',
     offline: false,
+    compileBytecode: false,
     forceFull: false,
     syncArgs: [],
     lockArgs: [],
@@ -150,8 +153,10 @@ export function parseSyncArgs(argv: string[]): SyncArgs {
         r.lockMode = 'frozen';
         continue;
       case '--compile-bytecode':
+        r.compileBytecode = true;
+        continue; // velo compiles bytecode into the store itself
       case '--link-mode':
-        continue; // velo ships bytecode and projects files itself
+        continue; // velo projects files itself
       case '--no-install-package':
         r.noInstall.push(t.value!);
         break;

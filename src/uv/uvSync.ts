@@ -32,6 +32,9 @@ import { projectEnvironment, type ProjectedEnv } from './projectEnvironment.js';
 import type { BuiltEnvironment } from './buildWithUv.js';
 import { isStaleLock, runProcess, uvFailed, type ProcessResult } from './runUvProcess.js';
 import type { Remote, RemoteReport } from '../remote/remote.js';
+import { compilesEverything } from './bytecodeKey.js';
+import type { HarvestResult } from './distBytecode.js';
+import type { Interpreter } from './interpreter.js';
 
 export type UvSyncPhase = 'lock' | 'scratch' | 'plan' | 'fetch' | 'ingest' | 'compile' | 'link';
 
@@ -106,6 +109,13 @@ export interface UvSyncResult {
   phasesMs: Record<string, number>;
   /** what the remote gave and took (when one is configured) */
   remote?: RemoteReport;
+  /**
+   * bytecode put in the store by this sync: modules compiled whole
+   * (--compile-bytecode, UV_COMPILE_BYTECODE, a mount), or harvested from what
+   * python wrote in recorded environments, and the python-written files
+   * replaced by the stored ones
+   */
+  bytecode?: { compiled: number; harvested: number; replaced: number };
 }
 
 /** Does uv.lock name a package uv builds from a local directory or file (editable, directory, path)? */
@@ -234,6 +244,9 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
 
   checkEnvPath(base.envDir);
   checkEnvTarget(base.envDir);
+  const compileAll = compilesEverything(args.compileBytecode, o.env, projection);
+  let harvested: HarvestResult = { compiled: 0, linked: 0, environments: 0 };
+  let compiledNow = 0;
   const keyNow = (): string => envKey({ ...base, lockPath, args: args.fingerprint, env: o.env, uvPath: uv });
 
   const store = o.openStore();
@@ -263,6 +276,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
           manifest = loadEnvManifest(store, key);
         }
       }
+      if (manifest && (await manifestBytecodeStale(manifest))) manifest = undefined; // planned again, with the bytecode
       if (manifest) {
         try {
           return await fromManifest(manifest, key, lockRan);
@@ -342,6 +356,32 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
     });
   }
 
+  /**
+   * Bytecode for distributions about to be laid out: compiled whole into the
+   * store (--compile-bytecode, UV_COMPILE_BYTECODE, a mount), or harvested
+   * from what python wrote in the recorded environments (distBytecode.ts).
+   */
+  async function bytecodeStep(b: { interp: Interpreter; interpreterKey: string; python: string; keys: string[] }): Promise<void> {
+    const { compileMissing, harvestBytecode } = await import('./distBytecode.js');
+    const ctx = { store, interp: b.interp, python: b.python, env: o.env, cwd: o.cwd, threads: o.threads ?? 2 };
+    if (compileAll) {
+      const n = await compileMissing(ctx, b.keys);
+      compiledNow += n;
+      return;
+    }
+    const h = await harvestBytecode(ctx, b.interpreterKey, b.keys);
+    harvested = { compiled: harvested.compiled + h.compiled, linked: harvested.linked + h.linked, environments: Math.max(harvested.environments, h.environments) };
+  }
+
+  /** The manifest's tree lacks bytecode stored since it was made (harvested, or compiled for another project)? */
+  async function manifestBytecodeStale(m: EnvManifest): Promise<boolean> {
+    const [{ bytecodeSignature }, { recordedInterpreter }] = await Promise.all([import('./distBytecode.js'), import('./interpreter.js')]);
+    const known = recordedInterpreter(store, m.interpreterPath);
+    const interpreterKey = m.keys.find((k) => k.startsWith('uv-python:'));
+    if (known && interpreterKey) await bytecodeStep({ interp: known.interpreter, interpreterKey, python: known.realPath, keys: m.keys });
+    return m.bytecode !== bytecodeSignature(store, m.keys);
+  }
+
   /** The whole environment from its manifest: no uv, no lock parsing, one projection. */
   async function fromManifest(m: EnvManifest, key: string, lockRan: boolean): Promise<UvSyncResult> {
     phase('link', `projecting ${m.distributions + m.local} distribution(s) into ${base.envDir}`);
@@ -375,7 +415,8 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
   }
 
   /** After a successful sync: publish the distributions the remote lacks, and report what the remote did. */
-  async function withRemote(keys: string[], r: UvSyncResult): Promise<UvSyncResult> {
+  async function withRemote(keys: string[], synced: UvSyncResult): Promise<UvSyncResult> {
+    const r: UvSyncResult = { ...synced, bytecode: { compiled: compiledNow, harvested: harvested.compiled, replaced: harvested.linked } };
     if (!o.remote) return r;
     const { UV_REMOTE_KINDS } = await import('./buildWithUv.js');
     await o.remote.publish(store, keys, UV_REMOTE_KINDS);
@@ -401,6 +442,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
           nowhere: join(work, 'never-created'),
           timings: phasesMs,
           fullTree: projection === 'mount',
+          bytecode: bytecodeStep,
         });
         endPhase('plan');
         if ('unsupported' in fast) planNote = fast.unsupported;
@@ -414,11 +456,14 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         phase,
         endPhase,
         remote: o.remote,
+        compileAll,
+        bytecode: bytecodeStep,
       });
     } finally {
       rmSync(work, { recursive: true, force: true, maxRetries: 2 });
     }
     const b = built;
+    compiledNow += b.compiled ?? 0;
     const plannedBy = planNote === undefined && !isRetry ? 'uv.lock' : 'uv';
     onPlanned?.(b.distKeys);
     // the manifest is for the environment velo found; uv agreeing on where it is, is what makes it reusable
@@ -460,6 +505,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         pycs: b.pycs,
         conflicts: b.conflicts,
         lockChecked: lockRan,
+        bytecode: (await import('./distBytecode.js')).bytecodeSignature(store, b.distKeys),
       });
     }
     endPhase('link');
