@@ -8,16 +8,19 @@
 //   peer of velo's empty store); disk used by five copies under npm vs velo.
 // --mount-only: just bun's warm install and `velo npm ci --projection mount` (warm
 //   store), interleaved, velo run as it ships (node dist/bundle/start.cjs), and their ratio.
-// Usage: node bench/npm-bench.mjs [--runs N] [--cold-runs M] [--work DIR] [--skip-peers] [--mount-only]
+// --velo-only: just velo's warm cases (link and mount); --base DIR adds them for another built checkout
+//   (DIR/bin/velo on the same store, e.g. main's), interleaved in the same rounds.
+// Usage: node bench/npm-bench.mjs [--runs N] [--cold-runs M] [--work DIR] [--skip-peers] [--mount-only] [--velo-only] [--base DIR]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { peerTools } from './lib/peers.mjs';
 import { Measurements, benchSetup, repo, rmNm, time, velo, veloBundle } from './lib/npm1207.mjs';
 
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '5' }, 'cold-runs': { type: 'string', default: '2' }, work: { type: 'string' }, 'skip-peers': { type: 'boolean' }, 'mount-only': { type: 'boolean' } },
+  options: { runs: { type: 'string', default: '5' }, 'cold-runs': { type: 'string', default: '2' }, work: { type: 'string' }, 'skip-peers': { type: 'boolean' }, 'mount-only': { type: 'boolean' }, 'velo-only': { type: 'boolean' }, base: { type: 'string' } },
 });
 const runs = Number(values.runs);
 const coldRuns = Number(values['cold-runs']);
@@ -46,18 +49,19 @@ if (values['mount-only']) {
   process.exit(0);
 }
 
+const veloOnly = values['velo-only'];
 // baseline: node start-up, for the no-op comparison
-measure('node -e 0', runs, null, () => time(process.execPath, ['-e', '0'], { env }));
+if (!veloOnly) measure('node -e 0', runs, null, () => time(process.execPath, ['-e', '0'], { env }));
 
 // Set-up of every warm case first, then the warm cases measured interleaved
 // (one run of each per round), so that a noisy machine hits them alike.
 const npmCache = join(work, 'npm-cache');
 const pNpm = project('npm');
-time('npm', ['ci', '--ignore-scripts', '--cache', npmCache], { cwd: pNpm, env }); // warm the cache
-const warmCases = [
+if (!veloOnly) time('npm', ['ci', '--ignore-scripts', '--cache', npmCache], { cwd: pNpm, env }); // warm the cache
+const warmCases = veloOnly ? [] : [
   { label: 'npm ci --offline (warm npm cache)', before: () => rmNm(pNpm), run: () => time('npm', ['ci', '--offline', '--ignore-scripts', '--cache', npmCache], { cwd: pNpm, env }) },
 ];
-if (!values['skip-peers']) {
+if (!values['skip-peers'] && !veloOnly) {
   const tools = peerTools(repo);
   const pPnpm = project('pnpm');
   const pnpmStore = join(work, 'pnpm-store');
@@ -72,7 +76,7 @@ if (!values['skip-peers']) {
   warmCases.push({ label: 'bun install --frozen-lockfile (warm cache)', before: () => rmNm(pBun), run: () => time(tools.bun, ['install', '--frozen-lockfile', '--ignore-scripts'], { cwd: pBun, env: benv }) });
 }
 const cpal = join(work, 'cp-al');
-warmCases.push({ label: 'cp -al of an installed node_modules (floor)', before: () => rmSync(cpal, { recursive: true, force: true }), run: () => time('cp', ['-al', join(pNpm, 'node_modules'), cpal], {}) });
+if (!veloOnly) warmCases.push({ label: 'cp -al of an installed node_modules (floor)', before: () => rmSync(cpal, { recursive: true, force: true }), run: () => time('cp', ['-al', join(pNpm, 'node_modules'), cpal], {}) });
 
 const home = join(work, 'velo-store');
 const venv = { ...env, VELO_HOME: home };
@@ -88,8 +92,25 @@ if (fuse.status === 0 && existsSync('/dev/fuse')) {
     rmNm(pMount);
   }, run: () => time(velo, ['npm', 'ci', '--ignore-scripts', '--projection', 'mount'], { cwd: pMount, env: venv }) });
 }
+const base = values.base && join(values.base, 'bin', 'velo');
+if (base) {
+  const pBase = project('velo-base');
+  warmCases.push({ label: `velo npm ci (warm store, another project), ${values.base}`, before: () => rmNm(pBase), run: () => time(base, ['npm', 'ci', '--ignore-scripts'], { cwd: pBase, env: venv }) });
+  if (warmCases.some((c) => c.label.startsWith('velo npm ci --projection mount'))) {
+    const pBaseMount = project('velo-base-mount');
+    warmCases.push({ label: `velo npm ci --projection mount (warm store), ${values.base}`, before: () => {
+      spawnSync(base, ['umount', join(pBaseMount, 'node_modules')], { env: venv });
+      rmNm(pBaseMount);
+    }, run: () => time(base, ['npm', 'ci', '--ignore-scripts', '--projection', 'mount'], { cwd: pBaseMount, env: venv }) });
+    process.on('exit', () => spawnSync(base, ['umount', join(pBaseMount, 'node_modules')], { env: venv }));
+  }
+}
 measureInterleaved(warmCases, runs);
 spawnSync(velo, ['umount', join(pMount, 'node_modules')], { env: venv });
+if (veloOnly) {
+  console.log(`\nload ${loadavg()[0].toFixed(1)} at the end`);
+  process.exit(0);
+}
 measure('velo npm ci (no-op: nothing changed)', runs, null, () => time(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: pVelo2, env: venv }));
 
 // empty caches/stores last: they download

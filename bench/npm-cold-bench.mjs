@@ -14,7 +14,9 @@
 // on 127.0.0.1 proxying the public one, its own cache warmed by one untimed
 // npm ci first: bench/lib/loopbackRegistry.mjs), which takes the internet out
 // of the number; the tools' own stores and caches are still empty per run.
-// Usage: node bench/npm-cold-bench.mjs [--runs N] [--work DIR] [--skip-peers] [--skip-count] [--with-pacote] [--only LABEL-PREFIX] [--loopback]
+// --base DIR: also velo from another checkout (DIR/bin/velo, built), e.g. main's, in the same rounds:
+// a change's effect on wall, CPU and peak RSS measured interleaved.
+// Usage: node bench/npm-cold-bench.mjs [--runs N] [--work DIR] [--skip-peers] [--skip-count] [--with-pacote] [--only LABEL-PREFIX] [--loopback] [--base DIR]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -37,6 +39,7 @@ const { values } = parseArgs({
     // run only the cases whose label starts with this (e.g. 'velo')
     only: { type: 'string' },
     loopback: { type: 'boolean' },
+    base: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -86,6 +89,20 @@ const cases = [
       return timed(velo, ['npm', 'ci', '--ignore-scripts'], { cwd: d, env: { ...env, VELO_HOME: join(work, `velo-home-${i}`), npm_config_cache: join(work, `velo-npm-cache-${i}`) } });
     },
   },
+  ...(values.base
+    ? [
+        {
+          label: `velo npm ci (empty store), ${values.base}`,
+          run: (i) => {
+            const d = project(`velo-base-${i}`, lockFiles);
+            return timed(join(values.base, 'bin', 'velo'), ['npm', 'ci', '--ignore-scripts'], {
+              cwd: d,
+              env: { ...env, VELO_HOME: join(work, `velo-base-home-${i}`), npm_config_cache: join(work, `velo-base-npm-cache-${i}`) },
+            });
+          },
+        },
+      ]
+    : []),
   ...(values['with-pacote']
     ? [
         {
@@ -167,6 +184,8 @@ console.log('| case | median ms | runs ms | CPU s user+sys (median) | peak RSS M
 for (const r of results) {
   console.log(`| ${r.label} | ${r.ms.toFixed(0)} | ${r.all.map((s) => s.ms.toFixed(0)).join(', ')} | ${r.cpu.toFixed(1)} | ${r.rss.toFixed(0)} | ${(r.ms / veloMs).toFixed(2)} |`);
 }
+console.log('\nper run (wall s / CPU s / peak RSS MB):');
+for (const r of results) console.log(`- ${r.label}: ${r.all.map((x) => `${(x.ms / 1000).toFixed(1)}/${x.cpu.toFixed(1)}/${x.rss.toFixed(0)}`).join(', ')}`);
 if (bun) console.log(`\nvelo / bun: ${(veloMs / bun.ms).toFixed(2)}x`);
 if (pnpm) console.log(`velo / pnpm: ${(veloMs / pnpm.ms).toFixed(2)}x`);
 

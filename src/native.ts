@@ -56,6 +56,8 @@ export interface NativeAddon {
    * Throws with an errno name as code on a filesystem error. Absent from addons built before it.
    */
   writeObjects?(objectsDir: string, names: string[], data: Buffer[], exec: Uint8Array, mtime: number): Uint8Array;
+  /** Cap glibc's malloc arenas for threads started later (mallopt M_ARENA_MAX); false where not glibc. Absent from addons built before it. */
+  limitMallocArenas?(n: number): boolean;
   /**
    * One non-blocking exclusive flock(2) on an open file: true when taken, false when another open file holds it.
    * Closing the fd releases it. Absent from addons built before it.

@@ -6,6 +6,7 @@ import { hashBuffer } from '../src/store/hash.js';
 import { OBJECT_MTIME_MS } from '../src/store/layout.js';
 import { loadNative } from '../src/native.js';
 import { writeObjectBatch } from '../src/store/writeObjectBatch.js';
+import { discardStaged, ObjectWriter, type StagedObject } from '../src/store/objectWriter.js';
 import { verifyStore } from '../src/store/verify.js';
 import { tempDirs } from './support/tmp.js';
 
@@ -71,5 +72,38 @@ describe('writing a batch of in-memory objects', () => {
     }
     expect(existsSync(join(home, 'x'))).toBe(false);
     expect(readdirSync(join(home, 'objects'))).toEqual([]);
+  });
+});
+
+describe('memory bounds of tarball ingestion', () => {
+  it('contents over the writer’s memory limit stream to a temporary file, not memory', () => {
+    const home = join(tmp(), 'store');
+    const store = Store.open(home);
+    const data = Buffer.alloc(3 * 1024 * 1024, 'a');
+    const chunks = [data.subarray(0, 1 << 20), data.subarray(1 << 20)];
+    const write = (limit?: number): StagedObject => {
+      const w = new ObjectWriter(store, false, data.length, undefined, limit);
+      for (const c of chunks) w.update(c);
+      return w.hold();
+    };
+    const inMemory = write(); // the default limit (8 MiB): held in memory
+    expect(inMemory.data?.length).toBe(data.length);
+    const streamed = write(1024 * 1024);
+    expect(streamed.data).toBeUndefined();
+    expect(streamed.tmp).toBeDefined();
+    expect(readFileSync(streamed.tmp!).equals(data)).toBe(true);
+    expect(streamed.digest).toBe(inMemory.digest);
+    // an entry whose header understates its size switches once past the limit
+    const w = new ObjectWriter(store, false, 10, undefined, 1024 * 1024);
+    for (const c of chunks) w.update(c);
+    expect(w.hold().tmp).toBeDefined();
+    discardStaged([streamed]);
+    store.close();
+  });
+
+  it('the addon caps malloc arenas where the C library is glibc', () => {
+    const glibc = Boolean((process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime);
+    expect(loadNative()?.limitMallocArenas?.(8)).toBe(glibc);
+    expect(() => loadNative()?.limitMallocArenas?.(0)).toThrow(/positive integer/);
   });
 });

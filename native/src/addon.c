@@ -27,6 +27,9 @@
  *      3 O_TMPFILE or /proc/self/fd unavailable: not written). Synchronous.
  *     Throws Error{code: '<ERRNO NAME>', errno, syscall, path} on a filesystem error.
  *
+ *   limitMallocArenas(n: number) → boolean
+ *     Caps glibc's malloc arenas at n for threads that get one later (mallopt M_ARENA_MAX);
+ *     false where the C library is not glibc (nothing done).
  *   tryFlock(fd: number) → boolean
  *     One non-blocking exclusive flock(2) on an open file (uv's lock on a venv's
  *     .lock): true when taken, false when another open file holds it. Closing
@@ -72,6 +75,7 @@ NAPI_MODULE_INIT() {
         { "unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL },
         { "mountStats", NULL, js_mount_stats, NULL, NULL, NULL, napi_enumerable, NULL },
         { "writeObjects", NULL, js_write_objects, NULL, NULL, NULL, napi_enumerable, NULL },
+        { "limitMallocArenas", NULL, js_limit_malloc_arenas, NULL, NULL, NULL, napi_enumerable, NULL },
         { "tryFlock", NULL, js_try_flock, NULL, NULL, NULL, napi_enumerable, NULL },
         { "version", NULL, NULL, NULL, NULL, make_string(env, "1"), napi_enumerable, NULL },
         { "fuseVersion", NULL, NULL, js_fuse_version, NULL, NULL, napi_enumerable, NULL },

@@ -17,6 +17,7 @@ import { VeloError } from '../errors.js';
 import { agentConfigOf, HttpPool } from '../fetch/httpPool.js';
 import { retryPolicyOf } from '../fetch/retry.js';
 import type { Download } from '../fetch/downloadList.js';
+import { loadNative } from '../native.js';
 import { KeyBatch } from '../store/keys.js';
 import { addCounters } from '../store/counters.js';
 import { putTreeBuffer } from '../store/trees.js';
@@ -141,6 +142,9 @@ export async function fetchTarballs(
   } catch {
     getAuth = undefined; // an npm without it: no credentials are sent
   }
+  // the worker threads share one malloc arena instead of one each, where each would keep what its thread
+  // freed (glibc; the process's own arena is the other): ~20 MB less peak RSS on the 1207-package lockfile
+  if (script) loadNative()?.limitMallocArenas?.(2);
   const runner = script ? workerRunner(script, threads, setup) : inProcessRunner(store, setup);
   let failed: VeloError | undefined;
   let nextIndex = 0;

@@ -26,6 +26,7 @@ import { loadManifest, projectKey, type ProjectManifest } from './projectCache.j
 import type { InstallOptions, InstallSummary } from './installTypes.js';
 import { leftoverNodeModules, projectDirs, rollBack, underLease, writeHiddenLockfile } from './projectNodeModules.js';
 import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './recordInstall.js';
+import { withYoungGenerationHeld } from './youngGeneration.js';
 import { lazyFetcherScript, recordLazyTree } from '../remote/lazyRecord.js';
 
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';
@@ -146,7 +147,7 @@ async function installFromLockfile(
     import('./layout.js'),
     import('./linkScripts.js'),
   ]);
-  const { loaded, plan, resolvedLockfile } = await resolveAndPlan(o, root, npm, userEnv);
+  const { loaded, plan, resolvedLockfile } = await withYoungGenerationHeld(() => resolveAndPlan(o, root, npm, userEnv));
   const store = o.store;
   return underLease(o, root, async (asides) => {
     const fetched = await lookUpAndFetch(store, loaded, plan, o.progress, o.remote, o.projection === 'mount' && (await lazyMountPossible()));

@@ -32,13 +32,16 @@ export class ObjectWriter {
   #fd = -1;
   #tmp = '';
   #hash: IncrementalHash | undefined;
+  readonly #memoryLimit: number;
 
-  constructor(store: Store, exec: boolean, expectedSize: number, onHashed?: OnHashed) {
+  /** `memoryLimit`: contents larger than this stream to a temporary file instead of being gathered in memory */
+  constructor(store: Store, exec: boolean, expectedSize: number, onHashed?: OnHashed, memoryLimit = SMALL_FILE_LIMIT) {
     this.#store = store;
     this.#exec = exec;
     this.#onHashed = onHashed;
+    this.#memoryLimit = memoryLimit;
     if (onHashed && expectedSize <= KEEP_STREAMED_MAX) this.#kept = [];
-    if (expectedSize > SMALL_FILE_LIMIT) this.#toFile();
+    if (expectedSize > memoryLimit) this.#toFile();
   }
 
   #toFile(): void {
@@ -73,7 +76,7 @@ export class ObjectWriter {
     if (this.#fd >= 0) this.#write(chunk);
     else {
       this.#chunks.push(chunk);
-      if (this.#size > SMALL_FILE_LIMIT) this.#toFile();
+      if (this.#size > this.#memoryLimit) this.#toFile();
     }
   }
 
