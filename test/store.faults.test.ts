@@ -16,6 +16,9 @@ import { ingestDir } from '../src/store/addFilesFromDir.js';
 import { getKey, registerProject, setKey } from '../src/store/keys.js';
 import { keyRefPath } from '../src/store/refs.js';
 import { verifyStore } from '../src/store/verify.js';
+import { DatabaseSync } from 'node:sqlite';
+import { writeTransaction } from '../src/store/indexDb.js';
+import { toVeloError } from '../src/errors.js';
 
 const fx = useRegistryProjects('velo-faults-');
 const tmp = (): string => fx.tmp();
@@ -253,6 +256,36 @@ describe('a full disk', () => {
       expect(again.code, again.stderr).toBe(0);
       expect(nm(p)).toEqual(tree);
       storeIsSound(home);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+});
+
+describe('the index when the disk fills inside a transaction', () => {
+  it('reports the full disk, not the failed rollback SQLite already did, and the index works once there is space', () => {
+    const mnt = join(tmp(), 'mnt');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt]);
+    try {
+      const db = new DatabaseSync(join(mnt, 'index.db'));
+      db.exec('PRAGMA journal_mode=WAL; CREATE TABLE t(b BLOB)');
+      const insert = db.prepare('INSERT INTO t VALUES (?)');
+      let thrown: unknown;
+      try {
+        writeTransaction(db, () => {
+          for (let i = 0; i < 1000; i++) insert.run(Buffer.alloc(8192, i));
+        });
+      } catch (err) {
+        thrown = err;
+      }
+      expect((thrown as Error).message).toMatch(/disk is full/);
+      expect(toVeloError(thrown)?.message).toMatch(/the disk is full/);
+      expect(db.isTransaction).toBe(false);
+      // nothing of the failed transaction stayed, and the next one commits
+      writeTransaction(db, () => insert.run(Buffer.alloc(16, 1)));
+      expect((db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n).toBe(1);
+      db.close();
     } finally {
       execFileSync('umount', [mnt]);
     }

@@ -117,7 +117,16 @@ export function writeTransaction<T>(db: IndexDb, fn: () => T): T {
     db.exec('COMMIT');
     return result;
   } catch (err) {
-    db.exec('ROLLBACK');
+    // SQLite has already rolled back after some errors (SQLITE_FULL, IOERR):
+    // a ROLLBACK then fails with "no transaction is active" and would hide the
+    // error that matters (a full disk) behind one that does not.
+    if (db.isTransaction) {
+      try {
+        db.exec('ROLLBACK');
+      } catch {
+        /* the original error is the one to report */
+      }
+    }
     throw err;
   }
 }
