@@ -19,6 +19,8 @@ import { ingestTarball } from '../src/npm/ingestTarball.js';
 import { buildTarball } from './support/craftedTarballs.js';
 import { decodeRemoteKey, HashedObjectEncoder, keyObjectName } from '../src/remote/remoteLayout.js';
 import { S3Client } from '../src/remote/s3Client.js';
+import { publishJobPool } from '../src/remote/remoteJobs.js';
+import { availableParallelism } from 'node:os';
 import { walkStoreDir } from '../src/store/walkStore.js';
 import { readCounters } from '../src/store/counters.js';
 import { hashBuffer } from '../src/store/hash.js';
@@ -75,6 +77,9 @@ describe('remote store tier (weed mini)', () => {
     const firstKey = order.indexOf('keys');
     expect(order.slice(firstKey).every((k) => k === 'keys')).toBe(true);
     expect(order.slice(0, firstKey)).toEqual(expect.arrayContaining(['packs', 'objects']));
+    // publishing is over: its encode workers are gone (they used to linger for the pool's idle delay,
+    // keeping a finished velo npm ci alive for seconds)
+    if (availableParallelism() > 1) expect(publishJobPool()?.warm).toBe(false);
     const listed = await listAll('p1/');
     expect(listed.filter((k) => k.startsWith('keys/'))).toHaveLength(2);
     expect(listed.filter((k) => k.startsWith('objects/'))).toHaveLength(1); // the 3 MiB file on its own

@@ -411,5 +411,8 @@ export class Publisher {
     await this.#uploads.idle();
     this.#record?.close();
     this.result.requests = this.#remote.client.stats.requests - this.#requests0;
+    // publishing is over: its encode workers go now, not after the pool's idle delay (which kept a
+    // finished `velo npm ci` alive for seconds)
+    this.#pool?.stopIfIdle();
   }
 }

@@ -171,6 +171,20 @@ export class IngestPool {
     this.#slots.push(slot);
   }
 
+  /**
+   * Stop the workers now if none has work (a user that knows it is done: the
+   * workers would otherwise outlive the command by the idle delay, keeping
+   * the process alive). A later job starts them again.
+   */
+  stopIfIdle(): void {
+    if (this.#queue.length > 0 || this.#slots.some((s) => s.inFlight.size > 0)) return;
+    if (this.#idleTimer) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+    }
+    this.stop();
+  }
+
   /** Stop the workers (only ever called when none has work). */
   stop(): void {
     const slots = this.#slots;
