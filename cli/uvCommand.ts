@@ -27,8 +27,11 @@ Takes uv sync's arguments: --locked, --frozen, --offline, --no-dev, --group,
 --extra, --all-extras, --python, --package, --no-install-project, … .
 --dry-run and --check are answered by uv directly. Not supported: --active,
 --inexact (velo's environments are always exact), --script,
---python-platform. --compile-bytecode and --link-mode are accepted and
-ignored (bytecode is always there; VELO_METHOD chooses the link method).
+--python-platform. --compile-bytecode (or UV_COMPILE_BYTECODE=1) compiles
+every module once into the store; without it, as with plain uv, python
+compiles what gets imported and the next velo sync shares that bytecode
+through the store. --link-mode is accepted and ignored (VELO_METHOD chooses
+the link method).
 
 An environment velo built before with the same inputs (uv.lock, the
 pyproject.toml files, arguments, UV_* settings, interpreter) is projected

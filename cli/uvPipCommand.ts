@@ -29,7 +29,9 @@ until everything to install is in the store and laid out beside it.
 Index, cache and resolution options (--index-url, --extra-index-url,
 --default-index, --index, --offline, --cache-dir, --no-config,
 --exclude-newer, --prerelease, --resolution, --upgrade, …) are passed to
-uv. --compile-bytecode and --link-mode are accepted and ignored.
+uv. --compile-bytecode compiles every module once into the store (else
+python compiles what gets imported, shared at the next velo command);
+--link-mode is accepted and ignored.
 Left to plain uv, with a note: editable (-e), path, URL and VCS
 requirements, constraint files (-c), package arguments, --system,
 --target, --dry-run, --reinstall and any other option velo does not model,

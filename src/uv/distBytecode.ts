@@ -172,7 +172,7 @@ function lackingSources(c: BytecodeContext, distKeys: string[]): Map<string, Sou
 }
 
 /** Compile every module of these distributions that has no stored bytecode yet (their test suites aside); returns how many. */
-export async function compileMissing(c: BytecodeContext, distKeys: string[]): Promise<number> {
+async function compileMissing(c: BytecodeContext, distKeys: string[]): Promise<number> {
   let n = 0;
   const sp = `${c.interp.sitePackages}/`;
   for (const [key, lacking] of lackingSources(c, distKeys)) {
@@ -197,7 +197,7 @@ function recordedEnvironments(store: Store, interpreterKey: string): string[] {
   return out;
 }
 
-export interface HarvestResult {
+interface HarvestResult {
   /** modules compiled into the store */
   compiled: number;
   /** python-written pycs replaced by the stored ones */
@@ -210,7 +210,7 @@ export interface HarvestResult {
  * distributions: compile those modules into the store and link them in
  * place of python's own files.
  */
-export async function harvestBytecode(c: BytecodeContext, interpreterKey: string, distKeys: string[]): Promise<HarvestResult> {
+async function harvestBytecode(c: BytecodeContext, interpreterKey: string, distKeys: string[]): Promise<HarvestResult> {
   const r: HarvestResult = { compiled: 0, linked: 0, environments: 0 };
   const envs = recordedEnvironments(c.store, interpreterKey);
   r.environments = envs.length;
@@ -265,6 +265,27 @@ export async function harvestBytecode(c: BytecodeContext, interpreterKey: string
     }
   }
   return r;
+}
+
+/** What one bytecode step put in the store (reported by --json). */
+export interface BytecodeUpdate {
+  /** modules compiled whole (--compile-bytecode, UV_COMPILE_BYTECODE, a mount) */
+  compiled: number;
+  /** modules harvested: compiled because python was seen importing them */
+  harvested: number;
+  /** python-written files replaced by the stored ones */
+  replaced: number;
+}
+
+/**
+ * Bring the stored bytecode of these distributions up to date before they
+ * are laid out: every module compiled (`compileAll`), or what python
+ * compiled in the recorded environments harvested.
+ */
+export async function updateBytecode(c: BytecodeContext, compileAll: boolean, interpreterKey: string, distKeys: string[]): Promise<BytecodeUpdate> {
+  if (compileAll) return { compiled: await compileMissing(c, distKeys), harvested: 0, replaced: 0 };
+  const h = await harvestBytecode(c, interpreterKey, distKeys);
+  return { compiled: 0, harvested: h.compiled, replaced: h.linked };
 }
 
 /** Put the stored pyc where python wrote its own: a hardlink under a temporary name, renamed over it. */

@@ -38,7 +38,7 @@ const PASSED = new Set([
   '--only-binary', '--no-binary', '--no-build', '--no-sources', '--allow-insecure-host', '--native-tls', '--refresh', '--upgrade', '-U',
 ]);
 
-/** Accepted and ignored: velo always has bytecode, and links files itself. */
+/** Not passed to uv: velo compiles bytecode itself (--compile-bytecode is noted above), and links files itself. */
 const IGNORED = new Set(['--compile-bytecode', '--link-mode', '--quiet', '-q', '--verbose', '-v', '--strict', '--no-progress', '--verify-hashes']);
 
 export function parsePipArgs(mode: PipMode, argv: string[]): PipArgs {

@@ -46,7 +46,7 @@ import { runProcess, uvFailed } from './runUvProcess.js';
 import { loadDistribution, type StoredDistribution } from './storedDistribution.js';
 import type { LockPackage } from './uvLock.js';
 import { compilesEverything } from './bytecodeKey.js';
-import { compileMissing, harvestBytecode } from './distBytecode.js';
+import { updateBytecode, type BytecodeUpdate } from './distBytecode.js';
 import { canLockVenv, lockVenv, type VenvLock } from './venvLock.js';
 
 export interface PipInstallOptions {
@@ -84,7 +84,7 @@ export interface PipInstallResult {
   files: number;
   pycs: number;
   /** bytecode put in the store: compiled whole (--compile-bytecode), or harvested from what python wrote in recorded environments and linked over python's files */
-  bytecode: { compiled: number; harvested: number; replaced: number };
+  bytecode: BytecodeUpdate;
   newObjects: number;
   newBytes: number;
   uvCacheLinked: { files: number; bytes: number };
@@ -300,12 +300,7 @@ export async function pipInstall(o: PipInstallOptions): Promise<PipInstallResult
       const compileAll = compilesEverything(args.compileBytecode, o.env, 'link');
       const bytecodeCtx = { store, interp, python: realPath, env: o.env, cwd: o.cwd, threads: o.threads ?? 2 };
       const installKeys = toInstall.map((p) => keyOf.get(p.name)!);
-      let bytecode = { compiled: 0, harvested: 0, replaced: 0 };
-      if (compileAll) bytecode.compiled = await compileMissing(bytecodeCtx, installKeys);
-      else {
-        const h = await harvestBytecode(bytecodeCtx, interpreterKey, installKeys);
-        bytecode = { compiled: 0, harvested: h.compiled, replaced: h.linked };
-      }
+      const bytecode = await updateBytecode(bytecodeCtx, compileAll, interpreterKey, installKeys);
       const found = getKeys(store, installKeys);
       const stored = new Map<string, StoredDistribution>();
       for (const p of toInstall) {

@@ -33,7 +33,7 @@ import type { BuiltEnvironment } from './buildWithUv.js';
 import { isStaleLock, runProcess, uvFailed, type ProcessResult } from './runUvProcess.js';
 import type { Remote, RemoteReport } from '../remote/remote.js';
 import { compilesEverything } from './bytecodeKey.js';
-import type { HarvestResult } from './distBytecode.js';
+import type { BytecodeUpdate } from './distBytecode.js';
 import type { Interpreter } from './interpreter.js';
 
 export type UvSyncPhase = 'lock' | 'scratch' | 'plan' | 'fetch' | 'ingest' | 'compile' | 'link';
@@ -115,7 +115,7 @@ export interface UvSyncResult {
    * python wrote in recorded environments, and the python-written files
    * replaced by the stored ones
    */
-  bytecode?: { compiled: number; harvested: number; replaced: number };
+  bytecode?: BytecodeUpdate;
 }
 
 /** Does uv.lock name a package uv builds from a local directory or file (editable, directory, path)? */
@@ -245,8 +245,8 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
   checkEnvPath(base.envDir);
   checkEnvTarget(base.envDir);
   const compileAll = compilesEverything(args.compileBytecode, o.env, projection);
-  let harvested: HarvestResult = { compiled: 0, linked: 0, environments: 0 };
-  let compiledNow = 0;
+  // what this sync put in the store's bytecode (--json)
+  const bytecode: BytecodeUpdate = { compiled: 0, harvested: 0, replaced: 0 };
   const keyNow = (): string => envKey({ ...base, lockPath, args: args.fingerprint, env: o.env, uvPath: uv });
 
   const store = o.openStore();
@@ -362,15 +362,12 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
    * from what python wrote in the recorded environments (distBytecode.ts).
    */
   async function bytecodeStep(b: { interp: Interpreter; interpreterKey: string; python: string; keys: string[] }): Promise<void> {
-    const { compileMissing, harvestBytecode } = await import('./distBytecode.js');
+    const { updateBytecode } = await import('./distBytecode.js');
     const ctx = { store, interp: b.interp, python: b.python, env: o.env, cwd: o.cwd, threads: o.threads ?? 2 };
-    if (compileAll) {
-      const n = await compileMissing(ctx, b.keys);
-      compiledNow += n;
-      return;
-    }
-    const h = await harvestBytecode(ctx, b.interpreterKey, b.keys);
-    harvested = { compiled: harvested.compiled + h.compiled, linked: harvested.linked + h.linked, environments: Math.max(harvested.environments, h.environments) };
+    const u = await updateBytecode(ctx, compileAll, b.interpreterKey, b.keys);
+    bytecode.compiled += u.compiled;
+    bytecode.harvested += u.harvested;
+    bytecode.replaced += u.replaced;
   }
 
   /** The manifest's tree lacks bytecode stored since it was made (harvested, or compiled for another project)? */
@@ -416,7 +413,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
 
   /** After a successful sync: publish the distributions the remote lacks, and report what the remote did. */
   async function withRemote(keys: string[], synced: UvSyncResult): Promise<UvSyncResult> {
-    const r: UvSyncResult = { ...synced, bytecode: { compiled: compiledNow, harvested: harvested.compiled, replaced: harvested.linked } };
+    const r: UvSyncResult = { ...synced, bytecode: { ...bytecode } };
     if (!o.remote) return r;
     const { UV_REMOTE_KINDS } = await import('./buildWithUv.js');
     await o.remote.publish(store, keys, UV_REMOTE_KINDS);
@@ -463,7 +460,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       rmSync(work, { recursive: true, force: true, maxRetries: 2 });
     }
     const b = built;
-    compiledNow += b.compiled ?? 0;
+    bytecode.compiled += b.compiled ?? 0;
     const plannedBy = planNote === undefined && !isRetry ? 'uv.lock' : 'uv';
     onPlanned?.(b.distKeys);
     // the manifest is for the environment velo found; uv agreeing on where it is, is what makes it reusable
