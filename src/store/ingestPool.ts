@@ -148,7 +148,6 @@ export class IngestPool {
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
     const worker = new Worker(this.#script, { name: 'velo-ingest', execArgv });
     const slot: Slot = { worker, inFlight: new Map() };
-    worker.unref();
     worker.on('message', (reply: { id: number }) => {
       const task = slot.inFlight.get(reply.id);
       if (!task) return;
@@ -168,6 +167,9 @@ export class IngestPool {
     worker.on('exit', (code) => {
       if (this.#slots.includes(slot)) fail(`it exited with code ${code}`);
     });
+    // after the listeners: adding a 'message' listener refs the worker's port again, and an idle worker
+    // that never got a job then kept the process alive until the idle stop
+    worker.unref();
     this.#slots.push(slot);
   }
 
