@@ -22,7 +22,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { peerTools } from './lib/peers.mjs';
 import { Measurements, assertSameListing, benchSetup, median, repo, rmNm, runTimed as run, treeListing, velo } from './lib/npm1207.mjs';
-import { freePort, startWeed } from './lib/weed.mjs';
+import { startWeed } from './lib/weed.mjs';
+import { startRegistryRelay } from './lib/registryRelay.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -48,11 +49,16 @@ const umountAll = () => {
 };
 try {
   const remoteEnv = (prefix) => ({ ...env, ...weed.env('rw'), VELO_REMOTE: `s3://bench/${prefix}` });
-  const deadRegistry = `http://127.0.0.1:${await freePort()}/`;
-
-  // warm the remote once: an empty store installs from the real registry and publishes
+  // warm the remote once: an empty store installs from the real registry (through a
+  // loopback relay) and publishes; the relay is then stopped, so the fresh machines
+  // below have the seeding machine's npm configuration and no registry
+  const relay = await startRegistryRelay();
+  const deadRegistry = relay.url;
   const seed = project('seed');
-  const seeded = JSON.parse(run(velo, ['npm', 'ci', '--ignore-scripts', '--json'], { cwd: seed, env: { ...remoteEnv('warm'), VELO_HOME: join(work, 'seed-store') } }).stdout);
+  const seeded = JSON.parse(
+    run(velo, ['npm', 'ci', '--ignore-scripts', '--json', `--registry=${deadRegistry}`], { cwd: seed, env: { ...remoteEnv('warm'), VELO_HOME: join(work, 'seed-store') } }).stdout,
+  );
+  await relay.stop();
   console.log(`seeded the remote: ${seeded.packages} packages, ${seeded.remote.published} published (${(seeded.remote.uploadedBytes / 1e6).toFixed(1)} MB, ${seeded.remote.requests} requests)`);
 
   // 1. fresh machine, warm remote, registry unreachable: link and lazy mount vs bun cold
@@ -121,9 +127,9 @@ try {
   }
   interleaved(cases, runs);
   const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
-  console.log(`fresh machine (link): ${lastFresh.remote.fromRemote} packages from the remote, ${lastFresh.fetched} from the registry, ${mb(lastFresh.remote.downloadedBytes)} in ${lastFresh.remote.requests} requests`);
+  console.log(`fresh machine (link): ${lastFresh.remote.fromRemote} packages from the remote, ${lastFresh.fetched} from the registry, ${mb(lastFresh.remote.downloadedBytes)} in ${lastFresh.remote.requests} requests; laid out from the project record: ${lastFresh.remote.project}`);
   if (lastMount) {
-    console.log(`fresh machine (lazy mount): ${lastMount.remote.fromRemote} packages, ${lastMount.remote.lazyObjects} objects left in the remote, ${mb(lastMount.remote.downloadedBytes)} in ${lastMount.remote.requests} requests`);
+    console.log(`fresh machine (lazy mount): ${lastMount.remote.fromRemote} packages, ${lastMount.remote.lazyObjects} objects left in the remote, ${mb(lastMount.remote.downloadedBytes)} in ${lastMount.remote.requests} requests; laid out from the project record: ${lastMount.remote.project}`);
     console.log(`then node -e "${REQUIRE}" on the fresh mount: median ${median(requireMs).toFixed(0)} ms  [${requireMs.map((x) => x.toFixed(0)).join(', ')}]`);
   }
 

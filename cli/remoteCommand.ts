@@ -82,8 +82,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const verb = r.dryRun ? 'would delete' : 'deleted';
     out(
       io,
-      `${verb} ${r.keysDeleted} keys, ${r.bundlesDeleted} bundles, ${r.deleted.packs} packs, ${r.deleted.objects} objects (${formatBytes(r.deleted.bytes)}); ` +
-        `kept ${r.keysKept} keys, ${r.bundlesKept} bundles, ${r.kept.packs} packs, ${r.kept.objects} objects (${formatBytes(r.kept.bytes)})`,
+      `${verb} ${r.keysDeleted} keys, ${r.bundlesDeleted} bundles, ${r.projectsDeleted} project records, ${r.deleted.packs} packs, ${r.deleted.objects} objects (${formatBytes(r.deleted.bytes)}); ` +
+        `kept ${r.keysKept} keys, ${r.bundlesKept} bundles, ${r.projectsKept} project records, ${r.kept.packs} packs, ${r.kept.objects} objects (${formatBytes(r.kept.bytes)})`,
     );
   }
   return 0;

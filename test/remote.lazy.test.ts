@@ -5,7 +5,7 @@
 // reading one package downloads only its files, a garbage object is EIO and
 // never stored, and a later linked install completes the store.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,26 +112,32 @@ async function settledStats(home: string): Promise<ReturnType<typeof mountOf>['s
 }
 
 describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection mount with a remote: objects fetched on first open', () => {
-  it('lists without downloading, reads one package downloading only it, completes on a linked install', async () => {
+  it.each([
+    ['laid out from the project record another machine published', 'lazy1', true],
+    // another .npmrc: other install inputs, so no project record; the lockfile is planned here
+    ['planned from the lockfile (no project record for these inputs)', 'lazy1b', false],
+  ])('lists without downloading, reads one package downloading only it, completes on a linked install: %s', async (_, prefix, fromRecord) => {
     // another machine installs and publishes
     const a = await fx.project('basic');
-    const first = await ci(a, env(fx.tmp(), 'lazy1'));
+    const first = await ci(a, env(fx.tmp(), prefix));
     expect(first.code, first.stderr).toBe(0);
-    const packed = (await s3.list('lazy1/packs/')).reduce((n, o) => n + o.size, 0) + (await s3.list('lazy1/objects/')).reduce((n, o) => n + o.size, 0);
+    const packed = (await s3.list(`${prefix}/packs/`)).reduce((n, o) => n + o.size, 0) + (await s3.list(`${prefix}/objects/`)).reduce((n, o) => n + o.size, 0);
     expect(packed).toBeGreaterThan(0);
+    expect(await s3.list(`${prefix}/projects/`)).toHaveLength(1);
 
     // a fresh machine mounts: keys only, no object downloaded, not one registry request
     const b = await fx.project('basic');
     cpSync(join(a.dir, 'package-lock.json'), join(b.dir, 'package-lock.json'));
+    if (!fromRecord) appendFileSync(join(b.dir, '.npmrc'), 'save-exact=true\n');
     const home = fx.tmp();
     homes.push(home);
     await fx.registry.clearRequests();
     await proxy.reset();
-    const r = await ci(b, env(home, 'lazy1'), ['--projection', 'mount']);
+    const r = await ci(b, env(home, prefix), ['--projection', 'mount']);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.projection).toBe('mount');
-    expect(summary).toMatchObject({ fetched: 0, remote: { fromRemote: summary.packages, warnings: [] } });
+    expect(summary).toMatchObject({ fetched: 0, fromProjectCache: fromRecord, remote: { fromRemote: summary.packages, project: fromRecord, warnings: [] } });
     expect(summary.remote.lazyObjects).toBeGreaterThan(0);
     expect(await fx.registry.requests()).toEqual([]);
     expect(await remoteObjectBytes()).toBe(0);
@@ -171,7 +177,7 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection
     // the download is that and nothing of the other packages' bytes
     const lock = JSON.parse(readFileSync(join(a.dir, 'package-lock.json'), 'utf8')) as { packages: Record<string, { integrity: string }> };
     const keyName = `npm:${lock.packages['node_modules/@velo-fx/hello']!.integrity}`;
-    const record = decodeRemoteKey((await s3.client().get(keyObjectName('lazy1/', keyName)))!, keyName);
+    const record = decodeRemoteKey((await s3.client().get(keyObjectName(`${prefix}/`, keyName)))!, keyName);
     const own = new Map([...record.locations.values()].map((l) => [`${l.pack} ${l.offset}`, l.length]));
     const ownBytes = [...own.values()].reduce((n, l) => n + l, 0);
     expect(downloaded).toBeLessThanOrEqual(ownBytes);
@@ -183,7 +189,7 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection
 
     // a linked install of the same lockfile completes the store from the remote: still no registry request
     await fx.registry.clearRequests();
-    const linked = await ci(b, env(home, 'lazy1'), ['--projection', 'link']);
+    const linked = await ci(b, env(home, prefix), ['--projection', 'link']);
     expect(linked.code, linked.stderr).toBe(0);
     expect(JSON.parse(linked.stdout)).toMatchObject({ fetched: 0 });
     expect(await fx.registry.requests()).toEqual([]);

@@ -215,8 +215,10 @@ describe('velo npm ci with a remote', () => {
     expect((await listed('team6/packs/')).map((o) => o.key)).toEqual(packs);
     const keys = await listed('team6/keys/');
     expect(keys.length).toBe(s.packages);
-    // only the keys and the lockfile's bundle went up
-    expect(s.remote.uploadedBytes).toBe([...keys, ...(await listed('team6/bundles/'))].reduce((n, o) => n + o.size, 0));
+    // only the keys, the lockfile's bundle and the project's record went up
+    const records = [...(await listed('team6/bundles/')), ...(await listed('team6/projects/'))];
+    expect(records).toHaveLength(2);
+    expect(s.remote.uploadedBytes).toBe([...keys, ...records].reduce((n, o) => n + o.size, 0));
 
     // and what it published installs a fresh store without the registry
     const b = await fx.project(spec);
@@ -224,6 +226,7 @@ describe('velo npm ci with a remote', () => {
     await fx.registry.clearRequests();
     const fresh = await ci(b, fx.tmp(), remoteEnv('team6', 'ro'), ['--ignore-scripts']);
     expect(fresh.code, fresh.stderr).toBe(0);
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ fromProjectCache: true, remote: { project: true, warnings: [] } });
     expect(await fx.registry.requests()).toEqual([]);
     expect(nodeModules(b)).toEqual(nodeModules(a));
   });

@@ -28,6 +28,8 @@ import { leftoverNodeModules, projectDirs, rollBack, underLease, writeHiddenLock
 import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './recordInstall.js';
 import { withYoungGenerationHeld } from './youngGeneration.js';
 import { lazyFetcherScript, recordLazyTree } from '../remote/lazyRecord.js';
+import type { LazyFill } from '../remote/fill.js';
+import type { ProjectRecord } from '../remote/remoteProject.js';
 
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';
 
@@ -49,10 +51,21 @@ async function installOnce(o: InstallOptions): Promise<InstallSummary> {
   recoverInterruptedInstall(o.store.home, root);
   const npm = locateNpm(o.env);
   const versions = `${o.veloVersion}/npm-${npm.version}`;
-  const manifest = loadManifest(o.store, projectKey(root, o.fingerprintArgs, userEnv, versions), root);
+  const pkey = projectKey(root, o.fingerprintArgs, userEnv, versions);
+  let manifest: ProjectManifest | undefined = loadManifest(o.store, pkey, root);
+  let lazy: LazyFill | undefined;
+  if (!manifest && o.remote) {
+    // never seen here: the remote's record of these inputs spares planning the lockfile
+    const { manifestFromRemote, remoteProjectName } = await import('./projectFromRemote.js');
+    const remoteName = remoteProjectName(root, o.fingerprintArgs, userEnv, versions);
+    const shared = await manifestFromRemote(o.store, o.remote, remoteName, pkey, root, o.projection === 'mount' && (await lazyMountPossible()));
+    manifest = shared?.manifest;
+    lazy = shared?.lazy;
+    if (shared) o.remote.noteProjectUsed();
+  }
   if (manifest) {
     try {
-      return await installFromManifest(o, root, npm, manifest, userEnv, versions, t0);
+      return await installFromManifest(o, root, npm, manifest, userEnv, versions, t0, pkey, lazy);
     } catch (err) {
       // a damaged or collected tree, or one recorded where paths were shorter (ENAMETOOLONG here): plan from the lockfile instead
       const tooLong = err instanceof VeloError && errnoCode(err.cause) === 'ENAMETOOLONG';
@@ -98,6 +111,8 @@ async function installFromManifest(
   userEnv: NodeJS.ProcessEnv,
   versions: string,
   t0: number,
+  pkey: string,
+  lazy?: LazyFill,
 ): Promise<InstallSummary> {
   const store = o.store;
   return underLease(o, root, async (asides) => {
@@ -107,7 +122,23 @@ async function installFromManifest(
     const leftovers = leftoverNodeModules(root, workspaces, new Set(Object.keys(m.dirs)));
     const empty = leftovers.length > 0 ? graftTrees(store, []) : '';
     const dirs: [string, string][] = [...Object.entries(m.dirs), ...leftovers.map((d): [string, string] => [d, empty])];
-    const { results, note } = await projectDirs(o, root, dirs, asides, true);
+    const remote = o.remote;
+    const left = lazy;
+    let completed = false;
+    const lazyTrees =
+      left && remote
+        ? {
+            record: (tree: string) => completed || recordLazyTree(store, remote.settings.url, left.missing, tree),
+            complete: async () => {
+              if (completed) return;
+              // to be linked after all: every object now (a key the remote then fails for sends the install to the lockfile path)
+              const done = await remote.completeLazy(store, left);
+              if (done.size < left.trees.size) throw new VeloError('NOT_FOUND', 'the remote could not give every object of this project');
+              completed = true;
+            },
+          }
+        : undefined;
+    const { results, note } = await projectDirs(o, root, dirs, asides, true, lazyTrees);
     writePending(store.home, root, asides);
     const hidden = join(root, 'node_modules', '.package-lock.json');
     await writeHiddenLockfile(() => {
@@ -126,7 +157,7 @@ async function installFromManifest(
       packages: m.packages,
       fromProjectCache: true,
     });
-    return withRemote(o, summary, m.keys);
+    return withRemote(o, summary, m.keys, undefined, { manifest: m, root, userEnv, versions });
   });
 }
 
@@ -200,8 +231,10 @@ async function installFromLockfile(
     const linksPlain = plan.links.every((l) => !l.hasScripts && l.bins.size === 0);
     // nor when entries were left out for this project's path length (another path may fit them)
     // nor when objects are still in the remote (a lazy mount's fetcher gets them; the keys are not set)
+    let recorded: { key: string; manifest: ProjectManifest } | undefined;
     if (fetched.lazy === undefined && failedOptional.length === 0 && linksInside && linksPlain && plan.emptiedDirs.length === 0 && layoutWarnings.length === 0 && plan.packages.every((p) => p.key)) {
-      usedKeys.push(recordProjectManifest(o, root, userEnv, versions, { results, keys: [...usedKeys], extraInputs, packages: plan.packages.length }));
+      recorded = recordProjectManifest(o, root, userEnv, versions, { results, keys: [...usedKeys], extraInputs, packages: plan.packages.length });
+      usedKeys.push(recorded.key);
     }
     const summary = await finishInstall(o, root, npm, {
       t0,
@@ -224,7 +257,7 @@ async function installFromLockfile(
       warnings: [...warnings, ...layoutWarnings],
       linkBuild: linksBuilt.map((l) => l.location),
     });
-    return withRemote(o, summary, usedKeys, lockfileKeys(plan));
+    return withRemote(o, summary, usedKeys, lockfileKeys(plan), recorded && { manifest: recorded.manifest, root, userEnv, versions });
   });
 }
 
@@ -234,9 +267,24 @@ async function lazyMountPossible(): Promise<boolean> {
   return fuseUnavailableReason() === undefined && lazyFetcherScript() !== undefined && process.env.VELO_REMOTE_LAZY !== '0';
 }
 
-/** After a successful install: publish the package keys the remote lacks (and the lockfile's bundle), and report what the remote did. */
-async function withRemote(o: InstallOptions, summary: InstallSummary, keys: string[], bundle?: string[]): Promise<InstallSummary> {
+/**
+ * After a successful install: publish the package keys the remote lacks (and
+ * the lockfile's bundle, and the whole-project record when every key of it
+ * is shared), and report what the remote did.
+ */
+async function withRemote(
+  o: InstallOptions,
+  summary: InstallSummary,
+  keys: string[],
+  bundle?: string[],
+  project?: { manifest: ProjectManifest; root: string; userEnv: NodeJS.ProcessEnv; versions: string },
+): Promise<InstallSummary> {
   if (!o.remote) return summary;
-  await o.remote.publish(o.store, keys, REMOTE_KINDS, {}, bundle);
+  let record: ProjectRecord | undefined;
+  if (project && o.remote.settings.mode !== 'read' && !project.manifest.keys.some((k) => k.startsWith('npm-built:'))) {
+    const { projectRecordOf, remoteProjectName } = await import('./projectFromRemote.js');
+    record = projectRecordOf(o.store, remoteProjectName(project.root, o.fingerprintArgs, project.userEnv, project.versions), project.manifest);
+  }
+  await o.remote.publish(o.store, keys, REMOTE_KINDS, {}, bundle, record);
   return { ...summary, remote: o.remote.report() };
 }

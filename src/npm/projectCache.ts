@@ -31,8 +31,8 @@ export interface ProjectManifest {
   packages: number;
 }
 
-export function projectKey(root: string, fingerprintArgs: string[], env: NodeJS.ProcessEnv, versions: string): string {
-  return `npm-project:${inputsDigest(root, fingerprintArgs, [], env, versions)}`;
+export function projectKey(root: string, fingerprintArgs: string[], env: NodeJS.ProcessEnv, versions: string, ignoreEnv?: (name: string) => boolean): string {
+  return `npm-project:${inputsDigest(root, fingerprintArgs, [], env, versions, ignoreEnv)}`;
 }
 
 function sha256(path: string): string {

@@ -13,7 +13,7 @@ import { runRootScripts } from './scripts.js';
 import { hasRootScripts } from './rootScripts.js';
 import { clearPending, dirStamp, inputStamps, inputsDigest, writeState } from './state.js';
 import { loadNpmConfig, type AnyRecord, type LoadedNpmConfig, type UserNpm } from './userNpm.js';
-import { hashExtraInputs, projectKey, saveManifest } from './projectCache.js';
+import { hashExtraInputs, projectKey, saveManifest, type ProjectManifest } from './projectCache.js';
 import type { Plan } from './plan.js';
 import type { Aside, InstallOptions, InstallSummary } from './installTypes.js';
 import type { ProjectedDir } from './projectNodeModules.js';
@@ -34,7 +34,7 @@ export function saveHiddenLockfile(plan: Plan, omitted: Set<AnyRecord>): Promise
 
 /**
  * Record the whole result for the next project with the same inputs (see
- * projectCache.ts). Returns the manifest's key, which the project keeps alive.
+ * projectCache.ts). Returns the manifest and its key, which the project keeps alive.
  */
 export function recordProjectManifest(
   o: InstallOptions,
@@ -42,18 +42,20 @@ export function recordProjectManifest(
   userEnv: NodeJS.ProcessEnv,
   versions: string,
   m: { results: ProjectedDir[]; keys: string[]; extraInputs: string[]; packages: number },
-): string {
+): { key: string; manifest: ProjectManifest } {
   const store = o.store;
   const hidden = writeBufferToStore(store, readFileSync(join(root, 'node_modules', '.package-lock.json')), false);
   const pkey = projectKey(root, o.fingerprintArgs, userEnv, versions);
-  saveManifest(store, pkey, {
+  const manifest: ProjectManifest = {
+    version: 1,
     dirs: Object.fromEntries(m.results.map((r) => [r.dir, r.tree])),
     hiddenLockfile: hidden.digest,
     keys: m.keys,
     extraInputs: hashExtraInputs(root, m.extraInputs),
     packages: m.packages,
-  });
-  return pkey;
+  };
+  saveManifest(store, pkey, manifest);
+  return { key: pkey, manifest };
 }
 
 export interface FinishInput {

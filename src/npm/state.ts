@@ -44,8 +44,18 @@ function readOr(path: string): Buffer | string {
   }
 }
 
-/** Inputs: lockfile, package.json, .npmrc files, npm_config_* env, the arguments, platform and Node ABI. */
-export function inputsDigest(root: string, args: string[], extraInputs: string[], env: NodeJS.ProcessEnv, veloVersion: string): string {
+/**
+ * Inputs: lockfile, package.json, .npmrc files, npm_config_* env, the arguments, platform and Node ABI.
+ * `ignoreEnv`: npm_config_* variables left out (the remote's project name: where caches and logs go).
+ */
+export function inputsDigest(
+  root: string,
+  args: string[],
+  extraInputs: string[],
+  env: NodeJS.ProcessEnv,
+  veloVersion: string,
+  ignoreEnv: (name: string) => boolean = () => false,
+): string {
   const h = crypto().createHash('sha256');
   const add = (label: string, data: Buffer | string): void => {
     h.update(`${label}\0${data.length}\0`);
@@ -58,7 +68,7 @@ export function inputsDigest(root: string, args: string[], extraInputs: string[]
   add('userconfig', readOr(env.NPM_CONFIG_USERCONFIG ?? env.npm_config_userconfig ?? join(homedir(), '.npmrc')));
   if (env.NPM_CONFIG_GLOBALCONFIG ?? env.npm_config_globalconfig) add('globalconfig', readOr((env.NPM_CONFIG_GLOBALCONFIG ?? env.npm_config_globalconfig)!));
   const npmEnv = Object.keys(env)
-    .filter((k) => /^npm_config_/i.test(k))
+    .filter((k) => /^npm_config_/i.test(k) && !ignoreEnv(k))
     .sort()
     .map((k) => `${k}=${env[k]}`);
   add('env', npmEnv.join('\n'));

@@ -123,13 +123,21 @@ export interface LazyFill {
   wanted: Map<string, Wanted>;
 }
 
-export async function lazyFillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], bundle?: string[]): Promise<LazyFill> {
+export async function lazyFillFromRemote(
+  store: Store,
+  remote: Remote,
+  names: string[],
+  kinds: readonly string[],
+  bundle?: string[],
+  /** false: the caller lays out from trees of its own (a project record); the keys' trees stay in memory until completeLazyFill sets the keys */
+  putTrees = true,
+): Promise<LazyFill> {
   const found = await lookUpAll(store, remote, names, kinds, bundle, []);
   const wanted = wantedObjects(store, remote, found);
   const trees = new Map<string, string>();
   for (const f of found) {
     if (f.bad) continue;
-    if (f.treeBuf) putTreeBuffer(store, f.treeBuf);
+    if (f.treeBuf && putTrees) putTreeBuffer(store, f.treeBuf);
     trees.set(f.name, f.tree);
   }
   store.flushCounters();

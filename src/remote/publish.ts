@@ -37,6 +37,7 @@ import {
   type ObjectLocation,
 } from './remoteLayout.js';
 import { encode, publishJobPool } from './remoteJobs.js';
+import { encodeProjectRecord, projectObjectName, type ProjectRecord } from './remoteProject.js';
 import { Limiter, Semaphore, runPool } from './pool.js';
 import type { Remote } from './remote.js';
 
@@ -321,84 +322,120 @@ export class Publisher {
    * the keys; then, when `bundle` (the lockfile's whole key set) is given
    * and keys were written, the bundle of their records.
    */
-  async finish(names: string[], kinds: readonly string[], bundle?: string[]): Promise<PublishResult> {
+  async finish(names: string[], kinds: readonly string[], bundle?: string[], project?: ProjectRecord): Promise<PublishResult> {
     if (!this.#active()) {
       await this.abandon();
       return this.result;
     }
-    const store = this.#store;
-    const record = this.#record!;
-    const result = this.result;
     try {
-      // remote name → kind, tree
-      const kindOf = new Map(names.map((n) => [this.#rename(n), this.#keyKind(n)]));
-      const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(kindOf.get(this.#rename(n))!)))].map(([n, t]) => [this.#rename(n), t]));
-      let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
-      if (todo.length === 0) {
-        result.alreadyThere = local.size;
-        return result;
-      }
-      // what the remote has already (another machine may have published it): a HEAD
-      // each for a few keys, one listing of keys/ for many; not asked again for the
-      // keys offered during the install (the remote was just asked for them)
-      const unasked = todo.filter(([name, tree]) => this.#staged.get(name)?.tree !== tree);
-      const present = new Set<string>();
-      if (unasked.length > 0) {
-        const asked = await this.#remote.guard(async () => {
-          if (unasked.length <= HEAD_LIMIT) {
-            await runPool(unasked, SMALL_CONCURRENCY, async ([name]) => {
-              const objectName = keyObjectName(this.#remote.prefix, name);
-              if (await this.#remote.client.exists(objectName)) present.add(objectName);
-            });
-          } else for await (const o of this.#remote.client.list(`${this.#remote.prefix}keys/`)) present.add(o.key);
-          return true;
-        });
-        if (!asked) return result;
-      }
-      const isPresent = ([name]: [string, string]): boolean => present.has(keyObjectName(this.#remote.prefix, name));
-      record.addKeys(todo.filter(isPresent));
-      todo = todo.filter((e) => !isPresent(e));
-      result.alreadyThere = local.size - todo.length;
-
-      // objects first: those not staged during the install now
-      const plans = await Promise.all(
-        todo.map(([name, tree]) => {
-          const staged = this.#staged.get(name);
-          return staged?.tree === tree ? staged.plan : this.#stage(name, tree, kindOf.get(name) ?? '');
-        }),
-      );
-      await this.#sealing;
-      await this.#sealPack();
-      await this.#uploads.idle();
-      if (!this.#remote.usable) return result;
-
-      // keys last (each carrying its tree), for the keys whose objects are all there
-      const written = new Map<string, Buffer>();
-      await runPool(plans, KEY_CONCURRENCY, async (p) => {
-        const body = p && this.#keyBody(p);
-        if (!body) return;
-        if (await this.#put(keyObjectName(this.#remote.prefix, p.name), body, 'application/json')) {
-          record.addKeys([[p.name, p.tree]]);
-          written.set(p.name, body);
-          result.keys++;
-        }
-      });
-      // then the lockfile's bundle: every key of it this store knows the remote has
-      if (bundle && written.size > 0 && this.#remote.usable) {
-        const names = [...new Set(bundle.map((n) => this.#rename(n)))];
-        const bodies: Buffer[] = [];
-        for (const name of names) {
-          const tree = local.get(name);
-          const known = tree !== undefined && record.keyTree(name) === tree ? readPlan(store, name, tree, kindOf.get(name) ?? '') : undefined;
-          const body = written.get(name) ?? (known && this.#keyBody(known));
-          if (body) bodies.push(body);
-        }
-        await this.#put(bundleObjectName(this.#remote.prefix, names), encodeBundle(bodies), 'application/json');
-      }
-      return result;
+      const local = await this.#publishKeys(names, kinds, bundle);
+      if (project && local && this.#remote.usable) await this.#publishProject(project, local);
+      return this.result;
     } finally {
       await this.abandon();
     }
+  }
+
+  /**
+   * A project record last, once the remote has every key it names (by this
+   * store's record) — a reader never finds one whose keys are missing — and
+   * only when neither this store's record nor the remote has it already.
+   */
+  async #publishProject(project: ProjectRecord, local: Map<string, string>): Promise<void> {
+    const record = this.#record!;
+    const complete = project.keys.every((k) => {
+      const name = this.#rename(k);
+      const tree = local.get(name);
+      return tree !== undefined && record.keyTree(name) === tree;
+    });
+    if (!complete) return;
+    const body = encodeProjectRecord(project);
+    const recordName = `project:${project.name}`;
+    const id = hashBuffer(body);
+    if (record.keyTree(recordName) === id) return;
+    const objectName = projectObjectName(this.#remote.prefix, project.name);
+    const there = await this.#remote.guard(() => this.#remote.client.exists(objectName));
+    if (there === undefined) return;
+    if (there || (await this.#put(objectName, body, 'application/json'))) record.addKeys([[recordName, id]]);
+  }
+
+  /** The keys' objects, then the keys, then the bundle; the remote's keys by local tree (undefined when publishing stopped). */
+  async #publishKeys(names: string[], kinds: readonly string[], bundle?: string[]): Promise<Map<string, string> | undefined> {
+    const store = this.#store;
+    const record = this.#record!;
+    const result = this.result;
+    // remote name → kind, tree
+    const kindOf = new Map(names.map((n) => [this.#rename(n), this.#keyKind(n)]));
+    const local = new Map([...getKeys(store, names.filter((n) => kinds.includes(kindOf.get(this.#rename(n))!)))].map(([n, t]) => [this.#rename(n), t]));
+    let todo = [...local].filter(([name, tree]) => record.keyTree(name) !== tree);
+    // keys this run read from the remote: there, with this tree (a fresh machine asks for none of them again)
+    const read = todo.filter(([name, tree]) => this.#remote.found.get(name) === tree);
+    if (read.length > 0) {
+      record.addKeys(read);
+      todo = todo.filter(([name, tree]) => this.#remote.found.get(name) !== tree);
+    }
+    if (todo.length === 0) {
+      result.alreadyThere = local.size;
+      return local;
+    }
+    // what the remote has already (another machine may have published it): a HEAD
+    // each for a few keys, one listing of keys/ for many; not asked again for the
+    // keys offered during the install (the remote was just asked for them)
+    const unasked = todo.filter(([name, tree]) => this.#staged.get(name)?.tree !== tree);
+    const present = new Set<string>();
+    if (unasked.length > 0) {
+      const asked = await this.#remote.guard(async () => {
+        if (unasked.length <= HEAD_LIMIT) {
+          await runPool(unasked, SMALL_CONCURRENCY, async ([name]) => {
+            const objectName = keyObjectName(this.#remote.prefix, name);
+            if (await this.#remote.client.exists(objectName)) present.add(objectName);
+          });
+        } else for await (const o of this.#remote.client.list(`${this.#remote.prefix}keys/`)) present.add(o.key);
+        return true;
+      });
+      if (!asked) return undefined;
+    }
+    const isPresent = ([name]: [string, string]): boolean => present.has(keyObjectName(this.#remote.prefix, name));
+    record.addKeys(todo.filter(isPresent));
+    todo = todo.filter((e) => !isPresent(e));
+    result.alreadyThere = local.size - todo.length;
+
+    // objects first: those not staged during the install now
+    const plans = await Promise.all(
+      todo.map(([name, tree]) => {
+        const staged = this.#staged.get(name);
+        return staged?.tree === tree ? staged.plan : this.#stage(name, tree, kindOf.get(name) ?? '');
+      }),
+    );
+    await this.#sealing;
+    await this.#sealPack();
+    await this.#uploads.idle();
+    if (!this.#remote.usable) return undefined;
+
+    // keys last (each carrying its tree), for the keys whose objects are all there
+    const written = new Map<string, Buffer>();
+    await runPool(plans, KEY_CONCURRENCY, async (p) => {
+      const body = p && this.#keyBody(p);
+      if (!body) return;
+      if (await this.#put(keyObjectName(this.#remote.prefix, p.name), body, 'application/json')) {
+        record.addKeys([[p.name, p.tree]]);
+        written.set(p.name, body);
+        result.keys++;
+      }
+    });
+    // then the lockfile's bundle: every key of it this store knows the remote has
+    if (bundle && written.size > 0 && this.#remote.usable) {
+      const names = [...new Set(bundle.map((n) => this.#rename(n)))];
+      const bodies: Buffer[] = [];
+      for (const name of names) {
+        const tree = local.get(name);
+        const known = tree !== undefined && record.keyTree(name) === tree ? readPlan(store, name, tree, kindOf.get(name) ?? '') : undefined;
+        const body = written.get(name) ?? (known && this.#keyBody(known));
+        if (body) bodies.push(body);
+      }
+      await this.#put(bundleObjectName(this.#remote.prefix, names), encodeBundle(bodies), 'application/json');
+    }
+    return local;
   }
 
   /** Finish the object uploads (they are recorded: the next publish does not send them again), write no key, close. Idempotent. */

@@ -98,7 +98,8 @@ export class PublishRecord {
 
   counts(): { objects: number; keys: number } {
     const objects = Number((this.#db.prepare('SELECT coalesce(sum(n), 0) AS n FROM uploads').get() as { n: number }).n);
-    return { objects, keys: Number((this.#db.prepare('SELECT count(*) AS n FROM keys').get() as { n: number }).n) };
+    // project records are noted in the keys table as `project:<name>` (publish.ts): not keys
+    return { objects, keys: Number((this.#db.prepare("SELECT count(*) AS n FROM keys WHERE name NOT LIKE 'project:%'").get() as { n: number }).n) };
   }
 
   close(): void {

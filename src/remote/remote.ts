@@ -11,6 +11,7 @@ import type { Store } from '../store/store.js';
 import type { FillOptions, FillResult, LazyFill } from './fill.js';
 import type { PublishHooks, PublishResult, Publisher } from './publish.js';
 import type { EncodedObjects } from './remoteLayout.js';
+import type { ProjectRecord } from './remoteProject.js';
 
 /** What an install did with the remote, for its summary. */
 export interface RemoteReport {
@@ -18,6 +19,8 @@ export interface RemoteReport {
   mode: 'read' | 'readwrite';
   /** packages whose trees came from the remote */
   fromRemote: number;
+  /** node_modules was laid out from the remote's record of this project (no planning) */
+  project: boolean;
   downloadedBytes: number;
   /** objects left in the remote for a lazy mount to fetch on first open */
   lazyObjects: number;
@@ -34,6 +37,7 @@ export class Remote {
   readonly client: S3Client;
   #failure: { message: string; during: 'fetch' | 'publish' } | undefined;
   #damaged: string[] = [];
+  readonly #damagedSeen = new Set<string>();
   /** what the remote is being used for now (named in the warning) */
   phase: 'fetch' | 'publish' = 'fetch';
 
@@ -87,15 +91,16 @@ export class Remote {
   }
 
   /**
-   * Look package keys up for a lazy mount: their trees (checked, into the
-   * store) and where their missing objects are; no object is downloaded, no
+   * Look package keys up for a lazy mount: their trees (checked; into the
+   * store unless `putTrees` is false) and where their missing objects are; no object is downloaded, no
    * key set. Undefined when the remote failed (the registry path follows).
    */
-  async fillLazy(store: Store, names: string[], kinds: readonly string[], bundle?: string[]): Promise<LazyFill | undefined> {
+  async fillLazy(store: Store, names: string[], kinds: readonly string[], bundle?: string[], putTrees = true): Promise<LazyFill | undefined> {
     const { lazyFillFromRemote } = await import('./fill.js');
     try {
-      const lazy = await lazyFillFromRemote(store, this, names, kinds, bundle);
+      const lazy = await lazyFillFromRemote(store, this, names, kinds, bundle, putTrees);
       this.#lazyTrees += lazy.trees.size;
+      for (const [name, tree] of lazy.trees) this.#found.set(name, tree);
       this.#lazyObjects += lazy.missing.size;
       return lazy;
     } catch (err) {
@@ -121,8 +126,41 @@ export class Remote {
 
   #lazyTrees = 0;
   #lazyObjects = 0;
+  /** project records read from the remote this run (not published again) */
+  readonly #projectsRead = new Set<string>();
+  #projectUsed = false;
+
+  /** The remote's project record of these install inputs, checked; undefined when it has none (or it is not a good one: one warning). */
+  async project(name: string): Promise<ProjectRecord | undefined> {
+    const { PROJECT_RECORD_MAX, decodeProjectRecord, projectObjectName } = await import('./remoteProject.js');
+    this.phase = 'fetch';
+    const data = await this.guard(() => this.client.get(projectObjectName(this.prefix, name), undefined, PROJECT_RECORD_MAX));
+    if (data === undefined) return undefined;
+    try {
+      const record = decodeProjectRecord(data, name);
+      this.#projectsRead.add(name);
+      return record;
+    } catch (err) {
+      this.damaged((err as Error).message);
+      return undefined;
+    }
+  }
+
+  /** The install was laid out from the remote's project record (for the report). */
+  noteProjectUsed(): void {
+    this.#projectUsed = true;
+  }
+
+  /** key → tree of every key this run found in the remote, checked (a publish need not ask for them again) */
+  readonly #found = new Map<string, string>();
+
+  /** The keys this run read from the remote and found good, with their trees. */
+  get found(): ReadonlyMap<string, string> {
+    return this.#found;
+  }
 
   #noteFilled(r: FillResult): void {
+    for (const [name, tree] of r.trees) this.#found.set(name, tree);
     const prev = this.#filled;
     this.#filled = prev ? { ...r, trees: new Map([...prev.trees, ...r.trees]), absent: [], bytes: prev.bytes + r.bytes, objects: prev.objects + r.objects } : r;
   }
@@ -175,9 +213,10 @@ export class Remote {
 
   /**
    * Publish what the remote lacks of these keys, those of the given kinds
-   * (never in read mode); `bundle`: the lockfile's key set, whose bundle follows the keys.
+   * (never in read mode); `bundle`: the lockfile's key set, whose bundle follows the keys;
+   * `project`: the whole-project record, written last (unless it was read from here this run).
    */
-  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}, bundle?: string[]): Promise<void> {
+  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}, bundle?: string[], project?: ProjectRecord): Promise<void> {
     const early = this.#publisher;
     this.#publisher = undefined;
     if (this.settings.mode === 'read' || !this.usable) {
@@ -187,7 +226,8 @@ export class Remote {
     let r: PublishResult;
     try {
       const { Publisher } = await import('./publish.js');
-      r = await (early ?? new Publisher(store, this, hooks)).finish(names, kinds, bundle);
+      const shared = project && !this.#projectsRead.has(project.name) ? project : undefined;
+      r = await (early ?? new Publisher(store, this, hooks)).finish(names, kinds, bundle, shared);
     } catch (err) {
       // the install already succeeded: a publishing failure of any kind is a warning
       this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'publish' };
@@ -203,6 +243,7 @@ export class Remote {
       url: this.settings.url,
       mode: this.settings.mode,
       fromRemote: (this.#filled?.trees.size ?? 0) + this.#lazyTrees,
+      project: this.#projectUsed,
       // bytes that crossed the network (objects compressed), not what they unpack to
       downloadedBytes: this.client.stats.bytesIn,
       lazyObjects: this.#lazyObjects,
@@ -215,6 +256,9 @@ export class Remote {
 
   /** Content that was missing or did not match its digest (remembered for one warning). */
   damaged(what: string): void {
+    // the same damage met twice (the project record's fill, then the lockfile's) is one item
+    if (this.#damagedSeen.has(what)) return;
+    this.#damagedSeen.add(what);
     this.#damaged.push(what);
   }
 

@@ -1,6 +1,7 @@
 /**
  * The remote's gc: keys (and lockfile bundles, which hold key records)
- * written in the last `keepDays` days are live; every pack and loose object
+ * written in the last `keepDays` days are live; project records (which
+ * name keys, no content) older than that are deleted with the old keys; every pack and loose object
  * they reference is kept (a key carries its tree). Older keys and bundles are
  * deleted, then whatever no live key or bundle references — but only content older
  * than the grace period, so a publish in flight (its objects up, its key not
@@ -31,6 +32,9 @@ export interface RemoteGcResult {
   bundlesKept: number;
   /** old or unreadable bundles deleted */
   bundlesDeleted: number;
+  projectsKept: number;
+  /** project records older than keepDays deleted (a reader of one whose keys are gone plans the lockfile instead) */
+  projectsDeleted: number;
   deleted: { packs: number; objects: number; bytes: number };
   kept: { packs: number; objects: number; bytes: number };
 }
@@ -52,6 +56,8 @@ export async function remoteGc(remote: Remote, o: RemoteGcOptions): Promise<Remo
     keysUnreadable: 0,
     bundlesKept: 0,
     bundlesDeleted: 0,
+    projectsKept: 0,
+    projectsDeleted: 0,
     deleted: { packs: 0, objects: 0, bytes: 0 },
     kept: { packs: 0, objects: 0, bytes: 0 },
   };
@@ -106,7 +112,12 @@ export async function remoteGc(remote: Remote, o: RemoteGcOptions): Promise<Remo
       if (b.lastModified < graceSince) oldBundles.push(b.key);
     }
   });
-  // old keys and bundles first: from here on nothing names the content swept below
+  const projects = await list('projects');
+  const oldProjects = projects.filter((x) => x.lastModified < keepSince).map((x) => x.key);
+  result.projectsKept = projects.length - oldProjects.length;
+  result.projectsDeleted = oldProjects.length;
+  // old project records, keys and bundles first: from here on nothing names the content swept below
+  await del(oldProjects);
   await del(old);
   await del(oldBundles);
   result.keysDeleted = old.length;

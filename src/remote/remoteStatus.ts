@@ -1,13 +1,13 @@
 /**
  * `velo remote status`: what is where — the remote's keys (with their
- * trees), lockfile bundles, packs and loose objects (counts and bytes, from listings), and what this store has
+ * trees), lockfile bundles, project records, packs and loose objects (counts and bytes, from listings), and what this store has
  * recorded as published there.
  */
 import type { Store } from '../store/store.js';
 import { PublishRecord } from './publishRecord.js';
 import type { Remote } from './remote.js';
 
-export const REMOTE_AREAS = ['keys', 'bundles', 'packs', 'objects'] as const;
+export const REMOTE_AREAS = ['keys', 'bundles', 'projects', 'packs', 'objects'] as const;
 export type RemoteArea = (typeof REMOTE_AREAS)[number];
 
 export interface RemoteStatus {
