@@ -17,9 +17,11 @@ else VELO_REMOTE, else "remote" in velo.json or ~/.config/velo/config.json
 environment and files: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, ~/.aws/.
 
-  status            what the remote holds (keys with their trees, packs, loose objects:
-                    counts and bytes) and what this store has published there
-  gc                delete the keys written more than --keep-days ago (default 30),
+  status            what the remote holds (keys with their trees, lockfile bundles,
+                    project records, packs, loose objects: counts and bytes) and what
+                    this store has published there
+  gc                delete the keys, bundles and project records written more than
+                    --keep-days ago (default 30),
                     then every pack and object no remaining key references
                     and older than --grace-hours (default 48: a publish in flight
                     keeps its uploads)

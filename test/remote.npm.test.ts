@@ -255,7 +255,7 @@ describe('velo npm ci with a remote', () => {
     const env = { ...remoteEnv('team5'), VELO_HOME: fx.tmp() };
     // within the grace period nothing unreferenced goes
     const kept = JSON.parse((await veloAsync(['remote', 'gc', '--json'], env)).stdout);
-    expect(kept).toMatchObject({ keysDeleted: 0, deleted: { packs: 0, objects: 0 } });
+    expect(kept).toMatchObject({ keysDeleted: 0, projectsKept: 1, projectsDeleted: 0, deleted: { packs: 0, objects: 0 } });
     // grace 0: the orphan goes, everything the keys reference stays
     const dry = JSON.parse((await veloAsync(['remote', 'gc', '--grace-hours', '0', '--dry-run', '--json'], env)).stdout);
     expect(dry).toMatchObject({ dryRun: true, deleted: { packs: 1, objects: 0 } });
@@ -272,6 +272,7 @@ describe('velo npm ci with a remote', () => {
     // keep-days 0: every key is old, then nothing is referenced
     const all = JSON.parse((await veloAsync(['remote', 'gc', '--keep-days', '0', '--grace-hours', '0', '--json'], env)).stdout);
     expect(all.keysDeleted).toBeGreaterThan(0);
+    expect(all.projectsDeleted).toBe(1);
     expect(await listed('team5/')).toEqual([]);
   });
 });
