@@ -29,6 +29,7 @@ import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './reco
 import { withYoungGenerationHeld } from './youngGeneration.js';
 import { lazyFetcherScript, recordLazyTree } from '../remote/lazyRecord.js';
 import type { LazyFill } from '../remote/fill.js';
+import { dependencyKeys, groupDependencies, readProjectLockfile } from './lockfileDeps.js';
 import type { ProjectRecord } from '../remote/remoteProject.js';
 
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';
@@ -128,7 +129,7 @@ async function installFromManifest(
     const lazyTrees =
       left && remote
         ? {
-            record: (tree: string) => completed || recordLazyTree(store, remote.settings.url, left.missing, tree),
+            record: (tree: string) => completed || recordLazyTree(store, remote.settings.url, left.missing, tree, lazyDependencies(root, left)),
             complete: async () => {
               if (completed) return;
               // to be linked after all: every object now (a key the remote then fails for sends the install to the lockfile path)
@@ -197,7 +198,7 @@ async function installFromLockfile(
     o.progress?.phase?.('link');
     const { trees, warnings: layoutWarnings } = composeNodeModules(store, plan, builds.placed, !linkBuild);
     const lazy = fetched.lazy;
-    const lazyTrees = lazy && { record: (tree: string) => recordLazyTree(store, o.remote!.settings.url, lazy.missing, tree), complete: completeLazy };
+    const lazyTrees = lazy && { record: (tree: string) => recordLazyTree(store, o.remote!.settings.url, lazy.missing, tree, lazyDependencies(root, lazy)), complete: completeLazy };
     const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, mountable, lazyTrees);
     const fetchedBytes = fetched.fetchedBytes;
     writePending(store.home, root, asides);
@@ -259,6 +260,11 @@ async function installFromLockfile(
     });
     return withRemote(o, summary, usedKeys, lockfileKeys(plan), recorded && { manifest: recorded.manifest, root, userEnv, versions });
   });
+}
+
+/** Each lazy group's dependency groups, from the project's lockfile (the mount's fetcher takes them along). */
+function lazyDependencies(root: string, lazy: LazyFill): number[][] {
+  return groupDependencies(lazy.groups, dependencyKeys(readProjectLockfile(root)));
 }
 
 /** Objects can be left in the remote for the mount to fetch: FUSE works here and the fetcher is built. */

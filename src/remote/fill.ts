@@ -121,6 +121,8 @@ export interface LazyFill {
   missing: Map<string, LazyObject[]>;
   found: Found[];
   wanted: Map<string, Wanted>;
+  /** the key name of each group a missing object names (LazyObject.group) */
+  groups: string[];
 }
 
 export async function lazyFillFromRemote(
@@ -148,7 +150,7 @@ export async function lazyFillFromRemote(
     if (!user) continue; // wanted by no key that checked out
     missing.set(w.digest, [...w.execs].map((exec) => ({ digest: w.digest, size: w.size, exec, loc: w.loc, group: group.get(user)! })));
   }
-  return { trees, missing, found: found.filter((f) => !f.bad), wanted };
+  return { trees, missing, found: found.filter((f) => !f.bad), wanted, groups: found.map((f) => f.name) };
 }
 
 /** Download what a lazy fill left in the remote (what is in the store by now is skipped) and set its keys. */

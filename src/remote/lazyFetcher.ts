@@ -10,7 +10,10 @@
  * unreachable, refused, a digest that does not match) is one line in the
  * mount's log and an error answer: that open fails with EIO, and no wrong
  * byte is ever stored or served. Requests for one object while it is being
- * fetched share its download.
+ * fetched share its download. When a package is first opened, the packages
+ * it requires (the record's `deps`, from the lockfile) are fetched too, a
+ * few GETs at a time, nearest first: Node's require opens them next, and one
+ * GET after another would wait a round trip each.
  *
  *   node lazyFetcher.js --dir <mount dir> --objects <store>/objects --tree <tree digest>
  *
@@ -44,6 +47,8 @@ export interface FetchStats {
   bytesIn: number;
   /** objects that could not be fetched (the open failed with EIO) */
   failed: number;
+  /** of `objects`, those fetched ahead of an open, as a dependency of a package opened */
+  prefetched: number;
 }
 
 const { values } = parseArgs({ options: { dir: { type: 'string' }, objects: { type: 'string' }, tree: { type: 'string' } } });
@@ -54,7 +59,7 @@ if (!values.dir || !values.objects || !values.tree) {
 const mountDir = values.dir;
 const home = dirname(values.objects);
 const tree = values.tree;
-const stats: FetchStats = { objects: 0, bytes: 0, requests: 0, bytesIn: 0, failed: 0 };
+const stats: FetchStats = { objects: 0, bytes: 0, requests: 0, bytesIn: 0, failed: 0, prefetched: 0 };
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} [${process.pid}] fetcher: ${message}\n`);
@@ -125,7 +130,7 @@ function batchFor(o: LazyObject): LazyObject[] {
 }
 
 /** Fetch a batch into the store (one GET); per object: undefined when it is in the store, else why not. */
-async function fetchBatch(batch: LazyObject[]): Promise<(string | undefined)[]> {
+async function fetchBatch(batch: LazyObject[], ahead: boolean): Promise<(string | undefined)[]> {
   const why = (w: string): (string | undefined)[] => batch.map(() => w);
   if (!client || !settings) return why(`not an object of tree ${tree} left in the remote`);
   const first = batch[0]!;
@@ -153,28 +158,33 @@ async function fetchBatch(batch: LazyObject[]): Promise<(string | undefined)[]> 
     if (!r.ok[i]) return `object ${o.digest} in ${key} does not match its digest: not used`;
     stats.objects++;
     stats.bytes += o.size;
+    if (ahead) stats.prefetched++;
     return undefined;
   });
 }
 
 const inFlight = new Map<string, Promise<string | undefined>>();
 
-/** Fetch the object named (with its batch); requests for an object already on its way share that download. */
-function fetchOnce(name: string): Promise<string | undefined> {
+/**
+ * Fetch the object named (with its batch); requests for an object already on
+ * its way share that download. `ahead`: not asked for by an open (a
+ * dependency fetched early); a failure then fails no open.
+ */
+function fetchOnce(name: string, ahead = false): Promise<string | undefined> {
   const pending = inFlight.get(name);
   if (pending) return pending;
   const o = byName.get(name);
   if (!o) return Promise.resolve(`${name} is not an object of tree ${tree} left in the remote`);
   if (present(o)) return Promise.resolve(undefined);
   const batch = batchFor(o);
-  const results = fetchBatch(batch).catch((err: unknown) => batch.map(() => `unexpected error: ${(err as Error).message}`));
+  const results = fetchBatch(batch, ahead).catch((err: unknown) => batch.map(() => `unexpected error: ${(err as Error).message}`));
   let answer: Promise<string | undefined> | undefined;
   batch.forEach((x, i) => {
     const p = results.then((r) => {
       const w = r[i];
       if (w !== undefined) {
-        stats.failed++;
-        log(`cannot fetch ${nameOf(x)}: ${w}`);
+        if (!ahead) stats.failed++;
+        log(`cannot fetch ${nameOf(x)}${ahead ? ' ahead of its open' : ''}: ${w}`);
       }
       statsChanged();
       return w;
@@ -184,6 +194,66 @@ function fetchOnce(name: string): Promise<string | undefined> {
     if (x === o) answer = p;
   });
   return answer!;
+}
+
+/** Dependency groups fetched ahead, at most this many GETs at once (an open's own fetch never waits for them) */
+const AHEAD_CONCURRENCY = 4;
+/** and at most this many packages taken along per package opened (nearest first; theirs follow when they are opened) */
+const AHEAD_GROUPS = 64;
+const depsOf = record?.deps ?? [];
+const objectsOf = new Map<number, LazyObject[]>();
+for (const o of record?.objects ?? []) {
+  const list = objectsOf.get(o.group);
+  if (list) list.push(o);
+  else objectsOf.set(o.group, [o]);
+}
+/** packages whose dependencies were queued (once per mount), and packages queued to fetch ahead */
+const expanded = new Set<number>();
+const queued = new Set<number>();
+const aheadQueue: number[] = [];
+let aheadRunning = 0;
+
+/** A package was opened: queue the rest of it, then the packages it requires, breadth first, for fetching ahead. */
+function takeDependenciesAlong(group: number): void {
+  if (expanded.has(group)) return;
+  expanded.add(group);
+  const seen = new Set([group]);
+  const queue = [group];
+  let taken = 0;
+  while (queue.length > 0 && taken < AHEAD_GROUPS) {
+    const g = queue.shift()!;
+    if (!queued.has(g) && objectsOf.has(g)) {
+      queued.add(g);
+      aheadQueue.push(g);
+      taken++;
+    }
+    for (const d of depsOf[g] ?? []) {
+      if (seen.has(d)) continue;
+      seen.add(d);
+      queue.push(d);
+    }
+  }
+  pumpAhead();
+}
+
+function pumpAhead(): void {
+  while (aheadRunning < AHEAD_CONCURRENCY && aheadQueue.length > 0) {
+    const g = aheadQueue.shift()!;
+    aheadRunning++;
+    void fetchGroup(g).finally(() => {
+      aheadRunning--;
+      pumpAhead();
+    });
+  }
+}
+
+/** Every object of a package still missing, a batch (one GET) at a time. */
+async function fetchGroup(group: number): Promise<void> {
+  for (const o of objectsOf.get(group) ?? []) {
+    const name = nameOf(o);
+    if (inFlight.has(name) || present(o)) continue;
+    await fetchOnce(name, true);
+  }
 }
 
 const socket = new Socket({ fd: 3, readable: true, writable: true });
@@ -200,7 +270,11 @@ createInterface({ input: socket, crlfDelay: Infinity }).on('line', (line) => {
   const sp = line.indexOf(' ');
   const id = line.slice(0, sp);
   if (sp <= 0 || !/^\d+$/.test(id)) return;
-  void fetchOnce(line.slice(sp + 1)).then((why) => {
+  const name = line.slice(sp + 1);
+  const asked = fetchOnce(name);
+  const o = byName.get(name);
+  if (o) takeDependenciesAlong(o.group);
+  void asked.then((why) => {
     if (!socket.destroyed) socket.write(why === undefined ? `${id} ok\n` : `${id} error ${why.replace(/\n/g, ' ')}\n`);
   });
 });

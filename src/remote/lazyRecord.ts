@@ -6,7 +6,11 @@
  * (lazyFetcher.ts), and tells `velo verify` that the tree's missing objects
  * are expected, not damage:
  *
- *   <store>/remote/lazy/<tree>.json   {v, remote, tree, objects: [[digest, size, exec, pack, offset, length, enc, group, at], …]}
+ *   <store>/remote/lazy/<tree>.json   {v, remote, tree, objects: [[digest, size, exec, pack, offset, length, enc, group, at], …],
+ *                                      deps: [[group, …] per group]}
+ *
+ * A group is a package; `deps` (optional) names the packages each one
+ * requires, which the fetcher takes along when the package is first opened.
  *
  * The package keys of such a tree are NOT set in the store (a key promises
  * every object is present): a later install looks them up in the remote
@@ -41,6 +45,8 @@ export interface LazyRecord {
   remote: string;
   tree: string;
   objects: LazyObject[];
+  /** per group: the groups it requires (fetched early once it is opened); absent: none known */
+  deps?: number[][];
 }
 
 type Row = [string, number, 0 | 1, string, number, number, ObjectEncoding, number, number];
@@ -55,7 +61,8 @@ export function hasLazyRecord(home: string, tree: string): boolean {
 
 export function writeLazyRecord(store: Store, record: LazyRecord): void {
   const rows: Row[] = record.objects.map((o) => [o.digest, o.size, o.exec ? 1 : 0, o.loc.pack, o.loc.offset, o.loc.length, o.loc.enc, o.group, o.loc.at ?? 0]);
-  writeFileAtomic(lazyRecordPath(store.home, record.tree), JSON.stringify({ v: LAZY_FORMAT, remote: record.remote, tree: record.tree, objects: rows }) + '\n', store.tmpPath('lazy'));
+  const body = { v: LAZY_FORMAT, remote: record.remote, tree: record.tree, objects: rows, ...(record.deps ? { deps: record.deps } : {}) };
+  writeFileAtomic(lazyRecordPath(store.home, record.tree), JSON.stringify(body) + '\n', store.tmpPath('lazy'));
 }
 
 const nonNegInt = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -68,7 +75,7 @@ export function readLazyRecord(home: string, tree: string): LazyRecord | undefin
   } catch {
     return undefined;
   }
-  const r = raw as { v?: unknown; remote?: unknown; tree?: unknown; objects?: unknown };
+  const r = raw as { v?: unknown; remote?: unknown; tree?: unknown; objects?: unknown; deps?: unknown };
   if (!r || r.v !== LAZY_FORMAT || typeof r.remote !== 'string' || r.tree !== tree || !Array.isArray(r.objects)) return undefined;
   const objects: LazyObject[] = [];
   for (const row of r.objects as unknown[]) {
@@ -78,7 +85,9 @@ export function readLazyRecord(home: string, tree: string): LazyRecord | undefin
     if (typeof pack !== 'string' || (pack !== '' && !isDigest(pack)) || !nonNegInt(offset) || !nonNegInt(length) || (enc !== 0 && enc !== 1 && enc !== 2) || !nonNegInt(group) || !nonNegInt(at)) return undefined;
     objects.push({ digest, size, exec: exec === 1, loc: enc === 2 ? { pack, offset, length, enc, at } : { pack, offset, length, enc }, group });
   }
-  return { remote: r.remote, tree, objects };
+  // dependencies only decide what is fetched early: a malformed list is ignored, not the record
+  const deps = Array.isArray(r.deps) && r.deps.every((d) => Array.isArray(d) && d.every(nonNegInt)) ? (r.deps as number[][]) : undefined;
+  return { remote: r.remote, tree, objects, ...(deps ? { deps } : {}) };
 }
 
 /**
@@ -100,7 +109,7 @@ export function lazyFetcherScript(): string | undefined {
  * is not (the caller fetches everything first); true when recorded, or when
  * nothing is missing and no record is needed.
  */
-export function recordLazyTree(store: Store, remoteUrl: string, missing: Map<string, LazyObject[]>, tree: string): boolean {
+export function recordLazyTree(store: Store, remoteUrl: string, missing: Map<string, LazyObject[]>, tree: string, deps?: number[][]): boolean {
   const objects: LazyObject[] = [];
   const seen = new Set<string>();
   for (const e of parseTree(readTreeBuffer(store, tree)).entries) {
@@ -113,7 +122,7 @@ export function recordLazyTree(store: Store, remoteUrl: string, missing: Map<str
     if (o && o.size === e.size) objects.push(o);
     else if (!objectLooksIntact(store.objectPath(e.digest, e.exec), e.size)) return false;
   }
-  if (objects.length > 0) writeLazyRecord(store, { remote: remoteUrl, tree, objects });
+  if (objects.length > 0) writeLazyRecord(store, { remote: remoteUrl, tree, objects, ...(deps ? { deps } : {}) });
   return true;
 }
 
