@@ -98,6 +98,28 @@ describe('lockfile variants', () => {
     expect(JSON.parse(withOptional.stdout)).toMatchObject({ noop: false });
     expect(Object.keys(snapshot(p.dir)).length).toBeGreaterThan(Object.keys(expected).length);
   });
+
+  it('NODE_ENV=production omits dev dependencies as npm does, and is an input: the same store lays out each tree for its own NODE_ENV', async () => {
+    const p = await project('dev');
+    assertNpmOk(await p.npm(['ci'], { env: { ...p.env, NODE_ENV: 'production' } }), 'NODE_ENV=production npm ci');
+    const production = snapshot(p.dir);
+    expect(Object.keys(production).some((k) => k.startsWith('velo-fx-devtool'))).toBe(false);
+    assertNpmOk(await p.npm(['ci']), 'npm ci');
+    const full = snapshot(p.dir);
+    expect(Object.keys(full).some((k) => k.startsWith('velo-fx-devtool'))).toBe(true);
+    const storeHome = tmp();
+    for (const [nodeEnv, expected] of [['production', production], [undefined, full], ['production', production]] as const) {
+      rmSync(join(p.dir, 'node_modules'), { recursive: true, force: true });
+      const env = { ...veloEnv(p, storeHome), ...(nodeEnv ? { NODE_ENV: nodeEnv } : {}) };
+      const r = await veloAsync(['npm', 'ci'], env, p.dir);
+      expect(r.code, r.stderr).toBe(0);
+      expect(snapshot(p.dir), `NODE_ENV=${nodeEnv ?? ''}`).toEqual(expected);
+    }
+    // and the no-op check sees it change too
+    const again = await veloAsync(['npm', 'ci', '--json'], veloEnv(p, storeHome), p.dir);
+    expect(JSON.parse(again.stdout)).toMatchObject({ noop: false });
+    expect(snapshot(p.dir)).toEqual(full);
+  });
 });
 
 describe('install scripts', () => {

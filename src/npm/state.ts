@@ -45,7 +45,7 @@ function readOr(path: string): Buffer | string {
 }
 
 /**
- * Inputs: lockfile, package.json, .npmrc files, npm_config_* env, the arguments, platform and Node ABI.
+ * Inputs: lockfile, package.json, .npmrc files, npm_config_* env, NODE_ENV, the arguments, platform and Node ABI.
  * `ignoreEnv`: npm_config_* variables left out (the remote's project name: where caches and logs go).
  */
 export function inputsDigest(
@@ -72,6 +72,8 @@ export function inputsDigest(
     .sort()
     .map((k) => `${k}=${env[k]}`);
   add('env', npmEnv.join('\n'));
+  // npm's omit defaults to dev when NODE_ENV is production
+  add('node_env', env.NODE_ENV ?? '');
   add('projection', `${env.VELO_PROJECTION ?? ''}/${env.VELO_METHOD ?? ''}`);
   for (const p of extraInputs) add(`extra:${p}`, readOr(resolve(root, p)));
   return h.digest('hex');
@@ -132,7 +134,7 @@ export function inputStamps(root: string, args: string[], extraInputs: string[],
     .filter((k) => /^npm_config_/i.test(k))
     .sort()
     .map((k) => `${k}=${env[k]}`);
-  return JSON.stringify([veloVersion, process.platform, process.arch, process.versions.modules, args, npmEnv, env.VELO_PROJECTION ?? '', env.VELO_METHOD ?? '', stats]);
+  return JSON.stringify([veloVersion, process.platform, process.arch, process.versions.modules, args, npmEnv, env.NODE_ENV ?? '', env.VELO_PROJECTION ?? '', env.VELO_METHOD ?? '', stats]);
 }
 
 /** True when the project is exactly as velo left it for these inputs. */
