@@ -95,10 +95,9 @@ export interface FillOptions {
 export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
   const requests0 = remote.client.stats.requests;
   const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
-  // the workers load while the keys are looked up
+  // the workers load while the keys are looked up, from the first key found: a remote that has none of them starts none
   const pool = remoteJobPool();
-  pool?.start();
-  const found = await lookUpAll(store, remote, names, kinds, options.bundle, result.absent);
+  const found = await lookUpAll(store, remote, names, kinds, options.bundle, result.absent, () => pool?.start());
   const wanted = wantedObjects(store, remote, found);
   // a key whose objects are all in is set while the rest download (the main thread mostly waits on the workers)
   const keys = new KeyCommitter(store, options, result);
@@ -155,7 +154,15 @@ export async function completeLazyFill(store: Store, remote: Remote, lazy: LazyF
 }
 
 /** Every key's record checked (from the bundle when there is one); the keys the remote lacks go to `absent`. */
-async function lookUpAll(store: Store, remote: Remote, names: string[], kinds: readonly string[], bundle: string[] | undefined, absent: string[]): Promise<Found[]> {
+async function lookUpAll(
+  store: Store,
+  remote: Remote,
+  names: string[],
+  kinds: readonly string[],
+  bundle: string[] | undefined,
+  absent: string[],
+  onFirstFound?: () => void,
+): Promise<Found[]> {
   remote.phase = 'fetch';
   const found: Found[] = [];
   const fromBundle = bundle ? await readBundle(remote, bundle, names) : new Map<string, DecodedKey>();
@@ -163,7 +170,7 @@ async function lookUpAll(store: Store, remote: Remote, names: string[], kinds: r
     const bundled = fromBundle.get(name);
     const f = bundled ? examine(store, remote, name, kinds, bundled) : await lookUp(store, remote, name, kinds);
     if (f === 'absent') absent.push(name);
-    else if (f) found.push(f);
+    else if (f && found.push(f) === 1) onFirstFound?.();
   });
   return found;
 }
