@@ -26,7 +26,7 @@ import { ingestPool, type IngestPool, type JobRequest } from '../store/ingestPoo
 import { writeObjectBatch, type HeldObject } from '../store/writeObjectBatch.js';
 import type { Store } from '../store/store.js';
 import { defaultIngestThreads } from '../store/addFilesFromDir.js';
-import { BlobEncoder, decodeFrame, decodeObject, reviveBlobs, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
+import { BlobEncoder, blobsBuffer, decodeFrame, decodeObject, movableBlobs, reviveBlobs, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
 
 export interface CheckInItem {
   digest: string;
@@ -140,7 +140,15 @@ export function encodeObjects(items: EncodeItem[]): Omit<EncodeReply, 'id'> {
     else encoder.add(i, data);
   });
   encoder.close();
+  // one buffer, moved to the caller's thread rather than copied (movableBlobs)
+  movableBlobs(encoder.blobs);
   return { blobs: encoder.blobs, bad };
+}
+
+/** What a job's reply can move rather than copy back (postMessage's transfer list). */
+export function replyTransfer(reply: CheckInReply | EncodeReply): ArrayBuffer[] | undefined {
+  const buffer = 'blobs' in reply ? blobsBuffer(reply.blobs) : undefined;
+  return buffer ? [buffer] : undefined;
 }
 
 /** In a worker thread: run one job (ingestWorker.ts, which keeps its Stores open). */
