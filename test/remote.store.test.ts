@@ -177,6 +177,38 @@ describe('remote store tier (weed mini)', () => {
     store.close();
   });
 
+  it('many keys to look up on a remote that has few: its key list answers for the absent ones (not a GET each), the others fill as usual', async () => {
+    const { store, keys, dirs } = await seededStore();
+    await publishToRemote(store, remoteFor('p9/'), keys, ['npm']);
+    const unknown = Array.from({ length: 300 }, (_, i) => `npm:sha512-nobody-published-${i}`);
+    for (const who of ['rw', 'ro'] as const) {
+      const fresh = Store.open(join(tmp(), 'store'));
+      const remote = remoteFor('p9/', who);
+      const r = await fillFromRemote(fresh, remote, [...unknown, ...keys], ['npm']);
+      expect(remote.warnings()).toEqual([]);
+      expect([...r.trees.keys()].sort()).toEqual([...keys].sort());
+      expect(r.absent.sort()).toEqual([...unknown].sort());
+      // one listing, then the two keys and their objects: not a GET per key
+      expect(r.requests).toBeLessThan(10);
+      for (const [i, key] of keys.entries()) {
+        expect(getKey(fresh, key)).toBe(getKey(store, key));
+        const parent = tmp();
+        await materialize(fresh, getKey(fresh, key)!, join(parent, 'out'), { method: 'copy', within: parent });
+        expect(asObject(describeDir(join(parent, 'out')))).toEqual(asObject(describeDir(dirs[i]!)));
+      }
+      fresh.close();
+    }
+    // a server that is down: one warning, nothing filled, no request after the listing's
+    const fresh = Store.open(join(tmp(), 'store'));
+    const down = remoteFor('p9/', 'rw', { AWS_ENDPOINT_URL: await deadEndpoint() });
+    expect((await fillFromRemote(fresh, down, [...unknown, ...keys], ['npm'])).trees.size).toBe(0);
+    expect(down.warnings()).toHaveLength(1);
+    expect(down.warnings()[0]).toMatch(/not used: .*ECONNREFUSED/);
+    expect(down.client.stats.requests).toBe(1);
+    fresh.close();
+    store.close();
+  });
+
   it('a wrong secret or a server that is down: one warning and nothing filled, quickly', async () => {
     const { store, keys } = await seededStore();
     await publishToRemote(store, remoteFor('p4/'), keys, ['npm']);
