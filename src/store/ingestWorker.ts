@@ -57,7 +57,7 @@ port.on('message', (req: BatchRequest | RemoteJobRequest) => {
   // the remote tier's jobs (src/remote/remoteJobs.ts) share these threads
   chain = chain.then(async () => {
     if (!('job' in req)) return port.postMessage(await runBatch(req));
-    const reply = runRemoteJob(req, storeAt);
+    const reply = await runRemoteJob(req, storeAt);
     port.postMessage(reply, replyTransfer(reply));
   });
 });
