@@ -150,6 +150,7 @@ async function encodeLarge(it: EncodeItem): Promise<{ bytes: Buffer; enc: 0 | 1 
     outSize += c.length;
   });
   const ended = once(z, 'end');
+  ended.catch(() => undefined); // a compressor error is seen where it is awaited, never as an unhandled rejection
   let size = 0;
   try {
     for (;;) {

@@ -202,8 +202,9 @@ export class HashedObjectEncoder {
  * it, and return that buffer: to be moved to another thread (postMessage's
  * transfer list) rather than copied. A blob is otherwise often a view of a
  * larger buffer (a zstd output chunk, Node's pool for small Buffers), which
- * a structured copy sends whole, and copies twice: 1207 packages' 170 MB
- * of encoded objects arrived on the main thread as ~3x that.
+ * a structured copy sends whole, and copies twice (serialized, then
+ * allocated again on the other side): a 100-byte view of a 16 KiB Buffer
+ * arrived as a 64 KiB ArrayBuffer.
  */
 export function movableBlobs(blobs: EncodedBlob[]): ArrayBuffer | undefined {
   let total = 0;
