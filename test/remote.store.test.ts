@@ -177,6 +177,38 @@ describe('remote store tier (weed mini)', () => {
     store.close();
   });
 
+  it('many keys to look up on a remote that has few: its key list answers for the absent ones (not a GET each), the others fill as usual', async () => {
+    const { store, keys, dirs } = await seededStore();
+    await publishToRemote(store, remoteFor('p9/'), keys, ['npm']);
+    const unknown = Array.from({ length: 300 }, (_, i) => `npm:sha512-nobody-published-${i}`);
+    for (const who of ['rw', 'ro'] as const) {
+      const fresh = Store.open(join(tmp(), 'store'));
+      const remote = remoteFor('p9/', who);
+      const r = await fillFromRemote(fresh, remote, [...unknown, ...keys], ['npm']);
+      expect(remote.warnings()).toEqual([]);
+      expect([...r.trees.keys()].sort()).toEqual([...keys].sort());
+      expect(r.absent.sort()).toEqual([...unknown].sort());
+      // one listing, then the two keys and their objects: not a GET per key
+      expect(r.requests).toBeLessThan(10);
+      for (const [i, key] of keys.entries()) {
+        expect(getKey(fresh, key)).toBe(getKey(store, key));
+        const parent = tmp();
+        await materialize(fresh, getKey(fresh, key)!, join(parent, 'out'), { method: 'copy', within: parent });
+        expect(asObject(describeDir(join(parent, 'out')))).toEqual(asObject(describeDir(dirs[i]!)));
+      }
+      fresh.close();
+    }
+    // a server that is down: one warning, nothing filled, no request after the listing's
+    const fresh = Store.open(join(tmp(), 'store'));
+    const down = remoteFor('p9/', 'rw', { AWS_ENDPOINT_URL: await deadEndpoint() });
+    expect((await fillFromRemote(fresh, down, [...unknown, ...keys], ['npm'])).trees.size).toBe(0);
+    expect(down.warnings()).toHaveLength(1);
+    expect(down.warnings()[0]).toMatch(/not used: .*ECONNREFUSED/);
+    expect(down.client.stats.requests).toBe(1);
+    fresh.close();
+    store.close();
+  });
+
   it('a wrong secret or a server that is down: one warning and nothing filled, quickly', async () => {
     const { store, keys } = await seededStore();
     await publishToRemote(store, remoteFor('p4/'), keys, ['npm']);
@@ -289,6 +321,50 @@ describe('remote store tier (weed mini)', () => {
     store.close();
     fresh.close();
     third.close();
+  });
+
+  it('objects of 16 MiB and more are read, hashed and compressed in chunks: compressible ones zstd, the others as they are, one edited in place never published', async () => {
+    const store = Store.open(join(tmp(), 'store'));
+    const dirs: string[] = [];
+    const keys: string[] = [];
+    const text = Buffer.from('module.exports = function large() { return 42; };\n'.repeat(((17 << 20) >> 5) + 3));
+    for (const [i, content] of [text, randomBytes((16 << 20) + 7), Buffer.concat([text, Buffer.from('edited later')])].entries()) {
+      const dir = tmp();
+      writeFileSync(join(dir, 'large.bin'), content);
+      writeFileSync(join(dir, 'small.js'), `module.exports = ${i};\n`);
+      const r = await ingestDir(store, dir, { threads: 1 });
+      const key = `npm:sha512-large-${i}-${Math.random()}`;
+      setKey(store, key, r.tree, { kind: 'npm', files: r.files, logicalBytes: r.bytes });
+      dirs.push(dir);
+      keys.push(key);
+    }
+    // the third package's large object edited in place in the store, same size: its key is not published
+    const edited = readTree(store, getKey(store, keys[2]!)!).entries.find((e) => e.kind === 'file' && e.path === 'large.bin')!;
+    if (edited.kind !== 'file') throw new Error('unreachable');
+    const path = store.objectPath(edited.digest, edited.exec);
+    chmodSync(path, 0o644);
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 1] ^= 1;
+    writeFileSync(path, bytes);
+    const remote = remoteFor('p10/');
+    const pub = await publishToRemote(store, remote, keys, ['npm']);
+    expect(remote.warnings()).toEqual([]);
+    expect(pub).toMatchObject({ keys: 2, skipped: 1 });
+    // the noise went up as it is (on its own), the text compressed (so small it went into a pack)
+    expect((await s3.list('p10/objects/')).map((o) => o.size)).toEqual([(16 << 20) + 7]);
+    expect((await s3.list('p10/packs/')).reduce((n, o) => n + o.size, 0)).toBeLessThan(text.length / 100);
+    const fresh = Store.open(join(tmp(), 'store'));
+    const r2 = remoteFor('p10/');
+    const filled = await fillFromRemote(fresh, r2, keys, ['npm']);
+    expect(r2.warnings()).toEqual([]);
+    expect([...filled.trees.keys()].sort()).toEqual(keys.slice(0, 2).sort());
+    for (const [i, key] of keys.slice(0, 2).entries()) {
+      const parent = tmp();
+      await materialize(fresh, getKey(fresh, key)!, join(parent, 'out'), { method: 'copy', within: parent });
+      expect(asObject(describeDir(join(parent, 'out')))).toEqual(asObject(describeDir(dirs[i]!)));
+    }
+    store.close();
+    fresh.close();
   });
 
   it('encoded objects waiting for slow uploads are bounded: past 64 MiB, a package is read from the store when its turn comes', async () => {

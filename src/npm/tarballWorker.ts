@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { HttpPool } from '../fetch/httpPool.js';
 import { Store } from '../store/store.js';
 import { runTarballJob, type TarballJob, type TarballJobSetup } from './tarballJob.js';
+import { blobsBuffer } from '../remote/remoteLayout.js';
 
 const port = parentPort;
 if (!port) throw new Error('tarballWorker.js runs as a worker thread');
@@ -19,5 +20,9 @@ store.noteNewObject = () => undefined;
 store.flushCounters = () => undefined;
 const http = new HttpPool(setup.agent);
 port.on('message', (job: TarballJob) => {
-  void runTarballJob(store, http, setup.retry, job).then((reply) => port.postMessage(reply));
+  void runTarballJob(store, http, setup.retry, job).then((reply) => {
+    // the encoded objects (one buffer, HashedObjectEncoder.finish) are moved, not copied
+    const encoded = reply.ok && !reply.notFound ? reply.ingest.encoded && blobsBuffer(reply.ingest.encoded.blobs) : undefined;
+    port.postMessage(reply, encoded ? [encoded] : undefined);
+  });
 });

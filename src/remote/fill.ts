@@ -32,11 +32,14 @@ import {
 import { runPool } from './pool.js';
 import { checkIn, remoteJobPool, type CheckInItem } from './remoteJobs.js';
 import type { Remote } from './remote.js';
+import { RemoteError } from './s3Client.js';
 import type { LazyObject } from './lazyRecord.js';
 
 export const FETCH_CONCURRENCY = 16;
 /** keys are small (one GET each, latency-bound): more of them in flight */
 const KEY_CONCURRENCY = 32;
+/** more keys than this to look up one by one: the remote's key list is read alongside (smallKeyList) */
+const LIST_KEYS_FROM = 200;
 const EMPTY_DIGEST = hashBuffer(Buffer.alloc(0));
 /** the most a key's JSON (its tree included) from the remote may weigh: the remote is untrusted, memory is not */
 const KEY_MAX_BYTES = 512 << 20;
@@ -95,10 +98,9 @@ export interface FillOptions {
 export async function fillFromRemote(store: Store, remote: Remote, names: string[], kinds: readonly string[], options: FillOptions = {}): Promise<FillResult> {
   const requests0 = remote.client.stats.requests;
   const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
-  // the workers load while the keys are looked up
+  // the workers load while the keys are looked up, from the first key found: a remote that has none of them starts none
   const pool = remoteJobPool();
-  pool?.start();
-  const found = await lookUpAll(store, remote, names, kinds, options.bundle, result.absent);
+  const found = await lookUpAll(store, remote, names, kinds, options.bundle, result.absent, () => pool?.start());
   const wanted = wantedObjects(store, remote, found);
   // a key whose objects are all in is set while the rest download (the main thread mostly waits on the workers)
   const keys = new KeyCommitter(store, options, result);
@@ -165,15 +167,29 @@ export async function completeLazyFill(store: Store, remote: Remote, lazy: LazyF
 }
 
 /** Every key's record checked (from the bundle when there is one); the keys the remote lacks go to `absent`. */
-async function lookUpAll(store: Store, remote: Remote, names: string[], kinds: readonly string[], bundle: string[] | undefined, absent: string[]): Promise<Found[]> {
+async function lookUpAll(
+  store: Store,
+  remote: Remote,
+  names: string[],
+  kinds: readonly string[],
+  bundle: string[] | undefined,
+  absent: string[],
+  onFirstFound?: () => void,
+): Promise<Found[]> {
   remote.phase = 'fetch';
   const found: Found[] = [];
   const fromBundle = bundle ? await readBundle(remote, bundle, names) : new Map<string, DecodedKey>();
+  // many keys to ask for one by one: first the remote's key list, when it is one page (a new or small
+  // remote), and a key not in it is absent without its GET (an empty remote: a publishing install's
+  // ~1,000 lookups that all answered 404). A larger remote: one request more, then the GETs as before
+  const unbundled = names.filter((n) => !fromBundle.has(n)).length;
+  const listed = unbundled > LIST_KEYS_FROM ? await smallKeyList(remote) : undefined;
   await runPool(names, KEY_CONCURRENCY, async (name) => {
     const bundled = fromBundle.get(name);
+    if (!bundled && listed && !listed.has(keyObjectName(remote.prefix, name))) return void absent.push(name);
     const f = bundled ? examine(store, remote, name, kinds, bundled) : await lookUp(store, remote, name, kinds);
     if (f === 'absent') absent.push(name);
-    else if (f) found.push(f);
+    else if (f && found.push(f) === 1) onFirstFound?.();
   });
   return found;
 }
@@ -324,6 +340,25 @@ async function readBundle(remote: Remote, bundle: string[], names: string[]): Pr
     remote.damaged((err as Error).message);
     return new Map();
   }
+}
+
+/**
+ * Every key object's name in the remote, when they fit in one listing page;
+ * undefined when they do not, or the listing was refused (a read-only
+ * credential may not list: no failure of the remote, the GETs go on). A
+ * remote that does not answer has failed, as on a GET (one warning, no
+ * further request).
+ */
+async function smallKeyList(remote: Remote): Promise<Set<string> | undefined> {
+  return remote.guard(async () => {
+    try {
+      const page = await remote.client.listPage(`${remote.prefix}keys/`);
+      return page.truncated ? undefined : new Set(page.objects.map((o) => o.key));
+    } catch (err) {
+      if (err instanceof RemoteError && err.status === 0) throw err;
+      return undefined;
+    }
+  });
 }
 
 async function lookUp(store: Store, remote: Remote, name: string, kinds: readonly string[]): Promise<Found | 'absent' | undefined> {

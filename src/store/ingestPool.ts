@@ -85,15 +85,24 @@ export class IngestPool {
     this.#script = script;
   }
 
-  /** Start the workers now (they load while the caller does other work; they stop after being idle as usual). */
-  start(): void {
-    while (this.#slots.length < this.size) this.#spawn();
+  /**
+   * Start `count` workers now (default: all; they load while the caller does other work; they stop
+   * after being idle as usual). Only for work that is sure to come: a worker that gets no job cost
+   * its start for nothing.
+   */
+  start(count = this.size): void {
+    while (this.#slots.length < Math.min(count, this.size)) this.#spawn();
     this.#pump();
   }
 
   /** true while workers are running (started by an earlier ingest) */
   get warm(): boolean {
     return this.#slots.length > 0;
+  }
+
+  /** how many workers are running */
+  get workers(): number {
+    return this.#slots.length;
   }
 
   run(req: Omit<BatchRequest, 'id'>, skip?: () => boolean): Promise<BatchReply> {
@@ -119,7 +128,14 @@ export class IngestPool {
       clearTimeout(this.#idleTimer);
       this.#idleTimer = undefined;
     }
-    while (this.#slots.length < this.size && this.#queue.length > 0) this.#spawn();
+    // a worker more only while every running one is busy and work waits: one queued job starts one
+    // worker, not the pool's size (a worker's start costs ~250 ms of CPU; a publish that encodes a
+    // few large files, or a check-in pool on an empty remote, spent that on workers that never got a job)
+    let idle = this.#slots.filter((s) => s.inFlight.size === 0).length;
+    while (this.#slots.length < this.size && this.#queue.length > idle) {
+      this.#spawn();
+      idle++;
+    }
     for (;;) {
       const task = this.#queue[0];
       if (!task) break;

@@ -15,7 +15,7 @@ import { VeloError } from '../errors.js';
 import { ingestFile } from './ingestFile.js';
 import { Store } from './store.js';
 import type { BatchRequest, BatchReply } from './ingestPool.js';
-import { runRemoteJob, type RemoteJobRequest } from '../remote/remoteJobs.js';
+import { replyTransfer, runRemoteJob, type RemoteJobRequest } from '../remote/remoteJobs.js';
 
 const stores = new Map<string, Store>();
 
@@ -55,5 +55,9 @@ if (!port) throw new Error('ingestWorker.js runs as a worker thread');
 let chain: Promise<void> = Promise.resolve();
 port.on('message', (req: BatchRequest | RemoteJobRequest) => {
   // the remote tier's jobs (src/remote/remoteJobs.ts) share these threads
-  chain = chain.then(async () => port.postMessage('job' in req ? runRemoteJob(req, storeAt) : await runBatch(req)));
+  chain = chain.then(async () => {
+    if (!('job' in req)) return port.postMessage(await runBatch(req));
+    const reply = await runRemoteJob(req, storeAt);
+    port.postMessage(reply, replyTransfer(reply));
+  });
 });
