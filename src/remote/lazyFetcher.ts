@@ -200,6 +200,8 @@ function fetchOnce(name: string, ahead = false): Promise<string | undefined> {
 const AHEAD_CONCURRENCY = 4;
 /** and at most this many packages taken along per package opened (nearest first; theirs follow when they are opened) */
 const AHEAD_GROUPS = 64;
+/** VELO_LAZY_AHEAD=0 (in the environment the mount was started in): fetch only what is opened */
+const fetchAhead = process.env.VELO_LAZY_AHEAD !== '0';
 const depsOf = record?.deps ?? [];
 const objectsOf = new Map<number, LazyObject[]>();
 for (const o of record?.objects ?? []) {
@@ -273,7 +275,7 @@ createInterface({ input: socket, crlfDelay: Infinity }).on('line', (line) => {
   const name = line.slice(sp + 1);
   const asked = fetchOnce(name);
   const o = byName.get(name);
-  if (o) takeDependenciesAlong(o.group);
+  if (o && fetchAhead) takeDependenciesAlong(o.group);
   void asked.then((why) => {
     if (!socket.destroyed) socket.write(why === undefined ? `${id} ok\n` : `${id} error ${why.replace(/\n/g, ' ')}\n`);
   });
