@@ -108,10 +108,11 @@ async function settledStats(home: string): Promise<ReturnType<typeof mountOf>['s
 
 describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection mount with a remote: objects fetched on first open', () => {
   it.each([
-    ['laid out from the project record another machine published', 'lazy1', true],
+    ['laid out from the project record another machine published', 'lazy1', true, true],
     // another .npmrc: other install inputs, so no project record; the lockfile is planned here
-    ['planned from the lockfile (no project record for these inputs)', 'lazy1b', false],
-  ])('lists without downloading, reads one package downloading only it and what it requires, completes on a linked install: %s', async (_, prefix, fromRecord) => {
+    ['planned from the lockfile (no project record for these inputs)', 'lazy1b', false, true],
+    ['VELO_LAZY_AHEAD=0: only what is opened', 'lazy1c', true, false],
+  ])('lists without downloading, reads one package downloading only it and what it requires, completes on a linked install: %s', async (_, prefix, fromRecord, ahead) => {
     // another machine installs and publishes
     const a = await fx.project('basic');
     const first = await ci(a, env(fx.tmp(), prefix));
@@ -128,7 +129,7 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection
     homes.push(home);
     await fx.registry.clearRequests();
     await proxy.reset();
-    const r = await ci(b, env(home, prefix), ['--projection', 'mount']);
+    const r = await ci(b, env(home, prefix, ahead ? {} : { VELO_LAZY_AHEAD: '0' }), ['--projection', 'mount']);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.projection).toBe('mount');
@@ -180,9 +181,14 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo npm ci --projection
     for (const f of files) expect(readFileSync(join(b.dir, f)).equals(readFileSync(join(a.dir, f))), f).toBe(true);
     const stats = await settledStats(home);
     expect(stats.failed).toBe(0);
-    expect(stats.prefetched).toBeGreaterThan(0);
     const stored = storedDigests();
-    for (const d of leaf.digests) expect(stored.has(d), `velo-fx-leaf's ${d} fetched ahead`).toBe(true);
+    if (ahead) {
+      expect(stats.prefetched).toBeGreaterThan(0);
+      for (const d of leaf.digests) expect(stored.has(d), `velo-fx-leaf's ${d} fetched ahead`).toBe(true);
+    } else {
+      expect(stats.prefetched).toBe(0);
+      for (const d of leaf.digests) if (!hello.digests.has(d)) expect(stored.has(d), `velo-fx-leaf's ${d} not fetched`).toBe(false);
+    }
     for (const d of stored) if (!before.has(d)) expect(hello.digests.has(d) || leaf.digests.has(d), `${d} is hello's or leaf's`).toBe(true);
     const downloaded = await remoteObjectBytes();
     expect(downloaded).toBeGreaterThan(0);
