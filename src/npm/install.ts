@@ -55,6 +55,7 @@ async function installOnce(o: InstallOptions): Promise<InstallSummary> {
   const pkey = projectKey(root, o.fingerprintArgs, userEnv, versions);
   let manifest: ProjectManifest | undefined = loadManifest(o.store, pkey, root);
   let lazy: LazyFill | undefined;
+  let fromRemote = false;
   if (!manifest && o.remote) {
     // never seen here: the remote's record of these inputs spares planning the lockfile
     const { manifestFromRemote, remoteProjectName } = await import('./projectFromRemote.js');
@@ -62,11 +63,11 @@ async function installOnce(o: InstallOptions): Promise<InstallSummary> {
     const shared = await manifestFromRemote(o.store, o.remote, remoteName, pkey, root, o.projection === 'mount' && (await lazyMountPossible()));
     manifest = shared?.manifest;
     lazy = shared?.lazy;
-    if (shared) o.remote.noteProjectUsed();
+    fromRemote = shared !== undefined;
   }
   if (manifest) {
     try {
-      return await installFromManifest(o, root, npm, manifest, userEnv, versions, t0, pkey, lazy);
+      return await installFromManifest(o, root, npm, manifest, userEnv, versions, t0, fromRemote, lazy);
     } catch (err) {
       // a damaged or collected tree, or one recorded where paths were shorter (ENAMETOOLONG here): plan from the lockfile instead
       const tooLong = err instanceof VeloError && errnoCode(err.cause) === 'ENAMETOOLONG';
@@ -112,7 +113,8 @@ async function installFromManifest(
   userEnv: NodeJS.ProcessEnv,
   versions: string,
   t0: number,
-  pkey: string,
+  /** the manifest is the remote's project record (its keys filled, or left there for a lazy mount) */
+  fromRemote: boolean,
   lazy?: LazyFill,
 ): Promise<InstallSummary> {
   const store = o.store;
@@ -158,6 +160,7 @@ async function installFromManifest(
       packages: m.packages,
       fromProjectCache: true,
     });
+    if (fromRemote) o.remote?.noteProjectUsed();
     return withRemote(o, summary, m.keys, undefined, { manifest: m, root, userEnv, versions });
   });
 }
