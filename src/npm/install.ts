@@ -30,7 +30,7 @@ import { withYoungGenerationHeld } from './youngGeneration.js';
 import { lazyFetcherScript, recordLazyTree } from '../remote/lazyRecord.js';
 import type { LazyFill } from '../remote/fill.js';
 import { dependencyKeys, groupDependencies, readProjectLockfile } from './lockfileDeps.js';
-import type { ProjectRecord } from '../remote/remoteProject.js';
+import type { ProjectToPublish } from '../remote/remoteProject.js';
 
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';
 
@@ -128,10 +128,12 @@ async function installFromManifest(
     const remote = o.remote;
     const left = lazy;
     let completed = false;
+    // read from the lockfile once, for every node_modules dir recorded
+    let deps: number[][] | undefined;
     const lazyTrees =
       left && remote
         ? {
-            record: (tree: string) => completed || recordLazyTree(store, remote.settings.url, left.missing, tree, lazyDependencies(root, left)),
+            record: (tree: string) => completed || recordLazyTree(store, remote.settings.url, left.missing, tree, (deps ??= lazyDependencies(root, left))),
             complete: async () => {
               if (completed) return;
               // to be linked after all: every object now (a key the remote then fails for sends the install to the lockfile path)
@@ -201,7 +203,11 @@ async function installFromLockfile(
     o.progress?.phase?.('link');
     const { trees, warnings: layoutWarnings } = composeNodeModules(store, plan, builds.placed, !linkBuild);
     const lazy = fetched.lazy;
-    const lazyTrees = lazy && { record: (tree: string) => recordLazyTree(store, o.remote!.settings.url, lazy.missing, tree, lazyDependencies(root, lazy)), complete: completeLazy };
+    let deps: number[][] | undefined;
+    const lazyTrees = lazy && {
+      record: (tree: string) => recordLazyTree(store, o.remote!.settings.url, lazy.missing, tree, (deps ??= lazyDependencies(root, lazy))),
+      complete: completeLazy,
+    };
     const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, mountable, lazyTrees);
     const fetchedBytes = fetched.fetchedBytes;
     writePending(store.home, root, asides);
@@ -289,10 +295,10 @@ async function withRemote(
   project?: { manifest: ProjectManifest; root: string; userEnv: NodeJS.ProcessEnv; versions: string },
 ): Promise<InstallSummary> {
   if (!o.remote) return summary;
-  let record: ProjectRecord | undefined;
+  let record: ProjectToPublish | undefined;
   if (project && o.remote.settings.mode !== 'read' && !project.manifest.keys.some((k) => k.startsWith('npm-built:'))) {
-    const { projectRecordOf, remoteProjectName } = await import('./projectFromRemote.js');
-    record = projectRecordOf(o.store, remoteProjectName(project.root, o.fingerprintArgs, project.userEnv, project.versions), project.manifest);
+    const { projectToPublish, remoteProjectName } = await import('./projectFromRemote.js');
+    record = projectToPublish(o.store, remoteProjectName(project.root, o.fingerprintArgs, project.userEnv, project.versions), project.manifest);
   }
   await o.remote.publish(o.store, keys, REMOTE_KINDS, {}, bundle, record);
   return { ...summary, remote: o.remote.report() };

@@ -47,6 +47,11 @@ export function hashExtraInputs(root: string, rels: string[]): Record<string, st
   return Object.fromEntries(rels.map((rel) => [rel, sha256(resolve(root, rel))]));
 }
 
+/** The workspace package.json files of this checkout are those a manifest was made with. */
+export function extraInputsMatch(root: string, extraInputs: Record<string, string>): boolean {
+  return Object.entries(extraInputs).every(([rel, digest]) => sha256(resolve(root, rel)) === digest);
+}
+
 export function saveManifest(store: Store, key: string, m: Omit<ProjectManifest, 'version'>): void {
   const obj = writeBufferToStore(store, Buffer.from(JSON.stringify({ version: 1, ...m })), false);
   store.flushCounters();
@@ -69,8 +74,7 @@ export function loadManifest(store: Store, key: string, root: string): ProjectMa
     const m = JSON.parse(readFileSync(store.objectPath(entry.digest, false), 'utf8')) as ProjectManifest;
     if (m.version !== 1) return undefined;
     if (!objectLooksIntact(store.objectPath(m.hiddenLockfile, false), statSync(store.objectPath(m.hiddenLockfile, false)).size)) return undefined;
-    for (const [rel, digest] of Object.entries(m.extraInputs)) if (sha256(resolve(root, rel)) !== digest) return undefined;
-    return m;
+    return extraInputsMatch(root, m.extraInputs) ? m : undefined;
   } catch {
     return undefined;
   }

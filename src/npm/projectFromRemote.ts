@@ -14,9 +14,10 @@ import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import type { Store } from '../store/store.js';
 import type { Remote } from '../remote/remote.js';
 import type { LazyFill } from '../remote/fill.js';
-import type { ProjectRecord } from '../remote/remoteProject.js';
-import { hashExtraInputs, projectKey, saveManifest, type ProjectManifest } from './projectCache.js';
+import type { ProjectToPublish } from '../remote/remoteProject.js';
+import { extraInputsMatch, projectKey, saveManifest, type ProjectManifest } from './projectCache.js';
 import { libcFamily, REMOTE_KINDS } from './packageKey.js';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -54,8 +55,7 @@ export async function manifestFromRemote(store: Store, remote: Remote, remoteNam
   const record = await remote.project(remoteName);
   if (!record) return undefined;
   // a workspace's package.json differs here: the record is another project's
-  const inputs = hashExtraInputs(root, Object.keys(record.extraInputs));
-  if (Object.entries(record.extraInputs).some(([rel, digest]) => inputs[rel] !== digest)) return undefined;
+  if (!extraInputsMatch(root, record.extraInputs)) return undefined;
   const have = getKeys(store, record.keys);
   const lacking = record.keys.filter((k) => !have.has(k));
   let left: LazyFill | undefined;
@@ -71,34 +71,32 @@ export async function manifestFromRemote(store: Store, remote: Remote, remoteNam
   }
   for (const tree of record.trees.values()) putTreeBuffer(store, tree);
   writeBufferToStore(store, record.hidden, false, record.hiddenLockfile);
-  const manifest: ProjectManifest = {
-    version: 1,
-    dirs: record.dirs,
-    hiddenLockfile: record.hiddenLockfile,
-    keys: record.keys,
-    extraInputs: record.extraInputs,
-    packages: record.packages,
-  };
+  const { name: _name, trees: _trees, hidden: _hidden, ...fields } = record;
+  const manifest: ProjectManifest = { version: 1, ...fields };
   // complete here: the next install with these inputs lays out from the local manifest
   if (!left) saveManifest(store, localKey, manifest);
   store.flushCounters();
   return { manifest, ...(left ? { lazy: left } : {}) };
 }
 
-/** The record to publish for a manifest (its trees and hidden lockfile read from the store), or undefined when the store cannot give them. */
-export function projectRecordOf(store: Store, remoteName: string, m: ProjectManifest): ProjectRecord | undefined {
-  try {
-    return {
-      name: remoteName,
-      dirs: m.dirs,
-      trees: new Map(Object.values(m.dirs).map((d) => [d, readTreeBuffer(store, d)])),
-      hiddenLockfile: m.hiddenLockfile,
-      hidden: readFileSync(store.objectPath(m.hiddenLockfile, false)),
-      keys: m.keys,
-      extraInputs: m.extraInputs,
-      packages: m.packages,
-    };
-  } catch {
-    return undefined;
-  }
+/** A manifest as a record to publish under `remoteName` (its trees and hidden lockfile read from the store only if it is needed). */
+export function projectToPublish(store: Store, remoteName: string, m: ProjectManifest): ProjectToPublish {
+  const { version: _version, ...fields } = m;
+  return {
+    name: remoteName,
+    keys: m.keys,
+    id: createHash('sha256').update(JSON.stringify([remoteName, fields])).digest('hex'),
+    load: () => {
+      try {
+        return {
+          ...fields,
+          name: remoteName,
+          trees: new Map(Object.values(m.dirs).map((d) => [d, readTreeBuffer(store, d)])),
+          hidden: readFileSync(store.objectPath(m.hiddenLockfile, false)),
+        };
+      } catch {
+        return undefined;
+      }
+    },
+  };
 }

@@ -37,7 +37,7 @@ import {
   type ObjectLocation,
 } from './remoteLayout.js';
 import { encode, publishJobPool } from './remoteJobs.js';
-import { encodeProjectRecord, projectObjectName, type ProjectRecord } from './remoteProject.js';
+import { encodeProjectRecord, projectObjectName, type ProjectToPublish } from './remoteProject.js';
 import { Limiter, Semaphore, runPool } from './pool.js';
 import type { Remote } from './remote.js';
 
@@ -322,7 +322,7 @@ export class Publisher {
    * the keys; then, when `bundle` (the lockfile's whole key set) is given
    * and keys were written, the bundle of their records.
    */
-  async finish(names: string[], kinds: readonly string[], bundle?: string[], project?: ProjectRecord): Promise<PublishResult> {
+  async finish(names: string[], kinds: readonly string[], bundle?: string[], project?: ProjectToPublish): Promise<PublishResult> {
     if (!this.#active()) {
       await this.abandon();
       return this.result;
@@ -341,22 +341,23 @@ export class Publisher {
    * store's record) — a reader never finds one whose keys are missing — and
    * only when neither this store's record nor the remote has it already.
    */
-  async #publishProject(project: ProjectRecord, local: Map<string, string>): Promise<void> {
+  async #publishProject(project: ProjectToPublish, local: Map<string, string>): Promise<void> {
     const record = this.#record!;
     const complete = project.keys.every((k) => {
       const name = this.#rename(k);
       const tree = local.get(name);
       return tree !== undefined && record.keyTree(name) === tree;
     });
-    if (!complete) return;
-    const body = encodeProjectRecord(project);
     const recordName = `project:${project.name}`;
-    const id = hashBuffer(body);
-    if (record.keyTree(recordName) === id) return;
+    if (!complete || record.keyTree(recordName) === project.id) return;
     const objectName = projectObjectName(this.#remote.prefix, project.name);
     const there = await this.#remote.guard(() => this.#remote.client.exists(objectName));
     if (there === undefined) return;
-    if (there || (await this.#put(objectName, body, 'application/json'))) record.addKeys([[recordName, id]]);
+    if (!there) {
+      const full = project.load();
+      if (!full || !(await this.#put(objectName, encodeProjectRecord(full), 'application/json'))) return;
+    }
+    record.addKeys([[recordName, project.id]]);
   }
 
   /** The keys' objects, then the keys, then the bundle; the remote's keys by local tree (undefined when publishing stopped). */

@@ -11,7 +11,7 @@ import type { Store } from '../store/store.js';
 import type { FillOptions, FillResult, LazyFill } from './fill.js';
 import type { PublishHooks, PublishResult, Publisher } from './publish.js';
 import type { EncodedObjects } from './remoteLayout.js';
-import type { ProjectRecord } from './remoteProject.js';
+import type { ProjectRecord, ProjectToPublish } from './remoteProject.js';
 
 /** What an install did with the remote, for its summary. */
 export interface RemoteReport {
@@ -36,8 +36,8 @@ export class Remote {
   readonly settings: RemoteSettings;
   readonly client: S3Client;
   #failure: { message: string; during: 'fetch' | 'publish' } | undefined;
-  #damaged: string[] = [];
-  readonly #damagedSeen = new Set<string>();
+  /** what was damaged, in the order met (the same damage met twice is one item) */
+  readonly #damaged = new Set<string>();
   /** what the remote is being used for now (named in the warning) */
   phase: 'fetch' | 'publish' = 'fetch';
 
@@ -216,7 +216,7 @@ export class Remote {
    * (never in read mode); `bundle`: the lockfile's key set, whose bundle follows the keys;
    * `project`: the whole-project record, written last (unless it was read from here this run).
    */
-  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}, bundle?: string[], project?: ProjectRecord): Promise<void> {
+  async publish(store: Store, names: string[], kinds: readonly string[], hooks: PublishHooks = {}, bundle?: string[], project?: ProjectToPublish): Promise<void> {
     const early = this.#publisher;
     this.#publisher = undefined;
     if (this.settings.mode === 'read' || !this.usable) {
@@ -257,13 +257,11 @@ export class Remote {
   /** Content that was missing or did not match its digest (remembered for one warning). */
   damaged(what: string): void {
     // the same damage met twice (the project record's fill, then the lockfile's) is one item
-    if (this.#damagedSeen.has(what)) return;
-    this.#damagedSeen.add(what);
-    this.#damaged.push(what);
+    this.#damaged.add(what);
   }
 
   get damagedCount(): number {
-    return this.#damaged.length;
+    return this.#damaged.size;
   }
 
   /** At most one warning per kind of trouble, for the CLI to print. */
@@ -277,9 +275,9 @@ export class Remote {
           : `remote ${this.settings.url}: publishing stopped: ${f.message}; the next install resumes it`,
       );
     }
-    if (this.#damaged.length > 0) {
-      const n = this.#damaged.length;
-      out.push(`remote ${this.settings.url}: ${n} item${n === 1 ? '' : 's'} missing or not matching ${n === 1 ? 'its' : 'their'} digest (first: ${this.#damaged[0]}); those packages came from the registry`);
+    if (this.#damaged.size > 0) {
+      const n = this.#damaged.size;
+      out.push(`remote ${this.settings.url}: ${n} item${n === 1 ? '' : 's'} missing or not matching ${n === 1 ? 'its' : 'their'} digest (first: ${this.#damaged.values().next().value}); those packages came from the registry`);
     }
     return out;
   }

@@ -47,6 +47,22 @@ export interface ProjectRecord {
   packages: number;
 }
 
+/**
+ * A record to publish, as the publisher first sees it: whether it is needed
+ * (its keys all in the remote, not yet recorded as published) is decided
+ * without reading its trees or encoding it — a warm install with a remote
+ * asks that every time.
+ */
+export interface ProjectToPublish {
+  name: string;
+  /** the package keys it names: every one must be in the remote first */
+  keys: string[];
+  /** what its content is made of (digests and names), for this store's publish record */
+  id: string;
+  /** the record itself, read from the store; undefined when the store cannot give it */
+  load(): ProjectRecord | undefined;
+}
+
 interface RecordBody {
   v: number;
   name: string;
