@@ -9,9 +9,9 @@
 // that reads a lazy mount synchronously blocks its own event loop while the
 // mount's fetcher downloads through the proxy. GET /__counts on the proxy
 // answers the counts as JSON; POST /__reset zeroes them.
-import { spawn } from 'node:child_process';
 import { createServer, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { startServerProcess } from './serverProcess.mjs';
 
 function serve(target) {
   const to = new URL(target);
@@ -41,28 +41,14 @@ function serve(target) {
 }
 
 /** Start a proxy process to `target` (http://host:port): { endpoint, counts(), reset(), stop() }. */
-export function startCountingProxy(target) {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), target], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`counting proxy exited (${code})`)));
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      if (!out.includes('\n')) return;
-      const endpoint = out.trim();
-      resolve({
-        endpoint,
-        counts: async () => (await fetch(`${endpoint}/__counts`)).json(),
-        reset: async () => void (await fetch(`${endpoint}/__reset`, { method: 'POST' })).body?.cancel(),
-        stop: async () => {
-          child.removeAllListeners('exit');
-          child.kill();
-        },
-      });
-    });
-  });
+export async function startCountingProxy(target) {
+  const { url: endpoint, stop } = await startServerProcess(fileURLToPath(import.meta.url), [target]);
+  return {
+    endpoint,
+    counts: async () => (await fetch(`${endpoint}/__counts`)).json(),
+    reset: async () => void (await fetch(`${endpoint}/__reset`, { method: 'POST' })).body?.cancel(),
+    stop,
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) serve(process.argv[2]);

@@ -4,12 +4,11 @@
 // the fresh machines with the same `--registry`: their npm configuration is
 // the seeding machine's (as on a CI fleet) and the registry is unreachable.
 //
-// It runs in its own process (the bench runs installs with spawnSync, which
-// blocks its own event loop).
-import { spawn } from 'node:child_process';
+// It runs in its own process (serverProcess.mjs).
 import { createServer } from 'node:http';
 import { request } from 'node:https';
 import { fileURLToPath } from 'node:url';
+import { startServerProcess } from './serverProcess.mjs';
 
 const UPSTREAM = 'registry.npmjs.org';
 
@@ -28,26 +27,7 @@ function serve() {
 
 /** Start the relay: { url, stop() } (after stop() its port refuses connections). */
 export function startRegistryRelay() {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`registry relay exited (${code})`)));
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      if (!out.includes('\n')) return;
-      resolve({
-        url: out.trim(),
-        stop: () =>
-          new Promise((done) => {
-            child.removeAllListeners('exit');
-            child.once('exit', () => done());
-            child.kill();
-          }),
-      });
-    });
-  });
+  return startServerProcess(fileURLToPath(import.meta.url));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) serve();
