@@ -1,13 +1,20 @@
 // velo uv sync through a shared store on S3 (SeaweedFS weed mini on loopback):
 // distributions one machine stored are taken by another machine's empty store
 // from the remote, with no wheel downloaded from the index; a dead remote costs
-// one warning.
+// one warning; with --projection mount the environment is mounted while its
+// files are still in the remote, each fetched when python first opens it.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { copyProject, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
 import { tempDirs } from './support/tmp.js';
+import { velo } from './support/runVelo.js';
 import { startUvIndexSandbox, stopUvIndexSandbox, uvSandboxEnv } from './support/uvIndexSandbox.js';
 import { deadEndpoint, useS3Server } from './support/s3Server.js';
+import { fuseUnavailableReason, listMounts, unmountProjection } from '../src/mount/mount.js';
+import { Store } from '../src/store/store.js';
+import { readTree } from '../src/store/trees.js';
 
 const tmp = tempDirs('velo-remote-uv-');
 let root: string;
@@ -19,7 +26,18 @@ beforeAll(async () => {
   root = tmp();
   ({ python, index } = await startUvIndexSandbox(root));
 }, 180_000);
+const mountHomes: string[] = [];
 afterAll(async () => {
+  // every mount this file made goes before its directories are deleted
+  for (const home of mountHomes) {
+    if (!existsSync(join(home, 'store.json'))) continue;
+    const store = Store.open(home);
+    try {
+      for (const m of listMounts(store)) await unmountProjection(m.dest, { store }).catch(() => undefined);
+    } finally {
+      store.close();
+    }
+  }
   await stopUvIndexSandbox(index, root);
 });
 
@@ -72,5 +90,76 @@ describe('velo uv sync with a remote', () => {
     expect(on.summary.remote).toMatchObject({ url: `s3://${s3.bucket}/uv4/`, warnings: [] });
     expect(on.summary.remote.published).toBeGreaterThan(0);
     expect((await s3.list('uv4/keys/')).length).toBe(on.summary.remote.published);
+  });
+});
+
+const SITE = 'lib/python3.11/site-packages';
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe.skipIf(fuseUnavailableReason() !== undefined)('velo uv sync --projection mount with a remote', () => {
+  test('a second machine mounts the environment while its files are still in the remote; python fetches what it opens', async () => {
+    const remote = { ...s3.env('rw'), VELO_REMOTE: `s3://${s3.bucket}/uv5` };
+    const one = copyProject('app-two', join(root, 'm6'));
+    expect(runUvCli(['lock'], uvSandboxEnv({ root, python, veloHome: join(root, 'h6'), index }, 'lock'), one).code).toBe(0);
+    const first = sync(one, join(root, 'h6'), 'c6', remote);
+    expect(first.summary.remote).toMatchObject({ published: first.summary.distributions, warnings: [] });
+
+    const two = copyProject('app-two', join(root, 'm7'));
+    const home = join(root, 'h7');
+    mountHomes.push(home);
+    expect(runUvCli(['lock'], uvSandboxEnv({ root, python, veloHome: home, index }, 'lock'), two).code).toBe(0);
+    await index.clear();
+    const second = sync(two, home, 'c7-empty', { ...remote, VELO_REMOTE_MODE: 'read' }, ['--projection', 'mount']);
+    expect(second.summary).toMatchObject({ projection: 'mount', engine: 'fuse', fromStore: second.summary.distributions, ingested: 0 });
+    expect(second.summary.remote).toMatchObject({ fromRemote: second.summary.distributions, warnings: [] });
+    expect(second.summary.remote.lazyObjects).toBeGreaterThan(0);
+    // nothing compiled up front: that would read every module from the remote
+    expect(second.summary.bytecode).toMatchObject({ compiled: 0 });
+    expect(await index.downloads()).toEqual([]);
+
+    const venv = join(two, '.venv');
+    const store = Store.open(home);
+    try {
+      const entries = readTree(store, second.summary.tree as string).entries;
+      const inStore = (rel: string): boolean => {
+        const e = entries.find((x) => x.path === rel);
+        if (!e) throw new Error(`${rel} is not in the environment's tree`);
+        return existsSync(store.objectPath(e.digest, e.exec));
+      };
+      const greet = `${SITE}/velo_greet/__init__.py`;
+      const data = `${SITE}/velo_data/__init__.py`;
+      const notes = 'share/velo-data/notes.txt';
+      expect([inStore(greet), inStore(data), inStore(notes)]).toEqual([false, false, false]);
+
+      const imp = runPython(join(venv, 'bin', 'python'), 'import velo_greet, velo_speedups; print(velo_speedups.add_all(4, 5))', second.env, two);
+      expect(imp.code, imp.stderr).toBe(0);
+      expect(imp.stdout.trim()).toBe('9');
+      // what python opened is in the store now, as the first machine has it; a package it did not open is still only in the remote
+      expect(inStore(greet)).toBe(true);
+      expect(sha(readFileSync(join(venv, greet)))).toBe(sha(readFileSync(join(one, '.venv', greet))));
+      expect([inStore(data), inStore(notes)]).toEqual([false, false]);
+      expect(readFileSync(join(venv, notes), 'utf8')).toBe(readFileSync(join(one, '.venv', notes), 'utf8'));
+      expect(inStore(notes)).toBe(true);
+    } finally {
+      store.close();
+    }
+
+    // uv accepts the mounted environment as in sync; velo's next sync is a no-op
+    const uvEnv = uvSandboxEnv({ root, python, veloHome: home, index }, 'c7-empty');
+    const again = runUvCli(['sync', '--locked'], uvEnv, two);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toMatch(/Installed|Uninstalled|Built|Prepared/);
+    expect(sync(two, home, 'c7-empty', { ...remote, VELO_REMOTE_MODE: 'read' }, ['--projection', 'mount']).summary).toMatchObject({ noop: true });
+    // the store is consistent: the objects still in the remote are expected, not damage
+    const verify = velo(['verify', '--json'], { ...uvEnv, VELO_HOME: home });
+    expect(verify.code, verify.stderr + verify.stdout).toBe(0);
+
+    // linked after all: every object comes from the remote now, none from the index
+    const linked = sync(two, home, 'c7-empty', { ...remote, VELO_REMOTE_MODE: 'read' }, ['--projection', 'link']);
+    expect(linked.summary).toMatchObject({ projection: 'link', ingested: 0 });
+    expect(await index.downloads()).toEqual([]);
+    const imp = runPython(join(venv, 'bin', 'python'), 'import velo_data.tests.test_table; print(open(velo_data.__path__[0] + "/tests/test_table.py").read() == open("' + join(one, '.venv', SITE, 'velo_data/tests/test_table.py') + '").read())', linked.env, two);
+    expect(imp.code, imp.stderr).toBe(0);
+    expect(imp.stdout.trim()).toBe('True');
   });
 });

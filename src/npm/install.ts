@@ -27,7 +27,7 @@ import type { InstallOptions, InstallSummary } from './installTypes.js';
 import { leftoverNodeModules, projectDirs, rollBack, underLease, writeHiddenLockfile } from './projectNodeModules.js';
 import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './recordInstall.js';
 import { withYoungGenerationHeld } from './youngGeneration.js';
-import { lazyFetcherScript, recordLazyTree } from '../remote/lazyRecord.js';
+import { lazyMountPossible, lazyTreesOf } from '../remote/lazyTrees.js';
 import type { LazyFill } from '../remote/fill.js';
 import { dependencyKeys, groupDependencies, readProjectLockfile } from './lockfileDeps.js';
 import type { ProjectToPublish } from '../remote/remoteProject.js';
@@ -126,23 +126,8 @@ async function installFromManifest(
     const empty = leftovers.length > 0 ? graftTrees(store, []) : '';
     const dirs: [string, string][] = [...Object.entries(m.dirs), ...leftovers.map((d): [string, string] => [d, empty])];
     const remote = o.remote;
-    const left = lazy;
-    let completed = false;
-    // read from the lockfile once, for every node_modules dir recorded
-    let deps: number[][] | undefined;
-    const lazyTrees =
-      left && remote
-        ? {
-            record: (tree: string) => completed || recordLazyTree(store, remote.settings.url, left.missing, tree, (deps ??= lazyDependencies(root, left))),
-            complete: async () => {
-              if (completed) return;
-              // to be linked after all: every object now (a key the remote then fails for sends the install to the lockfile path)
-              const done = await remote.completeLazy(store, left);
-              if (done.size < left.trees.size) throw new VeloError('NOT_FOUND', 'the remote could not give every object of this project');
-              completed = true;
-            },
-          }
-        : undefined;
+    // the lockfile's dependency map is read once, for every node_modules dir recorded
+    const lazyTrees = lazy && remote ? lazyTreesOf(store, remote, lazy, () => lazyDependencies(root, lazy)) : undefined;
     const { results, note } = await projectDirs(o, root, dirs, asides, true, lazyTrees);
     writePending(store.home, root, asides);
     const hidden = join(root, 'node_modules', '.package-lock.json');
@@ -203,11 +188,8 @@ async function installFromLockfile(
     o.progress?.phase?.('link');
     const { trees, warnings: layoutWarnings } = composeNodeModules(store, plan, builds.placed, !linkBuild);
     const lazy = fetched.lazy;
-    let deps: number[][] | undefined;
-    const lazyTrees = lazy && {
-      record: (tree: string) => recordLazyTree(store, o.remote!.settings.url, lazy.missing, tree, (deps ??= lazyDependencies(root, lazy))),
-      complete: completeLazy,
-    };
+    // linked after all: completeLazyTrees fetches every object and plans again what the remote could not give
+    const lazyTrees = lazy && { ...lazyTreesOf(store, o.remote!, lazy, () => lazyDependencies(root, lazy)), complete: completeLazy };
     const { results, note } = await projectDirs(o, root, trees.map((t) => [t.dir, t.tree]), asides, mountable, lazyTrees);
     const fetchedBytes = fetched.fetchedBytes;
     writePending(store.home, root, asides);
@@ -276,11 +258,6 @@ function lazyDependencies(root: string, lazy: LazyFill): number[][] {
   return groupDependencies(lazy.groups, dependencyKeys(readProjectLockfile(root)));
 }
 
-/** Objects can be left in the remote for the mount to fetch: FUSE works here and the fetcher is built. */
-async function lazyMountPossible(): Promise<boolean> {
-  const { fuseUnavailableReason } = await import('../mount/mount.js');
-  return fuseUnavailableReason() === undefined && lazyFetcherScript() !== undefined && process.env.VELO_REMOTE_LAZY !== '0';
-}
 
 /**
  * After a successful install: publish the package keys the remote lacks (and

@@ -14,6 +14,7 @@ import { restoreAside } from '../projection/atomicSwap.js';
 import { isContained, projectionTarget } from '../projection/containment.js';
 import { clearPending, clearState } from './state.js';
 import type { Aside, InstallOptions } from './installTypes.js';
+import type { LazyTrees } from '../remote/lazyTrees.js';
 
 /** One node_modules dir as it was laid out. */
 export interface ProjectedDir {
@@ -46,14 +47,6 @@ export async function underLease<T>(o: InstallOptions, root: string, fn: (asides
     lease.release();
     o.store.flushCounters();
   }
-}
-
-/** Trees whose objects are partly still in the remote (a lazy fill, fetchMissing.ts). */
-export interface LazyTrees {
-  /** record a tree for a lazy mount (its fetcher gets the objects on first open); false: it cannot be, complete first */
-  record(tree: string): boolean;
-  /** fetch every object still in the remote (the trees are to be linked after all) */
-  complete(): Promise<void>;
 }
 
 /**

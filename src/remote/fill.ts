@@ -166,6 +166,31 @@ export async function completeLazyFill(store: Store, remote: Remote, lazy: LazyF
   return result;
 }
 
+/**
+ * Download now the objects of a lazy fill's files that `pick` chooses (what
+ * an install must read before it can lay out, e.g. a distribution's own
+ * metadata), and take them off its missing list. A key one of them failed
+ * for leaves the fill (its trees and groups stay for the record's numbering):
+ * the caller gets it elsewhere.
+ */
+export async function fetchLazyPart(store: Store, remote: Remote, lazy: LazyFill, pick: (path: string) => boolean): Promise<FillResult> {
+  const requests0 = remote.client.stats.requests;
+  const result: FillResult = { trees: new Map(), absent: [], objects: 0, bytes: 0, requests: 0 };
+  const part = new Map<string, Wanted>();
+  for (const f of lazy.found) {
+    for (const e of f.files) {
+      const w = lazy.wanted.get(e.digest);
+      if (w && pick(e.path)) part.set(e.digest, w);
+    }
+  }
+  await downloadObjects(store, remote, part, result);
+  for (const w of part.values()) if ([...w.execs].every((exec) => objectLooksIntact(store.objectPath(w.digest, exec), w.size))) lazy.missing.delete(w.digest);
+  for (const f of lazy.found) if (f.bad) lazy.trees.delete(f.name);
+  lazy.found = lazy.found.filter((f) => !f.bad);
+  result.requests = remote.client.stats.requests - requests0;
+  return result;
+}
+
 /** Every key's record checked (from the bundle when there is one); the keys the remote lacks go to `absent`. */
 async function lookUpAll(
   store: Store,

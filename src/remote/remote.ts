@@ -109,6 +109,23 @@ export class Remote {
     }
   }
 
+  /** Download the objects of a lazy fill's files that `pick` chooses now (fill.ts fetchLazyPart); a key that failed leaves the fill. */
+  async fetchLazyPart(store: Store, lazy: LazyFill, pick: (path: string) => boolean): Promise<void> {
+    const { fetchLazyPart } = await import('./fill.js');
+    const trees = lazy.trees.size;
+    const missing = lazy.missing.size;
+    try {
+      const r = await fetchLazyPart(store, this, lazy, pick);
+      this.#noteFilled(r);
+    } catch (err) {
+      this.#failure ??= { message: `unexpected error: ${(err as Error).message}`, during: 'fetch' };
+      lazy.trees.clear();
+      lazy.found = [];
+    }
+    this.#lazyTrees -= trees - lazy.trees.size;
+    this.#lazyObjects -= missing - lazy.missing.size;
+  }
+
   /** Download what a lazy fill left in the remote and set its keys; returns key → tree for those now complete. */
   async completeLazy(store: Store, lazy: LazyFill): Promise<Map<string, string>> {
     const { completeLazyFill } = await import('./fill.js');

@@ -32,6 +32,7 @@ import { loadDistribution, type StoredDistribution } from './storedDistribution.
 import { ingestScratch } from './ingestScratch.js';
 import type { SyncArgs } from './syncArgs.js';
 import type { Remote } from '../remote/remote.js';
+import type { LazyFill } from '../remote/fill.js';
 import { isShareable, type LockPackage, type UvLock } from './uvLock.js';
 import { normalizeProjectName } from './lockPlan.js';
 import type { CacheLinkResult } from './uvCacheLinks.js';
@@ -61,6 +62,12 @@ export interface BuildContext {
   endPhase: (name: BuildPhase) => void;
   /** the shared store on S3: distributions the local store lacks are looked up there before uv fetches them */
   remote?: Remote | undefined;
+  /**
+   * a mount fetches on first open (--projection mount with a remote, lazyMountPossible): the
+   * distributions from the remote come with their metadata only, the rest of their files stay
+   * in the remote and are not compiled up front (python compiles what it imports, in the mount's upper layer)
+   */
+  lazy?: boolean;
   /** compile every module (else none: python compiles what gets imported) */
   compileAll: boolean;
   /** bring the stored bytecode of these distributions up to date before they are loaded (distBytecode.ts) */
@@ -97,6 +104,8 @@ export interface BuiltEnvironment {
   dependent?: PerEnvFile[];
   /** uv cache files replaced by hardlinks to store objects */
   cacheLinked?: CacheLinkResult;
+  /** distributions whose files are partly still in the remote (their keys are not set): the mount fetches them on first open */
+  lazy?: LazyFill;
 }
 
 interface SyncJson {
@@ -202,9 +211,12 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
   const keyOf = new Map(wanted.map((p) => [p, distKey(p, interp, workspaceDir)]));
   const found = getKeys(store, [...keyOf.values()]);
   const lacking = [...keyOf.values()].filter((k) => !found.has(k));
+  let lazy: LazyFill | undefined;
   if (c.remote && lacking.length > 0) {
     c.phase('fetch', `looking ${lacking.length} distribution(s) up in the remote`);
-    for (const [key, tree] of await c.remote.fill(store, lacking, UV_REMOTE_KINDS)) found.set(key, tree);
+    const fromRemote = c.lazy ? await lazyFromRemote(store, c.remote, lacking) : { trees: await c.remote.fill(store, lacking, UV_REMOTE_KINDS) };
+    for (const [key, tree] of fromRemote.trees) found.set(key, tree);
+    lazy = fromRemote.lazy;
   }
   await c.bytecode({ interp, interpreterKey, python: interpreterPath, keys: [...found.keys()] });
   const stored = new Map<string, StoredDistribution>();
@@ -312,5 +324,21 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     newBytes,
     conflicts: plan.conflicts,
     cacheLinked,
+    ...(lazy ? { lazy } : {}),
   };
+}
+
+/**
+ * The remote's trees of these distributions with their own metadata (velo/:
+ * dist.json, RECORD, launchers, per-environment files — what loading and
+ * assembling read) downloaded now, and the files under env/ left in the
+ * remote (`lazy`, absent when every one was in the store already: then
+ * their keys are set).
+ */
+async function lazyFromRemote(store: Store, remote: Remote, lacking: string[]): Promise<{ trees: Map<string, string>; lazy?: LazyFill }> {
+  const lazy = await remote.fillLazy(store, lacking, UV_REMOTE_KINDS);
+  if (!lazy) return { trees: new Map() };
+  await remote.fetchLazyPart(store, lazy, (path) => path.startsWith('velo/'));
+  if (lazy.missing.size > 0) return { trees: lazy.trees, lazy };
+  return { trees: await remote.completeLazy(store, lazy) };
 }

@@ -142,7 +142,8 @@ const LACKING_LAYOUT = 'velo-uv-pyc-lacking-1';
  * nothing new to compile reads one small object.
  */
 function lackingSources(c: BytecodeContext, distKeys: string[]): Map<string, Source[]> {
-  const keys = distKeys.filter((k) => k.startsWith('uv:')).sort();
+  // the keys the store has: one it lacks now (a distribution a lazy mount still fetches from the remote) may be set later
+  const keys = [...getKeys(c.store, distKeys.filter((k) => k.startsWith('uv:'))).keys()].sort();
   const name = `uv-pyclacking:${createHash('sha256')
     .update(JSON.stringify({ layout: LACKING_LAYOUT, keys, bytecode: bytecodeSignature(c.store, keys), tag: c.interp.cacheTag, sp: c.interp.sitePackages }))
     .digest('hex')

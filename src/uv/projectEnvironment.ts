@@ -24,6 +24,7 @@ import { materialize } from '../projection/materialize.js';
 import { registerProject } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import type { MountStatus } from '../mount/mount.js';
+import type { LazyTrees } from '../remote/lazyTrees.js';
 import { STATE_FILE } from './envState.js';
 
 export interface ProjectEnvOptions {
@@ -41,6 +42,8 @@ export interface ProjectEnvOptions {
   packages: number;
   /** write the last files into the directory that becomes the environment */
   finish: (dir: string) => void | Promise<void>;
+  /** the tree's objects are partly still in the remote: a mount fetches them on first open, a link farm has them all fetched first */
+  lazy?: LazyTrees | undefined;
 }
 
 export interface ProjectedEnv {
@@ -74,6 +77,7 @@ async function linkEnvironment(o: ProjectEnvOptions, note: string | undefined): 
     const mounts = await import('../mount/mount.js');
     if (mounts.listMounts(o.store).some((m) => m.dest === o.envDir)) await mounts.unmountProjection(o.envDir, { store: o.store });
   }
+  await o.lazy?.complete();
   const m = await materialize(o.store, o.tree, o.envDir, {
     within: enclosingRoot(o.envDir, o.projectRoot),
     ...(o.method ? { method: o.method } : {}),
@@ -107,6 +111,7 @@ async function mountEnvironment(o: ProjectEnvOptions): Promise<ProjectedEnv> {
   // a new mount over an empty upper, swapped in atomically
   const current = mounts.listMounts(o.store).find((m) => m.dest === o.envDir);
   const edited = current !== undefined && current.tree === o.tree && !pristine(current.upperSummary);
+  if (o.lazy && !o.lazy.record(o.tree)) await o.lazy.complete();
   let r;
   try {
     r = await mounts.mountProjection(o.store, o.tree, o.envDir, {

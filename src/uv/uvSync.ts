@@ -32,6 +32,7 @@ import { projectEnvironment, type ProjectedEnv } from './projectEnvironment.js';
 import type { BuiltEnvironment } from './buildWithUv.js';
 import { isStaleLock, runProcess, uvFailed, type ProcessResult } from './runUvProcess.js';
 import type { Remote, RemoteReport } from '../remote/remote.js';
+import type { LazyTrees } from '../remote/lazyTrees.js';
 import { compilesEverything } from './bytecodeKey.js';
 import type { BytecodeUpdate } from './distBytecode.js';
 import type { Interpreter } from './interpreter.js';
@@ -340,7 +341,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
     };
   }
 
-  function project(envDir: string, tree: string, keys: string[], packages: number, finish: (dir: string) => Promise<void>): Promise<ProjectedEnv> {
+  function project(envDir: string, tree: string, keys: string[], packages: number, finish: (dir: string) => Promise<void>, lazy?: LazyTrees): Promise<ProjectedEnv> {
     return projectEnvironment({
       store,
       tree,
@@ -353,6 +354,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       keys,
       packages,
       finish,
+      lazy,
     });
   }
 
@@ -421,7 +423,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
   }
 
   /** Plan with uv, build the tree, project it, and record the manifest. */
-  async function attempt(isRetry: boolean, key: string, lockRan: boolean, onPlanned?: (keys: string[]) => void): Promise<UvSyncResult> {
+  async function attempt(isRetry: boolean, key: string, lockRan: boolean, onPlanned?: (keys: string[]) => void, eager = false): Promise<UvSyncResult> {
     const [{ buildWithUv }, { readUvLock }, { planFromStore }] = await Promise.all([import('./buildWithUv.js'), import('./uvLock.js'), import('./planFromStore.js')]);
     const lock = readUvLock(lockPath);
     const work = store.tmpPath('uv-sync');
@@ -454,6 +456,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         endPhase,
         remote: o.remote,
         compileAll,
+        lazy: !eager && projection === 'mount' && o.remote !== undefined && (await (await import('../remote/lazyTrees.js')).lazyMountPossible(o.env)),
         bytecode: bytecodeStep,
       });
     } finally {
@@ -465,7 +468,8 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
     onPlanned?.(b.distKeys);
     // the manifest is for the environment velo found; uv agreeing on where it is, is what makes it reusable
     // (an environment laid out as a shared tree plus files written beside it is not one tree: planned again next time)
-    const reusable = !b.dependent && b.envDir === base.envDir && b.projectDir === base.projectDir && b.workspaceDir === base.workspaceDir;
+    // (nor one with distributions still in the remote, whose keys are not set: the next sync looks them up again)
+    const reusable = !b.dependent && !b.lazy && b.envDir === base.envDir && b.projectDir === base.projectDir && b.workspaceDir === base.workspaceDir;
     const keys = [...b.distKeys, b.interpreterKey, ...(reusable ? [key] : [])];
     phase('link', `linking ${b.distributions + b.local} distribution(s) into ${b.envDir}`);
     const writeState = stateWriter({
@@ -479,13 +483,29 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
         sitePackages: b.interpreter.sitePackages,
       });
     const dependent = b.dependent;
-    const p = await project(b.envDir, b.tree, keys, b.distributions + b.local, async (dir) => {
-      if (dependent) {
-        const { writeDependentFiles } = await import('./environmentBase.js');
-        writeDependentFiles(dir, dependent);
-      }
-      await writeState(dir);
-    });
+    const lazyTrees = b.lazy ? await import('../remote/lazyTrees.js') : undefined;
+    const lazy = lazyTrees && b.lazy && o.remote ? lazyTrees.lazyTreesOf(store, o.remote, b.lazy) : undefined;
+    let p: ProjectedEnv;
+    try {
+      p = await project(
+        b.envDir,
+        b.tree,
+        keys,
+        b.distributions + b.local,
+        async (dir) => {
+          if (dependent) {
+            const { writeDependentFiles } = await import('./environmentBase.js');
+            writeDependentFiles(dir, dependent);
+          }
+          await writeState(dir);
+        },
+        lazy,
+      );
+    } catch (err) {
+      // to be linked after all, and the remote could not give the rest: uv fetches what it lacks
+      if (lazyTrees && err instanceof lazyTrees.LazyFillIncomplete) return attempt(isRetry, key, lockRan, onPlanned, true);
+      throw err;
+    }
     if (reusable) {
       saveEnvManifest(store, key, {
         tree: b.tree,
