@@ -1,7 +1,8 @@
 // Which packages each package of a lockfile requires (for a lazy mount's
 // fetcher to take them along): names resolved as Node resolves them.
 import { describe, expect, it } from 'vitest';
-import { dependencyKeys, groupDependencies } from '../src/npm/lockfileDeps.js';
+import { dependencyKeys } from '../src/npm/lockfileDeps.js';
+import { groupDependencies } from '../src/remote/lazyTrees.js';
 
 const lockfile = {
   name: 'p',

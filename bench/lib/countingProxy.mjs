@@ -18,10 +18,12 @@ function serve(target) {
   const zero = () => ({ requests: 0, bytes: 0, byKind: { keys: 0, packs: 0, objects: 0, other: 0 }, requestsByKind: { keys: 0, packs: 0, objects: 0, other: 0 } });
   let counts = zero();
   const server = createServer((req, res) => {
-    if (req.url === '/__counts') return res.end(JSON.stringify(counts));
+    // the control answers close their connection: the caller often blocks in spawnSync for longer than
+    // the server's keep-alive, and a pooled socket closed meanwhile fails its next fetch
+    if (req.url === '/__counts') return res.writeHead(200, { connection: 'close' }).end(JSON.stringify(counts));
     if (req.url === '/__reset') {
       counts = zero();
-      return res.end('{}');
+      return res.writeHead(200, { connection: 'close' }).end('{}');
     }
     const kind = /\/(keys|packs|objects)\//.exec(req.url ?? '')?.[1] ?? 'other';
     counts.requests++;

@@ -27,9 +27,9 @@ import type { InstallOptions, InstallSummary } from './installTypes.js';
 import { leftoverNodeModules, projectDirs, rollBack, underLease, writeHiddenLockfile } from './projectNodeModules.js';
 import { finishInstall, recordProjectManifest, saveHiddenLockfile } from './recordInstall.js';
 import { withYoungGenerationHeld } from './youngGeneration.js';
-import { lazyMountPossible, lazyTreesOf } from '../remote/lazyTrees.js';
+import { groupDependencies, lazyMountPossible, lazyTreesOf } from '../remote/lazyTrees.js';
 import type { LazyFill } from '../remote/fill.js';
-import { dependencyKeys, groupDependencies, readProjectLockfile } from './lockfileDeps.js';
+import { dependencyKeys, readProjectLockfile } from './lockfileDeps.js';
 import type { ProjectToPublish } from '../remote/remoteProject.js';
 
 export type { InstallOptions, InstallProgress, InstallSummary, Phase } from './installTypes.js';

@@ -52,3 +52,12 @@ export async function lazyMountPossible(env: NodeJS.ProcessEnv = process.env): P
   const { fuseUnavailableReason } = await import('../mount/mount.js');
   return fuseUnavailableReason() === undefined;
 }
+
+/** For a lazy fill's groups (package key by group index): each group's dependency groups (`deps`: key → the keys it requires). */
+export function groupDependencies(groups: readonly string[], deps: Map<string, string[]>): number[][] {
+  const index = new Map<string, number>();
+  groups.forEach((name, i) => {
+    if (!index.has(name)) index.set(name, i);
+  });
+  return groups.map((name) => [...new Set((deps.get(name) ?? []).map((d) => index.get(d)).filter((i): i is number => i !== undefined))]);
+}

@@ -33,6 +33,7 @@ import { ingestScratch } from './ingestScratch.js';
 import type { SyncArgs } from './syncArgs.js';
 import type { Remote } from '../remote/remote.js';
 import type { LazyFill } from '../remote/fill.js';
+import { groupDependencies } from '../remote/lazyTrees.js';
 import { isShareable, type LockPackage, type UvLock } from './uvLock.js';
 import { normalizeProjectName } from './lockPlan.js';
 import type { CacheLinkResult } from './uvCacheLinks.js';
@@ -106,6 +107,8 @@ export interface BuiltEnvironment {
   cacheLinked?: CacheLinkResult;
   /** distributions whose files are partly still in the remote (their keys are not set): the mount fetches them on first open */
   lazy?: LazyFill;
+  /** per group of `lazy`: the groups it requires (uv.lock's edges), fetched ahead once it is opened */
+  lazyDeps?: number[][];
 }
 
 interface SyncJson {
@@ -324,8 +327,24 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
     newBytes,
     conflicts: plan.conflicts,
     cacheLinked,
-    ...(lazy ? { lazy } : {}),
+    ...(lazy ? { lazy, lazyDeps: lazyDependencies(lazy, wanted, keyOf) } : {}),
   };
+}
+
+/**
+ * Which distributions each one of a lazy fill requires, from uv.lock's edges
+ * (its dependencies and those of every extra, by name): importing a package
+ * goes on to import those, so the mount fetches them ahead once it is opened.
+ */
+function lazyDependencies(lazy: LazyFill, wanted: LockPackage[], keyOf: Map<LockPackage, string>): number[][] {
+  const keysByName = new Map<string, string[]>();
+  for (const p of wanted) keysByName.set(p.name, [...(keysByName.get(p.name) ?? []), keyOf.get(p)!]);
+  const deps = new Map<string, string[]>();
+  for (const p of wanted) {
+    const edges = [...p.dependencies, ...Object.values(p.optionalDependencies).flat()];
+    deps.set(keyOf.get(p)!, [...new Set(edges.flatMap((d) => keysByName.get(normalizeName(d.name)) ?? []))]);
+  }
+  return groupDependencies(lazy.groups, deps);
 }
 
 /**

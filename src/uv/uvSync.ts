@@ -484,7 +484,7 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
       });
     const dependent = b.dependent;
     const lazyTrees = b.lazy ? await import('../remote/lazyTrees.js') : undefined;
-    const lazy = lazyTrees && b.lazy && o.remote ? lazyTrees.lazyTreesOf(store, o.remote, b.lazy) : undefined;
+    const lazy = lazyTrees && b.lazy && o.remote ? lazyTrees.lazyTreesOf(store, o.remote, b.lazy, () => b.lazyDeps ?? []) : undefined;
     let p: ProjectedEnv;
     try {
       p = await project(
