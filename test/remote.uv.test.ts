@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { copyProject, runPython, runUvCli, veloUv, type PyIndex } from '../fixtures/uv/harness.js';
 import { tempDirs } from './support/tmp.js';
@@ -21,6 +22,8 @@ let root: string;
 let python: string;
 let index: PyIndex;
 const s3 = useS3Server();
+const SITE = 'lib/python3.11/site-packages';
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
   root = tmp();
@@ -67,6 +70,30 @@ describe('velo uv sync with a remote', () => {
     expect(imp.stdout.trim()).toBe('9');
   });
 
+  test('bytecode goes with the distributions: a machine that compiled publishes it, a fresh machine compiles nothing and python writes nothing', async () => {
+    const remote = { ...s3.env('rw'), VELO_REMOTE: `s3://${s3.bucket}/uv6` };
+    const one = copyProject('app-two', join(root, 'm8'));
+    expect(runUvCli(['lock'], uvSandboxEnv({ root, python, veloHome: join(root, 'h8'), index }, 'lock'), one).code).toBe(0);
+    const first = sync(one, join(root, 'h8'), 'c8', remote, ['--compile-bytecode']);
+    expect(first.summary.bytecode.compiled).toBeGreaterThan(0);
+    // a key per distribution and one per distribution's bytecode
+    expect(await s3.list('uv6/keys/')).toHaveLength(2 * first.summary.distributions);
+    expect(first.summary.remote.published).toBe(2 * first.summary.distributions);
+
+    const two = copyProject('app-two', join(root, 'm9'));
+    expect(runUvCli(['lock'], uvSandboxEnv({ root, python, veloHome: join(root, 'h9'), index }, 'lock'), two).code).toBe(0);
+    await index.clear();
+    const second = sync(two, join(root, 'h9'), 'c9-empty', { ...remote, VELO_REMOTE_MODE: 'read' });
+    expect(second.summary).toMatchObject({ fromStore: second.summary.distributions, ingested: 0, bytecode: { compiled: 0 } });
+    expect(await index.downloads()).toEqual([]);
+    const pyc = join(two, '.venv', SITE, 'velo_greet', '__pycache__', 'cli.cpython-311.pyc');
+    expect(sha(readFileSync(pyc))).toBe(sha(readFileSync(join(one, '.venv', SITE, 'velo_greet', '__pycache__', 'cli.cpython-311.pyc'))));
+    const v = spawnSync(join(two, '.venv', 'bin', 'python'), ['-v', '-c', 'import velo_greet.cli, velo_data'], { encoding: 'utf8', env: second.env, cwd: two });
+    expect(v.status, v.stderr).toBe(0);
+    expect(v.stderr).toContain(`# code object from '${pyc}'`);
+    expect(v.stderr).not.toMatch(/# wrote /);
+  });
+
   test('a remote that is down: uv installs as without one, one warning', async () => {
     const three = copyProject('app-two', join(root, 'm3'));
     expect(runUvCli(['lock'], uvSandboxEnv({ root, python, veloHome: join(root, 'h3'), index }, 'lock'), three).code).toBe(0);
@@ -93,8 +120,6 @@ describe('velo uv sync with a remote', () => {
   });
 });
 
-const SITE = 'lib/python3.11/site-packages';
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe.skipIf(fuseUnavailableReason() !== undefined)('velo uv sync --projection mount with a remote', () => {
   test('a second machine mounts the environment while its files are still in the remote; python fetches what it opens', async () => {

@@ -33,6 +33,7 @@ import { ingestScratch } from './ingestScratch.js';
 import type { SyncArgs } from './syncArgs.js';
 import type { Remote } from '../remote/remote.js';
 import type { LazyFill } from '../remote/fill.js';
+import { BYTECODE_KIND, bytecodeKey } from './bytecodeKey.js';
 import { groupDependencies } from '../remote/lazyTrees.js';
 import { isShareable, type LockPackage, type UvLock } from './uvLock.js';
 import { normalizeProjectName } from './lockPlan.js';
@@ -40,8 +41,19 @@ import type { CacheLinkResult } from './uvCacheLinks.js';
 import { bareSkeleton, readVenvSkeleton, relocateSkeleton, saveVenvTemplate, venvTemplateKey } from './venvTemplate.js';
 import type { PerEnvFile } from './assembleEnvironment.js';
 
-/** The key kinds a remote shares for uv: installed distributions (keyed by the interpreter's identity). */
-export const UV_REMOTE_KINDS = ['uv'] as const;
+/**
+ * The key kinds a remote shares for uv: installed distributions (keyed by the
+ * interpreter's identity), and their bytecode (`uv-pyc:`, compiled by velo
+ * as CHECKED_HASH pycs: python checks each against its source). A bytecode
+ * key goes up as the first machine to publish it has it (compiled whole, or
+ * harvested from what got imported); one that grows later stays local.
+ */
+export const UV_REMOTE_KINDS = ['uv', BYTECODE_KIND] as const;
+
+/** The remote keys of these distribution keys: each one's, and its bytecode's. */
+export function uvRemoteKeys(keys: string[]): string[] {
+  return [...keys, ...keys.filter((k) => k.startsWith('uv:')).map(bytecodeKey)];
+}
 
 export type BuildPhase = 'scratch' | 'plan' | 'fetch' | 'ingest' | 'compile' | 'link';
 
@@ -217,8 +229,10 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
   let lazy: LazyFill | undefined;
   if (c.remote && lacking.length > 0) {
     c.phase('fetch', `looking ${lacking.length} distribution(s) up in the remote`);
-    const fromRemote = c.lazy ? await lazyFromRemote(store, c.remote, lacking) : { trees: await c.remote.fill(store, lacking, UV_REMOTE_KINDS) };
-    for (const [key, tree] of fromRemote.trees) found.set(key, tree);
+    // linked: the distributions with their bytecode, so that nothing is compiled again here (a lazy
+    // mount leaves the bytecode: python compiles what it imports, and reads no more of the remote for it)
+    const fromRemote = c.lazy ? await lazyFromRemote(store, c.remote, lacking) : { trees: await c.remote.fill(store, uvRemoteKeys(lacking), UV_REMOTE_KINDS) };
+    for (const [key, tree] of fromRemote.trees) if (key.startsWith('uv:')) found.set(key, tree);
     lazy = fromRemote.lazy;
   }
   await c.bytecode({ interp, interpreterKey, python: interpreterPath, keys: [...found.keys()] });
@@ -355,7 +369,7 @@ function lazyDependencies(lazy: LazyFill, wanted: LockPackage[], keyOf: Map<Lock
  * their keys are set).
  */
 async function lazyFromRemote(store: Store, remote: Remote, lacking: string[]): Promise<{ trees: Map<string, string>; lazy?: LazyFill }> {
-  const lazy = await remote.fillLazy(store, lacking, UV_REMOTE_KINDS);
+  const lazy = await remote.fillLazy(store, lacking, ['uv']);
   if (!lazy) return { trees: new Map() };
   await remote.fetchLazyPart(store, lazy, (path) => path.startsWith('velo/'));
   if (lazy.missing.size > 0) return { trees: lazy.trees, lazy };

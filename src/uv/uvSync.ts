@@ -417,8 +417,8 @@ export async function uvSync(o: UvSyncOptions): Promise<UvSyncResult> {
   async function withRemote(keys: string[], synced: UvSyncResult): Promise<UvSyncResult> {
     const r: UvSyncResult = { ...synced, bytecode: { ...bytecode } };
     if (!o.remote) return r;
-    const { UV_REMOTE_KINDS } = await import('./buildWithUv.js');
-    await o.remote.publish(store, keys, UV_REMOTE_KINDS);
+    const { UV_REMOTE_KINDS, uvRemoteKeys } = await import('./buildWithUv.js');
+    await o.remote.publish(store, uvRemoteKeys(keys), UV_REMOTE_KINDS);
     return { ...r, remote: o.remote.report() };
   }
 
