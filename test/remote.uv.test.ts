@@ -126,8 +126,9 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo uv sync --projectio
     const remote = { ...s3.env('rw'), VELO_REMOTE: `s3://${s3.bucket}/uv5` };
     const one = copyProject('app-two', join(root, 'm6'));
     expect(runUvCli(['lock'], uvSandboxEnv({ root, python, veloHome: join(root, 'h6'), index }, 'lock'), one).code).toBe(0);
-    const first = sync(one, join(root, 'h6'), 'c6', remote);
-    expect(first.summary.remote).toMatchObject({ published: first.summary.distributions, warnings: [] });
+    // compiled: the remote gets each distribution's bytecode beside it
+    const first = sync(one, join(root, 'h6'), 'c6', remote, ['--compile-bytecode']);
+    expect(first.summary.remote).toMatchObject({ published: 2 * first.summary.distributions, warnings: [] });
 
     const two = copyProject('app-two', join(root, 'm7'));
     const home = join(root, 'h7');
@@ -136,7 +137,8 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo uv sync --projectio
     await index.clear();
     const second = sync(two, home, 'c7-empty', { ...remote, VELO_REMOTE_MODE: 'read' }, ['--projection', 'mount']);
     expect(second.summary).toMatchObject({ projection: 'mount', engine: 'fuse', fromStore: second.summary.distributions, ingested: 0 });
-    expect(second.summary.remote).toMatchObject({ fromRemote: second.summary.distributions, warnings: [] });
+    // keys: each distribution's and its bytecode's
+    expect(second.summary.remote).toMatchObject({ fromRemote: 2 * second.summary.distributions, warnings: [] });
     expect(second.summary.remote.lazyObjects).toBeGreaterThan(0);
     // nothing compiled up front: that would read every module from the remote
     expect(second.summary.bytecode).toMatchObject({ compiled: 0 });
@@ -152,9 +154,10 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo uv sync --projectio
         return existsSync(store.objectPath(e.digest, e.exec));
       };
       const greet = `${SITE}/velo_greet/__init__.py`;
+      const greetPyc = `${SITE}/velo_greet/__pycache__/cli.cpython-311.pyc`;
       const data = `${SITE}/velo_data/__init__.py`;
       const notes = 'share/velo-data/notes.txt';
-      expect([inStore(greet), inStore(data), inStore(notes)]).toEqual([false, false, false]);
+      expect([inStore(greet), inStore(greetPyc), inStore(data), inStore(notes)]).toEqual([false, false, false, false]);
 
       const imp = runPython(join(venv, 'bin', 'python'), 'import velo_greet, velo_speedups; print(velo_speedups.add_all(4, 5))', second.env, two);
       expect(imp.code, imp.stderr).toBe(0);
@@ -165,6 +168,12 @@ describe.skipIf(fuseUnavailableReason() !== undefined)('velo uv sync --projectio
       expect([inStore(data), inStore(notes)]).toEqual([false, false]);
       expect(readFileSync(join(venv, notes), 'utf8')).toBe(readFileSync(join(one, '.venv', notes), 'utf8'));
       expect(inStore(notes)).toBe(true);
+      // the bytecode came from the remote too, on first open: python compiled nothing and wrote nothing
+      const v = spawnSync(join(venv, 'bin', 'python'), ['-v', '-c', 'import velo_greet.cli'], { encoding: 'utf8', env: second.env, cwd: two });
+      expect(v.status, v.stderr).toBe(0);
+      expect(v.stderr).toContain(`# code object from '${join(venv, greetPyc)}'`);
+      expect(v.stderr).not.toMatch(/# wrote /);
+      expect(inStore(greetPyc)).toBe(true);
     } finally {
       store.close();
     }

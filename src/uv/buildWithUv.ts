@@ -227,19 +227,24 @@ export async function buildWithUv(c: BuildContext): Promise<BuiltEnvironment> {
   const found = getKeys(store, [...keyOf.values()]);
   const lacking = [...keyOf.values()].filter((k) => !found.has(k));
   let lazy: LazyFill | undefined;
+  /** bytecode trees of a lazy fill (their keys are not set either): laid out beside their distributions */
+  const lazyBytecode = new Map<string, string>();
   if (c.remote && lacking.length > 0) {
     c.phase('fetch', `looking ${lacking.length} distribution(s) up in the remote`);
-    // linked: the distributions with their bytecode, so that nothing is compiled again here (a lazy
-    // mount leaves the bytecode: python compiles what it imports, and reads no more of the remote for it)
+    // the distributions with their bytecode, so that nothing is compiled again here (a lazy mount
+    // fetches the pycs python opens as it fetches the sources)
     const fromRemote = c.lazy ? await lazyFromRemote(store, c.remote, lacking) : { trees: await c.remote.fill(store, uvRemoteKeys(lacking), UV_REMOTE_KINDS) };
-    for (const [key, tree] of fromRemote.trees) if (key.startsWith('uv:')) found.set(key, tree);
+    for (const [key, tree] of fromRemote.trees) {
+      if (key.startsWith('uv:')) found.set(key, tree);
+      else if (fromRemote.lazy) lazyBytecode.set(key, tree);
+    }
     lazy = fromRemote.lazy;
   }
   await c.bytecode({ interp, interpreterKey, python: interpreterPath, keys: [...found.keys()] });
   const stored = new Map<string, StoredDistribution>();
   for (const [key, tree] of found) {
     try {
-      stored.set(key, loadDistribution(store, tree));
+      stored.set(key, loadDistribution(store, tree, lazyBytecode.get(bytecodeKey(key))));
     } catch (err) {
       if (!(err instanceof VeloError)) throw err;
       deleteKey(store, key); // a damaged entry: fetch it again
@@ -369,7 +374,7 @@ function lazyDependencies(lazy: LazyFill, wanted: LockPackage[], keyOf: Map<Lock
  * their keys are set).
  */
 async function lazyFromRemote(store: Store, remote: Remote, lacking: string[]): Promise<{ trees: Map<string, string>; lazy?: LazyFill }> {
-  const lazy = await remote.fillLazy(store, lacking, ['uv']);
+  const lazy = await remote.fillLazy(store, uvRemoteKeys(lacking), UV_REMOTE_KINDS);
   if (!lazy) return { trees: new Map() };
   await remote.fetchLazyPart(store, lazy, (path) => path.startsWith('velo/'));
   if (lazy.missing.size > 0) return { trees: lazy.trees, lazy };

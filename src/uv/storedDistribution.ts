@@ -138,8 +138,12 @@ function readObject(store: Store, digest: string, exec: boolean, size: number, w
   return data;
 }
 
-/** Read a stored distribution back: the tree plus its per-environment parts. */
-export function loadDistribution(store: Store, tree: string): StoredDistribution {
+/**
+ * Read a stored distribution back: the tree plus its per-environment parts,
+ * with its bytecode from its `uv-pyc:` key — or from `bytecodeTree`, a tree
+ * whose key is not set (a lazy fill from the remote).
+ */
+export function loadDistribution(store: Store, tree: string, bytecodeTree?: string): StoredDistribution {
   const parsed = readTree(store, tree);
   const byPath = new Map(parsed.entries.map((e) => [e.path, e]));
   const metaEntry = byPath.get('velo/dist.json');
@@ -155,7 +159,8 @@ export function loadDistribution(store: Store, tree: string): StoredDistribution
   }
   // the bytecode compiled for it since (bytecodeKey.ts): shared like the rest
   const own = new Set(shared.map((e) => e.path));
-  for (const e of loadBytecode(store, manifest.key)) {
+  const bytecode = bytecodeTree ? readTree(store, bytecodeTree).entries.filter((e) => e.kind === 'file') : loadBytecode(store, manifest.key);
+  for (const e of bytecode) {
     if (own.has(e.path)) continue;
     shared.push({ path: e.path, kind: 'file', exec: false, size: e.size, digest: e.digest });
     manifest.pycs++;
