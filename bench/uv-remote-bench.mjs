@@ -15,7 +15,7 @@
 // Scenarios interleave (each round starts at the next one); medians of N.
 //
 //   npx tsc -p tsconfig.json && node scripts/bundle.mjs && scripts/install-uv.sh &&
-//   node bench/uv-remote-bench.mjs [--runs N]
+//   node bench/uv-remote-bench.mjs [--runs N] [--seed-bytecode]
 //
 // Needs PyPI (uv lock, the cold uv syncs). Work happens in bench/work/uv-remote.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -31,7 +31,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', 'work', 'uv-remote');
 const UV = process.env.VELO_UV ?? join(ROOT, '.tools', 'uv', 'bin', 'uv');
 const VELO = join(ROOT, 'dist', 'bundle', 'start.cjs');
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+// --seed-bytecode: the publishing machine syncs with --compile-bytecode, so the remote has every distribution's pycs
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'seed-bytecode': { type: 'boolean', default: false } } });
 const RUNS = Number(values.runs);
 const LIGHT_IMPORTS = 'import requests';
 const IMPORTS = 'import pandas, numpy, scipy.stats, pyarrow, matplotlib.pyplot, requests';
@@ -88,8 +89,8 @@ try {
   const warmCache = join(WORK, 'uv-cache-warm');
   const seed = project('seed');
   rmSync(join(WORK, 'seed-store'), { recursive: true, force: true });
-  const seeded = JSON.parse(run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--json'], seed, { ...base, ...remote, UV_CACHE_DIR: warmCache, VELO_HOME: join(WORK, 'seed-store') }).stdout);
-  console.log(`seeded the remote: ${seeded.distributions} distributions, ${seeded.remote.published} published (${fmtMB(seeded.remote.uploadedBytes)})`);
+  const seeded = JSON.parse(run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--json', ...(values['seed-bytecode'] ? ['--compile-bytecode'] : [])], seed, { ...base, ...remote, UV_CACHE_DIR: warmCache, VELO_HOME: join(WORK, 'seed-store') }).stdout);
+  console.log(`seeded the remote: ${seeded.distributions} distributions, ${seeded.remote.published} keys published (${fmtMB(seeded.remote.uploadedBytes)}), ${seeded.bytecode.compiled} modules compiled`);
 
   const times = new Map();
   const note = (label, r) => {
@@ -108,7 +109,7 @@ try {
     homes.add(home);
     const r = run(process.execPath, [VELO, 'uv', 'sync', '--frozen', '--json', '--projection', projection], dir, { ...base, ...remote, VELO_REMOTE_MODE: 'read', UV_CACHE_DIR: cache, VELO_HOME: home });
     const s = JSON.parse(r.stdout);
-    if (s.ingested !== 0 || s.remote.fromRemote !== s.distributions || s.projection !== projection || s.remote.warnings.length) {
+    if (s.ingested !== 0 || s.fromStore !== s.distributions || s.projection !== projection || s.remote.warnings.length) {
       throw new Error(`${label}: not from the remote alone: ${r.stdout}`);
     }
     if (projection === 'link') linkedBytes = s.remote.downloadedBytes;
