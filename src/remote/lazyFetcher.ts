@@ -33,7 +33,8 @@ import { Store } from '../store/store.js';
 import { remoteSettings } from './remoteConfig.js';
 import { S3Client } from './s3Client.js';
 import { looseObjectName, packObjectName } from './remoteLayout.js';
-import { checkInObjects } from './remoteJobs.js';
+import { checkIn, remoteJobPool } from './remoteJobs.js';
+import type { IngestPool } from '../store/ingestPool.js';
 import { readLazyRecord, type LazyObject } from './lazyRecord.js';
 
 /** What the fetcher did, in <mount dir>/fetch-stats.json (for `velo mount status`, tests and benches). */
@@ -148,20 +149,29 @@ async function fetchBatch(batch: LazyObject[], ahead: boolean): Promise<(string 
   const expected = first.loc.pack === '' ? first.loc.length : end - start;
   if (data.length !== expected) return why(`${key}: got ${data.length} bytes for ${expected}`);
   const base = first.loc.pack === '' ? 0 : start;
-  const r = checkInObjects(
-    store,
-    data,
-    batch.map((o) => ({ digest: o.digest, size: o.size, execs: [o.exec], offset: o.loc.offset - base, length: o.loc.length, enc: o.loc.enc, at: o.loc.at ?? 0 })),
-  );
+  const items = batch.map((o) => ({ digest: o.digest, size: o.size, execs: [o.exec], offset: o.loc.offset - base, length: o.loc.length, enc: o.loc.enc, at: o.loc.at ?? 0 }));
+  // a large download is decoded, hashed and written on a worker: this thread stays free to answer
+  // the next open and start the next GETs (a native library decodes for a tenth of a second and
+  // more); a small one here, with no hand-over (and no worker to start for the first opens)
+  let ok: boolean[];
+  try {
+    ok = await checkIn(store, data.length >= WORKER_FROM ? (pool ??= remoteJobPool()) : undefined, data, items);
+  } catch (err) {
+    return why(`cannot write into the store: ${(err as Error).message}`);
+  }
   return batch.map((o, i) => {
-    if (r.ok[i] === undefined) return `cannot write ${o.digest} into the store: ${r.error?.message ?? 'stopped'}`;
-    if (!r.ok[i]) return `object ${o.digest} in ${key} does not match its digest: not used`;
+    if (!ok[i]) return `object ${o.digest} in ${key} does not match its digest: not used`;
     stats.objects++;
     stats.bytes += o.size;
     if (ahead) stats.prefetched++;
     return undefined;
   });
 }
+
+/** the workers large downloads are checked in on (started at the first; undefined on one core: this thread) */
+let pool: IngestPool | undefined;
+/** downloads from this size on are checked in on a worker */
+const WORKER_FROM = 1 << 20;
 
 const inFlight = new Map<string, Promise<string | undefined>>();
 
