@@ -77,8 +77,9 @@ export interface BuildContext {
   remote?: Remote | undefined;
   /**
    * a mount fetches on first open (--projection mount with a remote, lazyMountPossible): the
-   * distributions from the remote come with their metadata only, the rest of their files stay
-   * in the remote and are not compiled up front (python compiles what it imports, in the mount's upper layer)
+   * distributions from the remote come with their metadata only; the rest of their files, and
+   * their bytecode where the remote has it, stay in the remote; what it has no bytecode for is
+   * not compiled up front (python compiles what it imports, in the mount's upper layer)
    */
   lazy?: boolean;
   /** compile every module (else none: python compiles what gets imported) */
@@ -360,8 +361,13 @@ function lazyDependencies(lazy: LazyFill, wanted: LockPackage[], keyOf: Map<Lock
   for (const p of wanted) keysByName.set(p.name, [...(keysByName.get(p.name) ?? []), keyOf.get(p)!]);
   const deps = new Map<string, string[]>();
   for (const p of wanted) {
+    const key = keyOf.get(p)!;
     const edges = [...p.dependencies, ...Object.values(p.optionalDependencies).flat()];
-    deps.set(keyOf.get(p)!, [...new Set(edges.flatMap((d) => keysByName.get(normalizeName(d.name)) ?? []))]);
+    const required = [...new Set(edges.flatMap((d) => keysByName.get(normalizeName(d.name)) ?? []))];
+    // a distribution and its bytecode go together (python opens a module's pyc, then its source)
+    const along = [...required, ...required.map(bytecodeKey)];
+    deps.set(key, [bytecodeKey(key), ...along]);
+    deps.set(bytecodeKey(key), [key, ...along]);
   }
   return groupDependencies(lazy.groups, deps);
 }
