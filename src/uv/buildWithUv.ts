@@ -383,6 +383,7 @@ async function lazyFromRemote(store: Store, remote: Remote, lacking: string[]): 
   const lazy = await remote.fillLazy(store, uvRemoteKeys(lacking), UV_REMOTE_KINDS);
   if (!lazy) return { trees: new Map() };
   await remote.fetchLazyPart(store, lazy, (path) => path.startsWith('velo/'));
+  if (lazy.trees.size === 0) return { trees: new Map() }; // none checked out: uv fetches them all
   if (lazy.missing.size > 0) return { trees: lazy.trees, lazy };
   return { trees: await remote.completeLazy(store, lazy) };
 }

@@ -18,7 +18,11 @@ export function bytecodeKey(distKey: string): string {
 /** The stored bytecode of a distribution: file entries, paths from the environment root. */
 export function loadBytecode(store: Store, distKey: string): TreeEntry[] {
   const tree = getKey(store, bytecodeKey(distKey));
-  if (!tree) return [];
+  return tree ? bytecodeEntries(store, tree) : [];
+}
+
+/** The file entries of a bytecode tree (its key's, or one whose key is not set: a lazy fill's). */
+export function bytecodeEntries(store: Store, tree: string): TreeEntry[] {
   return readTree(store, tree).entries.filter((e) => e.kind === 'file');
 }
 

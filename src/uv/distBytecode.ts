@@ -119,8 +119,8 @@ async function compileInto(c: BytecodeContext, distKey: string, sources: Source[
   return out;
 }
 
-function loadAll(store: Store, keys: string[]): Map<string, StoredDistribution> {
-  const found = getKeys(store, keys.filter((k) => k.startsWith('uv:')));
+/** The distributions of these keys (key → tree, as the store holds them); a damaged one is left out. */
+function loadAll(store: Store, found: Map<string, string>): Map<string, StoredDistribution> {
   const out = new Map<string, StoredDistribution>();
   for (const [key, tree] of found) {
     try {
@@ -143,7 +143,8 @@ const LACKING_LAYOUT = 'velo-uv-pyc-lacking-1';
  */
 function lackingSources(c: BytecodeContext, distKeys: string[]): Map<string, Source[]> {
   // the keys the store has: one it lacks now (a distribution a lazy mount still fetches from the remote) may be set later
-  const keys = [...getKeys(c.store, distKeys.filter((k) => k.startsWith('uv:'))).keys()].sort();
+  const present = getKeys(c.store, distKeys.filter((k) => k.startsWith('uv:')));
+  const keys = [...present.keys()].sort();
   const name = `uv-pyclacking:${createHash('sha256')
     .update(JSON.stringify({ layout: LACKING_LAYOUT, keys, bytecode: bytecodeSignature(c.store, keys), tag: c.interp.cacheTag, sp: c.interp.sitePackages }))
     .digest('hex')
@@ -161,7 +162,7 @@ function lackingSources(c: BytecodeContext, distKeys: string[]): Map<string, Sou
     }
   }
   const out = new Map<string, Source[]>();
-  for (const [key, d] of loadAll(c.store, keys)) {
+  for (const [key, d] of loadAll(c.store, present)) {
     const lacking = sourcesOf(d, c.interp).lacking;
     if (lacking.length > 0) out.set(key, lacking);
   }

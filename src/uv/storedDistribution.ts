@@ -21,7 +21,7 @@ import type { TreeEntry } from '../store/treeFormat.js';
 import type { Store } from '../store/store.js';
 import { writeBufferToStore } from '../store/writeBufferToStore.js';
 import { addFile } from '../store/addFile.js';
-import { loadBytecode } from './bytecodeKey.js';
+import { bytecodeEntries, loadBytecode } from './bytecodeKey.js';
 import { DIST_LAYOUT } from './distKey.js';
 import type { InstalledDistribution } from './installedDistribution.js';
 
@@ -159,7 +159,7 @@ export function loadDistribution(store: Store, tree: string, bytecodeTree?: stri
   }
   // the bytecode compiled for it since (bytecodeKey.ts): shared like the rest
   const own = new Set(shared.map((e) => e.path));
-  const bytecode = bytecodeTree ? readTree(store, bytecodeTree).entries.filter((e) => e.kind === 'file') : loadBytecode(store, manifest.key);
+  const bytecode = bytecodeTree ? bytecodeEntries(store, bytecodeTree) : loadBytecode(store, manifest.key);
   for (const e of bytecode) {
     if (own.has(e.path)) continue;
     shared.push({ path: e.path, kind: 'file', exec: false, size: e.size, digest: e.digest });
