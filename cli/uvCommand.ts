@@ -40,7 +40,8 @@ again from its recorded tree without running uv at all.
   --projection P   link (default: a link farm) or mount (the store mounted at
                    .venv, writable through overlayfs as root or the mount
                    server's copy-up otherwise; writes never reach the store;
-                   falls back to link, saying why, without FUSE). Default
+                   falls back to link, saying why, without FUSE; with a
+                   remote, files are fetched on first open). Default
                    from velo.json / config / VELO_PROJECTION.
   --json           print a JSON summary
   --remote URL     use this shared store on S3 (s3://bucket/prefix) before the
@@ -133,6 +134,7 @@ async function syncWithStore(argv: string[], io: Io, checked: ReturnType<typeof 
     `velo: ${r.envDir} ready with Python ${r.python}: ${parts.join(', ')}; ${how}` +
       `${r.newObjects > 0 ? `, ${r.newObjects} new objects (${formatBytes(r.newBytes)})` : ''} in ${formatMs(r.durationMs)}`,
   );
+  if (r.remote?.lazyObjects) err(io, `velo: ${r.remote.lazyObjects} objects stay in ${r.remote.url} until first opened through the mount`);
   for (const c of r.conflicts.slice(0, 5)) err(io, `velo: warning: two distributions install ${c}; the first one was kept`);
   return 0;
 }
